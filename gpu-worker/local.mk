@@ -1,0 +1,29 @@
+# gpu-worker: the model core (libwgmodel.a) and the wakegate-worker server.
+noinst_LIBRARIES += gpu-worker/libwgmodel.a
+gpu_worker_libwgmodel_a_SOURCES = \
+	gpu-worker/safetensors.c gpu-worker/safetensors.h \
+	gpu-worker/model.c gpu-worker/model.h \
+	gpu-worker/ops_cpu.c gpu-worker/ops.h
+gpu_worker_libwgmodel_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CUDA_CFLAGS)
+MODEL_LIBS = gpu-worker/libwgmodel.a
+if HAVE_CUDA
+MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS)
+gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops.h
+	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
+CLEANFILES += gpu-worker/ops_cuda.o
+else
+gpu_worker_libwgmodel_a_SOURCES += gpu-worker/ops_nocuda.c
+endif
+EXTRA_DIST += gpu-worker/ops_cuda.cu gpu-worker/ops_nocuda.c
+MODEL_LIBS += $(JANSSON_LIBS) -lm
+
+sbin_PROGRAMS += gpu-worker/wakegate-worker
+gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c
+gpu_worker_wakegate_worker_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
+gpu_worker_wakegate_worker_LDADD = $(MODEL_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+
+# model-check: runs a model file against reference outputs (CPU, and CUDA when a GPU is there).
+check_PROGRAMS += gpu-worker/model-check
+gpu_worker_model_check_SOURCES = gpu-worker/model-check.c
+gpu_worker_model_check_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+gpu_worker_model_check_LDADD = $(MODEL_LIBS)

@@ -1,0 +1,44 @@
+/*
+ * model: a feed-forward network loaded from a safetensors file. The layer
+ * list lives in the file's __metadata__ ("wakegate.layers", a JSON string);
+ * see models/train-digits for the format. model_run() runs a batch on the
+ * device chosen with model_use_device() (CPU until then).
+ *
+ * Threads: model_run() may be called from one thread at a time (the
+ * worker's inference thread); the other functions are read-only after load.
+ */
+#ifndef WG_MODEL_H
+#define WG_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum model_device { MODEL_CPU, MODEL_CUDA };
+
+struct model;
+
+/* Returns a new model for model_free(), or NULL with a message in err. */
+struct model *model_load(const char *path, char *err, size_t errlen);
+void model_free(struct model *m);
+
+const char *model_name(const struct model *m);	/* metadata "wakegate.name", else file stem */
+int model_input_dim(const struct model *m);	/* floats per sample, e.g. 64 */
+int model_output_dim(const struct model *m);	/* floats per sample, e.g. 10 */
+/* per-sample input shape without the batch dimension, e.g. {64} or {1,8,8} */
+const int64_t *model_input_shape(const struct model *m, int *ndim);
+int model_layer_count(const struct model *m);
+
+/* 1 when a CUDA device can be used; else 0 with the reason in why. */
+int model_cuda_available(char *why, size_t whylen);
+/* Moves the weights to dev. 0 on success, -1 with err (e.g. no GPU). */
+int model_use_device(struct model *m, enum model_device dev, char *err, size_t errlen);
+enum model_device model_device(const struct model *m);
+const char *model_device_name(const struct model *m);	/* "cpu" or "cuda:0 (NAME)" */
+
+/*
+ * in: batch * input_dim floats, out: batch * output_dim floats (caller's).
+ * 0 on success, -1 with err.
+ */
+int model_run(struct model *m, const float *in, int batch, float *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,143 @@
+# WG: the test harness. Starts real processes on free loopback ports, talks
+# real HTTP to them, and stops everything it started when the test ends.
+package WG;
+use strict;
+use warnings;
+use Exporter 'import';
+use IO::Socket::INET;
+use HTTP::Tiny;
+use POSIX qw(:sys_wait_h setsid);
+use Time::HiRes qw(time sleep);
+use File::Temp qw(tempdir);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+
+our @EXPORT = qw(free_port start_proc stop_proc wait_http http_get http_post
+  bin src tmpdir start_redis wait_until slurp spew);
+
+my $src = $ENV{WG_SRC} // abs_path(dirname(__FILE__) . '/../..');
+my $build = $ENV{WG_BUILD} // $src;
+my %procs;    # pid => name
+
+sub src { return "$src/$_[0]" }
+
+# bin('wakegate-worker') -> the program in the build tree
+sub bin {
+	my ($name) = @_;
+	my %dir = ('wakegate' => 'gateway', 'wakegate-worker' => 'gpu-worker',
+		'wakegate-warmer' => 'warmer', 'model-check' => 'gpu-worker');
+	my $p = "$build/" . ($dir{$name} // '.') . "/$name";
+	die "no $p: build first\n" unless -x $p;
+	return $p;
+}
+
+my $tmp;
+sub tmpdir { $tmp //= tempdir('wg-test-XXXXXX', TMPDIR => 1, CLEANUP => 1); return $tmp }
+
+# A port nobody listens on right now. Ports are handed out from a per-process
+# range so that two tests running at once rarely collide.
+my $next_port = 20000 + ($$ * 7) % 30000;
+sub free_port {
+	for (1 .. 1000) {
+		my $p = $next_port++;
+		$next_port = 20000 if $next_port > 60000;
+		my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
+			Proto => 'tcp', ReuseAddr => 0) or next;
+		close $s;
+		return $p;
+	}
+	die "no free port";
+}
+
+# start_proc(name => 'x', cmd => [...], log => FILE, env => {...}) -> pid
+# The process gets its own process group; stdout+stderr go to log.
+sub start_proc {
+	my %a = @_;
+	my $log = $a{log} // tmpdir() . "/$a{name}.log";
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		setsid();
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $log or die "$log: $!";
+		open STDERR, '>&', \*STDOUT;
+		$ENV{$_} = $a{env}{$_} for keys %{ $a{env} // {} };
+		exec @{ $a{cmd} } or die "exec $a{cmd}[0]: $!";
+	}
+	$procs{$pid} = $a{name};
+	return $pid;
+}
+
+# Sends sig (default TERM) and waits up to timeout seconds; KILLs after.
+# Returns the exit status ($?) or undef when it had to be killed.
+sub stop_proc {
+	my ($pid, $sig, $timeout) = @_;
+	return unless $pid && exists $procs{$pid};
+	kill($sig // 'TERM', $pid);
+	my $end = time + ($timeout // 10);
+	while (time < $end) {
+		my $r = waitpid($pid, WNOHANG);
+		if ($r == $pid) { delete $procs{$pid}; return $? }
+		sleep 0.02;
+	}
+	kill 'KILL', -$pid;
+	kill 'KILL', $pid;
+	waitpid($pid, 0);
+	delete $procs{$pid};
+	return undef;
+}
+
+# Polls until code returns true or timeout seconds pass.
+sub wait_until {
+	my ($code, $timeout) = @_;
+	my $end = time + ($timeout // 10);
+	while (time < $end) {
+		return 1 if $code->();
+		sleep 0.05;
+	}
+	return 0;
+}
+
+sub http { return HTTP::Tiny->new(timeout => $_[0] // 30, keep_alive => 0) }
+sub http_get { my ($url, %o) = @_; return http($o{timeout})->get($url, { headers => $o{headers} // {} }) }
+sub http_post {
+	my ($url, $body, %o) = @_;
+	return http($o{timeout})->post($url, { content => $body,
+		headers => { 'Content-Type' => 'application/json', %{ $o{headers} // {} } } });
+}
+
+# Waits until GET url answers 200.
+sub wait_http {
+	my ($url, $timeout) = @_;
+	return wait_until(sub { my $r = http(2)->get($url); $r->{status} == 200 }, $timeout);
+}
+
+# Starts a redis-server on a free port; returns (port, pid).
+sub start_redis {
+	my $port = free_port();
+	my $dir = tmpdir();
+	my $pid = start_proc(name => "redis-$port", cmd => ['redis-server', '--port', $port,
+		'--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', $dir]);
+	wait_until(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }, 10)
+		or die "redis did not start";
+	return ($port, $pid);
+}
+
+sub slurp { my ($f) = @_; open my $fh, '<', $f or return ''; local $/; return <$fh> }
+sub spew { my ($f, $d) = @_; open my $fh, '>', $f or die "$f: $!"; print $fh $d; close $fh }
+
+# Nothing a test started outlives it.
+END {
+	my $status = $?;
+	for my $pid (keys %procs) {
+		kill 'TERM', -$pid; kill 'TERM', $pid;
+	}
+	my $end = time + 5;
+	while (%procs && time < $end) {
+		for my $pid (keys %procs) { delete $procs{$pid} if waitpid($pid, WNOHANG) == $pid }
+		sleep 0.02;
+	}
+	for my $pid (keys %procs) { kill 'KILL', -$pid; kill 'KILL', $pid; waitpid($pid, 0) }
+	$? = $status;
+}
+
+1;

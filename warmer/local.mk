@@ -1,0 +1,9 @@
+# warmer: the warmup library the gateway links, and the wakegate-warmer CLI.
+noinst_LIBRARIES += warmer/libwgwarmer.a
+warmer_libwgwarmer_a_SOURCES = warmer/warmer.c warmer/warmer.h
+warmer_libwgwarmer_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
+
+bin_PROGRAMS += warmer/wakegate-warmer
+warmer_wakegate_warmer_SOURCES = warmer/cli.c
+warmer_wakegate_warmer_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCURL_CFLAGS)
+warmer_wakegate_warmer_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS)
