@@ -7,9 +7,14 @@ gpu_worker_libwgmodel_a_SOURCES = \
 gpu_worker_libwgmodel_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CUDA_CFLAGS)
 MODEL_LIBS = gpu-worker/libwgmodel.a
 if HAVE_CUDA
-MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS)
+# nvcc's kernel-launch stubs use C++ static guards: libstdc++ resolves them.
+MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS) -lstdc++
+# SASS for Turing (the default) and Hopper (H100/H200), PTX for the rest; override on make's command line.
+NVCC_ARCH = -gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
 gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops.h
-	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
+	@$(MKDIR_P) gpu-worker
+	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) $(NVCC_ARCH) -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
 CLEANFILES += gpu-worker/ops_cuda.o
 else
 gpu_worker_libwgmodel_a_SOURCES += gpu-worker/ops_nocuda.c
@@ -18,7 +23,12 @@ EXTRA_DIST += gpu-worker/ops_cuda.cu gpu-worker/ops_nocuda.c
 MODEL_LIBS += $(JANSSON_LIBS) -lm
 
 sbin_PROGRAMS += gpu-worker/wakegate-worker
-gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c
+gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c gpu-worker/worker.h \
+	gpu-worker/api.c gpu-worker/api.h \
+	gpu-worker/batch.c gpu-worker/batch.h \
+	gpu-worker/stats.c gpu-worker/stats.h \
+	gpu-worker/tensor.c gpu-worker/tensor.h \
+	gpu-worker/wlog.c gpu-worker/wlog.h
 gpu_worker_wakegate_worker_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 gpu_worker_wakegate_worker_LDADD = $(MODEL_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 

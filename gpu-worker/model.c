@@ -1,0 +1,447 @@
+/*
+ * model: builds a feed-forward network from a checked safetensors file.
+ * The layer list in "wakegate.layers" is validated against the tensors
+ * (known ops, tensors present, shapes chaining from "wakegate.input_shape")
+ * and the weights are copied into one aligned host array that the model
+ * owns, so the file is closed once model_load() returns.
+ */
+#include "gpu-worker/model.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu-worker/ops.h"
+#include "gpu-worker/safetensors.h"
+
+#define MODEL_MAX_DIM (1 << 24)		/* floats per sample at any layer */
+#define MODEL_MAX_LAYERS 1024
+
+struct model {
+	char *name;
+	int64_t input_shape[ST_MAX_DIMS];
+	int input_ndim;
+	int input_dim, output_dim, max_dim;
+	struct ops_layer *layers;	/* w and b point into params */
+	int nlayers;
+	float *params;
+	enum model_device dev;
+	struct ops_cuda_net *cuda;	/* set while dev == MODEL_CUDA */
+	char devname[160];
+	float *buf[2];			/* CPU activations, bufcap floats each */
+	size_t bufcap;
+};
+
+/* Writes "PATH: message" into err. */
+static void model_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void model_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s: %s", path, msg);
+}
+
+/* "[64,10]" into buf, for messages. */
+static const char *model_shape_str(const int64_t *shape, int ndim, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf, len, "[");
+	for (int i = 0; i < ndim && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? "," : "", (long long)shape[i]);
+	if (n < len)
+		snprintf(buf + n, len - n, "]");
+	return buf;
+}
+
+/* The file name without folder and extension; caller frees. */
+static char *model_stem(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	char *s, *dot;
+
+	s = strdup(base ? base + 1 : path);
+	if (s && (dot = strrchr(s, '.')) && dot != s)
+		*dot = '\0';
+	return s;
+}
+
+/* Parses a metadata value that must itself be JSON; NULL with err. Caller decrefs. */
+static json_t *model_meta_json(const struct st_file *f, const char *key, int required,
+	char *err, size_t errlen)
+{
+	const char *s = st_meta(f, key);
+	json_error_t jerr;
+	json_t *v;
+
+	if (!s) {
+		if (required)
+			model_fail(err, errlen, st_path(f), "no \"%s\" in __metadata__", key);
+		else
+			err[0] = '\0';
+		return NULL;
+	}
+	v = json_loads(s, JSON_REJECT_DUPLICATES, &jerr);
+	if (!v)
+		model_fail(err, errlen, st_path(f), "__metadata__ \"%s\" is not valid JSON: %s", key, jerr.text);
+	return v;
+}
+
+/* Fills m's input shape from "wakegate.input_shape"; 0 or -1 with err. */
+static int model_parse_input(struct model *m, const struct st_file *f, char *err, size_t errlen)
+{
+	json_t *a = model_meta_json(f, "wakegate.input_shape", 1, err, errlen), *e;
+	int64_t dim = 1;
+	size_t i;
+	int rc = -1;
+
+	if (!a)
+		return -1;
+	if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > ST_MAX_DIMS) {
+		model_fail(err, errlen, st_path(f), "wakegate.input_shape is not an array of 1 to %d sizes",
+			ST_MAX_DIMS);
+		goto out;
+	}
+	json_array_foreach(a, i, e) {
+		json_int_t n = json_is_integer(e) ? json_integer_value(e) : 0;
+
+		if (n < 1 || n > MODEL_MAX_DIM || (dim *= n) > MODEL_MAX_DIM) {
+			model_fail(err, errlen, st_path(f),
+				"wakegate.input_shape[%zu] is not a positive size (at most %d floats a sample)",
+				i, MODEL_MAX_DIM);
+			goto out;
+		}
+		m->input_shape[i] = n;
+	}
+	m->input_ndim = (int)json_array_size(a);
+	m->input_dim = (int)dim;
+	rc = 0;
+out:
+	json_decref(a);
+	return rc;
+}
+
+/* Checks one dense layer against the running width *cur; adds its size to *nparams. */
+static int model_check_dense(const struct st_file *f, int idx, json_t *l, int *cur, size_t *nparams,
+	const struct st_tensor **wt, const struct st_tensor **bt, char *err, size_t errlen)
+{
+	const char *wn = json_string_value(json_object_get(l, "weight"));
+	const char *bn = json_string_value(json_object_get(l, "bias"));
+	char s1[96], s2[96];
+
+	if (!wn || !bn) {
+		model_fail(err, errlen, st_path(f), "layer %d (dense): needs \"weight\" and \"bias\" tensor names", idx);
+		return -1;
+	}
+	if (!(*wt = st_tensor_find(f, wn))) {
+		model_fail(err, errlen, st_path(f), "layer %d (dense): no tensor \"%s\" in the file", idx, wn);
+		return -1;
+	}
+	if (!(*bt = st_tensor_find(f, bn))) {
+		model_fail(err, errlen, st_path(f), "layer %d (dense): no tensor \"%s\" in the file", idx, bn);
+		return -1;
+	}
+	if ((*wt)->ndim != 2 || (*wt)->shape[0] < 1 || (*wt)->shape[0] > MODEL_MAX_DIM ||
+	    (*wt)->shape[1] < 1 || (*wt)->shape[1] > MODEL_MAX_DIM) {
+		model_fail(err, errlen, st_path(f), "layer %d (dense): weight \"%s\" has shape %s, not [out,in]",
+			idx, wn, model_shape_str((*wt)->shape, (*wt)->ndim, s1, sizeof(s1)));
+		return -1;
+	}
+	if ((*bt)->ndim != 1 || (*bt)->shape[0] != (*wt)->shape[0]) {
+		model_fail(err, errlen, st_path(f), "layer %d (dense): bias \"%s\" has shape %s, weight \"%s\" has %s",
+			idx, bn, model_shape_str((*bt)->shape, (*bt)->ndim, s1, sizeof(s1)), wn,
+			model_shape_str((*wt)->shape, (*wt)->ndim, s2, sizeof(s2)));
+		return -1;
+	}
+	if ((*wt)->shape[1] != *cur) {
+		model_fail(err, errlen, st_path(f),
+			"layer %d (dense): weight \"%s\" takes %lld inputs but %s gives %d",
+			idx, wn, (long long)(*wt)->shape[1],
+			idx == 0 ? "wakegate.input_shape" : "the layer before", *cur);
+		return -1;
+	}
+	*cur = (int)(*wt)->shape[0];
+	*nparams += (size_t)(*wt)->count + (size_t)(*bt)->count;
+	return 0;
+}
+
+/* Builds m's layer table and copies the weights; 0 or -1 with err. */
+static int model_parse_layers(struct model *m, const struct st_file *f, char *err, size_t errlen)
+{
+	json_t *a = model_meta_json(f, "wakegate.layers", 1, err, errlen), *l;
+	const struct st_tensor **tw = NULL, **tb = NULL;
+	size_t i, nparams = 0, off = 0;
+	int cur = m->input_dim, rc = -1;
+
+	if (!a)
+		return -1;
+	if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > MODEL_MAX_LAYERS) {
+		model_fail(err, errlen, st_path(f), "wakegate.layers is not an array of 1 to %d layers",
+			MODEL_MAX_LAYERS);
+		goto out;
+	}
+	m->nlayers = (int)json_array_size(a);
+	m->layers = calloc((size_t)m->nlayers, sizeof(*m->layers));
+	tw = calloc((size_t)m->nlayers, sizeof(*tw));
+	tb = calloc((size_t)m->nlayers, sizeof(*tb));
+	if (!m->layers || !tw || !tb) {
+		model_fail(err, errlen, st_path(f), "out of memory");
+		goto out;
+	}
+	m->max_dim = cur;
+	json_array_foreach(a, i, l) {
+		const char *op = json_string_value(json_object_get(l, "op"));
+		struct ops_layer *ly = &m->layers[i];
+
+		if (!json_is_object(l) || !op) {
+			model_fail(err, errlen, st_path(f), "layer %zu: not an object with an \"op\" string", i);
+			goto out;
+		}
+		ly->in = cur;
+		if (strcmp(op, "dense") == 0) {
+			ly->kind = OPS_DENSE;
+			if (model_check_dense(f, (int)i, l, &cur, &nparams, &tw[i], &tb[i], err, errlen) < 0)
+				goto out;
+		} else if (strcmp(op, "relu") == 0) {
+			ly->kind = OPS_RELU;
+		} else if (strcmp(op, "softmax") == 0) {
+			ly->kind = OPS_SOFTMAX;
+		} else {
+			model_fail(err, errlen, st_path(f), "layer %zu: unknown op \"%.40s\" (known: dense, relu, softmax)",
+				i, op);
+			goto out;
+		}
+		ly->out = cur;
+		if (cur > m->max_dim)
+			m->max_dim = cur;
+	}
+	m->output_dim = cur;
+	m->params = malloc((nparams ? nparams : 1) * sizeof(float));
+	if (!m->params) {
+		model_fail(err, errlen, st_path(f), "out of memory for %zu weights", nparams);
+		goto out;
+	}
+	for (i = 0; i < (size_t)m->nlayers; i++) {
+		if (m->layers[i].kind != OPS_DENSE)
+			continue;
+		st_tensor_read_f32(tw[i], m->params + off);
+		m->layers[i].w = m->params + off;
+		off += tw[i]->count;
+		st_tensor_read_f32(tb[i], m->params + off);
+		m->layers[i].b = m->params + off;
+		off += tb[i]->count;
+	}
+	rc = 0;
+out:
+	free(tw);
+	free(tb);
+	json_decref(a);
+	return rc;
+}
+
+/* The optional "wakegate.labels" must name each output; 0 or -1 with err. */
+static int model_check_labels(const struct model *m, const struct st_file *f, char *err, size_t errlen)
+{
+	json_t *a = model_meta_json(f, "wakegate.labels", 0, err, errlen), *e;
+	size_t i;
+	int rc = -1;
+
+	if (!a)
+		return err[0] ? -1 : 0;
+	if (!json_is_array(a) || json_array_size(a) != (size_t)m->output_dim) {
+		model_fail(err, errlen, st_path(f), "wakegate.labels is not an array of %d names (one per output)",
+			m->output_dim);
+		goto out;
+	}
+	json_array_foreach(a, i, e) {
+		if (!json_is_string(e)) {
+			model_fail(err, errlen, st_path(f), "wakegate.labels[%zu] is not a string", i);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	json_decref(a);
+	return rc;
+}
+
+struct model *model_load(const char *path, char *err, size_t errlen)
+{
+	struct st_file *f;
+	struct model *m;
+	const char *name;
+
+	if (!(f = st_open(path, err, errlen)))
+		return NULL;
+	if (!(m = calloc(1, sizeof(*m)))) {
+		model_fail(err, errlen, path, "out of memory");
+		st_close(f);
+		return NULL;
+	}
+	m->dev = MODEL_CPU;
+	name = st_meta(f, "wakegate.name");
+	m->name = name && name[0] ? strdup(name) : model_stem(path);
+	if (!m->name) {
+		model_fail(err, errlen, path, "out of memory");
+		goto fail;
+	}
+	if (model_parse_input(m, f, err, errlen) < 0 || model_parse_layers(m, f, err, errlen) < 0 ||
+	    model_check_labels(m, f, err, errlen) < 0)
+		goto fail;
+	st_close(f);
+	return m;
+fail:
+	st_close(f);
+	model_free(m);
+	return NULL;
+}
+
+void model_free(struct model *m)
+{
+	if (!m)
+		return;
+	ops_cuda_net_free(m->cuda);
+	free(m->buf[0]);
+	free(m->buf[1]);
+	free(m->params);
+	free(m->layers);
+	free(m->name);
+	free(m);
+}
+
+const char *model_name(const struct model *m)
+{
+	return m->name;
+}
+
+int model_input_dim(const struct model *m)
+{
+	return m->input_dim;
+}
+
+int model_output_dim(const struct model *m)
+{
+	return m->output_dim;
+}
+
+const int64_t *model_input_shape(const struct model *m, int *ndim)
+{
+	*ndim = m->input_ndim;
+	return m->input_shape;
+}
+
+int model_layer_count(const struct model *m)
+{
+	return m->nlayers;
+}
+
+int model_cuda_available(char *why, size_t whylen)
+{
+	return ops_cuda_available(why, whylen);
+}
+
+/* CPU drops the device copy; CUDA uploads the weights unless they are there already. */
+int model_use_device(struct model *m, enum model_device dev, char *err, size_t errlen)
+{
+	struct ops_cuda_net *net;
+	char why[256];
+
+	if (dev == MODEL_CPU) {
+		ops_cuda_net_free(m->cuda);
+		m->cuda = NULL;
+		m->dev = MODEL_CPU;
+		return 0;
+	}
+	if (dev != MODEL_CUDA) {
+		snprintf(err, errlen, "unknown device %d", (int)dev);
+		return -1;
+	}
+	if (m->cuda)
+		return 0;
+	if (!ops_cuda_available(why, sizeof(why))) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	net = ops_cuda_net_new(m->layers, m->nlayers, m->devname, sizeof(m->devname), err, errlen);
+	if (!net)
+		return -1;
+	m->cuda = net;
+	m->dev = MODEL_CUDA;
+	return 0;
+}
+
+enum model_device model_device(const struct model *m)
+{
+	return m->dev;
+}
+
+const char *model_device_name(const struct model *m)
+{
+	return m->dev == MODEL_CUDA ? m->devname : "cpu";
+}
+
+/* Grows the two CPU activation buffers to n floats each. */
+static int model_reserve(struct model *m, size_t n)
+{
+	for (int i = 0; i < 2 && n > m->bufcap; i++) {
+		float *p = realloc(m->buf[i], n * sizeof(float));
+
+		if (!p)
+			return -1;
+		m->buf[i] = p;
+	}
+	if (n > m->bufcap)
+		m->bufcap = n;
+	return 0;
+}
+
+int model_run(struct model *m, const float *in, int batch, float *out, char *err, size_t errlen)
+{
+	float *cur, *next, *t;
+	size_t n;
+
+	if (batch < 1) {
+		snprintf(err, errlen, "batch of %d samples: must be at least 1", batch);
+		return -1;
+	}
+	if (__builtin_mul_overflow((size_t)batch, (size_t)m->max_dim, &n) || n > SIZE_MAX / sizeof(float)) {
+		snprintf(err, errlen, "batch of %d samples is too large", batch);
+		return -1;
+	}
+	if (m->dev == MODEL_CUDA)
+		return ops_cuda_net_run(m->cuda, in, batch, out, err, errlen);
+	if (model_reserve(m, n) < 0) {
+		snprintf(err, errlen, "out of memory for a batch of %d samples", batch);
+		return -1;
+	}
+	cur = m->buf[0];
+	next = m->buf[1];
+	memcpy(cur, in, (size_t)batch * m->input_dim * sizeof(float));
+	for (int i = 0; i < m->nlayers; i++) {
+		const struct ops_layer *l = &m->layers[i];
+
+		switch (l->kind) {
+		case OPS_DENSE:
+			ops_cpu_dense(cur, batch, l->in, l->out, l->w, l->b, next);
+			t = cur;
+			cur = next;
+			next = t;
+			break;
+		case OPS_RELU:
+			ops_cpu_relu(cur, (size_t)batch * l->out);
+			break;
+		case OPS_SOFTMAX:
+			ops_cpu_softmax(cur, batch, l->out);
+			break;
+		}
+	}
+	memcpy(out, cur, (size_t)batch * m->output_dim * sizeof(float));
+	return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * ops_cpu: the CPU kernels. Plain C, no BLAS: the models are small, and the
+ * dense loop is arranged so that each weight row is read once per block of
+ * samples while both operands stream through memory in order.
+ */
+#include "gpu-worker/ops.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#define OPS_CPU_BLOCK 4	/* samples sharing one pass over a weight row */
+
+/* Both x rows and w rows are contiguous in the inner index: dot products, 4 samples at a time. */
+void ops_cpu_dense(const float *x, int batch, int in, int out, const float *w, const float *b, float *y)
+{
+	int s = 0;
+
+	for (; s + OPS_CPU_BLOCK <= batch; s += OPS_CPU_BLOCK) {
+		const float *x0 = x + (size_t)s * in, *x1 = x0 + in, *x2 = x1 + in, *x3 = x2 + in;
+		float *y0 = y + (size_t)s * out;
+
+		for (int o = 0; o < out; o++) {
+			const float *wr = w + (size_t)o * in;
+			float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+
+			for (int i = 0; i < in; i++) {
+				float wi = wr[i];
+
+				a0 += x0[i] * wi;
+				a1 += x1[i] * wi;
+				a2 += x2[i] * wi;
+				a3 += x3[i] * wi;
+			}
+			y0[o] = a0 + b[o];
+			y0[out + o] = a1 + b[o];
+			y0[2 * (size_t)out + o] = a2 + b[o];
+			y0[3 * (size_t)out + o] = a3 + b[o];
+		}
+	}
+	for (; s < batch; s++) {
+		const float *xr = x + (size_t)s * in;
+		float *yr = y + (size_t)s * out;
+
+		for (int o = 0; o < out; o++) {
+			const float *wr = w + (size_t)o * in;
+			float a = 0;
+
+			for (int i = 0; i < in; i++)
+				a += xr[i] * wr[i];
+			yr[o] = a + b[o];
+		}
+	}
+}
+
+void ops_cpu_relu(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (x[i] < 0)
+			x[i] = 0;
+}
+
+/* Stable: exp(x - max) never overflows; the sum is at least 1. */
+void ops_cpu_softmax(float *x, int batch, int dim)
+{
+	for (int s = 0; s < batch; s++) {
+		float *r = x + (size_t)s * dim, m = r[0], sum = 0;
+
+		for (int i = 1; i < dim; i++)
+			if (r[i] > m)
+				m = r[i];
+		for (int i = 0; i < dim; i++) {
+			r[i] = expf(r[i] - m);
+			sum += r[i];
+		}
+		for (int i = 0; i < dim; i++)
+			r[i] /= sum;
+	}
+}
