@@ -1,0 +1,62 @@
+/*
+ * proxy: forwards one client request (evhttp server side) to one replica
+ * (evhttp client side) and streams the answer back as it arrives.
+ *
+ * A proxy_pool is one replica's keep-alive connection pool; the upstream
+ * module makes one when a replica turns READY (or WARMING, for warmup) and
+ * frees it when the replica stops. The pool does not limit concurrency: the
+ * caller (hold/upstream) only forwards when the replica has a free slot.
+ *
+ * Headers: passes method, path+query, headers (minus hop-by-hop ones), body;
+ * adds X-Forwarded-For, X-Forwarded-Proto, X-Request-Id (kept when the client
+ * sent one). Response: status, headers and body chunks are relayed as they
+ * come (chunked to the client when the backend streams). Errors: 502 when
+ * the backend fails or closes mid-request, 504 when connect or a read times
+ * out, each with a one-line reason in the body. A client that goes away
+ * cancels the upstream request.
+ */
+#ifndef WG_PROXY_H
+#define WG_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evhttp_request;
+struct proxy_pool;
+
+struct proxy_opts {
+	int64_t connect_timeout_ms;
+	int64_t read_timeout_ms;	/* between reads */
+	const char *request_id;		/* NULL: make one */
+	const char *extra_header_name;	/* e.g. "X-Wakegate-Cold", or NULL */
+	const char *extra_header_value;
+};
+
+/* Why a forward ended, for the access log and metrics. */
+struct proxy_result {
+	int status;		/* status sent to the client (502/504 on failure); 0 if the client left first */
+	int client_gone;	/* the client closed before the end */
+	double upstream_ms;	/* from sending to the last byte */
+	uint64_t bytes_out;	/* body bytes relayed to the client */
+};
+
+/*
+ * done: called exactly once per proxy_forward, on the loop, after the client
+ * got its last byte or left. progress: called (may be NULL) whenever body
+ * bytes flow, so a long stream counts as activity.
+ */
+typedef void (*proxy_done_cb)(const struct proxy_result *res, void *arg);
+typedef void (*proxy_progress_cb)(void *arg);
+
+struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port);
+/* Frees the pool; requests still in flight are failed with 502 first (their done cb runs). */
+void proxy_pool_free(struct proxy_pool *p);
+
+void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struct proxy_opts *o,
+		   proxy_done_cb done, proxy_progress_cb progress, void *arg);
+
+/* Sends a small error reply: {"error": reason} with status code and, if > 0, Retry-After. */
+void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s);
+
+#endif
