@@ -1,0 +1,135 @@
+# wakegate-replay: traces replayed in simulated time, with results worked out
+# by hand in the comments. Default request duration 0.1s.
+use strict;
+use warnings;
+use Test::More;
+use WG;
+
+my $replay = ($ENV{WG_BUILD} // src('.')) . '/tools/wakegate-replay';
+-x $replay or BAIL_OUT("no $replay: build first (make tools/wakegate-replay)");
+
+# runs wakegate-replay; returns (exit status, output with stderr)
+sub run_replay {
+	my @args = @_;
+	my $pid = open(my $fh, '-|') // die "fork: $!";
+	if (!$pid) {
+		open STDERR, '>&', \*STDOUT;
+		exec $replay, @args or die "exec $replay: $!";
+	}
+	my $text = do { local $/; <$fh> } // '';
+	close $fh;
+	return ($? >> 8, $text);
+}
+
+# --csv output as { policy => { gpu, cost, saving, cold, p50, p99 } }
+sub replay_csv {
+	my ($rc, $text) = run_replay(@_, '--csv');
+	die "wakegate-replay @_ failed ($rc): $text" if $rc;
+	my %r;
+	for (split /\n/, $text) {
+		next if /^policy,/ || /^#/;
+		my ($p, @v) = split /,/;
+		@{ $r{$p} }{qw(gpu cost saving cold p50 p99)} = @v;
+	}
+	return \%r;
+}
+
+my $dir = tmpdir();
+
+# Five requests on one upstream, boot 30s:
+#   0    cold start: up at 0, ready 30, busy until 31 (duration 1)
+#   10   arrives while booting: waits 20s, same cold start, done at 31
+#   100  fixed:60s: gap 69s > 60 -> run [0,91] billed 91; cold: ready 130, done 131
+#        fixed:5m: gap 69s <= 300 -> warm, done at 101
+#   1000 fixed:60s: gap 869 -> run [100,191] = 91; cold, ready 1030, done 1031
+#        fixed:5m: gap 899 > 300 -> run [0,401] = 401; cold, ready 1030, done 1031
+#   1010 arrives while booting: waits 20s, done at 1031
+# The trace ends at the last request's end, 1011: always-on = 1011s. The
+# last runs are cut where the work ends: [1000,1031] = 31s.
+#   fixed:60s: 91 + 91 + 31 = 213s, 3 cold starts, waits 30,20,30,30,20
+#   fixed:5m: 401 + 31 = 432s, 2 cold starts, waits 30,20,0,30,20
+spew("$dir/tiny.csv", "timestamp,upstream,duration\n0,a,1\n10,a,1\n# a comment\n\n100,a,1\n1010,a,1\n1000,a,1\n");
+my $r = replay_csv("$dir/tiny.csv", '--policy', 'fixed:60s', '--policy', 'all');
+is($r->{'always-on'}{gpu}, '1011.0', 'always-on pays for the whole span of the trace');
+is($r->{'always-on'}{cold}, 0, 'always-on never starts cold');
+is($r->{'fixed:60s'}{gpu}, '213.0', 'a 60s keep-alive bills each run from boot to 60s after its last request');
+is($r->{'fixed:60s'}{cold}, 3, 'a 60s keep-alive starts cold three times');
+is($r->{'fixed:60s'}{p50}, '30.000', 'most requests on a 60s keep-alive wait a whole boot');
+is($r->{'fixed:5m'}{gpu}, '432.0', 'a 5m keep-alive bridges the short gap and bills 432s');
+is($r->{'fixed:5m'}{cold}, 2, 'a 5m keep-alive starts cold twice');
+is($r->{'fixed:5m'}{p50}, '20.000', 'a request that comes during a boot waits only what is left of it');
+is($r->{'fixed:5m'}{p99}, '30.000', 'the worst wait is one boot');
+is($r->{'fixed:5m'}{saving}, sprintf('%.2f', 100 * (1 - 432 / 1011)), 'the saving is measured against always-on');
+is($r->{adaptive}{gpu}, $r->{'fixed:5m'}{gpu}, 'adaptive with too few gaps behaves as the fixed 5 minutes');
+
+# Billed per minute: fixed:60s runs of 91, 91, 31s bill 120 + 120 + 60;
+# always-on 1011s bills 1020s; at 3.6/h a GPU-second costs 0.001.
+$r = replay_csv("$dir/tiny.csv", '--policy', 'fixed:60s', '--granularity', '1m', '--price', '3.6/h');
+is($r->{'fixed:60s'}{gpu}, '300.0', 'per-minute billing rounds every run up to whole minutes');
+is($r->{'always-on'}{gpu}, '1020.0', 'always-on is rounded up too');
+is($r->{'fixed:60s'}{cost}, '0.3000', 'the cost is GPU-hours times the price');
+
+my ($rc, $text) = run_replay("$dir/tiny.csv", '--policy', 'adaptive', '-v');
+like($text, qr/few samples 2;/, 'the verbose report says why adaptive decided as it did');
+like($text, qr/^\S+tiny\.csv: 1 upstream, 5 requests/m, 'the table names the trace and its size');
+
+# Twenty requests 30 minutes apart (0, 1800, ... 34200), billed per ms.
+# fixed:5m: every request starts cold; a run is boot 30 + 0.1 + 300 =
+# 330.1s, the last one is cut at its end (30.1s): 19 * 330.1 + 30.1 = 6302.0.
+# adaptive: a cold request ends 30.1s after it came, so the gaps are 1769.9s
+# (bin 29). Gaps 1-10 fall back (few samples): 10 runs of 330.1s. From
+# gap 11 it pre-warms: stop at once (request 11's run: 30.1s), wake 29m -
+# 1m - 30s = 1650s after the end, ready at 1680s. Request 12 finds it
+# ready: run 1800.1 - 1680.1 = 120.0s. Later gaps are 1799.9s (bin 29):
+# runs from 1650.1s after one request to 0.1s after the next: 8 * 150.0s.
+# Total 3301.0 + 30.1 + 120.0 + 1200.0 = 4651.1s; 11 cold starts (1-11).
+spew("$dir/regular.csv", join '', map { ($_ * 1800) . ",job\n" } 0 .. 19);
+$r = replay_csv("$dir/regular.csv", '--granularity', '1ms');
+is($r->{'always-on'}{gpu}, '34200.1', 'always-on over nine and a half hours');
+is($r->{'fixed:5m'}{cold}, 20, 'a 5-minute timer starts cold on every request 30 minutes apart');
+is($r->{'fixed:5m'}{gpu}, '6302.0', 'and bills every boot and keep-alive');
+is($r->{adaptive}{cold}, 11, 'adaptive stops starting cold once it has seen ten gaps');
+is($r->{adaptive}{gpu}, '4651.1', 'and its pre-warms bill less than the 5-minute timer');
+is($r->{adaptive}{p50}, '30.000', 'the learning period still shows in the median wait');
+
+# The Azure Functions format: 4 id columns, then 1440 per-minute counts.
+# f1: 2 calls in minute 1 (at 15s, 45s), 1 in minute 3 (150s); f2: 1 call
+# in the last minute (86370s). fixed:5m: f1 starts cold at 15 (ready 45,
+# the 45s call needs no wait, done 45.1), 150 is 104.9s later: warm. f2
+# starts cold. 2 cold starts; --top 1 keeps f1 alone.
+my @z = (0) x 1440;
+my @f1 = @z; @f1[0, 2] = (2, 1);
+my @f2 = @z; $f2[1439] = 1;
+spew("$dir/azure.csv", join("\n", join(',', qw(HashOwner HashApp HashFunction Trigger), 1 .. 1440),
+	join(',', qw(o1 a1 f1 http), @f1), join(',', qw(o2 a2 f2 timer), @f2)) . "\n");
+($rc, $text) = run_replay("$dir/azure.csv", '--azure', '--policy', 'fixed:5m');
+is($rc, 0, 'an Azure Functions trace replays');
+like($text, qr/2 upstreams, 4 requests/, 'each function is an upstream, each count a request');
+$r = replay_csv("$dir/azure.csv", '--azure', '--policy', 'fixed:5m');
+is($r->{'fixed:5m'}{cold}, 2, 'requests spread over their minute start cold as computed by hand');
+($rc, $text) = run_replay("$dir/azure.csv", '--azure', '--top', '1');
+like($text, qr/1 upstream, 3 requests/, '--top keeps the busiest functions only');
+
+# Errors name the place.
+spew("$dir/bad.csv", "0,a\n5,a\nsoon,a\n");
+($rc, $text) = run_replay("$dir/bad.csv");
+is($rc, 1, 'a malformed trace fails');
+like($text, qr/bad\.csv:3: bad timestamp/, 'and the message names the file and line');
+($rc, $text) = run_replay("$dir/tiny.csv", '--policy', 'sometimes');
+is($rc, 2, 'an unknown policy is refused');
+($rc, $text) = run_replay("$dir/tiny.csv", '--boot', 'long');
+is($rc, 2, 'a boot time that is not a time is refused');
+
+# The shipped traces: adaptive is never worse than the fixed 5 minutes on
+# either count, and beats it on the bursty one.
+for my $t (qw(diurnal bursty sparse)) {
+	my $file = src("bench/traces/$t.csv");
+	$r = replay_csv($file);
+	ok($r->{adaptive}{cold} <= $r->{'fixed:5m'}{cold} && $r->{adaptive}{gpu} <= $r->{'fixed:5m'}{gpu},
+		"on the $t trace adaptive starts cold no more often and costs no more than a 5-minute timer");
+	ok($r->{'fixed:5m'}{saving} > 0, "on the $t trace scaling to zero saves against always-on");
+}
+$r = replay_csv(src('bench/traces/bursty.csv'));
+ok($r->{adaptive}{cold} < $r->{'fixed:5m'}{cold}, 'on the bursty trace adaptive pre-warms before the jobs');
+
+done_testing();

@@ -1,0 +1,16 @@
+# tools: wakegate-replay (replays a request trace against keep-alive
+# policies) and the policy's unit-test driver. The policy itself lives in
+# gateway/ (pure code the daemon will link too).
+bin_PROGRAMS += tools/wakegate-replay
+tools_wakegate_replay_SOURCES = \
+	tools/replay.c \
+	tools/trace.c tools/trace.h \
+	gateway/policy.c gateway/policy.h
+tools_wakegate_replay_LDADD = -lm
+
+check_PROGRAMS += gateway/policy-test
+gateway_policy_test_SOURCES = gateway/policy-test.c gateway/policy.c gateway/policy.h
+gateway_policy_test_LDADD = -lm
+
+# bench/ (the traces, make-traces, cost) is in EXTRA_DIST through Makefile.am.
+dist_man_MANS += man/wakegate-replay.1

@@ -1,0 +1,343 @@
+/*
+ * wakegate-replay: replays a request trace in simulated time against
+ * always-on, fixed keep-alive and adaptive policies, and prints what each
+ * would have cost: billed GPU time, cold starts, and the wait they added.
+ * See man/wakegate-replay.1 for the model it simulates.
+ */
+#include "gateway/policy.h"
+#include "tools/trace.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_POLICIES 16
+#define N_REASONS 8
+
+struct opts {
+	int64_t boot_ms, gran_ms, dur_ms;
+	double price;		/* per GPU-hour */
+	int azure, csv, verbose;
+	size_t top;
+	const char *path;
+};
+
+/* What one policy did over the whole trace. */
+struct result {
+	char name[64];
+	int always_on;
+	struct policy_conf pc;
+	double billed_ms, alive_ms;
+	uint64_t cold;
+	int64_t *wait;		/* per request, owned */
+	size_t nwait;
+	const char *reason[N_REASONS];	/* adaptive: how often each reason decided */
+	uint64_t reason_n[N_REASONS];
+};
+
+/* Bills one worker run [a, b), clipped at clip. */
+static void bill(struct result *r, const struct opts *o, int64_t a, int64_t b, int64_t clip)
+{
+	if (b > clip)
+		b = clip;
+	if (b <= a)
+		return;
+	r->alive_ms += (double)(b - a);
+	r->billed_ms += ceil((double)(b - a) / (double)o->gran_ms) * (double)o->gran_ms;
+}
+
+static void count_reason(struct result *r, const char *reason)
+{
+	for (int i = 0; i < N_REASONS; i++) {
+		if (r->reason[i] == reason || !r->reason[i]) {
+			r->reason[i] = reason;
+			r->reason_n[i]++;
+			return;
+		}
+	}
+}
+
+/* One upstream's requests q[0..n), sorted by arrival, on one worker under
+ * r's policy. The worker's schedule after each request is the policy's
+ * decision from the gaps seen before it went idle. Runs are clipped at
+ * span_end (the trace's end) unless work is still going on then. */
+static void sim_upstream(struct result *r, const struct opts *o, const struct trace_req *q,
+	size_t n, int64_t span_end)
+{
+	struct policy_hist h;
+	struct policy_decision d = { 0 };
+	int64_t run = -1, ready = 0, busy = 0, counted = -1, b = o->boot_ms;
+
+	policy_hist_init(&h);
+	for (size_t i = 0; i < n; i++) {
+		int64_t t = q[i].t_ms, gap, w, end;
+
+		if (run < 0) {
+			run = t;
+			ready = t + b;
+		} else if (t > busy) {
+			gap = t - busy;
+			d = policy_decide(&r->pc, &h);
+			count_reason(r, d.reason);
+			policy_observe_gap(&h, gap);
+			if (gap > d.keepalive_ms) {
+				bill(r, o, run, busy + d.keepalive_ms, INT64_MAX);
+				if (d.prewarm_ms > 0 && gap >= d.prewarm_ms && gap <= d.until_ms) {
+					run = busy + d.prewarm_ms;
+				} else {
+					if (d.prewarm_ms > 0 && gap > d.until_ms)
+						bill(r, o, busy + d.prewarm_ms, busy + d.until_ms, INT64_MAX);
+					run = t;
+				}
+				ready = run + b;
+			}
+		}
+		w = ready > t ? ready - t : 0;
+		if (w > 0 && counted != run) {
+			r->cold++;
+			counted = run;
+		}
+		r->wait[r->nwait++] = w;
+		end = (t > ready ? t : ready) + q[i].dur_ms;
+		if (end > busy)
+			busy = end;
+	}
+	if (run >= 0) {
+		d = policy_decide(&r->pc, &h);
+		bill(r, o, run, busy + d.keepalive_ms, busy > span_end ? busy : span_end);
+	}
+}
+
+static void sim_policy(struct result *r, const struct opts *o, const struct trace *tr,
+	int64_t span_start, int64_t span_end)
+{
+	size_t i, j;
+
+	r->wait = calloc(tr->n ? tr->n : 1, sizeof(*r->wait));
+	if (!r->wait) {
+		fputs("wakegate-replay: out of memory\n", stderr);
+		exit(1);
+	}
+	if (r->always_on) {
+		for (i = 0; i < tr->nup; i++)
+			bill(r, o, span_start, span_end, span_end);
+		r->nwait = tr->n;
+		return;
+	}
+	for (i = 0; i < tr->n; i = j) {
+		for (j = i; j < tr->n && tr->req[j].up == tr->req[i].up; j++)
+			;
+		sim_upstream(r, o, tr->req + i, j - i, span_end);
+	}
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of r's waits, in seconds; sorts them. */
+static double wait_pct(struct result *r, double q)
+{
+	size_t k;
+
+	if (!r->nwait)
+		return 0;
+	qsort(r->wait, r->nwait, sizeof(*r->wait), cmp_i64);
+	k = (size_t)ceil(q / 100.0 * (double)r->nwait);
+	return (double)r->wait[k ? k - 1 : 0] / 1000.0;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: wakegate-replay TRACE.csv [--policy always-on|fixed:TIME|adaptive[:OPTS]|all]...\n"
+		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h] [--duration TIME]\n"
+		"       [--azure [--top N]] [--csv] [-v]\n", f);
+}
+
+static void die(const char *msg, const char *arg)
+{
+	fprintf(stderr, "wakegate-replay: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+	exit(2);
+}
+
+/* Adds the policy named by spec ("all" adds three) to res. */
+static void add_policy(struct result *res, int *nres, const struct opts *o, const char *spec)
+{
+	const char *err;
+	struct result *r;
+
+	if (!strcmp(spec, "all")) {
+		add_policy(res, nres, o, "always-on");
+		add_policy(res, nres, o, "fixed:5m");
+		add_policy(res, nres, o, "adaptive");
+		return;
+	}
+	if (*nres == MAX_POLICIES)
+		die("too many policies", spec);
+	r = &res[(*nres)++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", spec);
+	policy_conf_default(&r->pc);
+	if (!strcmp(spec, "always-on"))
+		r->always_on = 1;
+	else if (policy_conf_parse(&r->pc, spec, &err) < 0)
+		die(err, spec);
+}
+
+static void parse_args(int argc, char **argv, struct opts *o, struct result *res, int *nres)
+{
+	const char *specs[MAX_POLICIES];
+	int nspec = 0;
+	char *end;
+
+	*o = (struct opts){ .boot_ms = 30000, .gran_ms = 1000, .dur_ms = 100, .price = 1.0 };
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--azure")) {
+			o->azure = 1;
+		} else if (!strcmp(a, "--csv")) {
+			o->csv = 1;
+		} else if (!strcmp(a, "-v")) {
+			o->verbose = 1;
+		} else if (a[0] == '-' && a[1] && !v) {
+			die("option needs a value", a);
+		} else if (!strcmp(a, "--policy")) {
+			if (nspec == MAX_POLICIES)
+				die("too many policies", v);
+			specs[nspec++] = argv[++i];
+		} else if (!strcmp(a, "--boot")) {
+			if (policy_parse_ms(argv[++i], &o->boot_ms) < 0)
+				die("--boot needs a time such as 30s", v);
+		} else if (!strcmp(a, "--duration")) {
+			if (policy_parse_ms(argv[++i], &o->dur_ms) < 0)
+				die("--duration needs a time such as 100ms", v);
+		} else if (!strcmp(a, "--granularity")) {
+			if (policy_parse_ms(argv[++i], &o->gran_ms) < 0 || o->gran_ms <= 0)
+				die("--granularity needs a time such as 1s", v);
+		} else if (!strcmp(a, "--price")) {
+			o->price = strtod(argv[++i], &end);
+			if (end == v || (*end && strcmp(end, "/h")) || !(o->price >= 0))
+				die("--price needs an amount per hour such as 1.0/h", v);
+		} else if (!strcmp(a, "--top")) {
+			long n = strtol(argv[++i], &end, 10);
+			if (end == v || *end || n < 0)
+				die("--top needs a count", v);
+			o->top = (size_t)n;
+		} else if (a[0] == '-' && a[1]) {
+			die("unknown option", a);
+		} else if (o->path) {
+			die("one trace at a time", a);
+		} else {
+			o->path = a;
+		}
+	}
+	if (!o->path) {
+		usage(stderr);
+		exit(2);
+	}
+	/* always-on first: the baseline the others save against */
+	add_policy(res, nres, o, "always-on");
+	if (!nspec)
+		specs[nspec++] = "all";
+	for (int i = 0; i < nspec; i++) {
+		if (!strcmp(specs[i], "always-on"))
+			continue;
+		if (!strcmp(specs[i], "all")) {
+			add_policy(res, nres, o, "fixed:5m");
+			add_policy(res, nres, o, "adaptive");
+		} else {
+			add_policy(res, nres, o, specs[i]);
+		}
+	}
+	for (int i = 0; i < *nres; i++)
+		res[i].pc.boot_ms = o->boot_ms;
+}
+
+static void print_results(struct result *res, int nres, const struct opts *o,
+	const struct trace *tr, int64_t span)
+{
+	double base = res[0].billed_ms;
+
+	if (o->csv)
+		puts("policy,gpu_seconds,cost,saving_pct,cold_starts,wait_p50_s,wait_p99_s");
+	else
+		printf("%s: %zu upstream%s, %zu requests over %.1f h; boot %.1fs, price %.2f/h, billed per %gs\n"
+			"%-22s %12s %10s %8s %12s %9s %9s\n", o->path, tr->nup, tr->nup == 1 ? "" : "s",
+			tr->n, (double)span / 3600000.0, (double)o->boot_ms / 1000.0, o->price,
+			(double)o->gran_ms / 1000.0, "policy", "GPU-seconds", "cost", "saving",
+			"cold-starts", "wait-p50", "wait-p99");
+	for (int i = 0; i < nres; i++) {
+		struct result *r = &res[i];
+		double gpu_s = r->billed_ms / 1000.0, cost = gpu_s / 3600.0 * o->price;
+		double saving = base > 0 ? 100.0 * (1.0 - r->billed_ms / base) : 0;
+		double p50 = wait_pct(r, 50), p99 = wait_pct(r, 99);
+
+		if (o->csv)
+			printf("%s,%.1f,%.4f,%.2f,%" PRIu64 ",%.3f,%.3f\n", r->name, gpu_s, cost, saving,
+				r->cold, p50, p99);
+		else
+			printf("%-22s %12.1f %10.2f %7.1f%% %12" PRIu64 " %8.2fs %8.2fs\n", r->name, gpu_s,
+				cost, saving, r->cold, p50, p99);
+	}
+	if (!o->verbose)
+		return;
+	for (int i = 0; i < nres; i++) {
+		if (!res[i].reason[0] || res[i].pc.kind != POLICY_ADAPTIVE)
+			continue;
+		printf("# %s decisions:", res[i].name);
+		for (int j = 0; j < N_REASONS && res[i].reason[j]; j++)
+			printf(" %s %" PRIu64 ";", res[i].reason[j], res[i].reason_n[j]);
+		printf(" worker alive %.1f s before rounding\n", res[i].alive_ms / 1000.0);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct result res[MAX_POLICIES];
+	struct opts o;
+	struct trace tr;
+	char err[512];
+	int nres = 0, rc;
+	int64_t span_start = INT64_MAX, span_end = 0;
+	FILE *f;
+
+	parse_args(argc, argv, &o, res, &nres);
+	f = strcmp(o.path, "-") ? fopen(o.path, "r") : stdin;
+	if (!f) {
+		fprintf(stderr, "wakegate-replay: %s: %m\n", o.path);
+		return 1;
+	}
+	trace_init(&tr);
+	rc = o.azure ? trace_read_azure(&tr, f, o.path, o.top, o.dur_ms, err, sizeof(err))
+		: trace_read_csv(&tr, f, o.path, o.dur_ms, err, sizeof(err));
+	if (f != stdin)
+		fclose(f);
+	if (rc < 0 || tr.n == 0) {
+		fprintf(stderr, "wakegate-replay: %s\n", rc < 0 ? err : "the trace has no requests");
+		trace_free(&tr);
+		return 1;
+	}
+	trace_sort(&tr);
+	for (size_t i = 0; i < tr.n; i++) {
+		if (tr.req[i].t_ms < span_start)
+			span_start = tr.req[i].t_ms;
+		if (tr.req[i].t_ms + tr.req[i].dur_ms > span_end)
+			span_end = tr.req[i].t_ms + tr.req[i].dur_ms;
+	}
+	for (int i = 0; i < nres; i++)
+		sim_policy(&res[i], &o, &tr, span_start, span_end);
+	print_results(res, nres, &o, &tr, span_end - span_start);
+	for (int i = 0; i < nres; i++)
+		free(res[i].wait);
+	trace_free(&tr);
+	return 0;
+}
