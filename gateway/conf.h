@@ -74,6 +74,8 @@ struct conf_server {
 	int64_t proxy_connect_timeout_ms;
 	int64_t proxy_read_timeout_ms;
 	struct conf_server *next;
+	char *ssl_certificate;	/* PEM file, resolved against the prefix; set when a listen has ssl */
+	char *ssl_certificate_key;
 };
 
 struct conf {

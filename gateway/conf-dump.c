@@ -1,0 +1,170 @@
+/*
+ * conf-dump: a test tool. Loads a conf with conf_load() and prints what the
+ * gateway would see, one "key value" a line in a stable order, or the error
+ * on stderr with exit status 1. Also a fuzzing entry: conf-dump FILE never
+ * crashes, whatever FILE holds.
+ *
+ *   conf-dump [-p PREFIX] FILE
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/conf.h"
+
+/* Prints s with \ and control characters escaped, so each value stays on its line. */
+static void put_str(const char *s)
+{
+	if (!s) {
+		fputs("-", stdout);
+		return;
+	}
+	if (!*s) {
+		fputs("\"\"", stdout);
+		return;
+	}
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '\\')
+			fputs("\\\\", stdout);
+		else if (ch == '\n')
+			fputs("\\n", stdout);
+		else if (ch == '\t')
+			fputs("\\t", stdout);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\x%02x", ch);
+		else
+			putchar(ch);
+	}
+}
+
+static void kv_str(const char *key, const char *v)
+{
+	fputs(key, stdout);
+	putchar(' ');
+	put_str(v);
+	putchar('\n');
+}
+
+static void kv_num(const char *key, int64_t v)
+{
+	printf("%s %" PRId64 "\n", key, v);
+}
+
+static void dump_upstream(const struct conf_upstream *u)
+{
+	char k[256];
+	const struct conf_warmup *w = &u->warmup;
+
+#define K(s) (snprintf(k, sizeof(k), "upstream.%s.%s", u->name, s), k)
+	printf("upstream %s\n", u->name);
+	printf("upstream.%s.defined %s:%d\n", u->name, u->file, u->line);
+	kv_str(K("launch_kind"), u->launch_kind);
+	kv_str(K("launch_cmd"), u->launch_cmd);
+	kv_str(K("health"), u->health_path);
+	kv_num(K("boot_timeout_ms"), u->boot_timeout_ms);
+	kv_num(K("warmup.off"), w->off);
+	kv_str(K("warmup.model"), w->model);
+	kv_str(K("warmup.path"), w->path);
+	kv_str(K("warmup.body"), w->body_file);
+	kv_num(K("warmup.count"), w->count);
+	kv_num(K("warmup.until_stable"), w->until_stable);
+	kv_num(K("warmup.timeout_ms"), w->timeout_ms);
+	kv_num(K("idle_timeout_ms"), u->idle_timeout_ms);
+	kv_num(K("min_warm"), u->min_warm);
+	kv_num(K("hold_max"), u->hold_max);
+	kv_num(K("hold_timeout_ms"), u->hold_timeout_ms);
+	kv_num(K("stop_grace_ms"), u->stop_grace_ms);
+	kv_num(K("max_conns"), u->max_conns);
+#undef K
+}
+
+static void dump_server(const struct conf_server *s, int i)
+{
+	char k[256];
+	int j = 0;
+
+#define K(...) (snprintf(k, sizeof(k), __VA_ARGS__), k)
+	printf("server %d\n", i);
+	for (const struct conf_listen *l = s->listens; l; l = l->next)
+		printf("server.%d.listen %s%s%s:%d%s\n", i, strchr(l->addr, ':') ? "[" : "", l->addr,
+		       strchr(l->addr, ':') ? "]" : "", l->port, l->ssl ? " ssl" : "");
+	kv_str(K("server.%d.server_name", i), s->server_name);
+	kv_str(K("server.%d.ssl_certificate", i), s->ssl_certificate);
+	kv_str(K("server.%d.ssl_certificate_key", i), s->ssl_certificate_key);
+	kv_num(K("server.%d.client_max_body_size", i), s->client_max_body_size);
+	kv_num(K("server.%d.proxy_connect_timeout_ms", i), s->proxy_connect_timeout_ms);
+	kv_num(K("server.%d.proxy_read_timeout_ms", i), s->proxy_read_timeout_ms);
+	for (const struct conf_location *l = s->locations; l; l = l->next, j++) {
+		printf("server.%d.location.%d %s", i, j, l->exact ? "= " : "");
+		put_str(l->path);
+		printf("\nserver.%d.location.%d.defined %s:%d\n", i, j, l->file, l->line);
+		kv_str(K("server.%d.location.%d.proxy_pass", i, j), l->proxy_pass);
+		kv_str(K("server.%d.location.%d.upstream", i, j), l->upstream ? l->upstream->name : NULL);
+		kv_num(K("server.%d.location.%d.client_max_body_size", i, j), l->client_max_body_size);
+		kv_num(K("server.%d.location.%d.proxy_connect_timeout_ms", i, j), l->proxy_connect_timeout_ms);
+		kv_num(K("server.%d.location.%d.proxy_read_timeout_ms", i, j), l->proxy_read_timeout_ms);
+	}
+#undef K
+}
+
+static void dump(const struct conf *c)
+{
+	int i = 0;
+
+	kv_str("file", c->file);
+	kv_str("prefix", c->prefix);
+	kv_str("daemon", c->daemon ? "on" : "off");
+	kv_str("pid", c->pid_path);
+	kv_str("error_log", c->error_log_path);
+	kv_str("error_log_level", conf_log_level_name(c->error_log_level));
+	kv_str("access_log", c->access_log_path ? c->access_log_path : "off");
+	if (c->redis_host)
+		printf("redis %s:%d\n", c->redis_host, c->redis_port);
+	else
+		kv_str("redis", "off");
+	kv_str("redis_prefix", c->redis_prefix);
+	if (c->admin_port)
+		printf("admin_listen %s:%d\n", c->admin_addr, c->admin_port);
+	else
+		kv_str("admin_listen", "off");
+	kv_num("client_max_body_size", c->client_max_body_size);
+	kv_num("proxy_connect_timeout_ms", c->proxy_connect_timeout_ms);
+	kv_num("proxy_read_timeout_ms", c->proxy_read_timeout_ms);
+	for (const struct conf_server *s = c->servers; s; s = s->next)
+		dump_server(s, i++);
+	for (const struct conf_upstream *u = c->upstreams; u; u = u->next)
+		dump_upstream(u);
+}
+
+int main(int argc, char **argv)
+{
+	const char *prefix = NULL;
+	char err[1024];
+	struct conf *c;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "p:")) != -1) {
+		if (opt != 'p') {
+			fprintf(stderr, "usage: conf-dump [-p PREFIX] FILE\n");
+			return 2;
+		}
+		prefix = optarg;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: conf-dump [-p PREFIX] FILE\n");
+		return 2;
+	}
+	c = conf_load(argv[optind], prefix, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	dump(c);
+	conf_free(c);
+	return 0;
+}

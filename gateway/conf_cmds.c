@@ -1,0 +1,633 @@
+/*
+ * conf_cmds: the directive table and the function behind each row. Adding
+ * a directive is adding a row here and, unless a generic setter fits, one
+ * function; the parser in conf.c already checks context, block or not,
+ * argument count and duplicates from the row.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/conf_int.h"
+
+/* Which inheritable value a row sets (the "off" of the row). */
+enum { INH_BODY_SIZE, INH_CONNECT_TIMEOUT, INH_READ_TIMEOUT };
+
+static int64_t *inherit_slot(struct conf_parse *p, size_t which)
+{
+	struct conf *c = &p->c->pub;
+	int64_t *v[3];
+
+	if (p->ctx == CONF_LOCATION) {
+		struct conf_location *l = &p->loc->pub;
+		v[0] = &l->client_max_body_size;
+		v[1] = &l->proxy_connect_timeout_ms;
+		v[2] = &l->proxy_read_timeout_ms;
+	} else if (p->ctx == CONF_SERVER) {
+		struct conf_server *s = &p->srv->pub;
+		v[0] = &s->client_max_body_size;
+		v[1] = &s->proxy_connect_timeout_ms;
+		v[2] = &s->proxy_read_timeout_ms;
+	} else {
+		v[0] = &c->client_max_body_size;
+		v[1] = &c->proxy_connect_timeout_ms;
+		v[2] = &c->proxy_read_timeout_ms;
+	}
+	return v[which];
+}
+
+static int get_time(struct conf_parse *p, const char *s, int64_t *out)
+{
+	*out = conf_parse_time(s);
+	if (*out < 0)
+		return conf_error(p, "invalid time \"%s\"", s);
+	return 0;
+}
+
+/* A count: 0 .. INT32_MAX, digits only. */
+static int get_num(struct conf_parse *p, const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = (s[0] >= '0' && s[0] <= '9') ? strtol(s, &end, 10) : -1;
+	if (v < 0 || errno || *end || v > 0x7fffffffL)
+		return conf_error(p, "invalid number \"%s\"", s);
+	*out = (int)v;
+	return 0;
+}
+
+static void set_str(char **field, char *v)
+{
+	free(*field);
+	*field = v;
+}
+
+/* "on" | "off" into an int of struct conf. */
+static int set_flag(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	int *f = (int *)((char *)&p->c->pub + cmd->off);
+
+	if (strcmp(av[0], "on") == 0)
+		*f = 1;
+	else if (strcmp(av[0], "off") == 0)
+		*f = 0;
+	else
+		return conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+				  av[0], cmd->name);
+	return 0;
+}
+
+static int set_inherit_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	return get_time(p, av[0], inherit_slot(p, cmd->off));
+}
+
+static int set_inherit_size(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	int64_t v = conf_parse_size(av[0]);
+	if (v < 0)
+		return conf_error(p, "invalid size \"%s\"", av[0]);
+	*inherit_slot(p, cmd->off) = v;
+	return 0;
+}
+
+static int set_ups_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	return get_time(p, av[0], (int64_t *)((char *)p->ups + cmd->off));
+}
+
+static int set_ups_num(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	return get_num(p, av[0], (int *)((char *)p->ups + cmd->off));
+}
+
+static int set_max_conns(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	if (set_ups_num(p, cmd, av, ac) < 0)
+		return -1;
+	if (p->ups->max_conns < 1)
+		return conf_error(p, "\"max_conns\" must be at least 1");
+	return 0;
+}
+
+static int set_include(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	return conf_include(p, av[0]);
+}
+
+/* pid FILE | off */
+static int set_pid(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	set_str(&p->c->pub.pid_path, strcmp(av[0], "off") == 0 ? NULL : conf_path(p, av[0]));
+	return 0;
+}
+
+static int parse_level(const char *s, enum conf_log_level *l)
+{
+	for (int i = LOG_LVL_EMERG; i <= LOG_LVL_DEBUG; i++) {
+		if (strcmp(s, conf_log_level_name((enum conf_log_level)i)) == 0) {
+			*l = (enum conf_log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* error_log FILE|stderr [LEVEL] */
+static int set_error_log(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf *c = &p->c->pub;
+	enum conf_log_level l = LOG_LVL_ERROR;	/* nginx's default when a file names no level */
+
+	if (ac == 2 && parse_level(av[1], &l) < 0)
+		return conf_error(p, "invalid log level \"%s\"", av[1]);
+	set_str(&c->error_log_path, strcmp(av[0], "stderr") == 0 ? conf_xstrdup("stderr") : conf_path(p, av[0]));
+	c->error_log_level = l;
+	return 0;
+}
+
+/* access_log FILE|stdout|stderr|off */
+static int set_access_log(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	char *v;
+
+	if (strcmp(av[0], "off") == 0)
+		v = NULL;
+	else if (strcmp(av[0], "stdout") == 0 || strcmp(av[0], "stderr") == 0)
+		v = conf_xstrdup(av[0]);
+	else
+		v = conf_path(p, av[0]);
+	set_str(&p->c->pub.access_log_path, v);
+	return 0;
+}
+
+static int parse_port(const char *s, int *port)
+{
+	char *end;
+	long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+/*
+ * "[ADDR:]PORT" as listen takes it: "8080", "127.0.0.1:8080", "*:8080",
+ * "[::1]:8080", "localhost:8080". ADDR must be an IP literal. Returns 0 with
+ * *addr (new string), or -1 with an nginx-style complaint.
+ */
+static int parse_listen(struct conf_parse *p, const char *dname, const char *s, const char *dflt,
+			char **addr, int *port)
+{
+	const char *colon, *ps;
+	char *a;
+	unsigned char bin[16];
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return conf_error(p, "invalid address in \"%s\" of the \"%s\" directive", s, dname);
+		a = strndup(s + 1, (size_t)(rb - s - 1));
+		ps = rb + 2;
+	} else if ((colon = strrchr(s, ':'))) {
+		a = strndup(s, (size_t)(colon - s));
+		ps = colon + 1;
+	} else {
+		a = conf_xstrdup(dflt);
+		ps = s;
+	}
+	if (!a)
+		abort();
+	if (parse_port(ps, port) < 0) {
+		free(a);
+		return conf_error(p, "invalid port in \"%s\" of the \"%s\" directive", s, dname);
+	}
+	if (strcmp(a, "*") == 0 || strcmp(a, "") == 0) {
+		set_str(&a, conf_xstrdup("0.0.0.0"));
+	} else if (strcmp(a, "localhost") == 0) {
+		set_str(&a, conf_xstrdup("127.0.0.1"));
+	} else if (inet_pton(AF_INET, a, bin) != 1 && inet_pton(AF_INET6, a, bin) != 1) {
+		free(a);
+		return conf_error(p, "invalid address in \"%s\" of the \"%s\" directive", s, dname);
+	}
+	*addr = a;
+	return 0;
+}
+
+/* admin_listen [ADDR:]PORT | off; a bare port means loopback. */
+static int set_admin_listen(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf *c = &p->c->pub;
+	char *addr;
+	int port;
+
+	p->c->admin_file = p->lx->shown;
+	p->c->admin_line = p->line;
+	if (strcmp(av[0], "off") == 0) {
+		c->admin_port = 0;
+		return 0;
+	}
+	if (parse_listen(p, cmd->name, av[0], "127.0.0.1", &addr, &port) < 0)
+		return -1;
+	set_str(&c->admin_addr, addr);
+	c->admin_port = port;
+	return 0;
+}
+
+/* redis HOST[:PORT] [prefix=P]; HOST may be a name, PORT defaults to 6379. */
+static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf *c = &p->c->pub;
+	const char *s = av[0], *colon = NULL, *hend;
+	int port = 6379;
+
+	if (s[0] == '[') {
+		hend = strchr(s, ']');
+		if (!hend || (hend[1] != '\0' && hend[1] != ':'))
+			return conf_error(p, "invalid address \"%s\" in \"redis\" directive", s);
+		colon = hend[1] == ':' ? hend + 1 : NULL;
+		s++;
+	} else {
+		colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return conf_error(p, "invalid address \"%s\" in \"redis\" directive (write IPv6 as [ADDR]:PORT)", s);
+		hend = colon ? colon : s + strlen(s);
+	}
+	if (hend == s)
+		return conf_error(p, "invalid address \"%s\" in \"redis\" directive", av[0]);
+	if (colon && parse_port(colon + 1, &port) < 0)
+		return conf_error(p, "invalid port in \"%s\" of the \"redis\" directive", av[0]);
+	if (ac == 2) {
+		if (strncmp(av[1], "prefix=", 7) != 0)
+			return conf_error(p, "invalid parameter \"%s\"", av[1]);
+		set_str(&c->redis_prefix, conf_xstrdup(av[1] + 7));
+	}
+	set_str(&c->redis_host, strndup(s, (size_t)(hend - s)));
+	if (!c->redis_host)
+		abort();
+	c->redis_port = port;
+	return 0;
+}
+
+/* server { ... } */
+static int set_server(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_server_x *sx = conf_xcalloc(1, sizeof(*sx));
+	struct conf_server *s = &sx->pub, **tail;
+	struct conf_server_x *saved = p->srv;
+	uint64_t seen = 0, *saved_seen = p->seen;
+	int rc;
+
+	sx->file = p->lx->shown;
+	sx->line = p->line;
+	s->server_name = conf_xstrdup("");
+	s->client_max_body_size = -1;
+	s->proxy_connect_timeout_ms = -1;
+	s->proxy_read_timeout_ms = -1;
+	for (tail = &p->c->pub.servers; *tail; tail = &(*tail)->next)
+		;
+	*tail = s;
+	p->srv = sx;
+	p->seen = &seen;
+	rc = conf_parse_block(p, CONF_SERVER, 0);
+	p->srv = saved;
+	p->seen = saved_seen;
+	return rc;
+}
+
+/* listen [ADDR:]PORT [ssl] */
+static int set_listen(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_listen_x *lx;
+	struct conf_listen **tail;
+	char *addr;
+	int port, ssl = 0;
+
+	if (ac == 2) {
+		if (strcmp(av[1], "ssl") != 0)
+			return conf_error(p, "invalid parameter \"%s\"", av[1]);
+		ssl = 1;
+	}
+	if (parse_listen(p, cmd->name, av[0], "0.0.0.0", &addr, &port) < 0)
+		return -1;
+	lx = conf_xcalloc(1, sizeof(*lx));
+	lx->pub.addr = addr;
+	lx->pub.port = port;
+	lx->pub.ssl = ssl;
+	lx->file = p->lx->shown;
+	lx->line = p->line;
+	for (tail = &p->srv->pub.listens; *tail; tail = &(*tail)->next)
+		;
+	*tail = &lx->pub;
+	return 0;
+}
+
+/* server_name NAME ...: the first name is the one the gateway reports. */
+static int set_server_name(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	set_str(&p->srv->pub.server_name, conf_xstrdup(av[0]));
+	return 0;
+}
+
+static int set_ssl_file(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	char **f = (char **)((char *)&p->srv->pub + cmd->off);
+
+	set_str(f, conf_path(p, av[0]));
+	if (access(*f, R_OK) < 0)
+		return conf_error(p, "cannot read \"%s\" (%s)", *f, strerror(errno));
+	return 0;
+}
+
+/* location [=] PATH { ... } */
+static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_location_x *lx, *saved = p->loc;
+	struct conf_location **tail;
+	uint64_t seen = 0, *saved_seen = p->seen;
+	const char *path = av[ac - 1];
+	int exact = 0, rc;
+
+	if (ac == 2) {
+		if (strcmp(av[0], "=") != 0)
+			return conf_error(p, "invalid location modifier \"%s\"", av[0]);
+		exact = 1;
+	} else if (path[0] == '=') {
+		path++;		/* "location =/x" as nginx also reads it */
+		exact = 1;
+	}
+	if (path[0] != '/')
+		return conf_error(p, "invalid location \"%s\": a path starts with \"/\"", path);
+	for (tail = &p->srv->pub.locations; *tail; tail = &(*tail)->next)
+		if ((*tail)->exact == exact && strcmp((*tail)->path, path) == 0)
+			return conf_error(p, "duplicate location \"%s\"", path);
+	lx = conf_xcalloc(1, sizeof(*lx));
+	lx->pub.path = conf_xstrdup(path);
+	lx->pub.exact = exact;
+	lx->pub.file = p->lx->shown;
+	lx->pub.line = p->line;
+	lx->pub.client_max_body_size = -1;
+	lx->pub.proxy_connect_timeout_ms = -1;
+	lx->pub.proxy_read_timeout_ms = -1;
+	*tail = &lx->pub;
+	p->loc = lx;
+	p->seen = &seen;
+	rc = conf_parse_block(p, CONF_LOCATION, 0);
+	p->loc = saved;
+	p->seen = saved_seen;
+	return rc;
+}
+
+/* Upstream names end up in Redis keys, metric labels and $name: keep them plain. */
+static int valid_name(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+			return 0;
+	return 1;
+}
+
+/* proxy_pass NAME | http://NAME */
+static int set_proxy_pass(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	const char *s = av[0];
+	size_t len;
+
+	if (strncmp(s, "http://", 7) == 0)
+		s += 7;
+	else if (strstr(s, "://"))
+		return conf_error(p, "invalid URL prefix in \"%s\" (only http:// is proxied)", av[0]);
+	len = strlen(s);
+	if (len > 0 && s[len - 1] == '/')
+		len--;
+	char *name = strndup(s, len);
+	if (!name)
+		abort();
+	if (!valid_name(name)) {
+		free(name);
+		return conf_error(p, "invalid upstream \"%s\" in \"proxy_pass\" directive "
+				  "(a name, or http://NAME with no URI part)", av[0]);
+	}
+	set_str(&p->loc->pub.proxy_pass, name);
+	p->loc->pass_file = p->lx->shown;
+	p->loc->pass_line = p->line;
+	return 0;
+}
+
+/* upstream NAME { ... } */
+static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_upstream *u, **tail, *saved = p->ups;
+	uint64_t seen = 0, *saved_seen = p->seen;
+	int rc;
+
+	if (!valid_name(av[0]))
+		return conf_error(p, "invalid upstream name \"%s\" (letters, digits, \"_\", \"-\", \".\")", av[0]);
+	if (conf_upstream_find(&p->c->pub, av[0]))
+		return conf_error(p, "duplicate upstream \"%s\"", av[0]);
+	u = conf_xcalloc(1, sizeof(*u));
+	u->name = conf_xstrdup(av[0]);
+	u->file = p->lx->shown;
+	u->line = p->line;
+	u->health_path = conf_xstrdup("/v2/health/ready");
+	u->boot_timeout_ms = 60000;
+	u->warmup.count = 3;
+	u->warmup.timeout_ms = 60000;
+	u->idle_timeout_ms = 5 * 60000;
+	u->min_warm = 0;
+	u->hold_max = 1000;
+	u->hold_timeout_ms = 120000;
+	u->stop_grace_ms = 10000;
+	u->max_conns = 16;
+	for (tail = &p->c->pub.upstreams; *tail; tail = &(*tail)->next)
+		;
+	*tail = u;
+	p->ups = u;
+	p->seen = &seen;
+	rc = conf_parse_block(p, CONF_UPSTREAM, 0);
+	p->ups = saved;
+	p->seen = saved_seen;
+	return rc;
+}
+
+/*
+ * Checks the $variables of a launch command: the launcher fills in $port,
+ * $name and $prefix (also written ${port}) when it starts a replica, so any
+ * other name is a mistake better caught at load. A "$" followed by no name
+ * stays as written. Returns 0, or -1 with the error set.
+ */
+static int launch_check_vars(struct conf_parse *p, const char *cmd)
+{
+	static const char *const known[] = { "port", "name", "prefix" };
+
+	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
+		const char *name = s + 1, *end;
+		int braced = *name == '{', ok = 0;
+		size_t nlen;
+
+		name += braced;
+		for (end = name; (*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z') ||
+		     (*end >= '0' && *end <= '9') || *end == '_'; end++)
+			;
+		nlen = (size_t)(end - name);
+		if (nlen == 0 && !braced)
+			continue;
+		if (nlen == 0 || (braced && *end != '}')) {
+			int show = (int)(end - s) + (*end == '}');
+			return conf_error(p, "invalid variable \"%.*s\" in \"launch\" directive",
+					  show > 32 ? 32 : show, s);
+		}
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strlen(known[i]) == nlen && strncmp(name, known[i], nlen) == 0)
+				ok = 1;
+		if (!ok)
+			return conf_error(p, "unknown variable \"$%.*s\" in \"launch\" directive "
+					  "(known: $port, $name, $prefix)", (int)nlen, name);
+	}
+	return 0;
+}
+
+/* launch exec "CMD" */
+static int set_launch(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_upstream *u = p->ups;
+
+	if (strcmp(av[0], "exec") != 0)
+		return conf_error(p, "unknown launcher \"%s\" in \"launch\" directive (known: exec)", av[0]);
+	if (!av[1][0])
+		return conf_error(p, "empty command in \"launch\" directive");
+	if (launch_check_vars(p, av[1]) < 0)
+		return -1;
+	set_str(&u->launch_kind, conf_xstrdup(av[0]));
+	set_str(&u->launch_cmd, conf_xstrdup(av[1]));
+	return 0;
+}
+
+/* health PATH */
+static int set_health(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	if (av[0][0] != '/')
+		return conf_error(p, "invalid health path \"%s\": a path starts with \"/\"", av[0]);
+	set_str(&p->ups->health_path, conf_xstrdup(av[0]));
+	return 0;
+}
+
+/* warmup off | warmup [model=NAME] [path=P] [body=FILE] [count=N] [until_stable] [timeout=T] */
+static int set_warmup(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_warmup *w = &p->ups->warmup;
+
+	if (strcmp(av[0], "off") == 0) {
+		if (ac > 1)
+			return conf_error(p, "\"warmup off\" takes no other parameter");
+		w->off = 1;
+		return 0;
+	}
+	for (int i = 0; i < ac; i++) {
+		const char *a = av[i];
+		if (strncmp(a, "model=", 6) == 0 && a[6]) {
+			set_str(&w->model, conf_xstrdup(a + 6));
+		} else if (strncmp(a, "path=", 5) == 0) {
+			if (a[5] != '/')
+				return conf_error(p, "invalid warmup path \"%s\": a path starts with \"/\"", a + 5);
+			set_str(&w->path, conf_xstrdup(a + 5));
+		} else if (strncmp(a, "body=", 5) == 0 && a[5]) {
+			set_str(&w->body_file, conf_path(p, a + 5));
+			if (access(w->body_file, R_OK) < 0)
+				return conf_error(p, "cannot read warmup body \"%s\" (%s)", w->body_file,
+						  strerror(errno));
+		} else if (strncmp(a, "count=", 6) == 0) {
+			if (get_num(p, a + 6, &w->count) < 0)
+				return -1;
+			if (w->count < 1)
+				return conf_error(p, "warmup count must be at least 1");
+		} else if (strcmp(a, "until_stable") == 0) {
+			w->until_stable = 1;
+		} else if (strncmp(a, "timeout=", 8) == 0) {
+			if (get_time(p, a + 8, &w->timeout_ms) < 0)
+				return -1;
+		} else {
+			return conf_error(p, "invalid parameter \"%s\" in \"warmup\" directive", a);
+		}
+	}
+	return 0;
+}
+
+/* hold N [timeout=T] */
+static int set_hold(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	if (get_num(p, av[0], &p->ups->hold_max) < 0)
+		return -1;
+	if (ac == 2) {
+		if (strncmp(av[1], "timeout=", 8) != 0)
+			return conf_error(p, "invalid parameter \"%s\" in \"hold\" directive", av[1]);
+		return get_time(p, av[1] + 8, &p->ups->hold_timeout_ms);
+	}
+	return 0;
+}
+
+#define UPS(f) offsetof(struct conf_upstream, f)
+#define CNF(f) offsetof(struct conf, f)
+#define SRV(f) offsetof(struct conf_server, f)
+#define INH (CONF_MAIN | CONF_SERVER | CONF_LOCATION)
+
+/* The directives: name, where, block/multi, min and max arguments (-1: any), setter, field. */
+const struct conf_cmd conf_cmds[] = {
+	{ "include", CONF_ANY, CONF_MULTI, 1, 1, set_include, 0 },
+	{ "daemon", CONF_MAIN, 0, 1, 1, set_flag, CNF(daemon) },
+	{ "pid", CONF_MAIN, 0, 1, 1, set_pid, 0 },
+	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0 },
+	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0 },
+	{ "redis", CONF_MAIN, 0, 1, 2, set_redis, 0 },
+	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0 },
+	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE },
+	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT },
+	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT },
+	{ "server", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 0, 0, set_server, 0 },
+	{ "upstream", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 1, 1, set_upstream, 0 },
+
+	{ "listen", CONF_SERVER, CONF_MULTI, 1, 2, set_listen, 0 },
+	{ "server_name", CONF_SERVER, 0, 1, -1, set_server_name, 0 },
+	{ "ssl_certificate", CONF_SERVER, 0, 1, 1, set_ssl_file, SRV(ssl_certificate) },
+	{ "ssl_certificate_key", CONF_SERVER, 0, 1, 1, set_ssl_file, SRV(ssl_certificate_key) },
+	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0 },
+
+	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0 },
+
+	{ "launch", CONF_UPSTREAM, 0, 2, 2, set_launch, 0 },
+	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0 },
+	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(boot_timeout_ms) },
+	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0 },
+	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(idle_timeout_ms) },
+	{ "min_warm", CONF_UPSTREAM, 0, 1, 1, set_ups_num, UPS(min_warm) },
+	{ "hold", CONF_UPSTREAM, 0, 1, 2, set_hold, 0 },
+	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms) },
+	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns) },
+	{ NULL, 0, 0, 0, 0, NULL, 0 }
+};
+
+/* The "seen" bitmask of a block has one bit a row. */
+_Static_assert(sizeof(conf_cmds) / sizeof(conf_cmds[0]) <= 64, "more directives than seen bits");
+
+const struct conf_cmd *conf_cmd_find(const char *name)
+{
+	for (const struct conf_cmd *c = conf_cmds; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}

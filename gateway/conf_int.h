@@ -1,0 +1,127 @@
+/*
+ * conf_int: what the conf parser's files share and nobody else sees.
+ * conf_lex.c turns a file into statements (words ending in ; { or }),
+ * conf.c runs the statements against the directive table in conf_cmds.c and
+ * checks the result. The public structs are wrapped where the parser needs
+ * to remember where something was written, so that conf.h stays small.
+ */
+#ifndef WG_CONF_INT_H
+#define WG_CONF_INT_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "gateway/conf.h"
+
+/* Where a directive may stand. */
+#define CONF_MAIN	0x01u
+#define CONF_SERVER	0x02u
+#define CONF_LOCATION	0x04u
+#define CONF_UPSTREAM	0x08u
+#define CONF_ANY	(CONF_MAIN | CONF_SERVER | CONF_LOCATION | CONF_UPSTREAM)
+
+/* Row flags. */
+#define CONF_BLOCK	0x01u	/* "name args { ... }" rather than "name args;" */
+#define CONF_MULTI	0x02u	/* may appear more than once in one block */
+
+#define CONF_MAX_INCLUDE_DEPTH	16
+
+/* One statement: its words (owned) and the line of the first word. */
+struct conf_args {
+	char **v;
+	int n, cap;
+	int line;
+};
+
+enum conf_lex_end { CONF_LEX_SEMI, CONF_LEX_BLOCK, CONF_LEX_CLOSE, CONF_LEX_EOF, CONF_LEX_ERR };
+
+/* One open file: its whole text, read at open. */
+struct conf_lex {
+	const char *shown;	/* the name errors use; owned by the conf */
+	char *buf;
+	size_t len, pos;
+	int line;
+};
+
+/* The public structs plus where each was written (first member: casts work). */
+struct conf_listen_x {
+	struct conf_listen pub;
+	const char *file;
+	int line;
+};
+
+struct conf_server_x {
+	struct conf_server pub;
+	const char *file;
+	int line;
+};
+
+struct conf_location_x {
+	struct conf_location pub;
+	const char *pass_file;	/* the proxy_pass directive, for "no upstream" */
+	int pass_line;
+};
+
+struct conf_name {		/* every file name the conf mentions, owned here */
+	struct conf_name *next;
+	char name[];
+};
+
+struct conf_x {
+	struct conf pub;
+	struct conf_name *names;
+	const char *admin_file;
+	int admin_line;
+};
+
+/* The parser's state while one conf_load runs. */
+struct conf_parse {
+	struct conf_x *c;
+	char *err;
+	size_t errlen;
+	struct conf_lex *lx;		/* the file being read */
+	int line;			/* of the directive being run */
+	unsigned ctx;			/* CONF_MAIN ... of the block being read */
+	uint64_t *seen;			/* directives already set in this block (bit = table row) */
+	struct conf_server_x *srv;
+	struct conf_location_x *loc;
+	struct conf_upstream *ups;
+	int depth;			/* include nesting */
+	char *conf_dir;			/* absolute directory of the main file: includes resolve here */
+	char *conf_dir_shown;		/* the same directory as the user wrote it, for messages */
+};
+
+struct conf_cmd;
+typedef int (*conf_set_fn)(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+
+/* One row of the directive table. */
+struct conf_cmd {
+	const char *name;
+	unsigned ctx;		/* CONF_MAIN | ... */
+	unsigned flags;		/* CONF_BLOCK, CONF_MULTI */
+	int min, max;		/* arguments after the name */
+	conf_set_fn set;
+	size_t off;		/* for the generic setters: offset of the field */
+};
+
+extern const struct conf_cmd conf_cmds[];
+const struct conf_cmd *conf_cmd_find(const char *name);
+
+/* conf_lex.c */
+int conf_lex_open(struct conf_lex *lx, const char *path, const char *shown);
+void conf_lex_close(struct conf_lex *lx);
+enum conf_lex_end conf_lex_next(struct conf_lex *lx, struct conf_args *a, char *err, size_t errlen);
+void conf_args_free(struct conf_args *a);
+int conf_lex_eof_line(const struct conf_lex *lx);
+
+/* conf.c */
+int conf_error(struct conf_parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file);
+int conf_include(struct conf_parse *p, const char *pattern);
+const char *conf_name_keep(struct conf_x *c, const char *name);
+char *conf_path(const struct conf_parse *p, const char *s);
+void *conf_xcalloc(size_t n, size_t size);
+char *conf_xstrdup(const char *s);
+char *conf_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
