@@ -1,0 +1,580 @@
+/* api: routing and the HTTP endpoints of wakegate-worker (see api.h). */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "gpu-worker/api.h"
+#include "gpu-worker/batch.h"
+#include "gpu-worker/stats.h"
+#include "gpu-worker/tensor.h"
+#include "gpu-worker/worker.h"
+
+enum route {
+	R_PREDICT, R_INFER, R_SERVER_META, R_MODEL_META, R_MODEL_READY,
+	R_LIVE, R_READY, R_METRICS, R_NONE
+};
+
+/* The endpoint label in wakegate_worker_requests_total. */
+static const char *const route_names[] = {
+	"predict", "infer", "server_metadata", "model_metadata", "model_ready",
+	"live", "ready", "metrics", "other"
+};
+
+/* One inference request while its job is queued or running. */
+struct call {
+	struct worker *w;
+	struct evhttp_request *req;	/* NULL once the client has gone */
+	struct batch_job *job;
+	enum route route;
+	int flat;			/* /predict got one flat sample: answer one flat row */
+	int rows;
+	json_t *id;			/* v2 "id" to echo, or NULL */
+};
+
+static void
+free_dumped(const void *data, size_t len, void *arg)
+{
+	free((void *)data);
+}
+
+/* A reply has been written out: it no longer holds the shutdown back. */
+static void
+reply_complete(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	w->unflushed--;
+	worker_check_done(w);
+}
+
+/* The connection died while its reply was being written. */
+static void
+reply_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct worker *w = arg;
+
+	w->unflushed--;
+	worker_check_done(w);
+}
+
+/*
+ * Sends text (malloc'd; this takes it) with code and counts it in the
+ * metrics. Every reply goes through here so that a shutdown can wait until
+ * all of them are written.
+ */
+static void
+reply_raw(struct worker *w, struct evhttp_request *req, enum route r, int code,
+	  const char *ctype, char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	evbuffer_add_reference(buf, text, strlen(text), free_dumped, NULL);
+	evhttp_add_header(h, "Content-Type", ctype);
+	if (w->draining)
+		evhttp_add_header(h, "Connection", "close");
+	stats_request(w->stats, route_names[r], code);
+	if (evcon) {
+		w->unflushed++;
+		evhttp_request_set_on_complete_cb(req, reply_complete, w);
+		evhttp_connection_set_closecb(evcon, reply_conn_closed, w);
+	}
+	evhttp_send_reply(req, code, NULL, buf);
+	evbuffer_free(buf);
+}
+
+/* Sends body (this takes the reference) as compact JSON, floats to 9 digits. */
+static void
+reply_json(struct worker *w, struct evhttp_request *req, enum route r, int code, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9));
+
+	json_decref(body);
+	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
+}
+
+static void reply_error(struct worker *w, struct evhttp_request *req, enum route r, int code,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* {"error": "..."} with code. */
+static void
+reply_error(struct worker *w, struct evhttp_request *req, enum route r, int code,
+	    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_json(w, req, r, code, json_pack("{s:s}", "error", msg));
+}
+
+static const char *
+method_name(enum evhttp_cmd_type c)
+{
+	switch (c) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+/* ---- inference ---- */
+
+/* The job's batch came back: answer the client, if it is still there. */
+static void
+call_done(struct batch_job *job, void *arg)
+{
+	struct call *c = arg;
+	struct worker *w = c->w;
+	const float *out = batch_job_output(job);
+	json_t *body;
+
+	struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+
+	stats_wait(w->stats, batch_job_wait_seconds(job));
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (batch_job_status(job) < 0) {
+		reply_error(w, c->req, c->route, 500, "inference failed: %s", batch_job_error(job));
+	} else if (c->route == R_PREDICT) {
+		body = json_pack("{s:o}", "result", tensor_to_json(out, c->flat ? 0 : c->rows, w->out_dim));
+		reply_json(w, c->req, c->route, 200, body);
+	} else {
+		body = json_pack("{s:s, s:s, s:[{s:s, s:s, s:[i,i], s:o}]}",
+				 "model_name", w->name, "model_version", "1", "outputs",
+				 "name", "output", "datatype", "FP32", "shape", c->rows, w->out_dim,
+				 "data", tensor_to_json(out, 0, c->rows * w->out_dim));
+		if (c->id)
+			json_object_set(body, "id", c->id);
+		reply_json(w, c->req, c->route, 200, body);
+	}
+	json_decref(c->id);
+	free(c);
+}
+
+/*
+ * The client closed the connection while its job waited: drop the job. A
+ * request evhttp detached from the dead connection is ours to free; one
+ * still attached is freed by evhttp with the connection.
+ */
+static void
+call_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct call *c = arg;
+
+	if (!evhttp_request_get_connection(c->req))
+		evhttp_request_free(c->req);
+	batch_cancel(c->w->batch, c->job);
+	json_decref(c->id);
+	free(c);
+}
+
+/* Queues n samples already checked into in; answers 503 when the queue is full. */
+static void
+submit(struct worker *w, struct evhttp_request *req, enum route r, int n, int flat,
+       const float *in, json_t *id)
+{
+	struct call *c = calloc(1, sizeof(*c));
+	struct batch_job *job = c ? batch_job_new(w->batch, n, call_done, c) : NULL;
+	int rc;
+
+	if (!job) {
+		free(c);
+		reply_error(w, req, r, 500, "out of memory");
+		return;
+	}
+	memcpy(batch_job_input(job), in, sizeof(float) * (size_t)n * (size_t)w->in_dim);
+	c->w = w;
+	c->req = req;
+	c->job = job;
+	c->route = r;
+	c->flat = flat;
+	c->rows = n;
+	c->id = json_incref(id);
+	rc = batch_submit(w->batch, job);
+	if (rc < 0) {
+		batch_job_free(job);
+		json_decref(c->id);
+		free(c);
+		if (rc == -2) {
+			reply_error(w, req, r, 503, "shutting down");
+			return;
+		}
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		reply_error(w, req, r, 503, "queue full (%d requests)", w->queue_max);
+		return;
+	}
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), call_gone, c);
+}
+
+/* Depth of the first-element chain: 0 for a number, 1 for [1,2], 2 for [[1,2]]. */
+static int
+json_depth(json_t *v)
+{
+	int d = 0;
+
+	while (json_is_array(v) && json_array_size(v) > 0) {
+		v = json_array_get(v, 0);
+		d++;
+	}
+	return json_is_array(v) ? d + 1 : d;
+}
+
+/* Shared checks on the batch size; 0 or -1 after answering 400. */
+static int
+check_batch(struct worker *w, struct evhttp_request *req, enum route r, long long n)
+{
+	if (n == 0) {
+		reply_error(w, req, r, 400, "empty batch: no samples");
+		return -1;
+	}
+	if (n < 0) {
+		reply_error(w, req, r, 400, "batch size %lld is not valid", n);
+		return -1;
+	}
+	if (n > w->max_batch) {
+		reply_error(w, req, r, 400, "batch of %lld samples is larger than --max-batch %d",
+			    n, w->max_batch);
+		return -1;
+	}
+	return 0;
+}
+
+/* POST /predict {"input": [[...], ...]} or {"input": [...]} (one sample). */
+static void
+do_predict(struct worker *w, struct evhttp_request *req, json_t *root)
+{
+	json_t *input = json_object_get(root, "input");
+	int64_t dims[WORKER_MAX_NDIM + 1];
+	float *in;
+	char err[256];
+	int flat, n;
+
+	if (!input) {
+		reply_error(w, req, R_PREDICT, 400, "missing \"input\"");
+		return;
+	}
+	if (!json_is_array(input)) {
+		reply_error(w, req, R_PREDICT, 400, "\"input\" must be an array of samples");
+		return;
+	}
+	flat = json_array_size(input) > 0 && json_depth(input) == w->in_ndim;
+	if (check_batch(w, req, R_PREDICT, flat ? 1 : (long long)json_array_size(input)) < 0)
+		return;
+	n = flat ? 1 : (int)json_array_size(input);
+	dims[0] = n;
+	memcpy(dims + 1, w->in_shape, sizeof(int64_t) * (size_t)w->in_ndim);
+	in = malloc(sizeof(float) * (size_t)n * (size_t)w->in_dim);
+	if (!in) {
+		reply_error(w, req, R_PREDICT, 500, "out of memory");
+		return;
+	}
+	if (tensor_from_json(input, flat ? dims + 1 : dims, flat ? w->in_ndim : w->in_ndim + 1,
+			     in, "input", err, sizeof(err)) < 0) {
+		free(in);
+		reply_error(w, req, R_PREDICT, 400, "%s", err);
+		return;
+	}
+	submit(w, req, R_PREDICT, n, flat, in, NULL);
+	free(in);
+}
+
+/* Checks a v2 tensor header (name, datatype, shape); fills dims; 0 or -1 after a 400. */
+static int
+check_v2_tensor(struct worker *w, struct evhttp_request *req, json_t *t, int64_t *dims)
+{
+	json_t *name = json_object_get(t, "name"), *dt = json_object_get(t, "datatype");
+	json_t *shape = json_object_get(t, "shape");
+	char want[128];
+	int ok;
+
+	if (!json_is_string(name) || strcmp(json_string_value(name), "input") != 0) {
+		reply_error(w, req, R_INFER, 400, "unknown input %s%s%s: the model's input is \"input\"",
+			    json_is_string(name) ? "\"" : "",
+			    json_is_string(name) ? json_string_value(name) : "(no name)",
+			    json_is_string(name) ? "\"" : "");
+		return -1;
+	}
+	if (!json_is_string(dt) || strcmp(json_string_value(dt), "FP32") != 0) {
+		reply_error(w, req, R_INFER, 400, "datatype %s is not supported: use \"FP32\"",
+			    json_is_string(dt) ? json_string_value(dt) : "(missing)");
+		return -1;
+	}
+	tensor_shape_str(w->in_shape, w->in_ndim, 1, want, sizeof(want));
+	ok = json_is_array(shape) && (int)json_array_size(shape) == w->in_ndim + 1;
+	for (int i = 0; ok && i <= w->in_ndim; i++) {
+		json_t *d = json_array_get(shape, (size_t)i);
+		ok = json_is_integer(d) && (i == 0 || json_integer_value(d) == w->in_shape[i - 1]);
+		if (ok)
+			dims[i] = json_integer_value(d);
+	}
+	if (!ok) {
+		char *got = shape ? json_dumps(shape, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		reply_error(w, req, R_INFER, 400, "shape %s does not match the model's input %s",
+			    got ? got : "(missing)", want);
+		free(got);
+		return -1;
+	}
+	return check_batch(w, req, R_INFER, (long long)dims[0]);
+}
+
+/* POST /v2/models/NAME/infer, KServe v2: one FP32 input tensor, data flat or nested. */
+static void
+do_infer(struct worker *w, struct evhttp_request *req, json_t *root)
+{
+	json_t *inputs = json_object_get(root, "inputs"), *t, *data, *id;
+	int64_t dims[WORKER_MAX_NDIM + 1];
+	size_t count;
+	float *in;
+	char err[256];
+	int rc;
+
+	if (!json_is_array(inputs) || json_array_size(inputs) != 1) {
+		reply_error(w, req, R_INFER, 400, "\"inputs\" must be an array of one tensor (the model has one input, \"input\")");
+		return;
+	}
+	t = json_array_get(inputs, 0);
+	if (!json_is_object(t)) {
+		reply_error(w, req, R_INFER, 400, "inputs[0] must be an object");
+		return;
+	}
+	if (check_v2_tensor(w, req, t, dims) < 0)
+		return;
+	data = json_object_get(t, "data");
+	if (!json_is_array(data)) {
+		reply_error(w, req, R_INFER, 400, "inputs[0].data must be an array");
+		return;
+	}
+	count = tensor_count(dims, w->in_ndim + 1);
+	in = malloc(sizeof(float) * count);
+	if (!in) {
+		reply_error(w, req, R_INFER, 500, "out of memory");
+		return;
+	}
+	if (json_depth(data) == 1) {
+		int64_t flat = (int64_t)count;
+		rc = tensor_from_json(data, &flat, 1, in, "inputs[0].data", err, sizeof(err));
+	} else {
+		rc = tensor_from_json(data, dims, w->in_ndim + 1, in, "inputs[0].data", err, sizeof(err));
+	}
+	if (rc < 0) {
+		free(in);
+		reply_error(w, req, R_INFER, 400, "%s", err);
+		return;
+	}
+	id = json_object_get(root, "id");
+	submit(w, req, R_INFER, (int)dims[0], 0, in, id);
+	free(in);
+}
+
+/* Reads the body as one JSON object; NULL after answering 400/413. */
+static json_t *
+read_json(struct worker *w, struct evhttp_request *req, enum route r)
+{
+	struct evbuffer *b = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(b);
+	json_error_t jerr;
+	json_t *root;
+
+	if (len > w->max_body) {
+		reply_error(w, req, r, 413, "body of %zu bytes is larger than the limit of %zu", len, w->max_body);
+		return NULL;
+	}
+	if (len == 0) {
+		reply_error(w, req, r, 400, "empty body: expected a JSON object");
+		return NULL;
+	}
+	root = json_loadb((const char *)evbuffer_pullup(b, -1), len, 0, &jerr);
+	if (!root) {
+		reply_error(w, req, r, 400, "bad JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		reply_error(w, req, r, 400, "the body must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+/* ---- everything else ---- */
+
+static void
+do_model_meta(struct worker *w, struct evhttp_request *req)
+{
+	json_t *ishape = json_array(), *body;
+
+	json_array_append_new(ishape, json_integer(-1));
+	for (int i = 0; i < w->in_ndim; i++)
+		json_array_append_new(ishape, json_integer(w->in_shape[i]));
+	body = json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:o}], s:[{s:s, s:s, s:[i,i]}], s:i, s:s}",
+			 "name", w->name, "versions", "1", "platform", "wakegate",
+			 "inputs", "name", "input", "datatype", "FP32", "shape", ishape,
+			 "outputs", "name", "output", "datatype", "FP32", "shape", -1, w->out_dim,
+			 "max_batch_size", w->max_batch, "device", w->device_kind);
+	reply_json(w, req, R_MODEL_META, 200, body);
+}
+
+static void
+do_ready(struct worker *w, struct evhttp_request *req, enum route r)
+{
+	int ready = batch_ready(w->batch) && !w->draining;
+
+	if (!ready)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	reply_json(w, req, r, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
+}
+
+static void
+do_metrics(struct worker *w, struct evhttp_request *req)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct stats_now now = {
+		.model = w->name, .device = w->device_kind, .ready = batch_ready(w->batch),
+		.queue_depth = batch_queue_depth(w->batch), .queue_max = w->queue_max,
+		.max_batch = w->max_batch, .load_seconds = w->load_s, .warmup_seconds = w->warmup_s,
+	};
+	size_t len;
+	char *text;
+
+	stats_render(w->stats, &now, out);
+	len = evbuffer_get_length(out);
+	text = malloc(len + 1);
+	evbuffer_remove(out, text, len);
+	text[len] = '\0';
+	evbuffer_free(out);
+	reply_raw(w, req, R_METRICS, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+}
+
+/* Maps a path to a route; sets *model_ok to 0 for /v2/models/OTHER. */
+static enum route
+route_of(struct worker *w, const char *path, int *model_ok, const char **model)
+{
+	static const char pfx[] = "/v2/models/";
+	size_t nlen;
+
+	*model_ok = 1;
+	if (strcmp(path, "/predict") == 0)
+		return R_PREDICT;
+	if (strcmp(path, "/v2") == 0 || strcmp(path, "/v2/") == 0)
+		return R_SERVER_META;
+	if (strcmp(path, "/v2/health/live") == 0)
+		return R_LIVE;
+	if (strcmp(path, "/v2/health/ready") == 0)
+		return R_READY;
+	if (strcmp(path, "/metrics") == 0)
+		return R_METRICS;
+	if (strncmp(path, pfx, sizeof(pfx) - 1) != 0)
+		return R_NONE;
+	path += sizeof(pfx) - 1;
+	*model = path;
+	nlen = strcspn(path, "/");
+	*model_ok = nlen == strlen(w->name) && strncmp(path, w->name, nlen) == 0;
+	if (nlen == 0)
+		return R_NONE;
+	if (path[nlen] == '\0')
+		return R_MODEL_META;
+	if (strcmp(path + nlen, "/ready") == 0)
+		return R_MODEL_READY;
+	if (strcmp(path + nlen, "/infer") == 0)
+		return R_INFER;
+	return R_NONE;
+}
+
+void
+api_request(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *model = "";
+	int model_ok, post;
+	enum route r;
+	json_t *root;
+
+	if (!path || !*path)
+		path = "/";
+	r = route_of(w, path, &model_ok, &model);
+	if (r == R_NONE) {
+		reply_error(w, req, r, 404, "no such endpoint: %s", path);
+		return;
+	}
+	if (!model_ok) {
+		reply_error(w, req, r, 404, "unknown model \"%.*s\": this worker serves \"%s\"",
+			    (int)strcspn(model, "/"), model, w->name);
+		return;
+	}
+	post = r == R_PREDICT || r == R_INFER;
+	if (post ? cmd != EVHTTP_REQ_POST : (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", post ? "POST" : "GET, HEAD");
+		reply_error(w, req, r, 405, "method %s is not allowed on %s: use %s",
+			    method_name(cmd), path, post ? "POST" : "GET");
+		return;
+	}
+	switch (r) {
+	case R_PREDICT:
+	case R_INFER:
+		if (w->draining) {
+			reply_error(w, req, r, 503, "shutting down");
+			return;
+		}
+		if (!(root = read_json(w, req, r)))
+			return;
+		if (r == R_PREDICT)
+			do_predict(w, req, root);
+		else
+			do_infer(w, req, root);
+		json_decref(root);
+		return;
+	case R_SERVER_META:
+		reply_json(w, req, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "wakegate-worker",
+						     "version", PACKAGE_VERSION, "extensions"));
+		return;
+	case R_MODEL_META:
+		do_model_meta(w, req);
+		return;
+	case R_LIVE:
+		reply_json(w, req, r, 200, json_pack("{s:b}", "live", 1));
+		return;
+	case R_READY:
+	case R_MODEL_READY:
+		do_ready(w, req, r);
+		return;
+	case R_METRICS:
+		do_metrics(w, req);
+		return;
+	case R_NONE:
+		break;
+	}
+}
+
+void
+api_on_batch(int samples, double seconds, void *arg)
+{
+	struct worker *w = arg;
+
+	stats_batch(w->stats, samples, seconds);
+}

@@ -1,0 +1,33 @@
+/*
+ * stats: the worker's Prometheus metrics (text format 0.0.4) for GET
+ * /metrics. Loop thread only: the inference thread's numbers reach it
+ * through batch.h's callbacks.
+ */
+#ifndef WG_STATS_H
+#define WG_STATS_H
+
+struct evbuffer;
+struct stats;
+
+struct stats *stats_new(int max_batch);
+void stats_free(struct stats *s);
+
+/* endpoint is a fixed label such as "predict" (a string constant: it is kept, not copied). */
+void stats_request(struct stats *s, const char *endpoint, int code);
+void stats_batch(struct stats *s, int samples, double seconds);
+void stats_wait(struct stats *s, double seconds);
+
+/* The numbers the render needs that live elsewhere. */
+struct stats_now {
+	const char *model;
+	const char *device;	/* "cpu" or "cuda" */
+	int ready;
+	int queue_depth;
+	int queue_max;
+	int max_batch;
+	double load_seconds;
+	double warmup_seconds;
+};
+void stats_render(struct stats *s, const struct stats_now *now, struct evbuffer *out);
+
+#endif

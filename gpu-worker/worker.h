@@ -1,0 +1,48 @@
+/*
+ * worker: the state wakegate-worker's parts share. main.c owns it and
+ * everything it points to; api.c answers HTTP requests with it.
+ */
+#ifndef WG_WORKER_H
+#define WG_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct model;
+struct batch;
+struct stats;
+
+#define WORKER_MAX_NDIM 8
+
+struct worker {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *listener;	/* NULL once draining */
+	struct model *model;
+	struct batch *batch;
+	struct stats *stats;
+
+	const char *name;		/* the model name in /v2/models/NAME */
+	const char *device_kind;	/* "cpu" or "cuda" */
+	int64_t in_shape[WORKER_MAX_NDIM];	/* per sample, without the batch */
+	int in_ndim, in_dim, out_dim;
+	int max_batch, queue_max;
+	long delay_ms;
+	int warmup;
+	size_t max_body;		/* bytes of request body */
+	double load_s, warmup_s;
+
+	int draining;			/* SIGTERM/SIGINT seen */
+	int drained;			/* the batcher has answered everything queued */
+	int unflushed;			/* replies handed to evhttp, not yet written */
+	int exit_code;
+};
+
+/* main.c: ends the loop once draining is done and every reply is written. */
+void worker_check_done(struct worker *w);
+
+#endif
