@@ -30,6 +30,9 @@ void store_activity(struct store *s, const char *upstream, int64_t now_ms);
  * there is no connection. */
 typedef void (*store_activity_cb)(int64_t ms, void *arg);
 void store_newest_activity(struct store *s, const char *upstream, store_activity_cb cb, void *arg);
+/* Forgets the pending store_newest_activity calls made with arg: their cb is never called.
+ * For an owner about to free arg (reload, shutdown). Added by the store module. */
+void store_cancel(struct store *s, void *arg);
 
 void store_replica_state(struct store *s, const char *upstream, int replica, const char *state,
 			 const char *url);
