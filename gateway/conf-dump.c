@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gateway/conf.h"
+#include "gateway/limit.h"
 
 /* Prints s with \ and control characters escaped, so each value stays on its line. */
 static void put_str(const char *s)
@@ -80,7 +81,76 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_num(K("hold_timeout_ms"), u->hold_timeout_ms);
 	kv_num(K("stop_grace_ms"), u->stop_grace_ms);
 	kv_num(K("max_conns"), u->max_conns);
+	kv_str(K("launch_start"), u->launch_start);
+	kv_str(K("launch_stop"), u->launch_stop);
+	kv_str(K("launch_url"), u->launch_url);
+	kv_str(K("launch_token_file"), u->launch_token_file);
+	kv_str(K("launch_namespace"), u->launch_namespace);
+	kv_str(K("launch_deployment"), u->launch_deployment);
+	kv_str(K("launch_api"), u->launch_api);
+	kv_str(K("launch_ca"), u->launch_ca);
+	printf("upstream.%s.price_per_hour %g\n", u->name, u->price_per_hour);
+	kv_str(K("currency"), u->currency);
+	kv_num(K("billing_granularity_ms"), u->billing_granularity_ms);
+	kv_str(K("keepalive"), u->keepalive_adaptive ? "adaptive" : "fixed");
+	kv_num(K("keepalive_min_ms"), u->keepalive_min_ms);
+	kv_num(K("keepalive_max_ms"), u->keepalive_max_ms);
+	printf("upstream.%s.keepalive_percentile %g\n", u->name, u->keepalive_percentile);
+	kv_str(K("prewarm"), u->prewarm_schedule ? "schedule" : "off");
+	kv_num(K("replicas_min"), u->replicas_min);
+	kv_num(K("replicas_max"), u->replicas_max);
+	kv_num(K("target_concurrency"), u->target_concurrency);
+	if (u->min_warm_from >= 0)
+		printf("upstream.%s.min_warm_at %02d:%02d-%02d:%02d\n", u->name, u->min_warm_from / 60,
+		       u->min_warm_from % 60, u->min_warm_to / 60, u->min_warm_to % 60);
+	else
+		kv_str(K("min_warm_at"), NULL);
 #undef K
+}
+
+/* One level's limit_* after inheritance; pre is "", "server.0." or "server.0.location.1.". */
+static void dump_limits(const char *pre, const struct conf_limits *l)
+{
+	for (const struct conf_limit_req *r = l->req; r; r = r->next) {
+		printf("%slimit_req zone=%s burst=%u ", pre, r->zone->name, r->burst);
+		if (r->delay == LIMIT_NODELAY)
+			printf("nodelay\n");
+		else
+			printf("delay=%u\n", r->delay);
+	}
+	for (const struct conf_limit_conn *r = l->conn; r; r = r->next)
+		printf("%slimit_conn %s %u\n", pre, r->zone->name, r->max);
+	printf("%slimit_req_status %d\n", pre, l->req_status);
+	printf("%slimit_req_dry_run %s\n", pre, l->req_dry_run ? "on" : "off");
+	printf("%slimit_req_log_level %s\n", pre, conf_log_level_name(l->req_log_level));
+	printf("%slimit_conn_status %d\n", pre, l->conn_status);
+}
+
+/* "queue > 100", "cold": a rule's condition as written (times in ms). */
+static void put_cond(const struct degrade_rule *r)
+{
+	printf("when %s", degrade_cond_name(r->cond));
+	if (r->cond == DEGRADE_COND_P99)
+		printf(" > %gms", r->threshold);
+	else if (r->cond == DEGRADE_COND_ERROR_RATE)
+		printf(" > %g%%", r->threshold);
+	else if (r->cond != DEGRADE_COND_COLD)
+		printf(" > %g", r->threshold);
+	printf(" for %" PRId64 "ms", r->for_ms);
+}
+
+static void dump_degrade(const char *pre, const struct conf_location *l)
+{
+	for (size_t i = 0; i < l->ndegrade; i++) {
+		const struct degrade_rule *r = &l->degrade[i];
+		printf("%sdegrade.%zu ", pre, i);
+		if (r->action == DEGRADE_TO)
+			printf("to %s ", r->to ? ((const struct conf_upstream *)r->to)->name : "?");
+		else
+			printf("return %d retry_after=%" PRId64 "ms ", r->code, r->retry_after_ms);
+		put_cond(r);
+		printf("\n%sdegrade.%zu.defined %s:%d\n", pre, i, r->file, r->line);
+	}
 }
 
 static void dump_server(const struct conf_server *s, int i)
@@ -99,6 +169,7 @@ static void dump_server(const struct conf_server *s, int i)
 	kv_num(K("server.%d.client_max_body_size", i), s->client_max_body_size);
 	kv_num(K("server.%d.proxy_connect_timeout_ms", i), s->proxy_connect_timeout_ms);
 	kv_num(K("server.%d.proxy_read_timeout_ms", i), s->proxy_read_timeout_ms);
+	dump_limits(K("server.%d.", i), &s->limits);
 	for (const struct conf_location *l = s->locations; l; l = l->next, j++) {
 		printf("server.%d.location.%d %s", i, j, l->exact ? "= " : "");
 		put_str(l->path);
@@ -108,6 +179,8 @@ static void dump_server(const struct conf_server *s, int i)
 		kv_num(K("server.%d.location.%d.client_max_body_size", i, j), l->client_max_body_size);
 		kv_num(K("server.%d.location.%d.proxy_connect_timeout_ms", i, j), l->proxy_connect_timeout_ms);
 		kv_num(K("server.%d.location.%d.proxy_read_timeout_ms", i, j), l->proxy_read_timeout_ms);
+		dump_limits(K("server.%d.location.%d.", i, j), &l->limits);
+		dump_degrade(K("server.%d.location.%d.", i, j), l);
 	}
 #undef K
 }
@@ -135,6 +208,18 @@ static void dump(const struct conf *c)
 	kv_num("client_max_body_size", c->client_max_body_size);
 	kv_num("proxy_connect_timeout_ms", c->proxy_connect_timeout_ms);
 	kv_num("proxy_read_timeout_ms", c->proxy_read_timeout_ms);
+	kv_num("billing_granularity_ms", c->billing_granularity_ms);
+	for (const struct conf_limit_zone *z = c->limit_zones; z; z = z->next) {
+		printf("limit_zone %s\n", z->name);
+		printf("limit_zone.%s.kind %s\n", z->name, z->conn ? "conn" : "req");
+		printf("limit_zone.%s.key ", z->name);
+		put_str(limit_key_source(z->key));
+		printf("\nlimit_zone.%s.size %" PRId64 "\n", z->name, z->size);
+		printf("limit_zone.%s.rate %" PRIu64 "\n", z->name, z->rate);
+		printf("limit_zone.%s.redis %d\n", z->name, z->redis);
+		printf("limit_zone.%s.defined %s:%d\n", z->name, z->file, z->line);
+	}
+	dump_limits("", &c->limits);
 	for (const struct conf_server *s = c->servers; s; s = s->next)
 		dump_server(s, i++);
 	for (const struct conf_upstream *u = c->upstreams; u; u = u->next)

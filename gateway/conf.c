@@ -68,10 +68,8 @@ static int conf_verror_at(struct conf_parse *p, const char *file, int line, cons
 	return -1;
 }
 
-static int conf_error_at(struct conf_parse *p, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int conf_error_at(struct conf_parse *p, const char *file, int line, const char *fmt, ...)
+/* An error about a place other than the directive being run. */
+int conf_error_at(struct conf_parse *p, const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -356,6 +354,11 @@ static int conf_check(struct conf_parse *p)
 					     u->name);
 		if (!u->warmup.model)
 			u->warmup.model = conf_xstrdup(u->name);
+		if (u->billing_granularity_ms < 0)
+			u->billing_granularity_ms = c->billing_granularity_ms;
+		if (u->keepalive_adaptive && u->keepalive_min_ms > u->keepalive_max_ms)
+			return conf_error_at(p, u->file, u->line, "upstream \"%s\": keepalive min= is above max=",
+					     u->name);
 	}
 	for (struct conf_server *s = c->servers; s; s = s->next) {
 		struct conf_server_x *sx = (struct conf_server_x *)s;
@@ -387,6 +390,8 @@ static int conf_check(struct conf_parse *p)
 						     "no upstream \"%s\" for proxy_pass", l->proxy_pass);
 		}
 	}
+	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0)
+		return -1;
 	return check_listens(p);
 }
 
@@ -433,6 +438,8 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 	c->client_max_body_size = 1024 * 1024;
 	c->proxy_connect_timeout_ms = 5000;
 	c->proxy_read_timeout_ms = 60000;
+	c->billing_granularity_ms = 1000;
+	conf_limits_init(&c->limits);
 	c->prefix = prefix_abs(prefix);
 	if (!c->prefix) {
 		conf_error_at(&p, NULL, 0, "getcwd() failed (%s)", strerror(errno));
@@ -479,6 +486,15 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->warmup.model);
 	free(u->warmup.path);
 	free(u->warmup.body_file);
+	free(u->launch_start);
+	free(u->launch_stop);
+	free(u->launch_url);
+	free(u->launch_token_file);
+	free(u->launch_namespace);
+	free(u->launch_deployment);
+	free(u->launch_api);
+	free(u->launch_ca);
+	free(u->currency);
 	free(u);
 }
 
@@ -495,11 +511,14 @@ static void server_free(struct conf_server *s)
 		s->locations = l->next;
 		free(l->path);
 		free(l->proxy_pass);
+		conf_limits_free(&l->limits);
+		conf_degrade_free(l);
 		free(l);
 	}
 	free(s->server_name);
 	free(s->ssl_certificate);
 	free(s->ssl_certificate_key);
+	conf_limits_free(&s->limits);
 	free(s);
 }
 
@@ -520,6 +539,8 @@ void conf_free(struct conf *c)
 		c->servers = s->next;
 		server_free(s);
 	}
+	conf_limits_free(&c->limits);
+	conf_limit_zones_free(c);
 	while (cx->names) {
 		struct conf_name *n = cx->names;
 		cx->names = n->next;

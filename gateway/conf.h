@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gateway/degrade.h"
+
+struct limit_key;		/* gateway/limit.h */
+
 /* error_log levels, as nginx orders them */
 enum conf_log_level {
 	LOG_LVL_EMERG, LOG_LVL_ALERT, LOG_LVL_CRIT, LOG_LVL_ERROR,
@@ -35,6 +39,64 @@ struct conf_warmup {
 	int64_t timeout_ms;	/* timeout=T, whole warmup (default 60s) */
 };
 
+/*
+ * limit_req_zone KEY zone=NAME:SIZE rate=R [redis];  (conn == 0)
+ * limit_conn_zone KEY zone=NAME:SIZE;                (conn == 1)
+ * The conf describes zones; the gateway makes them (limit_zone_new) and
+ * may keep one across a reload when its name, kind and size stay.
+ */
+struct conf_limit_zone {
+	char *name;
+	int conn;		/* 1: limit_conn_zone */
+	char *key_src;		/* the key as written */
+	struct limit_key *key;	/* compiled at load (limit_key_compile); owned by the conf */
+	int64_t size;		/* bytes, >= 32k */
+	uint64_t rate;		/* limit_req: milli-requests per second (limit_parse_rate); 0 for conn */
+	int redis;		/* limit_req_zone ... redis: the bucket lives in Redis */
+	const char *file;
+	int line;
+	struct conf_limit_zone *next;
+};
+
+/* limit_req zone=NAME [burst=N] [nodelay|delay=N] */
+struct conf_limit_req {
+	struct conf_limit_zone *zone;	/* resolved at load, never NULL */
+	uint32_t burst;		/* default 0 */
+	uint32_t delay;		/* default 0; LIMIT_NODELAY (UINT32_MAX) for nodelay */
+	const char *file;
+	int line;
+	struct conf_limit_req *next;
+};
+
+/* limit_conn NAME N */
+struct conf_limit_conn {
+	struct conf_limit_zone *zone;	/* resolved at load, never NULL */
+	uint32_t max;
+	const char *file;
+	int line;
+	struct conf_limit_conn *next;
+};
+
+/*
+ * The limit_* directives of one level (main, server, location), after
+ * inheritance: a level with no limit_req line gets a copy of the level
+ * around it's list (same for limit_conn); each list is owned by its level.
+ */
+struct conf_limits {
+	struct conf_limit_req *req;	/* in conf order; NULL: none */
+	struct conf_limit_conn *conn;
+	int req_status;			/* limit_req_status, default 503 */
+	int req_dry_run;		/* limit_req_dry_run, default off */
+	enum conf_log_level req_log_level;	/* limit_req_log_level, default error (delays: one lower) */
+	int conn_status;		/* limit_conn_status, default 503 */
+};
+
+/* The launcher kinds ("launch KIND ..."). */
+#define CONF_LAUNCH_EXEC	"exec"
+#define CONF_LAUNCH_COMMAND	"command"
+#define CONF_LAUNCH_HTTP	"http"
+#define CONF_LAUNCH_KUBERNETES	"kubernetes"
+
 struct conf_upstream {
 	char *name;
 	const char *file;	/* where it was defined, for messages */
@@ -51,6 +113,33 @@ struct conf_upstream {
 	int64_t stop_grace_ms;	/* default 10s */
 	int max_conns;		/* requests in flight per replica, default 16 */
 	struct conf_upstream *next;
+
+	/* launch command|http|kubernetes (launch_cmd stays NULL for these) */
+	char *launch_start;	/* command: start="CMD"; http: start=URL */
+	char *launch_stop;	/* command: stop="CMD"; http: stop=URL */
+	char *launch_url;	/* url=: where the replica answers (command, http, kubernetes) */
+	char *launch_token_file;	/* http, kubernetes: token_file= (k8s default: the service account's) */
+	char *launch_namespace;	/* kubernetes: deployment=NS/NAME */
+	char *launch_deployment;
+	char *launch_api;	/* kubernetes: api=, default https://kubernetes.default.svc */
+	char *launch_ca;	/* kubernetes: ca=, default the service account's ca.crt */
+
+	/* issue 6: cost and keep-alive policy */
+	double price_per_hour;	/* default 0 */
+	char *currency;		/* default "USD" */
+	int64_t billing_granularity_ms;	/* 1000, 60000 or 3600000; inherited from main (default 1s) */
+	int keepalive_adaptive;	/* 0: fixed at idle_timeout_ms (default); 1: "keepalive adaptive" */
+	int64_t keepalive_min_ms;	/* adaptive min=, default 1m */
+	int64_t keepalive_max_ms;	/* adaptive max=, default 1h */
+	double keepalive_percentile;	/* adaptive percentile=, default 99 */
+	int prewarm_schedule;	/* "prewarm schedule": 1; "off" (default): 0 */
+
+	/* issue 5 (parsed, not yet acted on) */
+	int replicas_min;	/* replicas min=N max=N: default 0 and 1 */
+	int replicas_max;
+	int target_concurrency;	/* 0 (default): max_conns */
+	int min_warm_from;	/* min_warm N at HH:MM-HH:MM: minutes after local midnight; -1: all day */
+	int min_warm_to;	/* end of the window (may be < from: it wraps midnight) */
 };
 
 struct conf_location {
@@ -64,6 +153,9 @@ struct conf_location {
 	const char *file;
 	int line;
 	struct conf_location *next;
+	struct conf_limits limits;	/* inherited from server, then main */
+	struct degrade_rule *degrade;	/* "degrade" lines in order; rule.to is the struct conf_upstream * */
+	size_t ndegrade;
 };
 
 struct conf_server {
@@ -76,6 +168,7 @@ struct conf_server {
 	struct conf_server *next;
 	char *ssl_certificate;	/* PEM file, resolved against the prefix; set when a listen has ssl */
 	char *ssl_certificate_key;
+	struct conf_limits limits;	/* inherited from main */
 };
 
 struct conf {
@@ -96,6 +189,9 @@ struct conf {
 	int64_t proxy_read_timeout_ms;	/* default 60s */
 	struct conf_server *servers;
 	struct conf_upstream *upstreams;
+	struct conf_limit_zone *limit_zones;	/* limit_req_zone and limit_conn_zone, in conf order */
+	struct conf_limits limits;	/* limit_* of the main block */
+	int64_t billing_granularity_ms;	/* main default for upstreams: 1s */
 };
 
 /*
@@ -108,6 +204,7 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 void conf_free(struct conf *c);
 
 struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name);
+struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *name);
 
 /* "250ms" "30s" "5m" "1h" "2d" or bare seconds -> milliseconds; -1 when malformed. */
 int64_t conf_parse_time(const char *s);

@@ -296,6 +296,7 @@ static int set_server(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 	s->client_max_body_size = -1;
 	s->proxy_connect_timeout_ms = -1;
 	s->proxy_read_timeout_ms = -1;
+	conf_limits_init(&s->limits);
 	for (tail = &p->c->pub.servers; *tail; tail = &(*tail)->next)
 		;
 	*tail = s;
@@ -381,6 +382,7 @@ static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	lx->pub.client_max_body_size = -1;
 	lx->pub.proxy_connect_timeout_ms = -1;
 	lx->pub.proxy_read_timeout_ms = -1;
+	conf_limits_init(&lx->pub.limits);
 	*tail = &lx->pub;
 	p->loc = lx;
 	p->seen = &seen;
@@ -454,6 +456,15 @@ static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	u->hold_timeout_ms = 120000;
 	u->stop_grace_ms = 10000;
 	u->max_conns = 16;
+	u->currency = conf_xstrdup("USD");
+	u->billing_granularity_ms = -1;
+	u->keepalive_min_ms = 60000;
+	u->keepalive_max_ms = 3600000;
+	u->keepalive_percentile = 99;
+	u->replicas_min = 0;
+	u->replicas_max = 1;
+	u->min_warm_from = -1;
+	u->min_warm_to = -1;
 	for (tail = &p->c->pub.upstreams; *tail; tail = &(*tail)->next)
 		;
 	*tail = u;
@@ -463,59 +474,6 @@ static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	p->ups = saved;
 	p->seen = saved_seen;
 	return rc;
-}
-
-/*
- * Checks the $variables of a launch command: the launcher fills in $port,
- * $name and $prefix (also written ${port}) when it starts a replica, so any
- * other name is a mistake better caught at load. A "$" followed by no name
- * stays as written. Returns 0, or -1 with the error set.
- */
-static int launch_check_vars(struct conf_parse *p, const char *cmd)
-{
-	static const char *const known[] = { "port", "name", "prefix" };
-
-	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
-		const char *name = s + 1, *end;
-		int braced = *name == '{', ok = 0;
-		size_t nlen;
-
-		name += braced;
-		for (end = name; (*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z') ||
-		     (*end >= '0' && *end <= '9') || *end == '_'; end++)
-			;
-		nlen = (size_t)(end - name);
-		if (nlen == 0 && !braced)
-			continue;
-		if (nlen == 0 || (braced && *end != '}')) {
-			int show = (int)(end - s) + (*end == '}');
-			return conf_error(p, "invalid variable \"%.*s\" in \"launch\" directive",
-					  show > 32 ? 32 : show, s);
-		}
-		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-			if (strlen(known[i]) == nlen && strncmp(name, known[i], nlen) == 0)
-				ok = 1;
-		if (!ok)
-			return conf_error(p, "unknown variable \"$%.*s\" in \"launch\" directive "
-					  "(known: $port, $name, $prefix)", (int)nlen, name);
-	}
-	return 0;
-}
-
-/* launch exec "CMD" */
-static int set_launch(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
-{
-	struct conf_upstream *u = p->ups;
-
-	if (strcmp(av[0], "exec") != 0)
-		return conf_error(p, "unknown launcher \"%s\" in \"launch\" directive (known: exec)", av[0]);
-	if (!av[1][0])
-		return conf_error(p, "empty command in \"launch\" directive");
-	if (launch_check_vars(p, av[1]) < 0)
-		return -1;
-	set_str(&u->launch_kind, conf_xstrdup(av[0]));
-	set_str(&u->launch_cmd, conf_xstrdup(av[1]));
-	return 0;
 }
 
 /* health PATH */
@@ -608,16 +566,32 @@ const struct conf_cmd conf_cmds[] = {
 	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0 },
 
 	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0 },
+	{ "degrade", CONF_LOCATION, CONF_MULTI, 3, -1, conf_set_degrade, 0 },
 
-	{ "launch", CONF_UPSTREAM, 0, 2, 2, set_launch, 0 },
+	{ "limit_req_zone", CONF_MAIN, CONF_MULTI, 2, 4, conf_set_limit_zone, 0 },
+	{ "limit_conn_zone", CONF_MAIN, CONF_MULTI, 2, 2, conf_set_limit_zone, 1 },
+	{ "limit_req", INH, CONF_MULTI, 1, 3, conf_set_limit_req, 0 },
+	{ "limit_conn", INH, CONF_MULTI, 2, 2, conf_set_limit_conn, 0 },
+	{ "limit_req_status", INH, 0, 1, 1, conf_set_limit_status, 0 },
+	{ "limit_conn_status", INH, 0, 1, 1, conf_set_limit_status, 1 },
+	{ "limit_req_dry_run", INH, 0, 1, 1, conf_set_limit_dry_run, 0 },
+	{ "limit_req_log_level", INH, 0, 1, 1, conf_set_limit_log_level, 0 },
+
+	{ "launch", CONF_UPSTREAM, 0, 2, -1, conf_set_launch, 0 },
 	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0 },
 	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(boot_timeout_ms) },
 	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0 },
 	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(idle_timeout_ms) },
-	{ "min_warm", CONF_UPSTREAM, 0, 1, 1, set_ups_num, UPS(min_warm) },
+	{ "min_warm", CONF_UPSTREAM, 0, 1, 3, conf_set_min_warm, 0 },
 	{ "hold", CONF_UPSTREAM, 0, 1, 2, set_hold, 0 },
 	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms) },
 	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns) },
+	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0 },
+	{ "billing_granularity", CONF_MAIN | CONF_UPSTREAM, 0, 1, 1, conf_set_billing, 0 },
+	{ "keepalive", CONF_UPSTREAM, 0, 1, 4, conf_set_keepalive, 0 },
+	{ "prewarm", CONF_UPSTREAM, 0, 1, 1, conf_set_prewarm, 0 },
+	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0 },
+	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0 },
 	{ NULL, 0, 0, 0, 0, NULL, 0 }
 };
 

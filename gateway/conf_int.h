@@ -116,6 +116,8 @@ int conf_lex_eof_line(const struct conf_lex *lx);
 
 /* conf.c */
 int conf_error(struct conf_parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int conf_error_at(struct conf_parse *p, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file);
 int conf_include(struct conf_parse *p, const char *pattern);
 const char *conf_name_keep(struct conf_x *c, const char *name);
@@ -123,5 +125,32 @@ char *conf_path(const struct conf_parse *p, const char *s);
 void *conf_xcalloc(size_t n, size_t size);
 char *conf_xstrdup(const char *s);
 char *conf_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* conf_limit.c: the limit_* directives */
+int conf_set_limit_zone(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_limit_req(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_limit_conn(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_limit_status(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_limit_dry_run(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_limit_log_level(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+void conf_limits_init(struct conf_limits *l);
+void conf_limits_free(struct conf_limits *l);
+void conf_limit_zones_free(struct conf *c);
+int conf_limit_check(struct conf_parse *p);
+
+/* conf_upstream.c: launch drivers, cost, keep-alive, replicas */
+int conf_set_launch(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_price(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_billing(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_prewarm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_replicas(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_target_concurrency(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+
+/* conf_degrade.c: the degrade directive */
+int conf_set_degrade(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_degrade_check(struct conf_parse *p);
+void conf_degrade_free(struct conf_location *l);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * conf_lex: turns conf text into statements, nginx's way. A statement is a
  * run of words ended by ";" (a directive), "{" (a block opens) or "}" (a
- * block closes). Words are bare or quoted ('..' or ".."); "#" starts a
- * comment when it starts a word. Also the value parsers: times and sizes.
+ * block closes). Words are bare or quoted ('..' or ".."; a bare key= may be
+ * followed by a quoted value: start="a b"); "#" starts a comment when it
+ * starts a word. Also the value parsers: times and sizes.
  */
 #include "config.h"
 
@@ -248,6 +249,18 @@ static int lex_word(struct conf_lex *lx, char **out, char *err, size_t errlen)
 			continue;
 		}
 		word_put(&w, &len, &cap, ch);
+		/* key="quoted value": the value is read as a quoted word would be */
+		if (ch == '=' && lx->pos < lx->len && (lx->buf[lx->pos] == '"' || lx->buf[lx->pos] == '\'')) {
+			char *v;
+			if (lex_word(lx, &v, err, errlen) != 0) {
+				free(w);
+				return CONF_LEX_ERR;
+			}
+			for (char *c = v; *c; c++)
+				word_put(&w, &len, &cap, *c);
+			free(v);
+			break;
+		}
 		/* "${name}" may be followed by letters: the braces do not end the word */
 		if (ch == '$' && lx->pos < lx->len && lx->buf[lx->pos] == '{') {
 			while (lx->pos < lx->len && lx->buf[lx->pos] != '}' &&

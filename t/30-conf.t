@@ -108,7 +108,7 @@ my @errors = (
 	[ "upstream u {\n launch exec \"w --port \$port --gpu \$gpu\";\n}\n$SRV",
 		'unknown variable "$gpu" in "launch" directive (known: $port, $name, $prefix) in test.conf:2',
 		'an unknown $variable in a launch command is refused' ],
-	[ "upstream u {\n launch docker w;\n}\n$SRV", 'unknown launcher "docker" in "launch" directive (known: exec) in test.conf:2',
+	[ "upstream u {\n launch docker w;\n}\n$SRV", 'unknown launcher "docker" in "launch" directive (known: exec, command, http, kubernetes) in test.conf:2',
 		'an unknown launcher is refused' ],
 	[ "$UPS\nserver {\n listen 18080;\n listen 127.0.0.1:18080;\n location / { proxy_pass u; }\n}\n",
 		'listen 127.0.0.1:18080 conflicts with listen 0.0.0.0:18080 at test.conf:4 in test.conf:5',

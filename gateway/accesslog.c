@@ -1,0 +1,94 @@
+/*
+ * accesslog: the access log file, owned here; one write(2) per line.
+ */
+#include "config.h"
+#include "gateway/accesslog.h"
+#include "gateway/request.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int al_fd = -1;
+static char *al_path;
+
+/* "stderr" and "stdout" are duplicated so that close() never closes them. */
+static int al_open_fd(const char *path)
+{
+	if (!path || strcmp(path, "off") == 0)
+		return -1;
+	if (strcmp(path, "stderr") == 0)
+		return fcntl(2, F_DUPFD_CLOEXEC, 3);
+	if (strcmp(path, "stdout") == 0)
+		return fcntl(1, F_DUPFD_CLOEXEC, 3);
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+int accesslog_open(const char *path)
+{
+	int fd = -1;
+	if (path && strcmp(path, "off") != 0) {
+		fd = al_open_fd(path);
+		if (fd < 0)
+			return -1;
+	}
+	if (al_fd >= 0)
+		close(al_fd);
+	al_fd = fd;
+	free(al_path);
+	al_path = path ? strdup(path) : NULL;
+	return 0;
+}
+
+int accesslog_reopen(void)
+{
+	if (!al_path)
+		return 0;
+	char *p = strdup(al_path);
+	int rc = p ? accesslog_open(p) : -1;
+	free(p);
+	return rc;
+}
+
+void accesslog_close(void)
+{
+	if (al_fd >= 0)
+		close(al_fd);
+	al_fd = -1;
+	free(al_path);
+	al_path = NULL;
+}
+
+void accesslog_time(char *buf, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%d/%b/%Y:%H:%M:%S %z", &tm);
+}
+
+void accesslog_write(const struct wg_request *r, const char *upstream, const char *replica_url,
+		     int status, uint64_t bytes, double upstream_ms)
+{
+	if (al_fd < 0)
+		return;
+	char line[2048];
+	int n = snprintf(line, sizeof(line),
+			 "%s - - [%s] \"%s\" %d %" PRIu64 " upstream=%s replica=%s hold_ms=%.0f upstream_ms=%.1f rid=%s\n",
+			 r->remote, r->time_local, r->line, status, bytes,
+			 upstream && *upstream ? upstream : "-",
+			 replica_url && *replica_url ? replica_url : "-",
+			 r->hold_ms, upstream_ms, r->id);
+	if (n < 0)
+		return;
+	if (n >= (int)sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	ssize_t w = write(al_fd, line, (size_t)n);
+	(void)w;
+}

@@ -1,0 +1,102 @@
+/*
+ * log: the error log, one file shared by the whole gateway, nginx format.
+ * The fd is owned here; log_reopen() reopens the same path (SIGUSR1).
+ */
+#include "config.h"
+#include "gateway/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = -1;		/* -1: stderr */
+static char *log_path;
+static enum conf_log_level log_level = LOG_LVL_NOTICE;
+
+static const char *const log_names[] = {
+	"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"
+};
+
+/* "stderr" (or NULL) means fd 2; otherwise a file opened for append. */
+static int log_open_fd(const char *path)
+{
+	if (!path || strcmp(path, "stderr") == 0)
+		return -1;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	return fd < 0 ? -2 : fd;
+}
+
+int log_open(const char *path, enum conf_log_level level)
+{
+	int fd = log_open_fd(path);
+	if (fd == -2)
+		return -1;
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	free(log_path);
+	log_path = path ? strdup(path) : NULL;
+	log_level = level;
+	return 0;
+}
+
+int log_reopen(void)
+{
+	int fd = log_open_fd(log_path);
+	if (fd == -2)
+		return -1;
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	return 0;
+}
+
+void log_close(void)
+{
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = -1;
+	free(log_path);
+	log_path = NULL;
+}
+
+int log_enabled(enum conf_log_level level)
+{
+	return level <= log_level;
+}
+
+/* One write(2) per line, so lines from a forked child never interleave mid-line. */
+void log_msg(enum conf_log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	int saved = errno;
+	char line[4096];
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	int n = (int)strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm);
+	if ((unsigned)level > LOG_LVL_DEBUG)
+		level = LOG_LVL_DEBUG;
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " [%s] %d#0: ", log_names[level], (int)getpid());
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	ssize_t w = write(log_fd >= 0 ? log_fd : 2, line, (size_t)n);
+	(void)w;
+	errno = saved;
+}

@@ -1,0 +1,677 @@
+/*
+ * proxy: one client request (evhttp server side) forwarded to one replica
+ * (evhttp client side), the answer streamed back piece by piece.
+ *
+ * Ownership, because libevent 2.1's evhttp makes it easy to get wrong:
+ * - The client request (creq) belongs to libevent. We answer it exactly once
+ *   (send_reply / send_reply_end) or free its connection; after that we
+ *   never touch it. When the client's connection dies first, libevent calls
+ *   our closecb; the request is then either detached (evcon NULL: we free
+ *   it) or about to be freed by libevent (we leave it).
+ * - The upstream request (ureq) is freed by libevent after its done cb or on
+ *   evhttp_cancel_request; we forget it at those points.
+ * - The upstream connection (uconn) is ours: back to the pool's idle stack
+ *   after a clean answer, freed after any error.
+ * - The forward (struct proxy_fwd) is ours; deliver() unlinks it, calls the
+ *   caller's done cb once and frees it.
+ */
+#include "config.h"
+
+#include "gateway/proxy.h"
+#include "gateway/proxy_hdr.h"
+#include "gateway/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#define PROXY_IDLE_MIN 32		/* idle keep-alive connections always allowed per replica */
+#define PROXY_PEAK_WINDOW_MS 10000	/* ...and as many as were in flight at once lately */
+#define PROXY_CLIENT_HIGH (1024 * 1024)	/* client output above this pauses the backend */
+#define PROXY_MAX_HEADERS (64 * 1024)	/* a larger response header is a 502 */
+#define PROXY_PROGRESS_MS 500		/* at most one progress cb per forward this often */
+
+struct proxy_fwd {
+	LIST_ENTRY(proxy_fwd) link;	/* pool->active, or pool->deferred once finished */
+	struct proxy_pool *pool;
+	struct evhttp_request *creq;
+	struct evhttp_connection *cconn;
+	struct evhttp_request *ureq;
+	struct evhttp_connection *uconn;
+	struct event *cwatch;		/* EOF watch on the client socket while we wait */
+	struct event *ctimer;		/* connect timeout of a new upstream connection */
+	struct event *defer;		/* delivers done when we finished inside proxy_forward */
+	int64_t connect_ms, read_ms;
+	char reqid[PROXY_REQID_MAX];
+	char *extra_name, *extra_value;
+	proxy_done_cb done;
+	proxy_progress_cb progress;
+	void *arg;
+	struct proxy_result res;
+	struct timespec t0;
+	double progress_at;		/* ms after t0 of the last progress cb, -1: none yet */
+	int uerr;			/* last evhttp_request_error, -1 when none */
+	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
+		headers_sent:1, paused:1, connect_timed_out:1;
+};
+
+struct proxy_pool {
+	struct event_base *base;
+	char *host;
+	int port;
+	char hostport[300];
+	struct evhttp_connection **idle;	/* stack: the most recently used on top */
+	int nidle, cap;
+	int nactive;			/* forwards in flight */
+	int peak, peak_prev;		/* most in flight in this window and the last one */
+	struct timespec peak_t0;	/* start of this window */
+	LIST_HEAD(, proxy_fwd) active;
+	LIST_HEAD(, proxy_fwd) deferred;
+	int freeing;
+};
+
+static int start_upstream(struct proxy_fwd *f, int fresh_only);
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static struct timeval ms_tv(int64_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	return tv;
+}
+
+/* The caller owns the pool; host is copied. NULL on allocation failure. */
+struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port)
+{
+	struct proxy_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->base = base;
+	p->port = port;
+	p->host = strdup(host);
+	if (!p->host) {
+		free(p);
+		return NULL;
+	}
+	if (strchr(host, ':'))
+		snprintf(p->hostport, sizeof(p->hostport), "[%s]:%d", host, port);
+	else
+		snprintf(p->hostport, sizeof(p->hostport), "%s:%d", host, port);
+	LIST_INIT(&p->active);
+	LIST_INIT(&p->deferred);
+	clock_gettime(CLOCK_MONOTONIC, &p->peak_t0);
+	return p;
+}
+
+/* An idle keep-alive connection, or a new one (it connects on first use). */
+static struct evhttp_connection *pool_take(struct proxy_pool *p, int fresh_only)
+{
+	struct evhttp_connection *c;
+	if (p->nidle > 0 && !fresh_only)
+		return p->idle[--p->nidle];
+	c = evhttp_connection_base_new(p->base, NULL, p->host, (ev_uint16_t)p->port);
+	if (!c)
+		return NULL;
+	evhttp_connection_set_max_headers_size(c, PROXY_MAX_HEADERS);
+	evhttp_connection_set_retries(c, 0);
+	return c;
+}
+
+/* Counts one more forward in flight and keeps the recent peak. */
+static void pool_count(struct proxy_pool *p, int delta)
+{
+	p->nactive += delta;
+	if (ms_since(&p->peak_t0) >= PROXY_PEAK_WINDOW_MS) {
+		p->peak_prev = p->peak;
+		p->peak = p->nactive;
+		clock_gettime(CLOCK_MONOTONIC, &p->peak_t0);
+	}
+	if (p->nactive > p->peak)
+		p->peak = p->nactive;
+}
+
+/*
+ * Takes c back after a clean answer. Keeps as many idle connections as were
+ * in flight at once lately (at least PROXY_IDLE_MIN), so that a burst of
+ * answers coming back together does not close connections the next burst
+ * of requests needs again; frees the rest.
+ */
+static void pool_put(struct proxy_pool *p, struct evhttp_connection *c)
+{
+	int want = p->peak > p->peak_prev ? p->peak : p->peak_prev;
+
+	if (want < PROXY_IDLE_MIN)
+		want = PROXY_IDLE_MIN;
+	if (p->freeing || p->nidle >= want) {
+		evhttp_connection_free(c);
+		return;
+	}
+	if (p->nidle == p->cap) {
+		int ncap = p->cap ? 2 * p->cap : PROXY_IDLE_MIN;
+		struct evhttp_connection **n = realloc(p->idle, (size_t)ncap * sizeof(*n));
+		if (!n) {
+			evhttp_connection_free(c);
+			return;
+		}
+		p->idle = n;
+		p->cap = ncap;
+	}
+	p->idle[p->nidle++] = c;
+}
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	(void)fd;
+	(void)what;
+	LIST_REMOVE(f, link);
+	event_free(f->defer);
+	f->done(&f->res, f->arg);
+	free(f->extra_name);
+	free(f->extra_value);
+	free(f);
+}
+
+/*
+ * The one exit of a forward: the client side is settled already (answered,
+ * closed or gone). Calls done once and frees f, or, when we are still inside
+ * proxy_forward, hands that to the loop so the caller never sees done before
+ * proxy_forward returned.
+ */
+static void deliver(struct proxy_fwd *f)
+{
+	f->finished = 1;
+	if (f->cwatch) {
+		event_free(f->cwatch);
+		f->cwatch = NULL;
+	}
+	if (f->ctimer) {
+		event_free(f->ctimer);
+		f->ctimer = NULL;
+	}
+	f->res.upstream_ms = ms_since(&f->t0);
+	LIST_REMOVE(f, link);
+	pool_count(f->pool, -1);
+	if (f->in_setup) {
+		f->defer = event_new(f->pool->base, -1, 0, defer_cb, f);
+		if (f->defer) {
+			LIST_INSERT_HEAD(&f->pool->deferred, f, link);
+			event_active(f->defer, EV_TIMEOUT, 1);
+			return;
+		}
+		/* no memory for the event: tell the caller now rather than never */
+	}
+	f->done(&f->res, f->arg);
+	free(f->extra_name);
+	free(f->extra_value);
+	free(f);
+}
+
+/* Stops using the client connection: no closecb, no EOF watch. */
+static void client_release(struct proxy_fwd *f)
+{
+	if (f->cwatch) {
+		event_free(f->cwatch);
+		f->cwatch = NULL;
+	}
+	if (f->cconn)
+		evhttp_connection_set_closecb(f->cconn, NULL, NULL);
+}
+
+/* Drops the upstream side after an error or a cancel: the socket is closed,
+ * so the backend sees the client go. */
+static void upstream_drop(struct proxy_fwd *f)
+{
+	if (f->ctimer) {
+		event_free(f->ctimer);
+		f->ctimer = NULL;
+	}
+	if (f->ureq) {
+		struct evhttp_request *u = f->ureq;
+		f->ureq = NULL;
+		evhttp_cancel_request(u);	/* frees u; our error cb sees CANCEL */
+	}
+	if (f->uconn) {
+		evhttp_connection_free(f->uconn);
+		f->uconn = NULL;
+	}
+}
+
+/* Answers the client with an error (nothing was sent yet) and finishes. */
+static void finish_error(struct proxy_fwd *f, int code, const char *why)
+{
+	char msg[512];
+	struct evkeyvalq *h;
+
+	upstream_drop(f);
+	client_release(f);
+	snprintf(msg, sizeof(msg), "upstream %s: %s", f->pool->hostport, why);
+	log_warn("proxy: %s %s -> %d: %s", f->reqid, evhttp_request_get_uri(f->creq), code, msg);
+	h = evhttp_request_get_output_headers(f->creq);
+	evhttp_add_header(h, "X-Request-Id", f->reqid);
+	proxy_send_error(f->creq, code, msg, 0);
+	f->creq = NULL;
+	f->res.status = code;
+	deliver(f);
+}
+
+/* The status line is out and the backend failed: all we can do is close the
+ * client's connection so it sees a truncated answer. */
+static void finish_abort(struct proxy_fwd *f, int code, const char *why)
+{
+	upstream_drop(f);
+	client_release(f);
+	log_warn("proxy: %s upstream %s failed after %llu body bytes: %s; closing the client connection",
+		 f->reqid, f->pool->hostport, (unsigned long long)f->res.bytes_out, why);
+	evhttp_connection_free(f->cconn);	/* frees creq, still queued on it */
+	f->creq = NULL;
+	f->cconn = NULL;
+	f->res.status = code;
+	deliver(f);
+}
+
+/*
+ * The client went away. from_libevent: we are in its closecb, where libevent
+ * has either detached creq (then it is ours to free) or frees it next.
+ * Otherwise our EOF watch saw it and we free the connection (and creq) here.
+ */
+static void client_gone(struct proxy_fwd *f, int from_libevent)
+{
+	log_info("proxy: %s client closed the connection while forwarding to %s",
+		 f->reqid, f->pool->hostport);
+	upstream_drop(f);
+	client_release(f);
+	if (from_libevent) {
+		if (evhttp_request_get_connection(f->creq) == NULL)
+			evhttp_request_free(f->creq);
+	} else {
+		evhttp_connection_free(f->cconn);
+	}
+	f->creq = NULL;
+	f->cconn = NULL;
+	f->res.client_gone = 1;
+	if (!f->headers_sent)
+		f->res.status = 0;
+	deliver(f);
+}
+
+static void client_close_cb(struct evhttp_connection *c, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	(void)c;
+	if (!f->finished)
+		client_gone(f, 1);
+}
+
+/*
+ * Read interest on the client socket while we forward. libevent does not
+ * read there (it would abort on pipelined bytes in this state, and it has
+ * read turned off after a request body), so we peek: EOF or an error means
+ * the client left; bytes mean a pipelined request, which we leave alone.
+ */
+static void client_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	char c;
+	ssize_t n;
+	(void)what;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0) {
+		event_free(f->cwatch);
+		f->cwatch = NULL;
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	client_gone(f, 0);
+}
+
+/* Connect timeout of a new upstream connection (the read timeout is evhttp's). */
+static void connect_timer_cb(evutil_socket_t fd_unused, short what, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd;
+	char why[96];
+	(void)fd_unused;
+	(void)what;
+
+	event_free(f->ctimer);
+	f->ctimer = NULL;
+	fd = f->uconn ? bufferevent_getfd(evhttp_connection_get_bufferevent(f->uconn)) : -1;
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		f->connected = 1;
+		return;
+	}
+	f->connect_timed_out = 1;
+	snprintf(why, sizeof(why), "connect timed out after %lldms", (long long)f->connect_ms);
+	if (f->headers_sent)
+		finish_abort(f, 504, why);
+	else
+		finish_error(f, 504, why);
+}
+
+static void client_drained_cb(struct evhttp_connection *c, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	(void)c;
+	if (f->paused && f->uconn) {
+		f->paused = 0;
+		bufferevent_enable(evhttp_connection_get_bufferevent(f->uconn), EV_READ);
+	}
+}
+
+/* Status line and headers from the backend: start the client's answer. */
+static int upstream_header_cb(struct evhttp_request *u, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	int code = evhttp_request_get_response_code(u);
+
+	if (code == 100)
+		return 0;	/* interim; evhttp reads the real answer next */
+	f->connected = 1;
+	if (f->ctimer) {
+		event_free(f->ctimer);
+		f->ctimer = NULL;
+	}
+	proxy_hdr_response(f->creq, u, f->reqid, f->extra_name, f->extra_value);
+	evhttp_send_reply_start(f->creq, code, evhttp_request_get_response_code_line(u));
+	f->headers_sent = 1;
+	f->res.status = code;
+	return 0;
+}
+
+/* Body bytes from the backend: pass them on, pause the backend when the client lags. */
+static void upstream_chunk_cb(struct evhttp_request *u, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(u);
+	size_t n = evbuffer_get_length(in);
+	struct bufferevent *cbev;
+
+	if (n == 0 || !f->headers_sent)
+		return;
+	f->res.bytes_out += n;
+	evhttp_send_reply_chunk_with_cb(f->creq, in, client_drained_cb, f);
+	cbev = evhttp_connection_get_bufferevent(f->cconn);
+	if (!f->paused && evbuffer_get_length(bufferevent_get_output(cbev)) > PROXY_CLIENT_HIGH) {
+		f->paused = 1;
+		bufferevent_disable(evhttp_connection_get_bufferevent(f->uconn), EV_READ);
+	}
+	if (f->progress) {
+		double now = ms_since(&f->t0);
+		if (f->progress_at < 0 || now - f->progress_at >= PROXY_PROGRESS_MS) {
+			f->progress_at = now;
+			f->progress(f->arg);
+		}
+	}
+}
+
+static void upstream_error_cb(enum evhttp_request_error err, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	f->uerr = (int)err;
+}
+
+static const char *uerr_text(struct proxy_fwd *f)
+{
+	switch (f->uerr) {
+	case EVREQ_HTTP_TIMEOUT:
+		return "timed out";
+	case EVREQ_HTTP_EOF:
+		return f->headers_sent ? "closed the connection in the middle of the body"
+			: "closed the connection before sending a response";
+	case EVREQ_HTTP_INVALID_HEADER:
+		return "sent an invalid response";
+	case EVREQ_HTTP_DATA_TOO_LONG:
+		return "sent a response header that is too large or a corrupt body";
+	case EVREQ_HTTP_BUFFER_ERROR:
+		return "buffer error";
+	default:
+		return "failed";
+	}
+}
+
+/* The backend side failed before a complete answer. */
+static void upstream_failed(struct proxy_fwd *f)
+{
+	char why[160];
+	int code = 502;
+	double waited = ms_since(&f->t0);
+
+	if (f->ctimer) {
+		event_free(f->ctimer);
+		f->ctimer = NULL;
+	}
+	/* libevent resets the connection on any error; we start over with a new one */
+	if (f->uconn) {
+		evhttp_connection_free(f->uconn);
+		f->uconn = NULL;
+	}
+	if (f->uerr == -1) {
+		/* evhttp's connect failure path: no error code, the connection never came up */
+		if (!f->connected && waited + 1 >= (double)f->connect_ms) {
+			code = 504;
+			snprintf(why, sizeof(why), "connect timed out after %lldms", (long long)f->connect_ms);
+		} else if (!f->connected && waited + 1 >= (double)f->read_ms) {
+			code = 504;
+			snprintf(why, sizeof(why), "connect timed out after %lldms", (long long)f->read_ms);
+		} else {
+			snprintf(why, sizeof(why), "connect failed%s%s", errno == ECONNREFUSED ? ": " : "",
+				 errno == ECONNREFUSED ? strerror(errno) : "");
+		}
+	} else if (f->uerr == EVREQ_HTTP_TIMEOUT) {
+		/* evhttp reports TIMEOUT only once connected; a connect timeout comes as uerr -1 */
+		code = 504;
+		snprintf(why, sizeof(why), "read timed out after %lldms", (long long)f->read_ms);
+	} else {
+		snprintf(why, sizeof(why), "%s", uerr_text(f));
+	}
+
+	/* A kept-alive connection the backend closed just as we reused it: once more, new. */
+	if (f->reused && !f->retried && !f->headers_sent && f->uerr == EVREQ_HTTP_EOF) {
+		log_info("proxy: %s upstream %s closed a kept-alive connection; retrying on a new one",
+			 f->reqid, f->pool->hostport);
+		f->retried = 1;
+		if (start_upstream(f, 1) == 0)
+			return;
+		snprintf(why, sizeof(why), "cannot start a request");
+	}
+	if (f->headers_sent)
+		finish_abort(f, code, why);
+	else
+		finish_error(f, code, why);
+}
+
+/* evhttp's done cb for the upstream request; libevent frees u after it. */
+static void upstream_done_cb(struct evhttp_request *u, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	struct evbuffer *rest;
+
+	f->ureq = NULL;
+	if (u == NULL || evhttp_request_get_response_code(u) == 0) {
+		upstream_failed(f);
+		return;
+	}
+	if (!f->headers_sent)
+		upstream_header_cb(u, f);
+	rest = evhttp_request_get_input_buffer(u);
+	if (evbuffer_get_length(rest) > 0) {
+		f->res.bytes_out += evbuffer_get_length(rest);
+		evhttp_send_reply_chunk(f->creq, rest);
+	}
+	if (f->ctimer) {
+		event_free(f->ctimer);
+		f->ctimer = NULL;
+	}
+	if (f->paused)
+		bufferevent_enable(evhttp_connection_get_bufferevent(f->uconn), EV_READ);
+	pool_put(f->pool, f->uconn);
+	f->uconn = NULL;
+	client_release(f);
+	evhttp_send_reply_end(f->creq);
+	f->creq = NULL;
+	deliver(f);
+}
+
+/*
+ * Sends the request on an idle or new connection. 0 when it is on its way
+ * (f may even be finished by now, when evhttp failed it at once); -1 when
+ * it could not start, with f untouched otherwise.
+ */
+static int start_upstream(struct proxy_fwd *f, int fresh_only)
+{
+	struct evhttp_connection *c;
+	struct evhttp_request *u;
+	struct timeval tv;
+	char ubuf[8192];
+	int fresh;
+
+	c = pool_take(f->pool, fresh_only);
+	if (!c)
+		return -1;
+	u = proxy_hdr_request(f->creq, f->pool->hostport, f->reqid, upstream_done_cb, f);
+	if (!u) {
+		pool_put(f->pool, c);
+		return -1;
+	}
+	evhttp_request_set_header_cb(u, upstream_header_cb);
+	evhttp_request_set_chunked_cb(u, upstream_chunk_cb);
+	evhttp_request_set_error_cb(u, upstream_error_cb);
+
+	fresh = bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0;
+	f->reused = !fresh;
+	f->connected = !fresh;
+	f->uerr = -1;
+	f->uconn = c;
+	f->ureq = u;
+	/* evhttp uses one timeout for connect, read and write: read_ms; ours below covers connect */
+	tv = ms_tv(f->read_ms);
+	evhttp_connection_set_timeout_tv(c, &tv);
+	if (fresh && f->connect_ms > 0 && f->connect_ms < f->read_ms) {
+		f->ctimer = evtimer_new(f->pool->base, connect_timer_cb, f);
+		if (f->ctimer) {
+			tv = ms_tv(f->connect_ms);
+			evtimer_add(f->ctimer, &tv);
+		}
+	}
+	if (evhttp_make_request(c, u, evhttp_request_get_command(f->creq),
+				proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
+		/* evhttp freed u */
+		f->ureq = NULL;
+		f->uconn = NULL;
+		if (f->ctimer) {
+			event_free(f->ctimer);
+			f->ctimer = NULL;
+		}
+		evhttp_connection_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* See proxy.h. Takes over the client connection's closecb until done runs. */
+void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struct proxy_opts *o,
+		   proxy_done_cb done, proxy_progress_cb progress, void *arg)
+{
+	struct proxy_fwd *f = calloc(1, sizeof(*f));
+	struct bufferevent *cbev;
+	evutil_socket_t fd;
+
+	if (!f) {
+		struct proxy_result r = { .status = 503 };
+		proxy_send_error(req, 503, "out of memory", 1);
+		done(&r, arg);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &f->t0);
+	f->pool = p;
+	f->creq = req;
+	f->cconn = evhttp_request_get_connection(req);
+	f->done = done;
+	f->progress = progress;
+	f->arg = arg;
+	f->uerr = -1;
+	f->progress_at = -1;
+	f->connect_ms = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+	f->read_ms = o && o->read_timeout_ms > 0 ? o->read_timeout_ms : 60000;
+	if (o && o->extra_header_name && o->extra_header_value) {
+		f->extra_name = strdup(o->extra_header_name);
+		f->extra_value = strdup(o->extra_header_value);
+	}
+	proxy_hdr_request_id(req, o ? o->request_id : NULL, f->reqid);
+	f->in_setup = 1;
+	LIST_INSERT_HEAD(&p->active, f, link);
+	pool_count(p, 1);
+
+	if (!f->cconn) {
+		/* the client left while the request was held; libevent detached it */
+		evhttp_request_free(req);
+		f->creq = NULL;
+		f->res.client_gone = 1;
+		deliver(f);
+		return;
+	}
+	if (p->freeing) {
+		finish_error(f, 502, "replica is stopping");
+		return;
+	}
+	evhttp_connection_set_closecb(f->cconn, client_close_cb, f);
+	cbev = evhttp_connection_get_bufferevent(f->cconn);
+	fd = bufferevent_getfd(cbev);
+	bufferevent_disable(cbev, EV_READ);
+	if (fd >= 0) {
+		f->cwatch = event_new(p->base, fd, EV_READ | EV_PERSIST, client_watch_cb, f);
+		if (f->cwatch)
+			event_add(f->cwatch, NULL);
+	}
+	log_debug("proxy: %s %s %s -> %s", f->reqid,
+		  proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
+		  p->hostport);
+	if (start_upstream(f, 0) != 0 && !f->finished)
+		finish_error(f, 502, "cannot start a request");
+	f->in_setup = 0;
+}
+
+/* See proxy.h. In-flight forwards get a 502 (or a closed connection) and their done. */
+void proxy_pool_free(struct proxy_pool *p)
+{
+	struct proxy_fwd *f;
+
+	if (!p || p->freeing)
+		return;
+	p->freeing = 1;
+	while ((f = LIST_FIRST(&p->active)) != NULL) {
+		f->in_setup = 0;
+		if (f->headers_sent)
+			finish_abort(f, 502, "replica stopped");
+		else
+			finish_error(f, 502, "replica stopped");
+	}
+	while ((f = LIST_FIRST(&p->deferred)) != NULL) {
+		event_del(f->defer);
+		defer_cb(-1, 0, f);
+	}
+	while (p->nidle > 0)
+		evhttp_connection_free(p->idle[--p->nidle]);
+	free(p->idle);
+	free(p->host);
+	free(p);
+}

@@ -1,0 +1,279 @@
+/*
+ * proxy_hdr: what the proxy passes on, drops and adds, both ways, and the
+ * small JSON error answer. Hop-by-hop headers (RFC 9110 7.6.1) stay on their
+ * hop: Connection and every header it names, Keep-Alive, Proxy-*, TE,
+ * Trailer, Transfer-Encoding, Upgrade.
+ */
+#include "config.h"
+
+#include "gateway/proxy.h"
+#include "gateway/proxy_hdr.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+static int is_hop_by_hop(const char *key)
+{
+	static const char *const names[] = {
+		"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", NULL
+	};
+	if (strncasecmp(key, "Proxy-", 6) == 0)
+		return 1;
+	for (int i = 0; names[i]; i++)
+		if (strcasecmp(key, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Is key one of the comma-separated tokens of a Connection header? */
+static int named_by_connection(const char *conn, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = conn;
+
+	while (p && *p) {
+		const char *end;
+		size_t n;
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		end = p;
+		while (*end && *end != ',')
+			end++;
+		n = (size_t)(end - p);
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == klen && strncasecmp(p, key, n) == 0)
+			return 1;
+		p = end;
+	}
+	return 0;
+}
+
+static int drop_header(const char *conn, const char *key)
+{
+	return is_hop_by_hop(key) || (conn && named_by_connection(conn, key));
+}
+
+static int reqid_is_sane(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= PROXY_REQID_MAX)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!isgraph((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+/* See proxy_hdr.h. */
+void proxy_hdr_request_id(struct evhttp_request *creq, const char *given, char out[PROXY_REQID_MAX])
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *client = evhttp_find_header(evhttp_request_get_input_headers(creq), "X-Request-Id");
+	unsigned char b[16];
+
+	if (given && reqid_is_sane(given)) {
+		snprintf(out, PROXY_REQID_MAX, "%s", given);
+		return;
+	}
+	if (client && reqid_is_sane(client)) {
+		snprintf(out, PROXY_REQID_MAX, "%s", client);
+		return;
+	}
+	arc4random_buf(b, sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * sizeof(b)] = '\0';
+}
+
+/* Appends src's bytes to dst without draining src. 0 or -1. */
+static int copy_body(struct evbuffer *dst, struct evbuffer *src)
+{
+	int n = evbuffer_peek(src, -1, NULL, NULL, 0);
+	struct evbuffer_iovec *v;
+	int rc = 0;
+
+	if (n <= 0)
+		return 0;
+	v = calloc((size_t)n, sizeof(*v));
+	if (!v)
+		return -1;
+	n = evbuffer_peek(src, -1, NULL, v, n);
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = evbuffer_add(dst, v[i].iov_base, v[i].iov_len);
+	free(v);
+	return rc;
+}
+
+/* See proxy_hdr.h. */
+struct evhttp_request *proxy_hdr_request(struct evhttp_request *creq, const char *hostport,
+					 const char *reqid,
+					 void (*cb)(struct evhttp_request *, void *), void *arg)
+{
+	struct evhttp_request *u = evhttp_request_new(cb, arg);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(creq);
+	struct evkeyvalq *out;
+	struct evbuffer *body = evhttp_request_get_input_buffer(creq);
+	struct evhttp_connection *cc = evhttp_request_get_connection(creq);
+	const char *conn = evhttp_find_header(in, "Connection");
+	struct evkeyval *h;
+	struct evbuffer *xff;
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(creq);
+	size_t len;
+	char num[32];
+	int bad = 0;
+
+	if (!u)
+		return NULL;
+	out = evhttp_request_get_output_headers(u);
+	xff = evbuffer_new();
+	if (!xff) {
+		evhttp_request_free(u);
+		return NULL;
+	}
+	TAILQ_FOREACH(h, in, next) {
+		if (drop_header(conn, h->key) || strcasecmp(h->key, "Host") == 0 ||
+		    strcasecmp(h->key, "Content-Length") == 0 || strcasecmp(h->key, "Expect") == 0 ||
+		    strcasecmp(h->key, "X-Forwarded-Proto") == 0 ||
+		    strcasecmp(h->key, "X-Request-Id") == 0)
+			continue;
+		if (strcasecmp(h->key, "X-Forwarded-For") == 0) {
+			evbuffer_add_printf(xff, "%s%s", evbuffer_get_length(xff) ? ", " : "", h->value);
+			continue;
+		}
+		bad |= evhttp_add_header(out, h->key, h->value);
+	}
+	if (cc)
+		evhttp_connection_get_peer(cc, &peer, &port);
+	if (peer && *peer)
+		evbuffer_add_printf(xff, "%s%s", evbuffer_get_length(xff) ? ", " : "", peer);
+	evbuffer_add(xff, "", 1);
+	bad |= evhttp_add_header(out, "Host", hostport);
+	if (evbuffer_get_length(xff) > 1)
+		bad |= evhttp_add_header(out, "X-Forwarded-For", (const char *)evbuffer_pullup(xff, -1));
+	bad |= evhttp_add_header(out, "X-Forwarded-Proto", "http");
+	bad |= evhttp_add_header(out, "X-Request-Id", reqid);
+	evbuffer_free(xff);
+
+	len = evbuffer_get_length(body);
+	if (len > 0 || cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH) {
+		snprintf(num, sizeof(num), "%zu", len);
+		bad |= evhttp_add_header(out, "Content-Length", num);
+	}
+	if (bad || copy_body(evhttp_request_get_output_buffer(u), body) != 0) {
+		evhttp_request_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* See proxy_hdr.h. */
+const char *proxy_hdr_uri(struct evhttp_request *creq, char *buf, size_t len)
+{
+	const char *raw = evhttp_request_get_uri(creq);
+	const struct evhttp_uri *eu = evhttp_request_get_evhttp_uri(creq);
+	const char *path, *query;
+
+	if (!raw || raw[0] == '/' || strcmp(raw, "*") == 0 || !eu)
+		return raw ? raw : "/";
+	path = evhttp_uri_get_path(eu);
+	query = evhttp_uri_get_query(eu);
+	if (snprintf(buf, len, "%s%s%s", path && *path ? path : "/", query ? "?" : "",
+		     query ? query : "") >= (int)len)
+		return raw;
+	return buf;
+}
+
+/* See proxy_hdr.h. */
+void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq,
+			const char *reqid, const char *extra_name, const char *extra_value)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(ureq);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(creq);
+	const char *conn = evhttp_find_header(in, "Connection");
+	int chunked = evhttp_find_header(in, "Transfer-Encoding") != NULL;
+	struct evkeyval *h;
+
+	TAILQ_FOREACH(h, in, next) {
+		if (drop_header(conn, h->key) || strcasecmp(h->key, "X-Request-Id") == 0 ||
+		    (chunked && strcasecmp(h->key, "Content-Length") == 0))
+			continue;
+		evhttp_add_header(out, h->key, h->value);
+	}
+	evhttp_add_header(out, "X-Request-Id", reqid);
+	if (extra_name && extra_value)
+		evhttp_add_header(out, extra_name, extra_value);
+	/*
+	 * An HTTP/1.0 client gets no chunks: without a length, the end of the
+	 * body is the end of the connection. evhttp decides keep-alive (and
+	 * would add "Content-Length: 0") from the client's own Connection
+	 * header, so that is what we turn into "close".
+	 */
+	if (creq->major == 1 && creq->minor == 0 && !evhttp_find_header(out, "Content-Length")) {
+		struct evkeyvalq *cin = evhttp_request_get_input_headers(creq);
+		while (evhttp_remove_header(cin, "Connection") == 0)
+			;
+		evhttp_add_header(cin, "Connection", "close");
+	}
+}
+
+/* See proxy.h. */
+void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *b = evbuffer_new();
+	json_t *o = json_object();
+	char *s = NULL;
+	char num[32];
+
+	if (o && json_object_set_new(o, "error", json_string(reason ? reason : "error")) != 0)
+		json_object_set_new(o, "error", json_string("error"));	/* reason was not UTF-8 */
+	if (o)
+		s = json_dumps(o, JSON_COMPACT);
+	evhttp_remove_header(h, "Content-Type");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	if (retry_after_s > 0) {
+		snprintf(num, sizeof(num), "%d", retry_after_s);
+		evhttp_remove_header(h, "Retry-After");
+		evhttp_add_header(h, "Retry-After", num);
+	}
+	if (b) {
+		evbuffer_add_printf(b, "%s\n", s ? s : "{\"error\":\"error\"}");
+	}
+	evhttp_send_reply(req, code, NULL, b);
+	if (b)
+		evbuffer_free(b);
+	free(s);
+	json_decref(o);
+}
+
+/* See proxy_hdr.h. */
+const char *proxy_hdr_method(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}

@@ -1,0 +1,545 @@
+/*
+ * replica: one replica's life. replica_set_state() is the only writer of
+ * rep->state; it logs every move, updates the state gauge and the store.
+ * Health polling, boot timeout, drain grace and backoff are all driven by
+ * the upstream module's 100ms tick (replica_tick), so a replica owns no
+ * timer of its own.
+ */
+#include "config.h"
+#include "gateway/upstream.h"
+#include "gateway/conf.h"
+#include "gateway/gw.h"
+#include "gateway/launch.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/proxy.h"
+#include "gateway/store.h"
+#include "warmer/warmer.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const state_names[REPLICA_NSTATES] = {
+	"STOPPED", "BOOTING", "WARMING", "READY", "DRAINING", "FAILED"
+};
+
+const char *replica_state_name(enum replica_state s)
+{
+	return (unsigned)s < REPLICA_NSTATES ? state_names[s] : "?";
+}
+
+/* wakegate_replica_state: 1 for the current state, 0 for the others. */
+static void replica_gauge(struct replica *rep)
+{
+	if (!gw.metrics)
+		return;
+	char name[256], labels[512];
+	metrics_escape(rep->up->name, name, sizeof(name));
+	for (int s = 0; s < REPLICA_NSTATES; s++) {
+		snprintf(labels, sizeof(labels), "upstream=\"%s\",replica=\"%d\",state=\"%s\"",
+			 name, rep->id, state_names[s]);
+		metrics_set(gw.metrics, "wakegate_replica_state", labels, rep->state == (enum replica_state)s);
+	}
+}
+
+/* The one place a replica changes state. why: a short reason for the log, or NULL. */
+static void replica_set_state(struct replica *rep, enum replica_state to, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void replica_set_state(struct replica *rep, enum replica_state to, const char *fmt, ...)
+{
+	char why[300] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+	}
+	enum replica_state from = rep->state;
+	rep->state = to;
+	rep->gen++;
+	rep->since = gw_now();
+	enum conf_log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
+	if (*why)
+		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s (%s)", rep->up->name, rep->id,
+			state_names[from], state_names[to], why);
+	else
+		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s", rep->up->name, rep->id,
+			state_names[from], state_names[to]);
+	replica_gauge(rep);
+	store_replica_state(gw.store, rep->up->name, rep->id, state_names[to],
+			    to == REPLICA_STOPPED ? "" : rep->url);
+}
+
+/* A free loopback port: bind to :0, read it, close. */
+static int replica_pick_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static void deferred_conn_free(evutil_socket_t fd, short what, void *arg)
+{
+	evhttp_connection_free(arg);
+}
+
+/* Health connections may be inside their own callback: free them on the next loop turn. */
+static void replica_health_close(struct replica *rep)
+{
+	if (!rep->health)
+		return;
+	struct timeval zero = { 0, 0 };
+	if (event_base_once(gw.base, -1, EV_TIMEOUT, deferred_conn_free, rep->health, &zero) < 0)
+		evhttp_connection_free(rep->health);
+	rep->health = NULL;
+	rep->health_pending = 0;
+}
+
+/* Cancels a running warmup and frees the copies its options point to. */
+static void replica_warm_free(struct replica *rep)
+{
+	if (rep->warmer)
+		warmer_cancel(rep->warmer);
+	rep->warmer = NULL;
+	free(rep->warm_model);
+	free(rep->warm_path);
+	free(rep->warm_body);
+	rep->warm_model = rep->warm_path = rep->warm_body = NULL;
+}
+
+/* Writes the GPU and idle seconds counted so far to metrics and the store. */
+static void replica_account(struct replica *rep, double now, int flush)
+{
+	if (rep->acct_at > 0 && rep->launch && rep->launch->ops->running(rep->launch)) {
+		double dt = now - rep->acct_at;
+		rep->gpu_s += dt;
+		if (rep->state == REPLICA_READY && rep->in_flight == 0)
+			rep->idle_s += dt;
+		if (gw.metrics) {
+			char name[256], labels[300];
+			metrics_escape(rep->up->name, name, sizeof(name));
+			snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+			metrics_add(gw.metrics, "wakegate_gpu_seconds_total", labels, dt);
+			if (rep->state == REPLICA_READY && rep->in_flight == 0)
+				metrics_add(gw.metrics, "wakegate_idle_seconds_total", labels, dt);
+		}
+	}
+	rep->acct_at = now;
+	if (flush || rep->gpu_s >= 10) {
+		if (rep->gpu_s > 0)
+			store_add(gw.store, rep->up->name, "gpu_seconds", rep->gpu_s);
+		if (rep->idle_s > 0)
+			store_add(gw.store, rep->up->name, "idle_seconds", rep->idle_s);
+		rep->gpu_s = rep->idle_s = 0;
+	}
+}
+
+/* SIGTERM now, SIGKILL after stop_grace (the launcher keeps the timer). */
+static void replica_stop_process(struct replica *rep)
+{
+	if (rep->launch && rep->launch->ops->running(rep->launch) && !rep->stop_sent) {
+		rep->stop_sent = 1;
+		rep->launch->ops->stop(rep->launch, rep->up->p.stop_grace_ms);
+	}
+}
+
+static void replica_pool_free(struct replica *rep)
+{
+	struct proxy_pool *p = rep->pool;
+	rep->pool = NULL;
+	if (p)
+		proxy_pool_free(p);	/* in-flight requests get 502; their done callbacks run */
+}
+
+/*
+ * Moves to FAILED: releases health, warmer, pool, asks the process to stop,
+ * arms the backoff. Held requests get 503 unless they can wait for a restart.
+ */
+static void replica_fail(struct replica *rep, int crashed_ready, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void replica_fail(struct replica *rep, int crashed_ready, const char *fmt, ...)
+{
+	struct upstream *u = rep->up;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
+	va_end(ap);
+	rep->fails++;
+	double backoff = rep->fails >= 6 ? 30 : (double)(1 << (rep->fails - 1));
+	if (backoff > 30)
+		backoff = 30;
+	rep->retry_at = gw_now() + backoff;
+	rep->crashed_ready = crashed_ready;
+	replica_set_state(rep, REPLICA_FAILED, "%s; next try in %gs", rep->reason, backoff);
+	replica_health_close(rep);
+	replica_warm_free(rep);
+	replica_pool_free(rep);
+	replica_stop_process(rep);
+	if (crashed_ready)
+		return;
+	for (int i = 0; i < u->nrep; i++) {
+		enum replica_state s = u->rep[i].state;
+		if (s == REPLICA_BOOTING || s == REPLICA_WARMING || s == REPLICA_READY)
+			return;	/* another replica will take them */
+	}
+	char msg[400];
+	snprintf(msg, sizeof(msg), "upstream \"%s\": %s", u->name, rep->reason);
+	upstream_fail_held(u, 503, msg, (int)ceil(backoff));
+}
+
+/* The launcher saw the process end: what that means depends on the state. */
+static void replica_exit_cb(int status, void *arg)
+{
+	struct replica *rep = arg;
+	char how[64];
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "ended");
+	replica_account(rep, gw_now(), 1);
+	struct launch *l = rep->launch;
+	rep->launch = NULL;
+	rep->stop_sent = 0;
+	/* safe: the exec driver touches nothing after calling us */
+	launch_free(l);
+	switch (rep->state) {
+	case REPLICA_BOOTING:
+		replica_fail(rep, 0, "%s during boot", how);
+		break;
+	case REPLICA_WARMING:
+		replica_fail(rep, 0, "%s during warmup", how);
+		break;
+	case REPLICA_READY:
+		replica_fail(rep, 1, "%s while ready", how);
+		break;
+	case REPLICA_DRAINING:
+		replica_pool_free(rep);
+		replica_set_state(rep, REPLICA_STOPPED, "%s after %.1fs up", how, gw_now() - rep->t_start);
+		break;
+	default:
+		log_info("upstream \"%s\" replica %d: process %s", rep->up->name, rep->id, how);
+		break;
+	}
+}
+
+/* Starts a replica from STOPPED or FAILED (after its backoff). 0, or -1 when it failed at once. */
+int replica_wake(struct replica *rep)
+{
+	struct upstream *u = rep->up;
+	if (!u->cf || gw.stopping || rep->launch)
+		return -1;
+	char err[256];
+	rep->port = replica_pick_port();
+	if (rep->port <= 0) {
+		replica_fail(rep, 0, "no free local port");
+		return -1;
+	}
+	snprintf(rep->url, sizeof(rep->url), "http://127.0.0.1:%d", rep->port);
+	rep->launch = launch_new(gw.base, u->cf->launch_kind, u->cf->launch_cmd, gw.conf->prefix,
+				 replica_exit_cb, rep, err, sizeof(err));
+	if (!rep->launch) {
+		replica_fail(rep, 0, "cannot launch: %s", err);
+		return -1;
+	}
+	rep->stop_sent = 0;
+	rep->t_start = gw_now();
+	rep->acct_at = rep->t_start;
+	if (rep->launch->ops->start(rep->launch, u->name, rep->port, err, sizeof(err)) < 0) {
+		launch_free(rep->launch);
+		rep->launch = NULL;
+		replica_fail(rep, 0, "cannot launch: %s", err);
+		return -1;
+	}
+	u->cold_starts++;
+	char name[256], labels[300];
+	metrics_escape(u->name, name, sizeof(name));
+	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	metrics_add(gw.metrics, "wakegate_cold_starts_total", labels, 1);
+	store_add(gw.store, u->name, "cold_starts", 1);
+	replica_set_state(rep, REPLICA_BOOTING, "%s on %s", u->hold.n ? "woken by a request" : "min_warm", rep->url);
+	return 0;
+}
+
+/* WARMING -> READY: make the pool, measure the warmup, drain held requests. */
+static void replica_ready(struct replica *rep)
+{
+	struct upstream *u = rep->up;
+	double now = gw_now();
+	rep->pool = proxy_pool_new(gw.base, "127.0.0.1", rep->port);
+	if (!rep->pool) {
+		replica_fail(rep, 0, "cannot make a connection pool");
+		return;
+	}
+	rep->t_ready = now;
+	rep->fails = 0;
+	u->warm_s = now - rep->t_health;
+	char name[256], labels[300];
+	metrics_escape(u->name, name, sizeof(name));
+	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	metrics_observe(gw.metrics, "wakegate_warmup_seconds", labels, u->warm_s);
+	store_add(gw.store, u->name, "warmup_seconds", u->warm_s);
+	/* a fresh replica counts as activity: the idle timer starts now, not at boot */
+	u->last_activity = now;
+	replica_set_state(rep, REPLICA_READY, "cold start took %.2fs", now - rep->t_start);
+	upstream_mark_cold(u, now);
+	upstream_dispatch(u);
+}
+
+/* The warmer is done: READY, or FAILED with its reason. */
+static void replica_warm_done(int ok, const char *reason, const struct warmer_result *res, void *arg)
+{
+	struct replica *rep = arg;
+	rep->warmer = NULL;	/* the warmer frees itself after this callback */
+	if (rep->state != REPLICA_WARMING)
+		return;
+	if (!ok) {
+		replica_fail(rep, 0, "warmup failed: %s", reason ? reason : "?");
+		return;
+	}
+	log_info("upstream \"%s\" replica %d: warmup ok: %d requests, first %.1fms, last %.1fms, %.0fms in all",
+		 rep->up->name, rep->id, res ? res->sent : 0, res ? res->first_ms : 0,
+		 res ? res->last_ms : 0, res ? res->total_ms : 0);
+	replica_warm_free(rep);
+	replica_ready(rep);
+}
+
+/* A warmup body file, whole; malloc'd for the caller. */
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	size_t got;
+	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+			}
+			buf = nb;
+		}
+	}
+	fclose(f);
+	if (buf)
+		*len = n;
+	return buf;
+}
+
+/* BOOTING -> WARMING: strings are copied, a reload may free the conf meanwhile. */
+static void replica_start_warmup(struct replica *rep)
+{
+	struct upstream *u = rep->up;
+	const struct conf_warmup *w = u->cf ? &u->cf->warmup : NULL;
+	if (!w || w->off) {
+		replica_ready(rep);
+		return;
+	}
+	replica_set_state(rep, REPLICA_WARMING, "health ok after %.2fs", rep->t_health - rep->t_start);
+	rep->warm_model = strdup(w->model ? w->model : u->name);
+	rep->warm_path = w->path ? strdup(w->path) : NULL;
+	if (w->body_file) {
+		rep->warm_body = read_file(w->body_file, &rep->warm_body_len);
+		if (!rep->warm_body) {
+			replica_fail(rep, 0, "warmup body %s cannot be read", w->body_file);
+			return;
+		}
+	}
+	struct warmer_opts o = {
+		.base_url = rep->url,
+		.model = rep->warm_model,
+		.path = rep->warm_path,
+		.body = rep->warm_body,
+		.body_len = rep->warm_body_len,
+		.count = w->count > 0 ? w->count : 3,
+		.until_stable = w->until_stable,
+		.timeout_ms = w->timeout_ms > 0 ? (long)w->timeout_ms : 60000,
+	};
+	rep->warmer = warmer_start(gw.base, &o, replica_warm_done, rep);
+	if (!rep->warmer)
+		replica_fail(rep, 0, "warmup could not start");
+}
+
+/* One health answer: 200 ends BOOTING; anything else waits for the next poll. */
+static void replica_health_cb(struct evhttp_request *req, void *arg)
+{
+	struct replica *rep = arg;
+	rep->health_pending = 0;
+	if (rep->state != REPLICA_BOOTING)
+		return;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+	if (code != 200)
+		return;
+	struct upstream *u = rep->up;
+	rep->t_health = gw_now();
+	u->boot_s = rep->t_health - rep->t_start;
+	char name[256], labels[300];
+	metrics_escape(u->name, name, sizeof(name));
+	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	metrics_observe(gw.metrics, "wakegate_boot_seconds", labels, u->boot_s);
+	store_add(gw.store, u->name, "boot_seconds", u->boot_s);
+	replica_health_close(rep);
+	if (u->cf && !u->cf->warmup.off)
+		replica_start_warmup(rep);
+	else {
+		replica_set_state(rep, REPLICA_WARMING, "health ok after %.2fs, warmup off", u->boot_s);
+		replica_ready(rep);
+	}
+}
+
+/* One GET of the health path at a time, on a connection kept for the boot. */
+static void replica_health_poll(struct replica *rep)
+{
+	if (rep->health_pending)
+		return;
+	if (!rep->health) {
+		rep->health = evhttp_connection_base_new(gw.base, NULL, "127.0.0.1", (unsigned short)rep->port);
+		if (!rep->health)
+			return;
+		evhttp_connection_set_timeout(rep->health, 2);
+		evhttp_connection_set_retries(rep->health, 0);
+	}
+	struct evhttp_request *req = evhttp_request_new(replica_health_cb, rep);
+	if (!req)
+		return;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+	const char *path = rep->up->cf && rep->up->cf->health_path ? rep->up->cf->health_path : "/v2/health/ready";
+	if (evhttp_make_request(rep->health, req, EVHTTP_REQ_GET, path) == 0)
+		rep->health_pending = 1;
+}
+
+/* Idle check answer from the store: another gateway may have seen traffic. */
+static void replica_idle_answer(int64_t ms, void *arg)
+{
+	struct replica *rep = arg;
+	rep->idle_query = 0;
+	struct upstream *u = rep->up;
+	if (rep->state != REPLICA_READY || rep->in_flight || u->hold.n)
+		return;
+	int64_t now_ms = gw_wall_ms();
+	if (ms > 0 && now_ms - ms < u->p.idle_timeout_ms && ms > u->last_activity_ms) {
+		double ago = (double)(now_ms - ms) / 1000.0;
+		log_info("upstream \"%s\": another gateway saw activity %.1fs ago, staying up", u->name, ago);
+		u->last_activity = gw_now() - ago;
+		return;
+	}
+	replica_set_state(rep, REPLICA_DRAINING, "idle for %.1fs", gw_now() - u->last_activity);
+}
+
+void replica_drain(struct replica *rep)
+{
+	switch (rep->state) {
+	case REPLICA_BOOTING:
+	case REPLICA_WARMING:
+		replica_health_close(rep);
+		replica_warm_free(rep);
+		/* fall through */
+	case REPLICA_READY:
+		replica_set_state(rep, REPLICA_DRAINING, gw.stopping ? "shutting down" : NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+void replica_tick(struct replica *rep, double now)
+{
+	struct upstream *u = rep->up;
+	replica_account(rep, now, 0);
+	switch (rep->state) {
+	case REPLICA_BOOTING:
+		if ((now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
+			replica_fail(rep, 0, "boot timed out after %gs", (double)u->p.boot_timeout_ms / 1000);
+			break;
+		}
+		replica_health_poll(rep);
+		break;
+	case REPLICA_READY: {
+		if (gw.stopping || !u->cf) {
+			replica_drain(rep);
+			break;
+		}
+		int ready = 0;
+		for (int i = 0; i < u->nrep; i++)
+			ready += u->rep[i].state == REPLICA_READY;
+		if (rep->in_flight || u->hold.n || rep->idle_query || ready <= u->p.min_warm)
+			break;
+		if ((now - u->last_activity) * 1000 < (double)u->p.idle_timeout_ms)
+			break;
+		rep->idle_query = 1;
+		store_newest_activity(gw.store, u->name, replica_idle_answer, rep);
+		break;
+	}
+	case REPLICA_DRAINING:
+		if (!rep->launch) {
+			replica_pool_free(rep);
+			replica_set_state(rep, REPLICA_STOPPED, "nothing was running");
+			break;
+		}
+		if (rep->in_flight == 0 || (now - rep->since) * 1000 >= (double)u->p.stop_grace_ms)
+			replica_stop_process(rep);
+		break;
+	case REPLICA_FAILED:
+		if (rep->launch || now < rep->retry_at || gw.stopping || !u->cf)
+			break;
+		if (u->hold.n) {
+			replica_wake(rep);
+			break;
+		}
+		/* min_warm: FAILED counts as down */
+		/* fall through */
+	case REPLICA_STOPPED: {
+		if (gw.stopping || !u->cf || rep->launch)
+			break;
+		int up = 0;
+		for (int i = 0; i < u->nrep; i++) {
+			enum replica_state s = u->rep[i].state;
+			up += s == REPLICA_BOOTING || s == REPLICA_WARMING || s == REPLICA_READY;
+		}
+		if ((u->hold.n && up == 0) || up < u->p.min_warm)
+			replica_wake(rep);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* At exit or when a retired upstream goes: nothing may be left running. */
+void replica_free(struct replica *rep)
+{
+	if (rep->idle_query) {	/* the store must not answer into a freed replica */
+		store_cancel(gw.store, rep);
+		rep->idle_query = 0;
+	}
+	replica_health_close(rep);
+	replica_warm_free(rep);
+	replica_pool_free(rep);
+	if (rep->launch) {
+		launch_free(rep->launch);
+		rep->launch = NULL;
+	}
+}

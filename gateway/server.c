@@ -1,0 +1,381 @@
+/*
+ * server: listeners, routing and the admin endpoints. A listener is one
+ * evhttp bound to one addr:port; routing looks up the conf in force at the
+ * time of the request (gw.conf), so a reload needs no rewiring.
+ */
+#include "config.h"
+#include "gateway/server.h"
+#include "gateway/conf.h"
+#include "gateway/gw.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/proxy.h"
+#include "gateway/upstream.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct listener {
+	char *addr;
+	int port;
+	int admin;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;	/* NULL once it stopped accepting */
+	SSL_CTX *ssl;			/* "listen ... ssl": owned, freed with the listener */
+	int mark;
+	struct listener *next;
+};
+
+static struct listener *listeners;
+
+static int same_addr(const char *a, const char *b)
+{
+	return strcmp(a ? a : "0.0.0.0", b ? b : "0.0.0.0") == 0;
+}
+
+/* The server for a request on listener l: server_name matches Host, else the first one on l. */
+static const struct conf_server *route_server(const struct listener *l, struct evhttp_request *req)
+{
+	const char *host = evhttp_request_get_host(req);
+	const struct conf_server *first = NULL;
+	for (const struct conf_server *s = gw.conf->servers; s; s = s->next) {
+		int on = 0;
+		for (const struct conf_listen *li = s->listens; li; li = li->next)
+			if (li->port == l->port && same_addr(li->addr, l->addr))
+				on = 1;
+		if (!on)
+			continue;
+		if (!first)
+			first = s;
+		if (host && s->server_name && *s->server_name && strcasecmp(host, s->server_name) == 0)
+			return s;
+	}
+	return first;
+}
+
+/* nginx's order: an exact match wins, then the longest prefix. */
+static const struct conf_location *route_location(const struct conf_server *s, const char *path)
+{
+	const struct conf_location *best = NULL;
+	size_t best_len = 0;
+	for (const struct conf_location *loc = s->locations; loc; loc = loc->next) {
+		if (loc->exact) {
+			if (strcmp(loc->path, path) == 0)
+				return loc;
+			continue;
+		}
+		size_t n = strlen(loc->path);
+		if (strncmp(loc->path, path, n) == 0 && (!best || n > best_len)) {
+			best = loc;
+			best_len = n;
+		}
+	}
+	return best;
+}
+
+/* Every client request: route, check the body limit, hand to the upstream. */
+static void main_cb(struct evhttp_request *req, void *arg)
+{
+	struct listener *l = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || !*path)
+		path = "/";
+	const struct conf_server *s = route_server(l, req);
+	const struct conf_location *loc = s ? route_location(s, path) : NULL;
+	if (!loc || !loc->proxy_pass) {
+		proxy_send_error(req, 404, "no location for this path", 0);
+		return;
+	}
+	size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	if (loc->client_max_body_size > 0 && (int64_t)body > loc->client_max_body_size) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "request body of %zu bytes is larger than client_max_body_size %lld",
+			 body, (long long)loc->client_max_body_size);
+		proxy_send_error(req, 413, msg, 0);
+		return;
+	}
+	struct upstream *u = upstream_find(loc->proxy_pass);
+	if (!u) {
+		proxy_send_error(req, 502, "no such upstream", 0);
+		return;
+	}
+	upstream_handle(u, req, loc);
+}
+
+/* GET /status: one JSON object per upstream. */
+static json_t *status_json(void)
+{
+	json_t *root = json_object(), *ups = json_object();
+	double now = gw_now();
+	for (struct upstream *u = upstream_list(); u; u = u->next) {
+		if (!u->cf)
+			continue;
+		json_t *o = json_object(), *reps = json_array();
+		const struct replica *main_rep = &u->rep[0];
+		int inflight = 0;
+		for (int i = 0; i < u->nrep; i++) {
+			const struct replica *rep = &u->rep[i];
+			inflight += rep->in_flight;
+			json_t *ro = json_pack("{s:i, s:s, s:s, s:i, s:f}", "id", rep->id,
+					       "state", replica_state_name(rep->state),
+					       "url", rep->state == REPLICA_STOPPED ? "" : rep->url,
+					       "in_flight", rep->in_flight, "state_seconds", now - rep->since);
+			if (rep->state == REPLICA_FAILED)
+				json_object_set_new(ro, "reason", json_string(rep->reason));
+			json_array_append_new(reps, ro);
+			if (rep->state > main_rep->state && main_rep->state != REPLICA_READY)
+				main_rep = rep;
+		}
+		json_object_set_new(o, "state", json_string(replica_state_name(main_rep->state)));
+		json_object_set_new(o, "url", json_string(main_rep->state == REPLICA_STOPPED ? "" : main_rep->url));
+		json_object_set_new(o, "in_flight", json_integer(inflight));
+		json_object_set_new(o, "held", json_integer(u->hold.n));
+		json_object_set_new(o, "last_activity_ms", u->last_activity_ms ? json_integer(u->last_activity_ms) : json_null());
+		json_object_set_new(o, "idle_seconds", json_real(u->last_activity > 0 ? now - u->last_activity : 0));
+		json_object_set_new(o, "cold_starts", json_integer(u->cold_starts));
+		json_object_set_new(o, "requests", json_integer((json_int_t)u->requests));
+		json_object_set_new(o, "boot_seconds", u->boot_s > 0 ? json_real(u->boot_s) : json_null());
+		json_object_set_new(o, "warmup_seconds", u->boot_s > 0 ? json_real(u->warm_s) : json_null());
+		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
+		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
+		json_object_set_new(o, "replicas", reps);
+		json_object_set_new(ups, u->name, o);
+	}
+	json_object_set_new(root, "upstreams", ups);
+	return root;
+}
+
+/* The admin listener: read-only views, GET only. */
+static void admin_cb(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : "/";
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		proxy_send_error(req, 405, "only GET here", 0);
+		return;
+	}
+	struct evbuffer *out = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	if (path && strcmp(path, "/metrics") == 0) {
+		metrics_render(gw.metrics, out);
+		evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
+	} else if (path && strcmp(path, "/status") == 0) {
+		json_t *j = status_json();
+		char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+		evbuffer_add_printf(out, "%s\n", s ? s : "{}");
+		free(s);
+		json_decref(j);
+		evhttp_add_header(h, "Content-Type", "application/json");
+	} else {
+		evbuffer_free(out);
+		proxy_send_error(req, 404, "try /metrics or /status", 0);
+		return;
+	}
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+/* evhttp asks for each accepted connection's bufferevent: a TLS one on ssl listeners. */
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+	if (!ssl)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* A server context with the certificate and key; NULL with a reason in err. */
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
+{
+	if (!cert || !key) {
+		snprintf(err, errlen, "no \"ssl_certificate\" and \"ssl_certificate_key\" for an ssl listener");
+		return NULL;
+	}
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		snprintf(err, errlen, "SSL_CTX_new() failed");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "cannot load certificate \"%s\": %s", cert,
+			 ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "cannot load certificate key \"%s\": %s", key,
+			 ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static struct listener *listener_open(const char *addr, int port, int admin, int64_t max_body,
+				      const struct conf_server *tls, char *err, size_t errlen)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->addr = strdup(addr ? addr : "0.0.0.0");
+	l->port = port;
+	l->admin = admin;
+	l->http = evhttp_new(gw.base);
+	if (!l->http)
+		goto fail;
+	if (tls) {
+		l->ssl = tls_ctx_new(tls->ssl_certificate, tls->ssl_certificate_key, err, errlen);
+		if (!l->ssl)
+			goto fail;
+		evhttp_set_bevcb(l->http, tls_bevcb, l->ssl);
+	}
+	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	/* idle keep-alive and stalled client I/O; a held request has no I/O pending, so it is not cut */
+	evhttp_set_timeout(l->http, 75);
+	if (max_body > 0)
+		evhttp_set_max_body_size(l->http, (ev_ssize_t)max_body);
+	evhttp_set_gencb(l->http, admin ? admin_cb : main_cb, l);
+	l->sock = evhttp_bind_socket_with_handle(l->http, l->addr, (ev_uint16_t)port);
+	if (!l->sock) {
+		snprintf(err, errlen, "bind() to %s:%d failed", l->addr, port);
+		goto fail;
+	}
+	log_notice("listening on %s:%d%s", l->addr, port, admin ? " (admin)" : tls ? " (ssl)" : "");
+	return l;
+fail:
+	if (l->http)
+		evhttp_free(l->http);
+	if (l->ssl)
+		SSL_CTX_free(l->ssl);
+	free(l->addr);
+	free(l);
+	return NULL;
+}
+
+static void listener_free(struct listener *l)
+{
+	evhttp_free(l->http);
+	if (l->ssl)
+		SSL_CTX_free(l->ssl);
+	free(l->addr);
+	free(l);
+}
+
+/* The largest client_max_body_size anywhere: evhttp's own cap. */
+static int64_t conf_max_body(const struct conf *c)
+{
+	int64_t m = c->client_max_body_size;
+	for (const struct conf_server *s = c->servers; s; s = s->next) {
+		if (s->client_max_body_size > m)
+			m = s->client_max_body_size;
+		for (const struct conf_location *loc = s->locations; loc; loc = loc->next)
+			if (loc->client_max_body_size > m)
+				m = loc->client_max_body_size;
+	}
+	return m;
+}
+
+/* An open listener for addr:port, to keep it across a reload. */
+static struct listener *listener_find(const char *addr, int port, int admin)
+{
+	for (struct listener *l = listeners; l; l = l->next)
+		if (l->sock && l->port == port && l->admin == admin && same_addr(l->addr, addr))
+			return l;
+	return NULL;
+}
+
+int server_configure(const struct conf *c, char *err, size_t errlen)
+{
+	for (struct listener *l = listeners; l; l = l->next)
+		l->mark = 0;
+	struct listener *fresh = NULL;
+	int64_t max_body = conf_max_body(c);
+	/* the body limit is checked per location; evhttp's is the largest, a memory guard */
+	max_body = max_body > 0 ? max_body : 0;
+	for (const struct conf_server *s = c->servers; s; s = s->next)
+		for (const struct conf_listen *li = s->listens; li; li = li->next) {
+			struct listener *l = listener_find(li->addr, li->port, 0);
+			if (!l)
+				for (struct listener *x = fresh; x; x = x->next)
+					if (x->port == li->port && same_addr(x->addr, li->addr))
+						l = x;
+			if (l) {
+				l->mark = 1;
+				continue;
+			}
+			l = listener_open(li->addr, li->port, 0, max_body, li->ssl ? s : NULL, err, errlen);
+			if (!l)
+				goto fail;
+			l->mark = 1;
+			l->next = fresh;
+			fresh = l;
+		}
+	if (c->admin_port > 0) {
+		struct listener *l = listener_find(c->admin_addr, c->admin_port, 1);
+		if (l)
+			l->mark = 1;
+		else {
+			l = listener_open(c->admin_addr ? c->admin_addr : "127.0.0.1", c->admin_port, 1, 0, NULL, err, errlen);
+			if (!l)
+				goto fail;
+			l->mark = 1;
+			l->next = fresh;
+			fresh = l;
+		}
+	}
+	/* kept ones get the new body limit; gone ones stop accepting now and are freed at exit */
+	for (struct listener *l = listeners; l; l = l->next) {
+		if (l->mark && !l->admin && max_body > 0)
+			evhttp_set_max_body_size(l->http, (ev_ssize_t)max_body);
+		if (!l->mark && l->sock) {
+			log_notice("closing listener %s:%d", l->addr, l->port);
+			evhttp_del_accept_socket(l->http, l->sock);
+			l->sock = NULL;
+		}
+	}
+	while (fresh) {
+		struct listener *l = fresh;
+		fresh = l->next;
+		l->next = listeners;
+		listeners = l;
+	}
+	return 0;
+fail:
+	while (fresh) {
+		struct listener *l = fresh;
+		fresh = l->next;
+		listener_free(l);
+	}
+	return -1;
+}
+
+void server_stop_accepting(void)
+{
+	for (struct listener *l = listeners; l; l = l->next)
+		if (l->sock && !l->admin) {
+			evhttp_del_accept_socket(l->http, l->sock);
+			l->sock = NULL;
+		}
+}
+
+void server_free_all(void)
+{
+	while (listeners) {
+		struct listener *l = listeners;
+		listeners = l->next;
+		listener_free(l);
+	}
+}
