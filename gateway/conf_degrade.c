@@ -186,6 +186,7 @@ int conf_degrade_check(struct conf_parse *p)
 	return 0;
 }
 
+/* Frees a location's rules and their target names. */
 void conf_degrade_free(struct conf_location *l)
 {
 	for (size_t i = 0; i < l->ndegrade; i++)

@@ -32,6 +32,7 @@ struct lconn_x {
 	char *zone_name;
 };
 
+/* Marks every value of a level unset, so that conf_limit_check() can inherit. */
 void conf_limits_init(struct conf_limits *l)
 {
 	memset(l, 0, sizeof(*l));
@@ -41,6 +42,7 @@ void conf_limits_init(struct conf_limits *l)
 	l->conn_status = -1;
 }
 
+/* Frees a level's lists (its own or its inherited copies); zones are the conf's. */
 void conf_limits_free(struct conf_limits *l)
 {
 	while (l->req) {
@@ -57,6 +59,7 @@ void conf_limits_free(struct conf_limits *l)
 	}
 }
 
+/* Frees the zone descriptions and their compiled keys. */
 void conf_limit_zones_free(struct conf *c)
 {
 	while (c->limit_zones) {
@@ -69,6 +72,7 @@ void conf_limit_zones_free(struct conf *c)
 	}
 }
 
+/* A zone of either kind by name, or NULL; owned by the conf. */
 struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *name)
 {
 	for (struct conf_limit_zone *z = c->limit_zones; z; z = z->next)

@@ -12,6 +12,7 @@
 
 #define HIST_MAX_MS	((INT64_C(1) << 25) - 1)
 
+/* An empty window: every bucket marked as counting no second. */
 void degrade_sig_init(struct degrade_sig *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -19,6 +20,7 @@ void degrade_sig_init(struct degrade_sig *s)
 		s->b[i].sec = -1;
 }
 
+/* Exact below 16 ms, then 8 buckets a power of two (HDR-style); capped at 2^25 ms. */
 int degrade_hist_index(int64_t ms)
 {
 	int e = 0;
@@ -34,6 +36,7 @@ int degrade_hist_index(int64_t ms)
 	return 16 + (e - 4) * 8 + (int)((ms >> (e - 3)) & 7);
 }
 
+/* The largest value a bucket holds: what a percentile reports, never below the truth. */
 int64_t degrade_hist_top(int idx)
 {
 	int e, sub;
@@ -60,11 +63,13 @@ static struct degrade_bucket *bucket_at(struct degrade_sig *s, int64_t now_ms)
 	return b;
 }
 
+/* Counts for rps. */
 void degrade_sig_request_start(struct degrade_sig *s, int64_t now_ms)
 {
 	bucket_at(s, now_ms)->starts++;
 }
 
+/* Counts for p99 and error_rate, in the second the request ended. */
 void degrade_sig_request_end(struct degrade_sig *s, int64_t now_ms, int64_t latency_ms, int error)
 {
 	struct degrade_bucket *b = bucket_at(s, now_ms);
@@ -75,6 +80,7 @@ void degrade_sig_request_end(struct degrade_sig *s, int64_t now_ms, int64_t late
 	b->hist[degrade_hist_index(latency_ms)]++;
 }
 
+/* Sums the buckets of the last DEGRADE_WINDOW_S seconds; s may be NULL (all 0). */
 void degrade_sig_stats(const struct degrade_sig *s, int64_t now_ms, struct degrade_stats *st)
 {
 	int64_t sec = now_ms < 0 ? 0 : now_ms / 1000;
@@ -107,6 +113,7 @@ void degrade_sig_stats(const struct degrade_sig *s, int64_t now_ms, struct degra
 	}
 }
 
+/* The condition as the conf spells it; a static string. */
 const char *degrade_cond_name(enum degrade_cond c)
 {
 	switch (c) {
@@ -183,6 +190,10 @@ static void sample(const struct degrade_rule *r, struct degrade_state *s, int c,
 		s->active = c || now - s->false_since < r->for_ms;
 }
 
+/*
+ * Every rule is sampled (so a later rule's "for" timer runs while an
+ * earlier one wins); the first active rule decides.
+ */
 enum degrade_action degrade_eval(const struct degrade_rule *rules, struct degrade_state *st, size_t n,
 				 const struct degrade_input *in, int64_t now_ms, struct degrade_decision *d)
 {
