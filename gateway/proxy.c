@@ -39,6 +39,8 @@
 #define PROXY_CLIENT_HIGH (1024 * 1024)	/* client output above this pauses the backend */
 #define PROXY_MAX_HEADERS (64 * 1024)	/* a larger response header is a 502 */
 #define PROXY_PROGRESS_MS 500		/* at most one progress cb per forward this often */
+#define PROXY_EARLY_BODY (64 * 1024)	/* bodies above this may get an answer before they are sent */
+#define PROXY_STALL_MS 500		/* how often to look for evhttp's stall (see stall_cb) */
 
 struct proxy_fwd {
 	LIST_ENTRY(proxy_fwd) link;	/* pool->active, or pool->deferred once finished */
@@ -49,6 +51,7 @@ struct proxy_fwd {
 	struct evhttp_connection *uconn;
 	struct event *cwatch;		/* EOF watch on the client socket while we wait */
 	struct event *ctimer;		/* connect timeout of a new upstream connection */
+	struct event *stimer;		/* stall check, with EVHTTP_CON_READ_ON_WRITE_ERROR */
 	struct event *defer;		/* delivers done when we finished inside proxy_forward */
 	int64_t connect_ms, read_ms;
 	char reqid[PROXY_REQID_MAX];
@@ -61,7 +64,7 @@ struct proxy_fwd {
 	double progress_at;		/* ms after t0 of the last progress cb, -1: none yet */
 	int uerr;			/* last evhttp_request_error, -1 when none */
 	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
-		headers_sent:1, paused:1, connect_timed_out:1;
+		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1;
 };
 
 struct proxy_pool {
@@ -173,6 +176,28 @@ static void pool_put(struct proxy_pool *p, struct evhttp_connection *c)
 	p->idle[p->nidle++] = c;
 }
 
+/* Stops the upstream timers (connect timeout, stall check). */
+static void timers_free(struct proxy_fwd *f)
+{
+	if (f->ctimer) {
+		event_free(f->ctimer);
+		f->ctimer = NULL;
+	}
+	if (f->stimer) {
+		event_free(f->stimer);
+		f->stimer = NULL;
+	}
+}
+
+/* Calls done and frees f, which is on no list by now. */
+static void done_and_free(struct proxy_fwd *f)
+{
+	f->done(&f->res, f->arg);
+	free(f->extra_name);
+	free(f->extra_value);
+	free(f);
+}
+
 static void defer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy_fwd *f = arg;
@@ -180,10 +205,7 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	LIST_REMOVE(f, link);
 	event_free(f->defer);
-	f->done(&f->res, f->arg);
-	free(f->extra_name);
-	free(f->extra_value);
-	free(f);
+	done_and_free(f);
 }
 
 /*
@@ -199,10 +221,7 @@ static void deliver(struct proxy_fwd *f)
 		event_free(f->cwatch);
 		f->cwatch = NULL;
 	}
-	if (f->ctimer) {
-		event_free(f->ctimer);
-		f->ctimer = NULL;
-	}
+	timers_free(f);
 	f->res.upstream_ms = ms_since(&f->t0);
 	LIST_REMOVE(f, link);
 	pool_count(f->pool, -1);
@@ -211,14 +230,12 @@ static void deliver(struct proxy_fwd *f)
 		if (f->defer) {
 			LIST_INSERT_HEAD(&f->pool->deferred, f, link);
 			event_active(f->defer, EV_TIMEOUT, 1);
-			return;
+		} else {
+			f->deliver_late = 1;	/* no memory: proxy_forward calls done on its way out */
 		}
-		/* no memory for the event: tell the caller now rather than never */
+		return;
 	}
-	f->done(&f->res, f->arg);
-	free(f->extra_name);
-	free(f->extra_value);
-	free(f);
+	done_and_free(f);
 }
 
 /* Stops using the client connection: no closecb, no EOF watch. */
@@ -236,10 +253,7 @@ static void client_release(struct proxy_fwd *f)
  * so the backend sees the client go. */
 static void upstream_drop(struct proxy_fwd *f)
 {
-	if (f->ctimer) {
-		event_free(f->ctimer);
-		f->ctimer = NULL;
-	}
+	timers_free(f);
 	if (f->ureq) {
 		struct evhttp_request *u = f->ureq;
 		f->ureq = NULL;
@@ -318,10 +332,12 @@ static void client_close_cb(struct evhttp_connection *c, void *arg)
 }
 
 /*
- * Read interest on the client socket while we forward. libevent does not
- * read there (it would abort on pipelined bytes in this state, and it has
- * read turned off after a request body), so we peek: EOF or an error means
- * the client left; bytes mean a pipelined request, which we leave alone.
+ * Read interest on the client socket while we forward. We keep libevent from
+ * reading there (it has reading off after a request body anyway, so it would
+ * not see a close before it writes; and a server read timeout would cut long
+ * streams whose client just listens), and peek instead: EOF or an error means
+ * the client left; bytes mean a pipelined request, left for libevent to read
+ * once this answer is done.
  */
 static void client_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -367,6 +383,34 @@ static void connect_timer_cb(evutil_socket_t fd_unused, short what, void *arg)
 		finish_error(f, 504, why);
 }
 
+/*
+ * libevent 2.1.12 with EVHTTP_CON_READ_ON_WRITE_ERROR: an EOF that leaves
+ * bytes in the input buffer schedules one more read instead of failing; when
+ * those bytes are not a whole answer, the connection then sits with neither
+ * reading nor writing on and no timeout running. This looks for that state
+ * (twice in a row, so that a pending deferred read gets its turn first).
+ */
+static void stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	(void)fd;
+	(void)what;
+
+	if (!f->uconn || f->paused ||
+	    (bufferevent_get_enabled(evhttp_connection_get_bufferevent(f->uconn)) & (EV_READ | EV_WRITE))) {
+		f->stalled = 0;
+		return;
+	}
+	if (!f->stalled) {
+		f->stalled = 1;
+		return;
+	}
+	if (f->headers_sent)
+		finish_abort(f, 502, "closed the connection in the middle of the body");
+	else
+		finish_error(f, 502, "closed the connection in the middle of the response header");
+}
+
 static void client_drained_cb(struct evhttp_connection *c, void *arg)
 {
 	struct proxy_fwd *f = arg;
@@ -383,8 +427,8 @@ static int upstream_header_cb(struct evhttp_request *u, void *arg)
 	struct proxy_fwd *f = arg;
 	int code = evhttp_request_get_response_code(u);
 
-	if (code == 100)
-		return 0;	/* interim; evhttp reads the real answer next */
+	if (code >= 100 && code < 200)
+		return 0;	/* 100: evhttp reads the real answer next; others: see upstream_done_cb */
 	f->connected = 1;
 	if (f->ctimer) {
 		event_free(f->ctimer);
@@ -453,12 +497,10 @@ static void upstream_failed(struct proxy_fwd *f)
 {
 	char why[160];
 	int code = 502;
+	int err = errno;	/* evhttp keeps the connect's errno for us; read it first */
 	double waited = ms_since(&f->t0);
 
-	if (f->ctimer) {
-		event_free(f->ctimer);
-		f->ctimer = NULL;
-	}
+	timers_free(f);
 	/* libevent resets the connection on any error; we start over with a new one */
 	if (f->uconn) {
 		evhttp_connection_free(f->uconn);
@@ -473,8 +515,8 @@ static void upstream_failed(struct proxy_fwd *f)
 			code = 504;
 			snprintf(why, sizeof(why), "connect timed out after %lldms", (long long)f->read_ms);
 		} else {
-			snprintf(why, sizeof(why), "connect failed%s%s", errno == ECONNREFUSED ? ": " : "",
-				 errno == ECONNREFUSED ? strerror(errno) : "");
+			snprintf(why, sizeof(why), "connect failed%s%s", err == ECONNREFUSED ? ": " : "",
+				 err == ECONNREFUSED ? strerror(err) : "");
 		}
 	} else if (f->uerr == EVREQ_HTTP_TIMEOUT) {
 		/* evhttp reports TIMEOUT only once connected; a connect timeout comes as uerr -1 */
@@ -510,19 +552,23 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 		upstream_failed(f);
 		return;
 	}
-	if (!f->headers_sent)
+	if (!f->headers_sent) {
+		int code = evhttp_request_get_response_code(u);
+		if (code >= 100 && code < 200) {
+			/* 1xx other than 100 (103 Early Hints...): evhttp takes it for the answer */
+			f->uerr = EVREQ_HTTP_INVALID_HEADER;
+			upstream_failed(f);
+			return;
+		}
 		upstream_header_cb(u, f);
+	}
 	rest = evhttp_request_get_input_buffer(u);
 	if (evbuffer_get_length(rest) > 0) {
 		f->res.bytes_out += evbuffer_get_length(rest);
 		evhttp_send_reply_chunk(f->creq, rest);
 	}
-	if (f->ctimer) {
-		event_free(f->ctimer);
-		f->ctimer = NULL;
-	}
-	if (f->paused)
-		bufferevent_enable(evhttp_connection_get_bufferevent(f->uconn), EV_READ);
+	timers_free(f);
+	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
 	pool_put(f->pool, f->uconn);
 	f->uconn = NULL;
 	client_release(f);
@@ -572,15 +618,27 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 			evtimer_add(f->ctimer, &tv);
 		}
 	}
+	/*
+	 * A backend may answer a large body early (413, 401) and close without
+	 * reading it: with this flag evhttp reads that answer after the failed
+	 * write instead of failing. Only then, because of the stall above.
+	 */
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(f->creq)) > PROXY_EARLY_BODY) {
+		evhttp_connection_set_flags(c, EVHTTP_CON_READ_ON_WRITE_ERROR);
+		f->stimer = event_new(f->pool->base, -1, EV_PERSIST, stall_cb, f);
+		if (f->stimer) {
+			tv = ms_tv(PROXY_STALL_MS);
+			event_add(f->stimer, &tv);
+		}
+	} else {
+		evhttp_connection_set_flags(c, 0);
+	}
 	if (evhttp_make_request(c, u, evhttp_request_get_command(f->creq),
 				proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
 		/* evhttp freed u */
 		f->ureq = NULL;
 		f->uconn = NULL;
-		if (f->ctimer) {
-			event_free(f->ctimer);
-			f->ctimer = NULL;
-		}
+		timers_free(f);
 		evhttp_connection_free(c);
 		return -1;
 	}
@@ -627,11 +685,11 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 		f->creq = NULL;
 		f->res.client_gone = 1;
 		deliver(f);
-		return;
+		goto out;
 	}
 	if (p->freeing) {
 		finish_error(f, 502, "replica is stopping");
-		return;
+		goto out;
 	}
 	evhttp_connection_set_closecb(f->cconn, client_close_cb, f);
 	cbev = evhttp_connection_get_bufferevent(f->cconn);
@@ -647,7 +705,11 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 		  p->hostport);
 	if (start_upstream(f, 0) != 0 && !f->finished)
 		finish_error(f, 502, "cannot start a request");
+out:
+	/* f is still ours here: finished ones wait on their defer event (or below) */
 	f->in_setup = 0;
+	if (f->deliver_late)
+		done_and_free(f);
 }
 
 /* See proxy.h. In-flight forwards get a 502 (or a closed connection) and their done. */

@@ -6,10 +6,14 @@
 #include "config.h"
 #include "gateway/server.h"
 #include "gateway/conf.h"
+#include "gateway/cost.h"
+#include "gateway/keepalive.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "gateway/ratelimit.h"
+#include "gateway/rules.h"
 #include "gateway/upstream.h"
 
 #include <event2/buffer.h>
@@ -82,19 +86,20 @@ static const struct conf_location *route_location(const struct conf_server *s, c
 	return best;
 }
 
-/* Every client request: route, check the body limit, hand to the upstream. */
-static void main_cb(struct evhttp_request *req, void *arg)
+/* Routes a request and checks its body limit; NULL when it was answered (404, 413, 502). */
+static const struct conf_location *route_checked(struct listener *l, struct evhttp_request *req,
+						 const struct conf_server **sp)
 {
-	struct listener *l = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path || !*path)
 		path = "/";
 	const struct conf_server *s = route_server(l, req);
 	const struct conf_location *loc = s ? route_location(s, path) : NULL;
+	*sp = s;
 	if (!loc || !loc->proxy_pass) {
 		proxy_send_error(req, 404, "no location for this path", 0);
-		return;
+		return NULL;
 	}
 	size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 	if (loc->client_max_body_size > 0 && (int64_t)body > loc->client_max_body_size) {
@@ -102,14 +107,30 @@ static void main_cb(struct evhttp_request *req, void *arg)
 		snprintf(msg, sizeof(msg), "request body of %zu bytes is larger than client_max_body_size %lld",
 			 body, (long long)loc->client_max_body_size);
 		proxy_send_error(req, 413, msg, 0);
-		return;
+		return NULL;
 	}
-	struct upstream *u = upstream_find(loc->proxy_pass);
-	if (!u) {
+	if (!upstream_find(loc->proxy_pass)) {
 		proxy_send_error(req, 502, "no such upstream", 0);
-		return;
+		return NULL;
 	}
-	upstream_handle(u, req, loc);
+	return loc;
+}
+
+/* Every client request: route, then limits (ratelimit.c), degradation (rules.c), the upstream. */
+static void main_cb(struct evhttp_request *req, void *arg)
+{
+	const struct conf_server *s = NULL;
+	const struct conf_location *loc = route_checked(arg, req, &s);
+	if (loc)
+		ratelimit_handle(req, s, loc, arg);
+}
+
+void server_resume(struct evhttp_request *req, void *listener)
+{
+	const struct conf_server *s = NULL;
+	const struct conf_location *loc = route_checked(listener, req, &s);
+	if (loc)
+		ratelimit_continue(req, s, loc);
 }
 
 /* GET /status: one JSON object per upstream. */
@@ -149,6 +170,8 @@ static json_t *status_json(void)
 		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
 		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
 		json_object_set_new(o, "replicas", reps);
+		json_object_set_new(o, "cost", cost_status_json(u));
+		json_object_set_new(o, "keepalive", keepalive_status_json(u));
 		json_object_set_new(ups, u->name, o);
 	}
 	json_object_set_new(root, "upstreams", ups);
@@ -245,6 +268,8 @@ static struct listener *listener_open(const char *addr, int port, int admin, int
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	/* idle keep-alive and stalled client I/O; a held request has no I/O pending, so it is not cut */
 	evhttp_set_timeout(l->http, 75);
+	/* a backend answer without Content-Type must not be labelled text/html */
+	evhttp_set_default_content_type(l->http, NULL);
 	if (max_body > 0)
 		evhttp_set_max_body_size(l->http, (ev_ssize_t)max_body);
 	evhttp_set_gencb(l->http, admin ? admin_cb : main_cb, l);
@@ -352,6 +377,8 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 		l->next = listeners;
 		listeners = l;
 	}
+	ratelimit_configure(c);
+	rules_configure(c);
 	return 0;
 fail:
 	while (fresh) {
@@ -364,6 +391,7 @@ fail:
 
 void server_stop_accepting(void)
 {
+	ratelimit_shutdown();
 	for (struct listener *l = listeners; l; l = l->next)
 		if (l->sock && !l->admin) {
 			evhttp_del_accept_socket(l->http, l->sock);
@@ -373,6 +401,8 @@ void server_stop_accepting(void)
 
 void server_free_all(void)
 {
+	ratelimit_free_all();
+	rules_free_all();
 	while (listeners) {
 		struct listener *l = listeners;
 		listeners = l->next;

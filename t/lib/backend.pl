@@ -22,6 +22,7 @@
 #   /status[code]    an empty answer with that status
 #   /slow-headers[ms] headers after ms
 #   /then-close[ms]  answers (keep-alive), waits ms, closes without reading on
+#   /reject-early    answers 413 before reading the body, closes (POST it)
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -99,6 +100,13 @@ sub read_request {
 		$h{$lk} = exists $h{$lk} ? "$h{$lk}, $v" : $v;
 	}
 	my $body = '';
+	if ($uri =~ m{^/reject-early}) {
+		logline("request $method $uri");
+		writeall($c, "HTTP/1.1 413 Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large");
+		shutdown($c, 1);
+		sleep 0.5;
+		exit 0;
+	}
 	if (my $len = $h{'content-length'}) {
 		while (length($$bufref) < $len) {
 			my $n = sysread($c, $$bufref, 65536, length $$bufref);
