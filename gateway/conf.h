@@ -140,6 +140,7 @@ struct conf_upstream {
 	int target_concurrency;	/* 0 (default): max_conns */
 	int min_warm_from;	/* min_warm N at HH:MM-HH:MM: minutes after local midnight; -1: all day */
 	int min_warm_to;	/* end of the window (may be < from: it wraps midnight) */
+	int64_t lock_ttl_ms;	/* lock_ttl T: expiry of a replica's lock in Redis; 0: 10s */
 };
 
 struct conf_location {

@@ -465,6 +465,7 @@ static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	u->replicas_max = 1;
 	u->min_warm_from = -1;
 	u->min_warm_to = -1;
+	u->lock_ttl_ms = 10000;
 	for (tail = &p->c->pub.upstreams; *tail; tail = &(*tail)->next)
 		;
 	*tail = u;
@@ -592,6 +593,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "prewarm", CONF_UPSTREAM, 0, 1, 1, conf_set_prewarm, 0 },
 	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0 },
 	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0 },
+	{ "lock_ttl", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(lock_ttl_ms) },
 	{ NULL, 0, 0, 0, 0, NULL, 0 }
 };
 

@@ -153,6 +153,12 @@ static int launch_params(struct conf_parse *p, struct conf_upstream *u, const ch
 		if (!eq || !*v) {
 			return conf_error(p, "invalid parameter \"%s\" in \"launch\" directive", a);
 		} else if (IS("url")) {
+			/* the replica's base URL: struct replica keeps 128 bytes of it, and no path */
+			const char *h = strstr(v, "://") ? strstr(v, "://") + 3 : v;
+			const char *rest = h + strcspn(h, "/?#");
+			if (strlen(v) >= 128 || (*rest && strcmp(rest, "/") != 0))
+				return conf_error(p, "invalid url \"%s\" in \"launch\" directive "
+						  "(http://HOST[:PORT], no path, at most 127 characters)", v);
 			if (!url_ok(v, command))
 				return conf_error(p, "invalid url \"%s\" in \"launch\" directive (%s)", v,
 						  command ? "http://HOST:PORT" : "http:// or https://");

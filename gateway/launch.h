@@ -9,11 +9,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct event_base;
 struct launch;
+struct conf_upstream;
 
-/* status: a wait(2) status for exec, or -1 when the driver cannot tell. */
+/*
+ * status: a wait(2) status for exec; LAUNCH_WHY for the other drivers, and
+ * then launch.why says what ended it ("stopped by the stop command",
+ * "start command exited with status 1: no such container").
+ */
+#define LAUNCH_WHY (-1)
 typedef void (*launch_exit_cb)(int status, void *arg);
 
 struct launch_ops {
@@ -26,22 +33,57 @@ struct launch_ops {
 	int (*running)(const struct launch *l);
 	/* Frees the launcher; what still runs is killed first (no exit callback). */
 	void (*free)(struct launch *l);
+	/*
+	 * Where the replica answers, "http://HOST:PORT", owned by the launcher;
+	 * NULL op (exec): http://127.0.0.1:$port on the port given to start.
+	 */
+	const char *(*url)(const struct launch *l);
 };
 
 struct launch {
 	const struct launch_ops *ops;
 	launch_exit_cb on_exit;
 	void *arg;
+	char why[300];		/* set before on_exit(LAUNCH_WHY) */
 };
 
 /*
- * Makes a launcher of the given kind ("exec") for command cmd, run with cwd
- * prefix. Returns NULL with a reason in err for an unknown kind.
+ * Makes the launcher the upstream's conf asks for (launch exec|command|http|
+ * kubernetes); it copies what it needs from cf, so a reload may free cf.
+ * Commands run with cwd prefix. Returns NULL with a reason in err.
  */
-struct launch *launch_new(struct event_base *base, const char *kind, const char *cmd,
+struct launch *launch_new(struct event_base *base, const struct conf_upstream *cf,
 			  const char *prefix, launch_exit_cb on_exit, void *arg,
 			  char *err, size_t errlen);
 void launch_free(struct launch *l);
+
+/* The longest url= a replica keeps (struct replica's url), with its NUL. */
+#define LAUNCH_URL_MAX 128
+
+/*
+ * "http://HOST[:PORT][/]", shorter than LAUNCH_URL_MAX -> host (brackets of an IPv6 literal removed) and
+ * port (default 80). 0, or -1 for anything else (https too).
+ */
+int launch_url_split(const char *url, char *host, size_t hostlen, int *port);
+/* 0 when url= can be a replica's URL, or -1 with the reason in err (https: not yet). */
+int launch_url_check(const char *url, char *err, size_t errlen);
+
+/* command, http and kubernetes drivers (launch_command.c, launch_http.c, launch_k8s.c) */
+struct launch *launch_command_new(struct event_base *base, const struct conf_upstream *cf,
+				  const char *prefix, char *err, size_t errlen);
+struct launch *launch_http_new(struct event_base *base, const struct conf_upstream *cf,
+			       char *err, size_t errlen);
+struct launch *launch_k8s_new(struct event_base *base, const struct conf_upstream *cf,
+			      char *err, size_t errlen);
+
+/*
+ * Children that are not exec replicas (the command driver's start and stop
+ * commands): the exec driver owns SIGCHLD and hands their wait status to fn,
+ * once, on the loop. launch_child_unwatch() forgets pid without a call.
+ */
+typedef void (*launch_child_fn)(pid_t pid, int status, void *arg);
+int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, void *arg);
+void launch_child_unwatch(pid_t pid);
 
 /* exec driver */
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);

@@ -33,6 +33,15 @@ static struct exec_launch *exec_all;	/* every exec launcher not yet freed */
 static struct event *sigchld_ev;
 static int exec_live;
 
+/* launch_child_watch(): other drivers' children, reaped here too */
+struct child_watch {
+	pid_t pid;
+	launch_child_fn fn;
+	void *arg;
+	struct child_watch *next;
+};
+static struct child_watch *watches;
+
 static void exec_reap(evutil_socket_t sig, short what, void *arg);
 
 char *launch_expand(const char *cmd, const char *name, int port, const char *prefix)
@@ -212,6 +221,17 @@ static void exec_reap(evutil_socket_t sig, short what, void *arg)
 		pid_t pid = waitpid(-1, &st, WNOHANG);
 		if (pid <= 0)
 			break;
+		for (struct child_watch **pp = &watches; *pp; pp = &(*pp)->next) {
+			struct child_watch *w = *pp;
+			if (w->pid != pid)
+				continue;
+			*pp = w->next;
+			launch_child_fn fn = w->fn;
+			void *warg = w->arg;
+			free(w);
+			fn(pid, st, warg);
+			break;
+		}
 		for (struct exec_launch *e = exec_all; e; e = e->next) {
 			if (e->pid != pid)
 				continue;
@@ -227,13 +247,52 @@ static void exec_reap(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix)
+/* One SIGCHLD event for every driver, made on first use. */
+static int exec_sigchld_init(struct event_base *base)
 {
 	if (!sigchld_ev) {
 		sigchld_ev = evsignal_new(base, SIGCHLD, exec_reap, NULL);
-		if (!sigchld_ev || evsignal_add(sigchld_ev, NULL) < 0)
-			return NULL;
+		if (!sigchld_ev || evsignal_add(sigchld_ev, NULL) < 0) {
+			if (sigchld_ev)
+				event_free(sigchld_ev);
+			sigchld_ev = NULL;
+			return -1;
+		}
 	}
+	return 0;
+}
+
+/* Called right after fork, before the loop runs again: no exit can be missed. */
+int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, void *arg)
+{
+	struct child_watch *w = calloc(1, sizeof(*w));
+	if (!w || exec_sigchld_init(base) < 0) {
+		free(w);
+		return -1;
+	}
+	w->pid = pid;
+	w->fn = fn;
+	w->arg = arg;
+	w->next = watches;
+	watches = w;
+	return 0;
+}
+
+void launch_child_unwatch(pid_t pid)
+{
+	for (struct child_watch **pp = &watches; *pp; pp = &(*pp)->next)
+		if ((*pp)->pid == pid) {
+			struct child_watch *w = *pp;
+			*pp = w->next;
+			free(w);
+			return;
+		}
+}
+
+struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix)
+{
+	if (exec_sigchld_init(base) < 0)
+		return NULL;
 	struct exec_launch *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
@@ -254,37 +313,12 @@ int launch_exec_live(void)
 
 void launch_exec_cleanup(void)
 {
+	while (watches) {
+		struct child_watch *w = watches;
+		watches = w->next;
+		free(w);
+	}
 	if (sigchld_ev)
 		event_free(sigchld_ev);
 	sigchld_ev = NULL;
-}
-
-struct launch *launch_new(struct event_base *base, const char *kind, const char *cmd,
-			  const char *prefix, launch_exit_cb on_exit, void *arg,
-			  char *err, size_t errlen)
-{
-	struct launch *l = NULL;
-	if (!kind || strcmp(kind, "exec") == 0) {
-		if (!cmd || !*cmd) {
-			snprintf(err, errlen, "no launch command");
-			return NULL;
-		}
-		l = launch_exec_new(base, cmd, prefix);
-	} else {
-		snprintf(err, errlen, "launch driver \"%s\" is not available", kind);
-		return NULL;
-	}
-	if (!l) {
-		snprintf(err, errlen, "cannot set up the launcher");
-		return NULL;
-	}
-	l->on_exit = on_exit;
-	l->arg = arg;
-	return l;
-}
-
-void launch_free(struct launch *l)
-{
-	if (l)
-		l->ops->free(l);
 }

@@ -5,13 +5,20 @@ gateway_wakegate_SOURCES = \
 	gateway/log.c gateway/log.h \
 	gateway/upstream.c gateway/upstream.h gateway/request.h gateway/replica.c \
 	gateway/hold.c gateway/hold.h \
+	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h \
+	gateway/schedule.c gateway/schedule.h \
+	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
 	gateway/launch.h gateway/launch_exec.c \
+	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
+	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h \
 	gateway/accesslog.c gateway/accesslog.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
 	gateway/limit.c gateway/limit.h gateway/degrade.c gateway/degrade.h \
+	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
+	gateway/rules.c gateway/rules.h \
 	gateway/metrics.c gateway/metrics.h \
 	gateway/store.c gateway/store.h \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_hdr.c gateway/proxy_hdr.h

@@ -8,11 +8,15 @@
 #include "config.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
+#include "gateway/cost.h"
+#include "gateway/keepalive.h"
+#include "gateway/fleet.h"
 #include "gateway/gw.h"
 #include "gateway/launch.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "gateway/scale.h"
 #include "gateway/store.h"
 #include "warmer/warmer.h"
 
@@ -76,8 +80,15 @@ static void replica_set_state(struct replica *rep, enum replica_state to, const 
 		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s", rep->up->name, rep->id,
 			state_names[from], state_names[to]);
 	replica_gauge(rep);
-	store_replica_state(gw.store, rep->up->name, rep->id, state_names[to],
-			    to == REPLICA_STOPPED ? "" : rep->url);
+	if (!rep->remote)	/* the holder publishes a remote one */
+		store_replica_state(gw.store, rep->up->name, rep->id, state_names[to],
+				    to == REPLICA_STOPPED ? "" : rep->url);
+	fleet_state(rep);
+}
+
+void replica_move(struct replica *rep, enum replica_state to, const char *why)
+{
+	replica_set_state(rep, to, why ? "%s" : NULL, why);
 }
 
 /* A free loopback port: bind to :0, read it, close. */
@@ -209,14 +220,17 @@ static void replica_fail(struct replica *rep, int crashed_ready, const char *fmt
 static void replica_exit_cb(int status, void *arg)
 {
 	struct replica *rep = arg;
-	char how[64];
-	if (WIFEXITED(status))
+	char how[sizeof(rep->launch->why)];
+	if (status == LAUNCH_WHY)	/* command, http, kubernetes: the launcher says what happened */
+		snprintf(how, sizeof(how), "%s", rep->launch->why);
+	else if (WIFEXITED(status))
 		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
 	else
 		snprintf(how, sizeof(how), "ended");
 	replica_account(rep, gw_now(), 1);
+	cost_run_end(rep);
 	struct launch *l = rep->launch;
 	rep->launch = NULL;
 	rep->stop_sent = 0;
@@ -224,7 +238,7 @@ static void replica_exit_cb(int status, void *arg)
 	launch_free(l);
 	switch (rep->state) {
 	case REPLICA_BOOTING:
-		replica_fail(rep, 0, "%s during boot", how);
+		replica_fail(rep, 0, "%s%s", how, status == LAUNCH_WHY ? "" : " during boot");
 		break;
 	case REPLICA_WARMING:
 		replica_fail(rep, 0, "%s during warmup", how);
@@ -246,8 +260,10 @@ static void replica_exit_cb(int status, void *arg)
 int replica_wake(struct replica *rep)
 {
 	struct upstream *u = rep->up;
-	if (!u->cf || gw.stopping || rep->launch)
+	if (!u->cf || gw.stopping || rep->launch || rep->remote)
 		return -1;
+	if (!fleet_claim(rep))
+		return 0;	/* asking the other gateways first */
 	char err[256];
 	rep->port = replica_pick_port();
 	if (rep->port <= 0) {
@@ -255,12 +271,14 @@ int replica_wake(struct replica *rep)
 		return -1;
 	}
 	snprintf(rep->url, sizeof(rep->url), "http://127.0.0.1:%d", rep->port);
-	rep->launch = launch_new(gw.base, u->cf->launch_kind, u->cf->launch_cmd, gw.conf->prefix,
+	rep->launch = launch_new(gw.base, u->cf, gw.conf->prefix,
 				 replica_exit_cb, rep, err, sizeof(err));
 	if (!rep->launch) {
 		replica_fail(rep, 0, "cannot launch: %s", err);
 		return -1;
 	}
+	if (rep->launch->ops->url)	/* command, http, kubernetes: the replica answers at url= */
+		snprintf(rep->url, sizeof(rep->url), "%s", rep->launch->ops->url(rep->launch));
 	rep->stop_sent = 0;
 	rep->t_start = gw_now();
 	rep->acct_at = rep->t_start;
@@ -270,13 +288,17 @@ int replica_wake(struct replica *rep)
 		replica_fail(rep, 0, "cannot launch: %s", err);
 		return -1;
 	}
-	u->cold_starts++;
-	char name[256], labels[300];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
-	metrics_add(gw.metrics, "wakegate_cold_starts_total", labels, 1);
-	store_add(gw.store, u->name, "cold_starts", 1);
-	replica_set_state(rep, REPLICA_BOOTING, "%s on %s", u->hold.n ? "woken by a request" : "min_warm", rep->url);
+	cost_run_start(rep);
+	if (!keepalive_waking(u)) {	/* a pre-warm is counted by keepalive.c, not as a cold start */
+		u->cold_starts++;
+		char name[256], labels[300];
+		metrics_escape(u->name, name, sizeof(name));
+		snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+		metrics_add(gw.metrics, "wakegate_cold_starts_total", labels, 1);
+		store_add(gw.store, u->name, "cold_starts", 1);
+	}
+	replica_set_state(rep, REPLICA_BOOTING, "%s on %s", keepalive_waking(u) ? "pre-warm" :
+			  u->hold.n ? "woken by a request" : scale_wake_reason(u), rep->url);
 	return 0;
 }
 
@@ -285,7 +307,10 @@ static void replica_ready(struct replica *rep)
 {
 	struct upstream *u = rep->up;
 	double now = gw_now();
-	rep->pool = proxy_pool_new(gw.base, "127.0.0.1", rep->port);
+	char host[256];
+	int port;
+	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
+		proxy_pool_new(gw.base, host, port) : NULL;
 	if (!rep->pool) {
 		replica_fail(rep, 0, "cannot make a connection pool");
 		return;
@@ -415,8 +440,12 @@ static void replica_health_poll(struct replica *rep)
 {
 	if (rep->health_pending)
 		return;
+	char host[256];
+	int port;
+	if (launch_url_split(rep->url, host, sizeof(host), &port) < 0)
+		return;
 	if (!rep->health) {
-		rep->health = evhttp_connection_base_new(gw.base, NULL, "127.0.0.1", (unsigned short)rep->port);
+		rep->health = evhttp_connection_base_new(gw.base, NULL, host, (unsigned short)port);
 		if (!rep->health)
 			return;
 		evhttp_connection_set_timeout(rep->health, 2);
@@ -425,7 +454,7 @@ static void replica_health_poll(struct replica *rep)
 	struct evhttp_request *req = evhttp_request_new(replica_health_cb, rep);
 	if (!req)
 		return;
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
 	const char *path = rep->up->cf && rep->up->cf->health_path ? rep->up->cf->health_path : "/v2/health/ready";
 	if (evhttp_make_request(rep->health, req, EVHTTP_REQ_GET, path) == 0)
 		rep->health_pending = 1;
@@ -468,6 +497,8 @@ void replica_drain(struct replica *rep)
 void replica_tick(struct replica *rep, double now)
 {
 	struct upstream *u = rep->up;
+	if (fleet_tick(rep, now))
+		return;		/* another gateway runs it */
 	replica_account(rep, now, 0);
 	switch (rep->state) {
 	case REPLICA_BOOTING:
@@ -485,9 +516,9 @@ void replica_tick(struct replica *rep, double now)
 		int ready = 0;
 		for (int i = 0; i < u->nrep; i++)
 			ready += u->rep[i].state == REPLICA_READY;
-		if (rep->in_flight || u->hold.n || rep->idle_query || ready <= u->p.min_warm)
+		if (rep->in_flight || u->hold.n || rep->idle_query || ready <= scale_min_warm(u, now))
 			break;
-		if ((now - u->last_activity) * 1000 < (double)u->p.idle_timeout_ms)
+		if ((now - u->last_activity) * 1000 < (double)keepalive_idle_ms(u))
 			break;
 		rep->idle_query = 1;
 		store_newest_activity(gw.store, u->name, replica_idle_answer, rep);
@@ -519,7 +550,7 @@ void replica_tick(struct replica *rep, double now)
 			enum replica_state s = u->rep[i].state;
 			up += s == REPLICA_BOOTING || s == REPLICA_WARMING || s == REPLICA_READY;
 		}
-		if ((u->hold.n && up == 0) || up < u->p.min_warm)
+		if ((u->hold.n && up == 0) || up < scale_min_warm(u, now))
 			replica_wake(rep);
 		break;
 	}
@@ -531,6 +562,7 @@ void replica_tick(struct replica *rep, double now)
 /* At exit or when a retired upstream goes: nothing may be left running. */
 void replica_free(struct replica *rep)
 {
+	fleet_replica_free(rep);
 	if (rep->idle_query) {	/* the store must not answer into a freed replica */
 		store_cancel(gw.store, rep);
 		rep->idle_query = 0;

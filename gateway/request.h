@@ -16,6 +16,7 @@ struct upstream;
 struct replica;
 struct event;
 struct hold;
+struct ratelimit_slots;
 
 struct wg_request {
 	struct evhttp_request *req;
@@ -38,6 +39,7 @@ struct wg_request {
 	struct hold *hold;		/* the queue it stands in */
 	struct event *gone_watch;	/* EV_CLOSED on the client's socket while held */
 	int in_hold;
+	struct ratelimit_slots *slots;	/* limit_conn slots (ratelimit.c), released in req_free() */
 };
 
 TAILQ_HEAD(wg_request_list, wg_request);

@@ -18,4 +18,9 @@ void server_stop_accepting(void);
 /* Frees every listener and its connections (at exit). */
 void server_free_all(void);
 
+struct evhttp_request;
+/* ratelimit.c: a request delayed across a reload is routed again in the new conf
+ * (listener: the one it came on), then goes on past limit_req. */
+void server_resume(struct evhttp_request *req, void *listener);
+
 #endif

@@ -77,6 +77,7 @@ struct store_pend {
 	struct store *s;
 	struct store_pend *prev, *next;
 	store_activity_cb cb;
+	store_lock_cb lcb;	/* set instead of cb for the lock calls */
 	void *arg;
 	int answered;		/* or cancelled */
 	struct event *timer;
@@ -486,7 +487,10 @@ static void store_pend_answer(struct store_pend *p, int64_t ms)
 	if (p->answered)
 		return;
 	p->answered = 1;
-	p->cb(ms, p->arg);
+	if (p->lcb)
+		p->lcb(-1, NULL, p->arg);
+	else
+		p->cb(ms, p->arg);
 }
 
 static void store_pend_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -623,4 +627,276 @@ void store_add(struct store *s, const char *upstream, const char *field, double 
 		s->stats = st;
 	}
 	st->delta += v;
+}
+
+/* The caller's callback of a store_get/store_hgetall in flight: owned by hiredis' reply callback. */
+struct store_call {
+	store_get_cb get;
+	store_hash_cb hash;
+	void *arg;
+};
+
+static void store_call_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_call *c = privdata;
+	redisReply *r = reply;
+	store_progress(ac);
+	store_check_reply(ac, r, c->get ? "GET" : "HGETALL");
+	if (c->get) {
+		c->get(r && r->type == REDIS_REPLY_STRING ? r->str : NULL, c->arg);
+	} else if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
+		int n = (int)(r->elements / 2);
+		const char **f = calloc((size_t)n, sizeof(*f)), **v = calloc((size_t)n, sizeof(*v));
+		int k = 0;
+		for (int i = 0; f && v && i < n; i++) {
+			const redisReply *a = r->element[2 * i], *b = r->element[2 * i + 1];
+			if (a->type == REDIS_REPLY_STRING && b->type == REDIS_REPLY_STRING) {
+				f[k] = a->str;
+				v[k++] = b->str;
+			}
+		}
+		c->hash(f && v ? f : NULL, f && v ? v : NULL, f && v ? k : 0, c->arg);
+		free(f);
+		free(v);
+	} else {
+		c->hash(NULL, NULL, 0, c->arg);
+	}
+	free(c);
+}
+
+/* Sends one read whose answer goes to c; answers c at once (nothing) when it cannot. */
+static void store_read(struct store *s, struct store_call *c, int argc, const char **argv)
+{
+	if (s && s->up && redisAsyncCommandArgv(s->ac, store_call_cb, c, argc, argv, NULL) == REDIS_OK) {
+		if (s->inflight++ == 0)
+			s->busy_since = store_mono_ms();
+		return;
+	}
+	if (c->get)
+		c->get(NULL, c->arg);
+	else
+		c->hash(NULL, NULL, 0, c->arg);
+	free(c);
+}
+
+void store_get(struct store *s, const char *key, store_get_cb cb, void *arg)
+{
+	struct store_call *c = calloc(1, sizeof(*c));
+	if (!c) {
+		cb(NULL, arg);
+		return;
+	}
+	c->get = cb;
+	c->arg = arg;
+	char k[512];
+	snprintf(k, sizeof(k), "%s%s", s ? s->prefix : "", key);
+	const char *argv[] = { "GET", k };
+	store_read(s, c, 2, argv);
+}
+
+void store_hgetall(struct store *s, const char *key, store_hash_cb cb, void *arg)
+{
+	struct store_call *c = calloc(1, sizeof(*c));
+	if (!c) {
+		cb(NULL, NULL, 0, arg);
+		return;
+	}
+	c->hash = cb;
+	c->arg = arg;
+	char k[512];
+	snprintf(k, sizeof(k), "%s%s", s ? s->prefix : "", key);
+	const char *argv[] = { "HGETALL", k };
+	store_read(s, c, 2, argv);
+}
+
+void store_set(struct store *s, const char *key, const char *value)
+{
+	if (!s || !s->up)
+		return;
+	char k[512];
+	snprintf(k, sizeof(k), "%s%s", s->prefix, key);
+	const char *argv[] = { "SET", k, value };
+	store_write(s, "SET", 3, argv);
+}
+
+void store_hincrby(struct store *s, const char *key, const char *field, long long n)
+{
+	if (!s || !s->up)
+		return;
+	char k[512], num[32];
+	snprintf(k, sizeof(k), "%s%s", s->prefix, key);
+	snprintf(num, sizeof(num), "%lld", n);
+	const char *argv[] = { "HINCRBY", k, field, num };
+	store_write(s, "HINCRBY", 4, argv);
+}
+
+int store_enabled(const struct store *s)
+{
+	return s && s->host;
+}
+
+/*
+ * The replica locks (see store.h). Values are "TOKEN STATE URL"; a script
+ * compares the TOKEN prefix so that only the holder renews or releases.
+ */
+static const char store_lua_acquire[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v then return {0, v} end "
+	"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+	"return {1, ARGV[1]}";
+static const char store_lua_renew[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then "
+	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
+	"return {0, v or ''}";
+static const char store_lua_release[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then "
+	"redis.call('DEL', KEYS[1]) return {1, ''} end "
+	"return {0, v or ''}";
+
+static void store_lock_key(const struct store *s, const char *upstream, int replica, char *key, size_t len)
+{
+	if (replica == 0)
+		snprintf(key, len, "%slock:%s", s->prefix, upstream);
+	else
+		snprintf(key, len, "%slock:%s:%d", s->prefix, upstream, replica);
+}
+
+/* Reply of a lock script ({n, value}) or of GET (value or nil). */
+static void store_lock_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct store_pend *p = privdata;
+	redisReply *r = reply;
+	int status = -1;
+	char *value = NULL;
+	store_progress(ac);
+	store_check_reply(ac, r, "lock");
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+		status = r->element[0]->integer ? 1 : 0;
+		if (*r->element[1]->str)
+			value = strdup(r->element[1]->str);
+	} else if (r && r->type == REDIS_REPLY_STRING) {
+		status = 0;
+		value = strdup(r->str);
+	} else if (r && r->type == REDIS_REPLY_NIL) {
+		status = 0;
+	}
+	int answered = p->answered;
+	store_lock_cb cb = p->lcb;
+	void *arg = p->arg;
+	if (p->s) {
+		if (p->prev)
+			p->prev->next = p->next;
+		else
+			p->s->pends = p->next;
+		if (p->next)
+			p->next->prev = p->prev;
+	}
+	event_free(p->timer);
+	free(p);
+	if (!answered && cb)
+		cb(status, value, arg);
+	free(value);
+}
+
+/* Sends one lock command; cb (may be NULL) is answered exactly once unless cancelled. */
+static void store_lock_send(struct store *s, int argc, const char **argv, store_lock_cb cb, void *arg)
+{
+	if (!s || !s->up) {
+		if (cb)
+			cb(-1, NULL, arg);
+		return;
+	}
+	struct store_pend *p = calloc(1, sizeof(*p));
+	if (!p) {
+		if (cb)
+			cb(-1, NULL, arg);
+		return;
+	}
+	p->lcb = cb;
+	p->arg = arg;
+	p->answered = cb == NULL;
+	p->timer = evtimer_new(s->base, store_pend_timeout_cb, p);
+	if (!p->timer ||
+	    redisAsyncCommandArgv(s->ac, store_lock_reply_cb, p, argc, argv, NULL) != REDIS_OK) {
+		if (p->timer)
+			event_free(p->timer);
+		free(p);
+		if (cb)
+			cb(-1, NULL, arg);
+		return;
+	}
+	if (s->inflight++ == 0)
+		s->busy_since = store_mono_ms();
+	p->s = s;
+	p->next = s->pends;
+	if (s->pends)
+		s->pends->prev = p;
+	s->pends = p;
+	struct timeval tv;
+	store_tv(&tv, STORE_TIMEOUT_MS);
+	evtimer_add(p->timer, &tv);
+}
+
+void store_lock_acquire(struct store *s, const char *upstream, int replica, const char *value,
+			int64_t ttl_ms, store_lock_cb cb, void *arg)
+{
+	char key[512], ttl[32];
+	if (s)
+		store_lock_key(s, upstream, replica, key, sizeof(key));
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+	const char *argv[] = { "EVAL", store_lua_acquire, "1", key, value, ttl };
+	store_lock_send(s, 6, argv, cb, arg);
+}
+
+void store_lock_renew(struct store *s, const char *upstream, int replica, const char *token,
+		      const char *value, int64_t ttl_ms, store_lock_cb cb, void *arg)
+{
+	char key[512], ttl[32];
+	if (s)
+		store_lock_key(s, upstream, replica, key, sizeof(key));
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+	const char *argv[] = { "EVAL", store_lua_renew, "1", key, token, value, ttl };
+	store_lock_send(s, 7, argv, cb, arg);
+}
+
+void store_lock_release(struct store *s, const char *upstream, int replica, const char *token)
+{
+	char key[512];
+	if (!s)
+		return;
+	store_lock_key(s, upstream, replica, key, sizeof(key));
+	const char *argv[] = { "EVAL", store_lua_release, "1", key, token };
+	store_lock_send(s, 5, argv, NULL, NULL);
+}
+
+void store_lock_get(struct store *s, const char *upstream, int replica, store_lock_cb cb, void *arg)
+{
+	char key[512];
+	if (s)
+		store_lock_key(s, upstream, replica, key, sizeof(key));
+	const char *argv[] = { "GET", key };
+	store_lock_send(s, 2, argv, cb, arg);
+}
+
+void store_hsetnx(struct store *s, const char *key, const char *field, const char *value)
+{
+	if (!s || !s->up)
+		return;
+	char k[512];
+	snprintf(k, sizeof(k), "%s%s", s->prefix, key);
+	const char *argv[] = { "HSETNX", k, field, value };
+	store_write(s, "HSETNX", 4, argv);
+}
+
+void store_hdel(struct store *s, const char *key, const char *field)
+{
+	if (!s || !s->up)
+		return;
+	char k[512];
+	snprintf(k, sizeof(k), "%s%s", s->prefix, key);
+	const char *argv[] = { "HDEL", k, field };
+	store_write(s, "HDEL", 3, argv);
 }

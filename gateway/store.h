@@ -9,6 +9,10 @@
  *   PREFIX replica:UPSTREAM     HASH id -> "STATE URL" per replica
  *   PREFIX stats:UPSTREAM       HASH counters (HINCRBYFLOAT): gpu_seconds, idle_seconds,
  *                               cold_starts, boot_seconds, requests ...
+ *   PREFIX hist:UPSTREAM        STRING the idle-gap histogram (policy_hist_format)
+ *   PREFIX minute:UPSTREAM      HASH minute of the week (UTC) -> requests, all weeks
+ *   PREFIX lock:UPSTREAM[:N]    STRING "TOKEN STATE URL" with PX expiry: the gateway that
+ *                               runs replica N (":N" left out for replica 0); see fleet.h
  */
 #ifndef WG_STORE_H
 #define WG_STORE_H
@@ -37,5 +41,45 @@ void store_cancel(struct store *s, void *arg);
 void store_replica_state(struct store *s, const char *upstream, int replica, const char *state,
 			 const char *url);
 void store_add(struct store *s, const char *upstream, const char *field, double v);
+
+/* 1 when a Redis is configured (connected or not). */
+int store_enabled(const struct store *s);
+
+/*
+ * Replica locks, for several gateways in front of the same workers (fleet.c).
+ * cb(status, value, arg): status 1: the caller holds the lock (value: what it
+ * holds now); 0: it does not (value: the holder's "TOKEN STATE URL", or NULL
+ * when nobody holds it); -1: unknown (no Redis, error, no answer in 1s).
+ * value is only valid during the call. cb runs exactly once, on the loop
+ * (at once when there is no connection), unless store_cancel(s, arg) came first.
+ */
+typedef void (*store_lock_cb)(int status, const char *value, void *arg);
+/* SET NX PX, atomically answering the holder's value when it is taken. */
+void store_lock_acquire(struct store *s, const char *upstream, int replica, const char *value,
+			int64_t ttl_ms, store_lock_cb cb, void *arg);
+/* Rewrites value and expiry only while value starts with "TOKEN ". */
+void store_lock_renew(struct store *s, const char *upstream, int replica, const char *token,
+		      const char *value, int64_t ttl_ms, store_lock_cb cb, void *arg);
+/* Deletes the lock only while token holds it; fire and forget. */
+void store_lock_release(struct store *s, const char *upstream, int replica, const char *token);
+/* Reads who holds it: cb(0, value or NULL) or cb(-1). */
+void store_lock_get(struct store *s, const char *upstream, int replica, store_lock_cb cb, void *arg);
+
+/*
+ * Plain keys for the keep-alive policy and the pre-warm schedule (issue 6);
+ * key is appended to the prefix. Writes are dropped while Redis is away (the
+ * callers rewrite them). store_get's cb gets the string value, or NULL when
+ * the key is missing, on an error, without Redis or on teardown; it is called
+ * exactly once, possibly before store_get returns.
+ */
+typedef void (*store_get_cb)(const char *value, void *arg);
+void store_get(struct store *s, const char *key, store_get_cb cb, void *arg);
+void store_set(struct store *s, const char *key, const char *value);
+void store_hincrby(struct store *s, const char *key, const char *field, long long n);
+void store_hsetnx(struct store *s, const char *key, const char *field, const char *value);
+void store_hdel(struct store *s, const char *key, const char *field);
+/* HGETALL: cb(fields, values, n, arg); n 0 and NULL arrays when missing or away. Once, as store_get. */
+typedef void (*store_hash_cb)(const char *const *fields, const char *const *values, int n, void *arg);
+void store_hgetall(struct store *s, const char *key, store_hash_cb cb, void *arg);
 
 #endif

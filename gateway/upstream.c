@@ -7,10 +7,15 @@
 #include "gateway/upstream.h"
 #include "gateway/accesslog.h"
 #include "gateway/conf.h"
+#include "gateway/cost.h"
+#include "gateway/keepalive.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "gateway/ratelimit.h"
+#include "gateway/rules.h"
+#include "gateway/scale.h"
 #include "gateway/store.h"
 
 #include <event2/buffer.h>
@@ -70,6 +75,8 @@ void upstream_metrics_declare(struct metrics *m)
 	metrics_declare(m, "wakegate_replica_state", METRICS_GAUGE, "1 for the state each replica is in.", NULL, 0);
 	metrics_declare(m, "wakegate_gpu_seconds_total", METRICS_COUNTER, "Seconds replicas have been running.", NULL, 0);
 	metrics_declare(m, "wakegate_idle_seconds_total", METRICS_COUNTER, "Seconds replicas were READY with nothing in flight.", NULL, 0);
+	cost_metrics_declare(m);
+	keepalive_metrics_declare(m);
 }
 
 struct upstream *upstream_find(const char *name)
@@ -90,6 +97,7 @@ static void req_free(struct wg_request *r)
 {
 	if (r->in_hold && r->hold)
 		hold_remove(r->hold, r);
+	ratelimit_slots_release(r->slots);
 	free(r);
 }
 
@@ -101,6 +109,7 @@ static void req_account(struct wg_request *r, int status, uint64_t bytes, double
 	metrics_escape(u->name, name, sizeof(name));
 	snprintf(l, sizeof(l), "upstream=\"%s\",code=\"%d\"", name, status);
 	metrics_add(gw.metrics, "wakegate_requests_total", l, 1);
+	rules_request_end(u->name, status, r->rep ? upstream_ms : (gw_now() - r->t_arrive) * 1000);
 	accesslog_write(r, u->name, r->rep ? r->rep->url : NULL, status, bytes, upstream_ms);
 	u->requests++;
 }
@@ -122,6 +131,7 @@ static void hold_observe(struct wg_request *r)
 	char l[300];
 	up_labels(r->up, l, sizeof(l));
 	metrics_observe(gw.metrics, "wakegate_hold_seconds", l, r->hold_ms / 1000);
+	cost_hold(r->up, r->hold_ms / 1000);
 }
 
 /* A held request waited hold timeout: 503 with the expected boot time. */
@@ -195,6 +205,7 @@ static void req_done(const struct proxy_result *res, void *arg)
 	req_free(r);
 	upstream_dispatch(u);
 	up_gauges(u);
+	keepalive_on_done(u);
 }
 
 /* Sends r to rep, which is READY with a free slot. */
@@ -252,7 +263,7 @@ void upstream_dispatch(struct upstream *u)
 }
 
 /* Wakes a replica for held requests when none is on its way up. */
-static void upstream_wake(struct upstream *u)
+void upstream_wake(struct upstream *u)
 {
 	double now = gw_now();
 	for (int i = 0; i < u->nrep; i++) {
@@ -298,19 +309,23 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 		snprintf(r->id, sizeof(r->id), "%08lx%08lx", (unsigned long)random(), (unsigned long)random());
 }
 
-void upstream_handle(struct upstream *u, struct evhttp_request *req, const struct conf_location *loc)
+void upstream_handle(struct upstream *u, struct evhttp_request *req, const struct conf_location *loc,
+		     struct ratelimit_slots *slots)
 {
 	struct wg_request *r = calloc(1, sizeof(*r));
 	if (!r) {
+		ratelimit_slots_release(slots);
 		proxy_send_error(req, 500, "out of memory", 0);
 		return;
 	}
+	r->slots = slots;
 	r->req = req;
 	r->up = u;
 	r->t_arrive = gw_now();
 	r->connect_timeout_ms = loc->proxy_connect_timeout_ms;
 	r->read_timeout_ms = loc->proxy_read_timeout_ms;
 	req_fill(r, req);
+	keepalive_on_request(u);
 	if (gw.stopping) {
 		req_reject(r, 503, "wakegate is shutting down", 0);
 		return;
@@ -368,6 +383,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			busy += rep->in_flight + rep->idle_query + (rep->launch != NULL) +
 				(rep->state != REPLICA_STOPPED && rep->state != REPLICA_FAILED);
 		}
+		scale_tick(u, now);
 		if (!u->cf && !busy && !gw.stopping) {
 			/* retired by a reload and now quiet */
 			log_notice("upstream \"%s\": removed", u->name);
@@ -429,6 +445,7 @@ int upstream_configure(const struct conf *c)
 		}
 		u->cf = cf;
 		params_from(&u->p, cf);
+		scale_configure(u);
 		up_gauges(u);
 	}
 	for (struct upstream *u = all; u; u = u->next)
@@ -478,4 +495,6 @@ void upstream_free_all(void)
 		free(u->name);
 		free(u);
 	}
+	keepalive_free_all();
+	cost_free_all();
 }

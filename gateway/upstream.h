@@ -39,7 +39,7 @@ struct replica {
 	double since;			/* entered the state (gw_now) */
 	struct launch *launch;		/* while a process may run */
 	int port;
-	char url[64];
+	char url[128];			/* http://HOST:PORT, from the launcher */
 	struct proxy_pool *pool;	/* READY and DRAINING */
 	int in_flight;
 	struct evhttp_connection *health;	/* BOOTING */
@@ -56,6 +56,12 @@ struct replica {
 	int idle_query;			/* a store_newest_activity() is pending */
 	double acct_at;			/* last GPU/idle seconds accounting */
 	double gpu_s, idle_s;		/* not yet written to the store */
+	/* several gateways (fleet.c) and several replicas (scale.c) */
+	int remote;			/* mirrors a replica another gateway runs: no launch, no stop */
+	int lock;			/* fleet.c: FLEET_LOCK_* */
+	int lock_pending;		/* a lock call is in flight */
+	double lock_at;			/* last renew or poll (gw_now) */
+	double busy_at;			/* last tick with requests in flight */
 };
 
 /* The scalars of conf_upstream, copied so that a retired upstream outlives its conf. */
@@ -85,8 +91,12 @@ void upstream_metrics_declare(struct metrics *m);
 struct upstream *upstream_find(const char *name);
 struct upstream *upstream_list(void);
 
-/* Takes a routed request: proxy it now, or hold it and wake a replica. */
-void upstream_handle(struct upstream *u, struct evhttp_request *req, const struct conf_location *loc);
+/* Takes a routed request: proxy it now, or hold it and wake a replica. slots (may be NULL):
+ * its limit_conn slots, released when it ends. */
+void upstream_handle(struct upstream *u, struct evhttp_request *req, const struct conf_location *loc,
+		     struct ratelimit_slots *slots);
+/* Wakes a replica when none is on its way up (a request degraded away from a cold upstream). */
+void upstream_wake(struct upstream *u);
 
 /* Shutdown: held requests get 503, every replica drains and stops. */
 void upstream_shutdown(void);
@@ -107,5 +117,7 @@ void replica_free(struct replica *rep);
 void upstream_dispatch(struct upstream *u);
 void upstream_fail_held(struct upstream *u, int code, const char *reason, int retry_after);
 void upstream_mark_cold(struct upstream *u, double now);
+/* A state move made by fleet.c or scale.c, through replica_set_state(); why may be NULL. */
+void replica_move(struct replica *rep, enum replica_state to, const char *why);
 
 #endif

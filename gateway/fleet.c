@@ -1,0 +1,312 @@
+/*
+ * fleet: one replica slot, one gateway running it, across the gateways that
+ * share a Redis (see fleet.h for the protocol). Every Redis call is async;
+ * its answer is checked against the replica's state at the time it comes,
+ * because the replica may have moved meanwhile.
+ */
+#include "config.h"
+#include "gateway/fleet.h"
+#include "gateway/conf.h"
+#include "gateway/gw.h"
+#include "gateway/log.h"
+#include "gateway/proxy.h"
+#include "gateway/store.h"
+#include "gateway/upstream.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FLEET_POLL_S 0.2
+#define FLEET_TTL_DEFAULT_MS 10000
+#define FLEET_TTL_MIN_MS 1000
+
+static char fleet_token[24];	/* this gateway's id in lock values */
+
+/* A random id per process, made on first use. */
+static const char *fleet_id(void)
+{
+	if (fleet_token[0])
+		return fleet_token;
+	unsigned char b[8];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
+		unsigned long x = (unsigned long)random() ^ ((unsigned long)getpid() << 16) ^ (unsigned long)gw_wall_ms();
+		memcpy(b, &x, sizeof(b) < sizeof(x) ? sizeof(b) : sizeof(x));
+	}
+	if (fd >= 0)
+		close(fd);
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(fleet_token + 2 * i, 3, "%02x", b[i]);
+	return fleet_token;
+}
+
+static int fleet_on(void)
+{
+	return store_enabled(gw.store);
+}
+
+/* The lock's expiry; at least 1s, so that renewals on the 100ms tick come well before it. */
+static int64_t fleet_ttl(const struct upstream *u)
+{
+	int64_t ttl = u->cf && u->cf->lock_ttl_ms > 0 ? u->cf->lock_ttl_ms : FLEET_TTL_DEFAULT_MS;
+	return ttl < FLEET_TTL_MIN_MS ? FLEET_TTL_MIN_MS : ttl;
+}
+
+/* "TOKEN STATE URL" for the replica as it is now. */
+static void fleet_value(const struct replica *rep, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s %s %s", fleet_id(), replica_state_name(rep->state),
+		 rep->url[0] && rep->state != REPLICA_STOPPED ? rep->url : "-");
+}
+
+/* A remote replica this gateway no longer routes to: DRAINING until its requests end, then STOPPED. */
+static void fleet_unmirror(struct replica *rep, const char *why)
+{
+	if (!rep->remote)
+		return;
+	if (rep->in_flight) {
+		if (rep->state != REPLICA_DRAINING)
+			replica_move(rep, REPLICA_DRAINING, why);
+		return;
+	}
+	struct proxy_pool *p = rep->pool;
+	rep->pool = NULL;
+	if (p)
+		proxy_pool_free(p);
+	replica_move(rep, REPLICA_STOPPED, why);	/* still remote: the holder's record stays */
+	rep->remote = 0;
+	rep->lock = FLEET_LOCK_NONE;
+}
+
+/* "http://HOST:PORT" -> host, port; -1 when it is not that. */
+static int fleet_parse_url(const char *url, char *host, size_t hostlen, int *port)
+{
+	const char *h = strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
+	const char *colon = h ? strrchr(h, ':') : NULL;
+	if (!colon || colon == h || (size_t)(colon - h) >= hostlen)
+		return -1;
+	memcpy(host, h, (size_t)(colon - h));
+	host[colon - h] = 0;
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (p <= 0 || p > 65535 || (*end && *end != '/'))
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+/* Follows the holder's value: BOOTING/WARMING -> BOOTING, READY -> READY with a pool, else gone. */
+static void fleet_mirror(struct replica *rep, const char *value)
+{
+	struct upstream *u = rep->up;
+	char tok[64] = "", st[32] = "", url[sizeof(rep->url)] = "";
+	if (value && sscanf(value, "%63s %31s %63s", tok, st, url) < 2)
+		value = NULL;
+	if (value && strcmp(tok, fleet_id()) == 0)
+		value = NULL;	/* our own, left from before: not a replica to follow */
+	int booting = value && (strcmp(st, "BOOTING") == 0 || strcmp(st, "WARMING") == 0);
+	int ready = value && strcmp(st, "READY") == 0;
+	char host[64];
+	int port;
+	if (ready && fleet_parse_url(url, host, sizeof(host), &port) < 0) {
+		log_warn("upstream \"%s\" replica %d: another gateway published a URL this one cannot use: \"%s\"",
+			 u->name, rep->id, url);
+		ready = 0;
+	}
+	if (ready && rep->remote && rep->state == REPLICA_READY && strcmp(url, rep->url) == 0)
+		return;
+	if (rep->remote && rep->state == REPLICA_READY) {
+		fleet_unmirror(rep, "another gateway stopped it");
+		return;		/* the next need follows the holder afresh */
+	}
+	if (ready) {
+		if (rep->pool) {
+			if (rep->in_flight)
+				return;		/* the old pool still serves: look again next poll */
+			proxy_pool_free(rep->pool);
+		}
+		rep->pool = proxy_pool_new(gw.base, host, port);
+		if (!rep->pool)
+			return;
+		int waited = rep->remote && rep->state == REPLICA_BOOTING;
+		rep->remote = 1;
+		snprintf(rep->url, sizeof(rep->url), "%s", url);
+		rep->t_ready = gw_now();
+		rep->busy_at = rep->t_ready;
+		char why[160];
+		snprintf(why, sizeof(why), "another gateway runs it on %s", url);
+		replica_move(rep, REPLICA_READY, why);
+		if (waited)
+			upstream_mark_cold(u, rep->t_ready);
+		upstream_dispatch(u);
+		return;
+	}
+	if (booting) {
+		if (rep->remote && rep->state == REPLICA_BOOTING)
+			return;
+		if (rep->remote)
+			return;		/* DRAINING: let it finish first */
+		rep->remote = 1;
+		snprintf(rep->url, sizeof(rep->url), "%s", strcmp(url, "-") ? url : "");
+		rep->t_start = gw_now();
+		replica_move(rep, REPLICA_BOOTING, "another gateway is starting it, waiting for it");
+		return;
+	}
+	fleet_unmirror(rep, value ? "another gateway stops it" : "no gateway runs it any more");
+}
+
+/* Whether a claim's answer still matters: the replica is still down and wanted. */
+static int fleet_wanted(const struct replica *rep)
+{
+	return (rep->state == REPLICA_STOPPED || rep->state == REPLICA_FAILED) && !rep->launch &&
+	       !rep->remote && rep->up->cf && !gw.stopping;
+}
+
+static void fleet_claim_cb(int status, const char *value, void *arg)
+{
+	struct replica *rep = arg;
+	struct upstream *u = rep->up;
+	rep->lock_pending = 0;
+	rep->lock_at = gw_now();
+	if (!fleet_wanted(rep)) {
+		if (status == 1)
+			store_lock_release(gw.store, u->name, rep->id, fleet_id());
+		return;
+	}
+	if (status == 1) {
+		rep->lock = FLEET_LOCK_OWNED;
+		log_info("upstream \"%s\" replica %d: took the lock, starting it here", u->name, rep->id);
+		replica_wake(rep);
+		return;
+	}
+	if (status < 0) {
+		rep->lock = FLEET_LOCK_ALONE;
+		log_warn("upstream \"%s\" replica %d: redis did not answer, starting it without the lock",
+			 u->name, rep->id);
+		replica_wake(rep);
+		return;
+	}
+	if (!value) {
+		/* released between our GET and SET: ask again on the next tick */
+		return;
+	}
+	fleet_mirror(rep, value);
+}
+
+int fleet_claim(struct replica *rep)
+{
+	if (!fleet_on() || rep->lock != FLEET_LOCK_NONE)
+		return 1;
+	if (rep->lock_pending)
+		return 0;
+	struct upstream *u = rep->up;
+	if (!store_connected(gw.store)) {
+		rep->lock = FLEET_LOCK_ALONE;
+		log_warn("upstream \"%s\" replica %d: redis is away, starting it without the lock", u->name, rep->id);
+		return 1;
+	}
+	char v[128];
+	snprintf(v, sizeof(v), "%s BOOTING -", fleet_id());
+	rep->lock_pending = 1;
+	store_lock_acquire(gw.store, u->name, rep->id, v, fleet_ttl(u), fleet_claim_cb, rep);
+	return 0;	/* the answer wakes it, even when it came already */
+}
+
+/* Renew answer: a lost lock means another gateway may run this slot now: stop ours. */
+static void fleet_renew_cb(int status, const char *value, void *arg)
+{
+	struct replica *rep = arg;
+	struct upstream *u = rep->up;
+	rep->lock_pending = 0;
+	if (rep->lock != FLEET_LOCK_OWNED || status != 0)
+		return;
+	if (!value) {
+		/* expired with nobody else on it (Redis restarted, or a long stall): take it again */
+		char v[160];
+		fleet_value(rep, v, sizeof(v));
+		rep->lock_pending = 1;
+		store_lock_acquire(gw.store, u->name, rep->id, v, fleet_ttl(u), fleet_renew_cb, rep);
+		return;
+	}
+	if (strncmp(value, fleet_id(), strlen(fleet_id())) == 0)
+		return;
+	log_error("upstream \"%s\" replica %d: lost its lock to another gateway (%s), stopping it here",
+		  u->name, rep->id, value);
+	rep->lock = FLEET_LOCK_NONE;
+	replica_drain(rep);
+}
+
+void fleet_state(struct replica *rep)
+{
+	if (!fleet_on() || rep->remote)
+		return;
+	struct upstream *u = rep->up;
+	int down = rep->state == REPLICA_STOPPED || rep->state == REPLICA_FAILED;
+	if (rep->lock == FLEET_LOCK_ALONE && down)
+		rep->lock = FLEET_LOCK_NONE;
+	if (rep->lock != FLEET_LOCK_OWNED)
+		return;
+	if (down) {
+		store_lock_release(gw.store, u->name, rep->id, fleet_id());
+		rep->lock = FLEET_LOCK_NONE;
+		return;
+	}
+	char v[160];
+	fleet_value(rep, v, sizeof(v));
+	store_lock_renew(gw.store, u->name, rep->id, fleet_id(), v, fleet_ttl(u), NULL, NULL);
+	rep->lock_at = gw_now();
+}
+
+static void fleet_poll_cb(int status, const char *value, void *arg)
+{
+	struct replica *rep = arg;
+	rep->lock_pending = 0;
+	if (!rep->remote || status < 0)
+		return;		/* Redis away: keep following what we knew */
+	fleet_mirror(rep, value);
+}
+
+int fleet_tick(struct replica *rep, double now)
+{
+	if (!fleet_on())
+		return 0;
+	struct upstream *u = rep->up;
+	if (rep->remote) {
+		if ((gw.stopping || !u->cf) && rep->state != REPLICA_DRAINING)
+			replica_move(rep, REPLICA_DRAINING, gw.stopping ? "shutting down" : "upstream removed");
+		if (rep->state == REPLICA_DRAINING) {
+			if (rep->in_flight == 0)
+				fleet_unmirror(rep, "its last request here ended");
+			return 1;
+		}
+		if (!rep->lock_pending && now - rep->lock_at >= FLEET_POLL_S) {
+			rep->lock_at = now;
+			rep->lock_pending = 1;
+			store_lock_get(gw.store, u->name, rep->id, fleet_poll_cb, rep);
+		}
+		return 1;
+	}
+	if (rep->lock == FLEET_LOCK_OWNED && !rep->lock_pending &&
+	    (now - rep->lock_at) * 1000 >= (double)fleet_ttl(u) / 3) {
+		char v[160];
+		fleet_value(rep, v, sizeof(v));
+		rep->lock_at = now;
+		rep->lock_pending = 1;
+		store_lock_renew(gw.store, u->name, rep->id, fleet_id(), v, fleet_ttl(u), fleet_renew_cb, rep);
+	}
+	return 0;
+}
+
+void fleet_replica_free(struct replica *rep)
+{
+	if (!gw.store)
+		return;
+	store_cancel(gw.store, rep);
+	rep->lock_pending = 0;
+	if (rep->lock == FLEET_LOCK_OWNED)
+		store_lock_release(gw.store, rep->up->name, rep->id, fleet_id());
+	rep->lock = FLEET_LOCK_NONE;
+}

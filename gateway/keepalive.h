@@ -1,0 +1,50 @@
+/*
+ * keepalive: when an idle replica stops and when it is woken ahead of
+ * traffic (issue 6), around the pure policy in policy.h.
+ *
+ * An idle gap of an upstream is the time from the end of its last request
+ * (the moment nothing is in flight and nothing is held) to the arrival of
+ * the next request. Every upstream records its gaps; "keepalive adaptive"
+ * acts on them: when the upstream goes idle, policy_decide() says how long
+ * the replica stays up and whether to wake it again (a pre-warm) before the
+ * next request is due. The histogram lives in Redis (PREFIX hist:UPSTREAM,
+ * policy_hist_format()'s string), read at start and merged with the new
+ * gaps every few seconds, so it survives restarts and gateways share it.
+ * State is kept by upstream name (it survives a reload) until
+ * keepalive_free_all().
+ */
+#ifndef WG_KEEPALIVE_H
+#define WG_KEEPALIVE_H
+
+#include <stdint.h>
+
+struct upstream;
+struct metrics;
+struct json_t;
+
+void keepalive_metrics_declare(struct metrics *m);
+
+/* Hooks from upstream.c: a request arrived (before it is forwarded or held); a request ended. */
+void keepalive_on_request(struct upstream *u);
+void keepalive_on_done(struct upstream *u);
+
+/* How long u's READY replicas may stay idle now, in ms (idle_timeout unless adaptive). */
+int64_t keepalive_idle_ms(const struct upstream *u);
+
+/* 1 while a pre-warm wakes u: replica_wake() does not count it as a cold start. */
+int keepalive_waking(const struct upstream *u);
+
+/*
+ * Wakes a replica of u ahead of traffic (a pre-warm: counted in
+ * wakegate_prewarms_total, not as a cold start) unless one is up or on its
+ * way; why goes to the log. Until a request comes, an idle replica then
+ * stays up at least hold_s seconds from now. 0 when a replica was woken.
+ */
+int keepalive_prewarm(struct upstream *u, const char *why, double hold_s);
+
+/* The policy, its last decision and the gaps, as a new JSON object for /status. */
+struct json_t *keepalive_status_json(const struct upstream *u);
+
+void keepalive_free_all(void);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * launch: picks the driver the conf names and owns the few helpers the
+ * drivers share (the replica URL's host and port).
+ */
+#include "config.h"
+#include "gateway/launch.h"
+#include "gateway/conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int launch_url_split(const char *url, char *host, size_t hostlen, int *port)
+{
+	if (strncmp(url, "http://", 7) != 0 || strlen(url) >= LAUNCH_URL_MAX)
+		return -1;
+	const char *h = url + 7, *end = h + strcspn(h, "/?#"), *pe;
+	if (*end && strcmp(end, "/") != 0)
+		return -1;
+	const char *hs = h, *he;
+	if (*h == '[') {
+		he = memchr(h, ']', (size_t)(end - h));
+		if (!he)
+			return -1;
+		hs = h + 1;
+		pe = he + 1;
+	} else {
+		he = memchr(h, ':', (size_t)(end - h));
+		if (!he)
+			he = end;
+		pe = he;
+	}
+	if (he == hs || (size_t)(he - hs) >= hostlen)
+		return -1;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = 0;
+	*port = 80;
+	if (pe < end) {
+		if (*pe != ':' || pe + 1 == end)
+			return -1;
+		char *stop;
+		long p = strtol(pe + 1, &stop, 10);
+		if (stop != end || p < 1 || p > 65535)
+			return -1;
+		*port = (int)p;
+	}
+	return 0;
+}
+
+int launch_url_check(const char *url, char *err, size_t errlen)
+{
+	char host[LAUNCH_URL_MAX];
+	int port;
+	if (url && strncmp(url, "https://", 8) == 0) {
+		/* the proxy and the health checks speak plain HTTP to replicas */
+		snprintf(err, errlen, "url=%s: https is not supported for replicas, use http://", url);
+		return -1;
+	}
+	if (!url || launch_url_split(url, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "url=%s: not http://HOST[:PORT] of at most %d characters",
+			 url ? url : "", LAUNCH_URL_MAX - 1);
+		return -1;
+	}
+	return 0;
+}
+
+struct launch *launch_new(struct event_base *base, const struct conf_upstream *cf,
+			  const char *prefix, launch_exit_cb on_exit, void *arg,
+			  char *err, size_t errlen)
+{
+	const char *kind = cf->launch_kind;
+	struct launch *l = NULL;
+	snprintf(err, errlen, "cannot set up the launcher");
+	if (!kind || strcmp(kind, CONF_LAUNCH_EXEC) == 0) {
+		if (!cf->launch_cmd || !*cf->launch_cmd) {
+			snprintf(err, errlen, "no launch command");
+			return NULL;
+		}
+		l = launch_exec_new(base, cf->launch_cmd, prefix);
+	} else if (strcmp(kind, CONF_LAUNCH_COMMAND) == 0) {
+		l = launch_command_new(base, cf, prefix, err, errlen);
+	} else if (strcmp(kind, CONF_LAUNCH_HTTP) == 0) {
+		l = launch_http_new(base, cf, err, errlen);
+	} else if (strcmp(kind, CONF_LAUNCH_KUBERNETES) == 0) {
+		l = launch_k8s_new(base, cf, err, errlen);
+	} else {
+		snprintf(err, errlen, "launch driver \"%s\" is not available", kind);
+		return NULL;
+	}
+	if (!l)
+		return NULL;
+	l->on_exit = on_exit;
+	l->arg = arg;
+	l->why[0] = 0;
+	return l;
+}
+
+void launch_free(struct launch *l)
+{
+	if (l)
+		l->ops->free(l);
+}

@@ -1,0 +1,231 @@
+/*
+ * rules: degradation on the request path. Signals are kept per upstream
+ * name (they outlive reloads); rule state per location is rebuilt with each
+ * conf, since a location's rules may have changed. A timer samples every
+ * location's rules once a second, so that "for" runs on time even when no
+ * request comes.
+ */
+#include "config.h"
+#include "gateway/rules.h"
+#include "gateway/conf.h"
+#include "gateway/degrade.h"
+#include "gateway/gw.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/proxy.h"
+#include "gateway/ratelimit.h"
+#include "gateway/upstream.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One upstream's signals, by name. */
+struct rules_sig {
+	char *name;
+	struct degrade_sig sig;
+	struct rules_sig *next;
+};
+
+/* One location's rule states, for the conf in force. */
+struct rules_loc {
+	const struct conf_location *loc;
+	struct degrade_state *st;	/* loc->ndegrade of them */
+	struct rules_loc *next;
+};
+
+static struct rules_sig *sigs;
+static struct rules_loc *locs;
+static struct event *sample_ev;
+
+static int64_t now_ms(void)
+{
+	return (int64_t)(gw_now() * 1000);
+}
+
+/* The signals of an upstream, made on first use; NULL only when memory runs out. */
+static struct rules_sig *sig_of(const char *name)
+{
+	for (struct rules_sig *s = sigs; s; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	struct rules_sig *s = calloc(1, sizeof(*s));
+	if (!s || !(s->name = strdup(name))) {
+		free(s);
+		return NULL;
+	}
+	degrade_sig_init(&s->sig);
+	s->next = sigs;
+	sigs = s;
+	return s;
+}
+
+static void locs_free(void)
+{
+	while (locs) {
+		struct rules_loc *l = locs;
+		locs = l->next;
+		free(l->st);
+		free(l);
+	}
+}
+
+static struct rules_loc *loc_state(const struct conf_location *loc)
+{
+	for (struct rules_loc *l = locs; l; l = l->next)
+		if (l->loc == loc)
+			return l;
+	return NULL;
+}
+
+/* What the rules of a location look at: its own upstream now. */
+static void rules_input(struct upstream *u, struct degrade_input *in)
+{
+	int ready = 0;
+	for (int i = 0; i < u->nrep; i++)
+		if (u->rep[i].state == REPLICA_READY)
+			ready = 1;
+	struct rules_sig *s = sig_of(u->name);
+	in->queue = u->hold.n;
+	in->cold = !ready;
+	in->sig = s ? &s->sig : NULL;
+}
+
+/* Samples every location's rules, so that "for" counts between requests. */
+static void sample_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t now = now_ms();
+	for (struct rules_loc *l = locs; l; l = l->next) {
+		struct upstream *u = upstream_find(l->loc->proxy_pass);
+		if (!u)
+			continue;
+		struct degrade_input in;
+		struct degrade_decision d;
+		rules_input(u, &in);
+		degrade_eval(l->loc->degrade, l->st, l->loc->ndegrade, &in, now, &d);
+	}
+}
+
+void rules_configure(const struct conf *c)
+{
+	static int declared;
+	if (!declared) {
+		declared = 1;
+		metrics_declare(gw.metrics, "wakegate_degraded_total", METRICS_COUNTER,
+				"Requests a degrade rule sent elsewhere (to) or answered (code), by location and condition.",
+				NULL, 0);
+	}
+	locs_free();
+	for (const struct conf_server *s = c->servers; s; s = s->next)
+		for (const struct conf_location *loc = s->locations; loc; loc = loc->next) {
+			if (!loc->ndegrade)
+				continue;
+			struct rules_loc *l = calloc(1, sizeof(*l));
+			if (!l || !(l->st = calloc(loc->ndegrade, sizeof(*l->st)))) {
+				free(l);
+				log_error("location \"%s\": out of memory, its degrade rules are off", loc->path);
+				continue;
+			}
+			l->loc = loc;
+			l->next = locs;
+			locs = l;
+		}
+	if (!sample_ev) {
+		sample_ev = event_new(gw.base, -1, EV_PERSIST, sample_cb, NULL);
+		struct timeval tv = { 1, 0 };
+		if (sample_ev)
+			event_add(sample_ev, &tv);
+	}
+}
+
+/* Counts a degraded request: wakegate_degraded_total{location, to|code, reason}. */
+static void count(const struct conf_location *loc, const struct degrade_decision *d, const struct degrade_rule *rule)
+{
+	char path[256], what[300], l[700];
+	metrics_escape(loc->path, path, sizeof(path));
+	if (d->action == DEGRADE_TO) {
+		char to[256];
+		metrics_escape(d->to_name, to, sizeof(to));
+		snprintf(what, sizeof(what), "to=\"%s\"", to);
+	} else {
+		snprintf(what, sizeof(what), "code=\"%d\"", d->code);
+	}
+	snprintf(l, sizeof(l), "location=\"%s\",%s,reason=\"%s\"", path, what, degrade_cond_name(rule->cond));
+	metrics_add(gw.metrics, "wakegate_degraded_total", l, 1);
+}
+
+void rules_handle(struct evhttp_request *req, const struct conf_location *loc, struct ratelimit_slots *slots)
+{
+	struct upstream *u = upstream_find(loc->proxy_pass);
+	if (!u) {
+		ratelimit_slots_release(slots);
+		proxy_send_error(req, 502, "no such upstream", 0);
+		return;
+	}
+	int64_t now = now_ms();
+	struct rules_sig *sig = sig_of(u->name);
+	if (sig)
+		degrade_sig_request_start(&sig->sig, now);
+	struct rules_loc *l = loc->ndegrade ? loc_state(loc) : NULL;
+	if (!l) {
+		upstream_handle(u, req, loc, slots);
+		return;
+	}
+	struct degrade_input in;
+	struct degrade_decision d;
+	rules_input(u, &in);
+	degrade_eval(loc->degrade, l->st, loc->ndegrade, &in, now, &d);
+	struct upstream *to = d.action == DEGRADE_TO ? upstream_find(d.to_name) : NULL;
+	if (d.action == DEGRADE_NONE || (d.action == DEGRADE_TO && !to)) {
+		if (d.action == DEGRADE_TO)
+			log_error("location \"%s\": degrade to \"%s\": no such upstream now, serving as usual",
+				  loc->path, d.to_name);
+		upstream_handle(u, req, loc, slots);
+		return;
+	}
+	char hdr[DEGRADE_REASON_MAX + 300];
+	if (d.action == DEGRADE_TO)
+		snprintf(hdr, sizeof(hdr), "%s %s", d.to_name, d.reason);
+	else
+		snprintf(hdr, sizeof(hdr), "%d %s", d.code, d.reason);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Wakegate-Degraded", hdr);
+	count(loc, &d, &loc->degrade[d.rule]);
+	log_info("location \"%s\": degraded (%s) by the rule at %s:%d", loc->path, hdr,
+		 loc->degrade[d.rule].file ? loc->degrade[d.rule].file : "?", loc->degrade[d.rule].line);
+	/* the rule must not keep the upstream cold: wake it, without holding this request */
+	if (in.cold)
+		upstream_wake(u);
+	if (d.action == DEGRADE_TO) {
+		upstream_handle(to, req, loc, slots);
+		return;
+	}
+	char msg[DEGRADE_REASON_MAX + 64];
+	snprintf(msg, sizeof(msg), "degraded: %s", d.reason);
+	ratelimit_slots_release(slots);
+	int retry = d.retry_after_ms < 0 ? 0 : (int)ceil((double)d.retry_after_ms / 1000);
+	proxy_send_error(req, d.code, msg, retry);
+}
+
+void rules_request_end(const char *upstream, int status, double latency_ms)
+{
+	struct rules_sig *s = sig_of(upstream);
+	if (s)
+		degrade_sig_request_end(&s->sig, now_ms(), (int64_t)latency_ms, status >= 500);
+}
+
+void rules_free_all(void)
+{
+	if (sample_ev)
+		event_free(sample_ev);
+	sample_ev = NULL;
+	locs_free();
+	while (sigs) {
+		struct rules_sig *s = sigs;
+		sigs = s->next;
+		free(s->name);
+		free(s);
+	}
+}

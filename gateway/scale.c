@@ -1,0 +1,132 @@
+/*
+ * scale: replica counts over time (see scale.h). Decisions are made on the
+ * upstream's 100ms tick from what this gateway sees: its own held and
+ * in-flight requests. Replicas another gateway runs (fleet.c) count as READY
+ * for routing and for the target, but only their holder stops them.
+ */
+#include "config.h"
+#include "gateway/scale.h"
+#include "gateway/conf.h"
+#include "gateway/fleet.h"
+#include "gateway/gw.h"
+#include "gateway/log.h"
+#include "gateway/upstream.h"
+
+#include <time.h>
+
+static const struct upstream *scale_waking;	/* set during scale_tick's replica_wake() */
+
+const char *scale_wake_reason(const struct upstream *u)
+{
+	return u == scale_waking ? "scale up" : "min_warm";
+}
+
+int scale_in_window(int m, int from, int to)
+{
+	if (from < 0)
+		return 1;
+	if (from < to)
+		return m >= from && m < to;
+	return m >= from || m < to;	/* wraps midnight */
+}
+
+int scale_min_warm(const struct upstream *u, double now)
+{
+	(void)now;
+	int n = u->p.min_warm;
+	if (u->cf && u->cf->min_warm_from >= 0 && n > 0) {
+		time_t t = time(NULL);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		if (!scale_in_window(tm.tm_hour * 60 + tm.tm_min, u->cf->min_warm_from, u->cf->min_warm_to))
+			n = 0;
+	}
+	if (u->cf && u->cf->replicas_min > n)
+		n = u->cf->replicas_min;
+	return n;
+}
+
+void scale_configure(struct upstream *u)
+{
+	if (!u->cf)
+		return;
+	int want = u->cf->replicas_max;
+	if (want > UPSTREAM_MAX_REPLICAS)
+		want = UPSTREAM_MAX_REPLICAS;
+	if (want > u->nrep)
+		u->nrep = want;	/* never shrinks: replicas above max= are drained by the tick */
+}
+
+static int scale_target(const struct upstream *u)
+{
+	int t = u->cf && u->cf->target_concurrency > 0 ? u->cf->target_concurrency : u->p.max_conns;
+	return t > 0 ? t : 1;
+}
+
+/* A slot that may be started now: down, nothing running, no lock call pending. */
+static struct replica *scale_free_slot(struct upstream *u, int max, double now)
+{
+	for (int i = 0; i < max && i < u->nrep; i++) {
+		struct replica *rep = &u->rep[i];
+		if (rep->launch || rep->remote || rep->lock_pending)
+			continue;
+		if (rep->state == REPLICA_STOPPED || (rep->state == REPLICA_FAILED && now >= rep->retry_at))
+			return rep;
+	}
+	return NULL;
+}
+
+void scale_tick(struct upstream *u, double now)
+{
+	if (!u->cf || gw.stopping)
+		return;
+	int max = u->cf->replicas_max < u->nrep ? u->cf->replicas_max : u->nrep;
+	int ready = 0, coming = 0, load = u->hold.n;
+	for (int i = 0; i < u->nrep; i++) {
+		struct replica *rep = &u->rep[i];
+		if (rep->in_flight)
+			rep->busy_at = now;
+		load += rep->in_flight;
+		if (rep->state == REPLICA_READY) {
+			ready++;
+			if (rep->busy_at < rep->t_ready)
+				rep->busy_at = rep->t_ready;
+		} else if (rep->state == REPLICA_BOOTING || rep->state == REPLICA_WARMING || rep->lock_pending) {
+			coming++;	/* lock_pending: fleet.c is asking whether to start it */
+		}
+	}
+	int target = scale_target(u);
+	/* one replica on its way at a time; the first one is the hold queue's business */
+	if (ready >= 1 && coming == 0 && ready < max && load > target * ready) {
+		struct replica *rep = scale_free_slot(u, max, now);
+		if (rep) {
+			log_notice("upstream \"%s\": %d requests for %d ready replica%s (target_concurrency %d), "
+				   "starting replica %d", u->name, load, ready, ready == 1 ? "" : "s", target, rep->id);
+			scale_waking = u;
+			replica_wake(rep);
+			scale_waking = NULL;
+		}
+		return;
+	}
+	/* scale down: an extra replica, ours, with nothing in flight for idle_timeout */
+	int floor = scale_min_warm(u, now);
+	if (floor < 1)
+		floor = 1;	/* the last one goes by the idle rule, which asks the other gateways */
+	if (ready <= floor || load > target * (ready - 1))
+		return;
+	struct replica *victim = NULL;
+	for (int i = 0; i < u->nrep; i++) {
+		struct replica *rep = &u->rep[i];
+		if (rep->state != REPLICA_READY || rep->remote || rep->in_flight)
+			continue;
+		if ((now - rep->busy_at) * 1000 < (double)u->p.idle_timeout_ms)
+			continue;
+		if (!victim || rep->busy_at < victim->busy_at || (rep->busy_at == victim->busy_at && rep->id > victim->id))
+			victim = rep;
+	}
+	if (victim) {
+		log_notice("upstream \"%s\": replica %d had nothing in flight for %.1fs, %d ready, scaling down",
+			   u->name, victim->id, now - victim->busy_at, ready);
+		replica_drain(victim);
+	}
+}

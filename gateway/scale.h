@@ -1,0 +1,25 @@
+/*
+ * scale: how many replicas an upstream runs. "min_warm N at HH:MM-HH:MM"
+ * keeps N warm inside a daily window (local time) only; "replicas min=N
+ * max=N" with "target_concurrency N" starts another replica while held plus
+ * in-flight requests per READY replica exceed the target, and drains an extra
+ * replica that had nothing in flight for idle_timeout. Routing to the least
+ * busy READY replica is upstream.c's (upstream_free_slot).
+ */
+#ifndef WG_SCALE_H
+#define WG_SCALE_H
+
+struct upstream;
+
+/* Replicas to keep warm now: min_warm inside its window (or all day), at least replicas min=. */
+int scale_min_warm(const struct upstream *u, double now);
+/* 1 when minute-of-day m is in [from, to) (to < from wraps midnight). */
+int scale_in_window(int m, int from, int to);
+/* Every tick, after the replicas' own: scale up or down. */
+void scale_tick(struct upstream *u, double now);
+/* Why a replica starts with no request held: "scale up" while scale_tick wakes one, else "min_warm". */
+const char *scale_wake_reason(const struct upstream *u);
+/* After a (re)configure: the number of replica slots follows replicas max=. */
+void scale_configure(struct upstream *u);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * schedule: "prewarm schedule" (issue 6). Every request is counted per
+ * minute in Redis (HINCRBY PREFIX minute:UPSTREAM EPOCH_MINUTE N, where
+ * EPOCH_MINUTE is minutes since 1970-01-01 UTC; fields older than 8 days are
+ * deleted). A minute of the day (the gateway's local time) is busy when it
+ * had at least one request on at least SCHEDULE_MIN_DAYS of the last
+ * SCHEDULE_DAYS whole days (today not counted). A busy stretch starts at a
+ * busy minute whose previous minute is not busy; the upstream is woken
+ * (a pre-warm, not a cold start) LEAD minutes before each start, where LEAD
+ * is the measured boot + warmup rounded up to whole minutes (at least 1;
+ * 30s until one is measured, so 1); a start up to a minute past is still
+ * woken for (a gateway that has just come up). A replica so woken stays up, if no
+ * request comes, until idle_timeout after the start of the stretch (or
+ * longer if the keep-alive says so). The table is read from Redis every 10
+ * minutes and at each new day.
+ */
+#ifndef WG_SCHEDULE_H
+#define WG_SCHEDULE_H
+
+#define SCHEDULE_DAYS 7
+#define SCHEDULE_MIN_DAYS 4	/* at least half of the 7 days */
+
+struct upstream;
+struct json_t;
+
+/* A request arrived at u (counted whatever u's prewarm setting: the counts are the history). */
+void schedule_count(const struct upstream *u);
+/* Once a second, from keepalive.c: flush the counts, refresh the table, wake when due. */
+void schedule_tick(struct upstream *u);
+/* The busy table's summary for /status; a new object, or NULL when schedule is off. */
+struct json_t *schedule_status_json(const struct upstream *u);
+void schedule_free_all(void);
+
+#endif
