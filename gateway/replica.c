@@ -115,6 +115,11 @@ static void deferred_conn_free(evutil_socket_t fd, short what, void *arg)
 /* Health connections may be inside their own callback: free them on the next loop turn. */
 static void replica_health_close(struct replica *rep)
 {
+	if (rep->health_ev) {
+		event_free(rep->health_ev);
+		rep->health_ev = NULL;
+	}
+	rep->health_delay_ms = 0;
 	if (!rep->health)
 		return;
 	struct timeval zero = { 0, 0 };
@@ -123,6 +128,8 @@ static void replica_health_close(struct replica *rep)
 	rep->health = NULL;
 	rep->health_pending = 0;
 }
+
+static void replica_health_again(struct replica *rep);
 
 /* Cancels a running warmup and frees the copies its options point to. */
 static void replica_warm_free(struct replica *rep)
@@ -299,6 +306,7 @@ int replica_wake(struct replica *rep)
 	}
 	replica_set_state(rep, REPLICA_BOOTING, "%s on %s", keepalive_waking(u) ? "pre-warm" :
 			  u->hold.n ? "woken by a request" : scale_wake_reason(u), rep->url);
+	replica_health_again(rep);
 	return 0;
 }
 
@@ -408,7 +416,35 @@ static void replica_start_warmup(struct replica *rep)
 		replica_fail(rep, 0, "warmup could not start");
 }
 
-/* One health answer: 200 ends BOOTING; anything else waits for the next poll. */
+static void replica_health_poll(struct replica *rep);
+
+static void replica_health_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct replica *rep = arg;
+	if (rep->state == REPLICA_BOOTING)
+		replica_health_poll(rep);
+}
+
+/*
+ * A worker is often healthy a few ms after fork: poll again soon, backing
+ * off from 5ms to the 100ms tick, so a cold start is not rounded up to it.
+ */
+static void replica_health_again(struct replica *rep)
+{
+	if (rep->state != REPLICA_BOOTING)
+		return;
+	if (!rep->health_ev)
+		rep->health_ev = evtimer_new(gw.base, replica_health_timer_cb, rep);
+	if (!rep->health_ev)
+		return;
+	rep->health_delay_ms = rep->health_delay_ms ? rep->health_delay_ms * 2 : 5;
+	if (rep->health_delay_ms > 100)
+		rep->health_delay_ms = 100;
+	struct timeval tv = { 0, rep->health_delay_ms * 1000 };
+	evtimer_add(rep->health_ev, &tv);
+}
+
+/* One health answer: 200 ends BOOTING; anything else polls again soon. */
 static void replica_health_cb(struct evhttp_request *req, void *arg)
 {
 	struct replica *rep = arg;
@@ -416,8 +452,10 @@ static void replica_health_cb(struct evhttp_request *req, void *arg)
 	if (rep->state != REPLICA_BOOTING)
 		return;
 	int code = req ? evhttp_request_get_response_code(req) : 0;
-	if (code != 200)
+	if (code != 200) {
+		replica_health_again(rep);
 		return;
+	}
 	struct upstream *u = rep->up;
 	rep->t_health = gw_now();
 	u->boot_s = rep->t_health - rep->t_start;

@@ -21,12 +21,17 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/util.h>
 #include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct listener {
 	char *addr;
@@ -246,6 +251,35 @@ static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err, size_t
 	return ctx;
 }
 
+/*
+ * A listening socket with nginx's backlog (511): libevent's own bind helper
+ * listens with 128, and a burst of cold-start clients overflows that.
+ * Returns the fd, or -1 with errno set.
+ */
+static evutil_socket_t listen_socket(const char *addr, int port)
+{
+	struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					 .ai_flags = EVUTIL_AI_PASSIVE }, *ai = NULL;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", port);
+	if (evutil_getaddrinfo(addr, ps, &hints, &ai) != 0 || !ai)
+		return -1;
+	evutil_socket_t fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd >= 0) {
+		int one = 1;
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (evutil_make_listen_socket_reuseable(fd) < 0 || evutil_make_socket_nonblocking(fd) < 0 ||
+		    evutil_make_socket_closeonexec(fd) < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, 511) < 0) {
+			evutil_closesocket(fd);
+			fd = -1;
+		}
+	}
+	evutil_freeaddrinfo(ai);
+	return fd;
+}
+
 static struct listener *listener_open(const char *addr, int port, int admin, int64_t max_body,
 				      const struct conf_server *tls, char *err, size_t errlen)
 {
@@ -273,7 +307,10 @@ static struct listener *listener_open(const char *addr, int port, int admin, int
 	if (max_body > 0)
 		evhttp_set_max_body_size(l->http, (ev_ssize_t)max_body);
 	evhttp_set_gencb(l->http, admin ? admin_cb : main_cb, l);
-	l->sock = evhttp_bind_socket_with_handle(l->http, l->addr, (ev_uint16_t)port);
+	evutil_socket_t fd = listen_socket(l->addr, port);
+	l->sock = fd >= 0 ? evhttp_accept_socket_with_handle(l->http, fd) : NULL;
+	if (!l->sock && fd >= 0)
+		evutil_closesocket(fd);
 	if (!l->sock) {
 		snprintf(err, errlen, "bind() to %s:%d failed", l->addr, port);
 		goto fail;

@@ -44,6 +44,8 @@ struct replica {
 	int in_flight;
 	struct evhttp_connection *health;	/* BOOTING */
 	int health_pending;
+	struct event *health_ev;	/* BOOTING: the next quick poll (backs off 5ms -> 100ms) */
+	int health_delay_ms;
 	struct warmer *warmer;		/* WARMING */
 	char *warm_model, *warm_path, *warm_body;
 	size_t warm_body_len;
