@@ -141,6 +141,11 @@ struct conf_upstream {
 	int min_warm_from;	/* min_warm N at HH:MM-HH:MM: minutes after local midnight; -1: all day */
 	int min_warm_to;	/* end of the window (may be < from: it wraps midnight) */
 	int64_t lock_ttl_ms;	/* lock_ttl T: expiry of a replica's lock in Redis; 0: 10s */
+
+	/* issue 5, TLS to replicas (conf_tls.c, tls.c): https:// url= or "tls on" (exec) */
+	int tls;		/* "tls on": exec replicas answer https://127.0.0.1:$port */
+	int tls_insecure;	/* "tls_verify off"; default on: chain and host name checked */
+	const char *tls_ca;	/* "tls_ca FILE" (owned by the conf's names); NULL: the system's CAs */
 };
 
 struct conf_location {
@@ -159,6 +164,20 @@ struct conf_location {
 	size_t ndegrade;
 };
 
+/* Where a directive was written, for checks made after parsing (tls.c). */
+struct conf_where {
+	const char *file;	/* owned by the conf; NULL: not written */
+	int line;
+};
+
+/* ssl_protocols bits; the default is TLSv1.2 TLSv1.3, the default ciphers nginx's */
+#define CONF_TLS_V1		0x01
+#define CONF_TLS_V1_1		0x02
+#define CONF_TLS_V1_2		0x04
+#define CONF_TLS_V1_3		0x08
+#define CONF_TLS_DEFAULT	(CONF_TLS_V1_2 | CONF_TLS_V1_3)
+#define CONF_TLS_CIPHERS_DEFAULT	"HIGH:!aNULL:!MD5"
+
 struct conf_server {
 	struct conf_listen *listens;
 	char *server_name;	/* first name, or "" */
@@ -170,6 +189,10 @@ struct conf_server {
 	char *ssl_certificate;	/* PEM file, resolved against the prefix; set when a listen has ssl */
 	char *ssl_certificate_key;
 	struct conf_limits limits;	/* inherited from main */
+	/* issue 5 (conf_tls.c): 0 / NULL here means "as main", then the defaults below */
+	int ssl_protocols;		/* CONF_TLS_* bits */
+	const char *ssl_ciphers;	/* owned by the conf's names */
+	struct conf_where ssl_certificate_at, ssl_certificate_key_at, ssl_protocols_at, ssl_ciphers_at;
 };
 
 struct conf {
@@ -193,6 +216,9 @@ struct conf {
 	struct conf_limit_zone *limit_zones;	/* limit_req_zone and limit_conn_zone, in conf order */
 	struct conf_limits limits;	/* limit_* of the main block */
 	int64_t billing_granularity_ms;	/* main default for upstreams: 1s */
+	int ssl_protocols;		/* main's ssl_protocols; 0: CONF_TLS_DEFAULT */
+	const char *ssl_ciphers;	/* main's ssl_ciphers; NULL: CONF_TLS_CIPHERS_DEFAULT */
+	struct conf_where ssl_protocols_at, ssl_ciphers_at;
 };
 
 /*

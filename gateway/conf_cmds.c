@@ -347,6 +347,10 @@ static int set_ssl_file(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	char **f = (char **)((char *)&p->srv->pub + cmd->off);
 
 	set_str(f, conf_path(p, av[0]));
+	struct conf_where *at = cmd->off == offsetof(struct conf_server, ssl_certificate) ? &p->srv->pub.ssl_certificate_at :
+		&p->srv->pub.ssl_certificate_key_at;
+	at->file = p->lx->shown;
+	at->line = p->line;
 	if (access(*f, R_OK) < 0)
 		return conf_error(p, "cannot read \"%s\" (%s)", *f, strerror(errno));
 	return 0;
@@ -564,6 +568,8 @@ const struct conf_cmd conf_cmds[] = {
 	{ "server_name", CONF_SERVER, 0, 1, -1, set_server_name, 0 },
 	{ "ssl_certificate", CONF_SERVER, 0, 1, 1, set_ssl_file, SRV(ssl_certificate) },
 	{ "ssl_certificate_key", CONF_SERVER, 0, 1, 1, set_ssl_file, SRV(ssl_certificate_key) },
+	{ "ssl_protocols", CONF_MAIN | CONF_SERVER, 0, 1, 4, conf_set_ssl_protocols, 0 },
+	{ "ssl_ciphers", CONF_MAIN | CONF_SERVER, 0, 1, 1, conf_set_ssl_ciphers, 0 },
 	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0 },
 
 	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0 },
@@ -594,6 +600,9 @@ const struct conf_cmd conf_cmds[] = {
 	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0 },
 	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0 },
 	{ "lock_ttl", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(lock_ttl_ms) },
+	{ "tls", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 0 },
+	{ "tls_verify", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 1 },
+	{ "tls_ca", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_ca, 0 },
 	{ NULL, 0, 0, 0, 0, NULL, 0 }
 };
 

@@ -55,11 +55,11 @@ static int64_t fleet_ttl(const struct upstream *u)
 	return ttl < FLEET_TTL_MIN_MS ? FLEET_TTL_MIN_MS : ttl;
 }
 
-/* "TOKEN STATE URL" for the replica as it is now. */
+/* "TOKEN STATE URL TTL" for the replica as it is now; TTL tells the others when a renewal is late. */
 static void fleet_value(const struct replica *rep, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s %s %s", fleet_id(), replica_state_name(rep->state),
-		 rep->url[0] && rep->state != REPLICA_STOPPED ? rep->url : "-");
+	snprintf(buf, len, "%s %s %s %lld", fleet_id(), replica_state_name(rep->state),
+		 rep->url[0] && rep->state != REPLICA_STOPPED ? rep->url : "-", (long long)fleet_ttl(rep->up));
 }
 
 /* A remote replica this gateway no longer routes to: DRAINING until its requests end, then STOPPED. */
@@ -98,17 +98,25 @@ static int fleet_parse_url(const char *url, char *host, size_t hostlen, int *por
 	return 0;
 }
 
-/* Follows the holder's value: BOOTING/WARMING -> BOOTING, READY -> READY with a pool, else gone. */
-static void fleet_mirror(struct replica *rep, const char *value)
+/*
+ * Follows the holder's value: BOOTING/WARMING -> BOOTING, READY -> READY with
+ * a pool, else gone. A holder late to renew (less than 40% of its TTL left,
+ * where a live one renews at 67%) has probably died, and its worker with it:
+ * requests are held rather than sent there, until it renews or the lock expires.
+ */
+static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 {
 	struct upstream *u = rep->up;
 	char tok[64] = "", st[32] = "", url[sizeof(rep->url)] = "";
-	if (value && sscanf(value, "%63s %31s %63s", tok, st, url) < 2)
+	long long ttl = 0;
+	if (value && sscanf(value, "%63s %31s %63s %lld", tok, st, url, &ttl) < 2)
 		value = NULL;
 	if (value && strcmp(tok, fleet_id()) == 0)
 		value = NULL;	/* our own, left from before: not a replica to follow */
-	int booting = value && (strcmp(st, "BOOTING") == 0 || strcmp(st, "WARMING") == 0);
-	int ready = value && strcmp(st, "READY") == 0;
+	int late = value && ttl > 0 && pttl >= 0 && pttl * 10 < ttl * 4;
+	int booting = value && (strcmp(st, "BOOTING") == 0 || strcmp(st, "WARMING") == 0 ||
+				(late && strcmp(st, "READY") == 0));
+	int ready = value && !late && strcmp(st, "READY") == 0;
 	char host[64];
 	int port;
 	if (ready && fleet_parse_url(url, host, sizeof(host), &port) < 0) {
@@ -119,7 +127,8 @@ static void fleet_mirror(struct replica *rep, const char *value)
 	if (ready && rep->remote && rep->state == REPLICA_READY && strcmp(url, rep->url) == 0)
 		return;
 	if (rep->remote && rep->state == REPLICA_READY) {
-		fleet_unmirror(rep, "another gateway stopped it");
+		fleet_unmirror(rep, late ? "the gateway running it is late to renew its lock" :
+			       "another gateway stopped it");
 		return;		/* the next need follows the holder afresh */
 	}
 	if (ready) {
@@ -152,7 +161,8 @@ static void fleet_mirror(struct replica *rep, const char *value)
 		rep->remote = 1;
 		snprintf(rep->url, sizeof(rep->url), "%s", strcmp(url, "-") ? url : "");
 		rep->t_start = gw_now();
-		replica_move(rep, REPLICA_BOOTING, "another gateway is starting it, waiting for it");
+		replica_move(rep, REPLICA_BOOTING, late ? "the gateway running it is late to renew its lock, waiting" :
+			     "another gateway is starting it, waiting for it");
 		return;
 	}
 	fleet_unmirror(rep, value ? "another gateway stops it" : "no gateway runs it any more");
@@ -165,7 +175,7 @@ static int fleet_wanted(const struct replica *rep)
 	       !rep->remote && rep->up->cf && !gw.stopping;
 }
 
-static void fleet_claim_cb(int status, const char *value, void *arg)
+static void fleet_claim_cb(int status, const char *value, int64_t pttl, void *arg)
 {
 	struct replica *rep = arg;
 	struct upstream *u = rep->up;
@@ -193,7 +203,7 @@ static void fleet_claim_cb(int status, const char *value, void *arg)
 		/* released between our GET and SET: ask again on the next tick */
 		return;
 	}
-	fleet_mirror(rep, value);
+	fleet_mirror(rep, value, pttl);
 }
 
 int fleet_claim(struct replica *rep)
@@ -209,15 +219,16 @@ int fleet_claim(struct replica *rep)
 		return 1;
 	}
 	char v[128];
-	snprintf(v, sizeof(v), "%s BOOTING -", fleet_id());
+	snprintf(v, sizeof(v), "%s BOOTING - %lld", fleet_id(), (long long)fleet_ttl(u));
 	rep->lock_pending = 1;
 	store_lock_acquire(gw.store, u->name, rep->id, v, fleet_ttl(u), fleet_claim_cb, rep);
 	return 0;	/* the answer wakes it, even when it came already */
 }
 
 /* Renew answer: a lost lock means another gateway may run this slot now: stop ours. */
-static void fleet_renew_cb(int status, const char *value, void *arg)
+static void fleet_renew_cb(int status, const char *value, int64_t pttl, void *arg)
 {
+	(void)pttl;
 	struct replica *rep = arg;
 	struct upstream *u = rep->up;
 	rep->lock_pending = 0;
@@ -225,7 +236,7 @@ static void fleet_renew_cb(int status, const char *value, void *arg)
 		return;
 	if (!value) {
 		/* expired with nobody else on it (Redis restarted, or a long stall): take it again */
-		char v[160];
+		char v[256];
 		fleet_value(rep, v, sizeof(v));
 		rep->lock_pending = 1;
 		store_lock_acquire(gw.store, u->name, rep->id, v, fleet_ttl(u), fleet_renew_cb, rep);
@@ -254,19 +265,19 @@ void fleet_state(struct replica *rep)
 		rep->lock = FLEET_LOCK_NONE;
 		return;
 	}
-	char v[160];
+	char v[256];
 	fleet_value(rep, v, sizeof(v));
 	store_lock_renew(gw.store, u->name, rep->id, fleet_id(), v, fleet_ttl(u), NULL, NULL);
 	rep->lock_at = gw_now();
 }
 
-static void fleet_poll_cb(int status, const char *value, void *arg)
+static void fleet_poll_cb(int status, const char *value, int64_t pttl, void *arg)
 {
 	struct replica *rep = arg;
 	rep->lock_pending = 0;
 	if (!rep->remote || status < 0)
 		return;		/* Redis away: keep following what we knew */
-	fleet_mirror(rep, value);
+	fleet_mirror(rep, value, pttl);
 }
 
 int fleet_tick(struct replica *rep, double now)
@@ -291,7 +302,7 @@ int fleet_tick(struct replica *rep, double now)
 	}
 	if (rep->lock == FLEET_LOCK_OWNED && !rep->lock_pending &&
 	    (now - rep->lock_at) * 1000 >= (double)fleet_ttl(u) / 3) {
-		char v[160];
+		char v[256];
 		fleet_value(rep, v, sizeof(v));
 		rep->lock_at = now;
 		rep->lock_pending = 1;

@@ -488,7 +488,7 @@ static void store_pend_answer(struct store_pend *p, int64_t ms)
 		return;
 	p->answered = 1;
 	if (p->lcb)
-		p->lcb(-1, NULL, p->arg);
+		p->lcb(-1, NULL, -2, p->arg);
 	else
 		p->cb(ms, p->arg);
 }
@@ -741,19 +741,24 @@ int store_enabled(const struct store *s)
  */
 static const char store_lua_acquire[] =
 	"local v = redis.call('GET', KEYS[1]) "
-	"if v then return {0, v} end "
+	"if v then return {0, v, redis.call('PTTL', KEYS[1])} end "
 	"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-	"return {1, ARGV[1]}";
+	"return {1, ARGV[1], tonumber(ARGV[2])}";
 static const char store_lua_renew[] =
 	"local v = redis.call('GET', KEYS[1]) "
 	"if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then "
-	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2]} end "
-	"return {0, v or ''}";
+	"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return {1, ARGV[2], tonumber(ARGV[3])} end "
+	"if v then return {0, v, redis.call('PTTL', KEYS[1])} end "
+	"return {0, '', -2}";
 static const char store_lua_release[] =
 	"local v = redis.call('GET', KEYS[1]) "
 	"if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then "
-	"redis.call('DEL', KEYS[1]) return {1, ''} end "
-	"return {0, v or ''}";
+	"redis.call('DEL', KEYS[1]) return {1, '', -2} end "
+	"return {0, v or '', -2}";
+static const char store_lua_get[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v then return {0, v, redis.call('PTTL', KEYS[1])} end "
+	"return {0, '', -2}";
 
 static void store_lock_key(const struct store *s, const char *upstream, int replica, char *key, size_t len)
 {
@@ -763,25 +768,23 @@ static void store_lock_key(const struct store *s, const char *upstream, int repl
 		snprintf(key, len, "%slock:%s:%d", s->prefix, upstream, replica);
 }
 
-/* Reply of a lock script ({n, value}) or of GET (value or nil). */
+/* Reply of a lock script: {held by the caller, value or "", PTTL}. */
 static void store_lock_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct store_pend *p = privdata;
 	redisReply *r = reply;
 	int status = -1;
 	char *value = NULL;
+	int64_t pttl = -2;
 	store_progress(ac);
 	store_check_reply(ac, r, "lock");
-	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-	    r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING &&
+	    r->element[2]->type == REDIS_REPLY_INTEGER) {
 		status = r->element[0]->integer ? 1 : 0;
 		if (*r->element[1]->str)
 			value = strdup(r->element[1]->str);
-	} else if (r && r->type == REDIS_REPLY_STRING) {
-		status = 0;
-		value = strdup(r->str);
-	} else if (r && r->type == REDIS_REPLY_NIL) {
-		status = 0;
+		pttl = r->element[2]->integer;
 	}
 	int answered = p->answered;
 	store_lock_cb cb = p->lcb;
@@ -797,7 +800,7 @@ static void store_lock_reply_cb(redisAsyncContext *ac, void *reply, void *privda
 	event_free(p->timer);
 	free(p);
 	if (!answered && cb)
-		cb(status, value, arg);
+		cb(status, value, pttl, arg);
 	free(value);
 }
 
@@ -806,13 +809,13 @@ static void store_lock_send(struct store *s, int argc, const char **argv, store_
 {
 	if (!s || !s->up) {
 		if (cb)
-			cb(-1, NULL, arg);
+			cb(-1, NULL, -2, arg);
 		return;
 	}
 	struct store_pend *p = calloc(1, sizeof(*p));
 	if (!p) {
 		if (cb)
-			cb(-1, NULL, arg);
+			cb(-1, NULL, -2, arg);
 		return;
 	}
 	p->lcb = cb;
@@ -825,7 +828,7 @@ static void store_lock_send(struct store *s, int argc, const char **argv, store_
 			event_free(p->timer);
 		free(p);
 		if (cb)
-			cb(-1, NULL, arg);
+			cb(-1, NULL, -2, arg);
 		return;
 	}
 	if (s->inflight++ == 0)
@@ -877,8 +880,8 @@ void store_lock_get(struct store *s, const char *upstream, int replica, store_lo
 	char key[512];
 	if (s)
 		store_lock_key(s, upstream, replica, key, sizeof(key));
-	const char *argv[] = { "GET", key };
-	store_lock_send(s, 2, argv, cb, arg);
+	const char *argv[] = { "EVAL", store_lua_get, "1", key };
+	store_lock_send(s, 4, argv, cb, arg);
 }
 
 void store_hsetnx(struct store *s, const char *key, const char *field, const char *value)

@@ -11,7 +11,7 @@
  *                               cold_starts, boot_seconds, requests ...
  *   PREFIX hist:UPSTREAM        STRING the idle-gap histogram (policy_hist_format)
  *   PREFIX minute:UPSTREAM      HASH minute of the week (UTC) -> requests, all weeks
- *   PREFIX lock:UPSTREAM[:N]    STRING "TOKEN STATE URL" with PX expiry: the gateway that
+ *   PREFIX lock:UPSTREAM[:N]    STRING "TOKEN STATE URL TTL" with PX expiry: the gateway that
  *                               runs replica N (":N" left out for replica 0); see fleet.h
  */
 #ifndef WG_STORE_H
@@ -47,13 +47,14 @@ int store_enabled(const struct store *s);
 
 /*
  * Replica locks, for several gateways in front of the same workers (fleet.c).
- * cb(status, value, arg): status 1: the caller holds the lock (value: what it
- * holds now); 0: it does not (value: the holder's "TOKEN STATE URL", or NULL
- * when nobody holds it); -1: unknown (no Redis, error, no answer in 1s).
+ * cb(status, value, pttl_ms, arg): status 1: the caller holds the lock (value:
+ * what it holds now); 0: it does not (value: the holder's "TOKEN STATE URL
+ * TTL", or NULL when nobody holds it); -1: unknown (no Redis, error, no answer
+ * in 1s). pttl_ms: the lock's remaining time, -2 when unknown or none.
  * value is only valid during the call. cb runs exactly once, on the loop
  * (at once when there is no connection), unless store_cancel(s, arg) came first.
  */
-typedef void (*store_lock_cb)(int status, const char *value, void *arg);
+typedef void (*store_lock_cb)(int status, const char *value, int64_t pttl_ms, void *arg);
 /* SET NX PX, atomically answering the holder's value when it is taken. */
 void store_lock_acquire(struct store *s, const char *upstream, int replica, const char *value,
 			int64_t ttl_ms, store_lock_cb cb, void *arg);
@@ -62,7 +63,7 @@ void store_lock_renew(struct store *s, const char *upstream, int replica, const 
 		      const char *value, int64_t ttl_ms, store_lock_cb cb, void *arg);
 /* Deletes the lock only while token holds it; fire and forget. */
 void store_lock_release(struct store *s, const char *upstream, int replica, const char *token);
-/* Reads who holds it: cb(0, value or NULL) or cb(-1). */
+/* Reads who holds it and for how long: cb(0, value or NULL, pttl) or cb(-1). */
 void store_lock_get(struct store *s, const char *upstream, int replica, store_lock_cb cb, void *arg);
 
 /*
