@@ -199,10 +199,8 @@ static void fleet_claim_cb(int status, const char *value, int64_t pttl, void *ar
 		replica_wake(rep);
 		return;
 	}
-	if (!value) {
-		/* released between our GET and SET: ask again on the next tick */
-		return;
-	}
+	if (!value)
+		return;		/* not an answer the script gives: ask again on the next tick */
 	fleet_mirror(rep, value, pttl);
 }
 
@@ -242,8 +240,6 @@ static void fleet_renew_cb(int status, const char *value, int64_t pttl, void *ar
 		store_lock_acquire(gw.store, u->name, rep->id, v, fleet_ttl(u), fleet_renew_cb, rep);
 		return;
 	}
-	if (strncmp(value, fleet_id(), strlen(fleet_id())) == 0)
-		return;
 	log_error("upstream \"%s\" replica %d: lost its lock to another gateway (%s), stopping it here",
 		  u->name, rep->id, value);
 	rep->lock = FLEET_LOCK_NONE;
