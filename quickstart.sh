@@ -28,6 +28,11 @@ test)
 	exec make check
 	;;
 start)
+	# the default conf records idle time and cold starts in Redis on 6379
+	if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+		redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+		echo "quickstart: started redis-server on 127.0.0.1:6379 (stop it with: redis-cli -p 6379 shutdown)"
+	fi
 	port=$(sed -n 's/^[[:space:]]*listen[[:space:]]\{1,\}\([0-9.]*:\)\{0,1\}\([0-9]\{1,\}\).*/\2/p' conf/wakegate.conf | head -n 1)
 	echo "wakegate: starting on http://127.0.0.1:$port (conf/wakegate.conf; Ctrl-C stops it)"
 	echo "try:  curl -s http://127.0.0.1:$port/predict -H 'Content-Type: application/json' -d @models/example.json"

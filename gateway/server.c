@@ -14,6 +14,7 @@
 #include "gateway/proxy.h"
 #include "gateway/ratelimit.h"
 #include "gateway/rules.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
 
 #include <event2/buffer.h>
@@ -40,6 +41,8 @@ struct listener {
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;	/* NULL once it stopped accepting */
 	SSL_CTX *ssl;			/* "listen ... ssl": owned, freed with the listener */
+	SSL_CTX *ssl_next;		/* a reload's new context, swapped in once every listener is ready */
+	int ssl_next_set;		/* 1: ssl_next (maybe NULL: plain now) replaces ssl */
 	int mark;
 	struct listener *next;
 };
@@ -184,10 +187,73 @@ static json_t *status_json(void)
 }
 
 /* The admin listener: read-only views, GET only. */
+/*
+ * POST /upstreams/NAME/wake and /upstreams/NAME/sleep: an operator starts a
+ * worker ahead of traffic, or stops it now instead of after idle_timeout.
+ * Sleep drains (in-flight requests finish) and is refused while requests are
+ * held, since they are waiting for exactly that worker. Answers 202 with the
+ * upstream's state, 404 for an unknown upstream.
+ */
+static void admin_upstream_action(struct evhttp_request *req, const char *path)
+{
+	char name[256], action[16];
+	if (sscanf(path, "/upstreams/%255[^/]/%15s", name, action) != 2 ||
+	    (strcmp(action, "wake") != 0 && strcmp(action, "sleep") != 0)) {
+		proxy_send_error(req, 404, "try POST /upstreams/NAME/wake or /upstreams/NAME/sleep", 0);
+		return;
+	}
+	struct upstream *u = upstream_find(name);
+	if (!u || !u->cf) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "no upstream \"%s\"", name);
+		proxy_send_error(req, 404, msg, 0);
+		return;
+	}
+	if (strcmp(action, "wake") == 0) {
+		log_notice("upstream \"%s\": woken by the admin API", u->name);
+		upstream_wake(u);
+	} else {
+		if (u->hold.n) {
+			proxy_send_error(req, 409, "requests are held for this upstream: not put to sleep", 0);
+			return;
+		}
+		log_notice("upstream \"%s\": put to sleep by the admin API", u->name);
+		for (int i = 0; i < u->nrep; i++)
+			if (!u->rep[i].remote)
+				replica_drain(&u->rep[i]);
+	}
+	/* the most awake replica speaks for the upstream */
+	static const int rank[] = { [REPLICA_BOOTING] = 2, [REPLICA_WARMING] = 3, [REPLICA_READY] = 4,
+				    [REPLICA_DRAINING] = 1 };
+	enum replica_state best = u->rep[0].state;
+	for (int i = 1; i < u->nrep; i++)
+		if (rank[u->rep[i].state] > rank[best])
+			best = u->rep[i].state;
+	const char *state = replica_state_name(best);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "upstream", u->name, "action", action, "state", state);
+	char *body = json_dumps(j, JSON_COMPACT);
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add_printf(out, "%s\n", body ? body : "{}");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_send_reply(req, 202, "Accepted", out);
+	evbuffer_free(out);
+	free(body);
+	json_decref(j);
+}
+
 static void admin_cb(struct evhttp_request *req, void *arg)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : "/";
+	if (path && strncmp(path, "/upstreams/", 11) == 0) {
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+			proxy_send_error(req, 405, "use POST", 0);
+			return;
+		}
+		admin_upstream_action(req, path);
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		proxy_send_error(req, 405, "only GET here", 0);
 		return;
@@ -206,7 +272,7 @@ static void admin_cb(struct evhttp_request *req, void *arg)
 		evhttp_add_header(h, "Content-Type", "application/json");
 	} else {
 		evbuffer_free(out);
-		proxy_send_error(req, 404, "try /metrics or /status", 0);
+		proxy_send_error(req, 404, "try /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
 		return;
 	}
 	evhttp_send_reply(req, 200, "OK", out);
@@ -221,34 +287,6 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 		return NULL;
 	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					      BEV_OPT_CLOSE_ON_FREE);
-}
-
-/* A server context with the certificate and key; NULL with a reason in err. */
-static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
-{
-	if (!cert || !key) {
-		snprintf(err, errlen, "no \"ssl_certificate\" and \"ssl_certificate_key\" for an ssl listener");
-		return NULL;
-	}
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx) {
-		snprintf(err, errlen, "SSL_CTX_new() failed");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(err, errlen, "cannot load certificate \"%s\": %s", cert,
-			 ERR_reason_error_string(ERR_get_error()));
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "cannot load certificate key \"%s\": %s", key,
-			 ERR_reason_error_string(ERR_get_error()));
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
 }
 
 /*
@@ -280,8 +318,24 @@ static evutil_socket_t listen_socket(const char *addr, int port)
 	return fd;
 }
 
-static struct listener *listener_open(const char *addr, int port, int admin, int64_t max_body,
-				      const struct conf_server *tls, char *err, size_t errlen)
+#define SERVER_MAX_HEADERS (64 * 1024)	/* request line + headers, like nginx's large_client_header_buffers */
+static int64_t client_timeout_ms = 60000;	/* min(client_header_timeout, client_body_timeout) of the conf */
+
+/*
+ * evhttp has one timeout for a stalled read or write on a client connection,
+ * so it gets the smaller of client_header_timeout and client_body_timeout.
+ * Like nginx's client_body_timeout it bounds the time between two reads, so a
+ * client that trickles a byte a time within it is not cut; its cost is one fd
+ * and at most SERVER_MAX_HEADERS bytes. New connections only.
+ */
+static void listener_timeouts(struct listener *l)
+{
+	struct timeval tv = { client_timeout_ms / 1000, (client_timeout_ms % 1000) * 1000 };
+	evhttp_set_timeout_tv(l->http, &tv);
+}
+
+static struct listener *listener_open(const struct conf *c, const char *addr, int port, int admin,
+				      int64_t max_body, const struct conf_server *tls, char *err, size_t errlen)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -293,7 +347,7 @@ static struct listener *listener_open(const char *addr, int port, int admin, int
 	if (!l->http)
 		goto fail;
 	if (tls) {
-		l->ssl = tls_ctx_new(tls->ssl_certificate, tls->ssl_certificate_key, err, errlen);
+		l->ssl = tls_server_ctx_new(c, tls, err, errlen);
 		if (!l->ssl)
 			goto fail;
 		evhttp_set_bevcb(l->http, tls_bevcb, l->ssl);
@@ -301,7 +355,9 @@ static struct listener *listener_open(const char *addr, int port, int admin, int
 	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	/* idle keep-alive and stalled client I/O; a held request has no I/O pending, so it is not cut */
-	evhttp_set_timeout(l->http, 75);
+	listener_timeouts(l);
+	/* libevent's default is no bound: a client could grow its header without end (answered 413) */
+	evhttp_set_max_headers_size(l->http, SERVER_MAX_HEADERS);
 	/* a backend answer without Content-Type must not be labelled text/html */
 	evhttp_set_default_content_type(l->http, NULL);
 	if (max_body > 0)
@@ -359,12 +415,65 @@ static struct listener *listener_find(const char *addr, int port, int admin)
 	return NULL;
 }
 
+/*
+ * A kept listener's context under the new conf (tls: its first server with
+ * "listen ... ssl", or NULL for plain), held in ssl_next until the whole
+ * reload succeeds. 0, or -1 with err.
+ */
+static int server_tls_next(const struct conf *c, struct listener *l, const struct conf_server *tls,
+			   char *err, size_t errlen)
+{
+	if (l->admin)
+		return 0;
+	l->ssl_next = tls ? tls_server_ctx_new(c, tls, err, errlen) : NULL;
+	l->ssl_next_set = 1;
+	return tls && !l->ssl_next ? -1 : 0;
+}
+
+/*
+ * New handshakes use the new context; connections already open keep their
+ * SSL, which holds its own ref on the old context, so freeing ours is safe.
+ */
+static void server_tls_swap(void)
+{
+	for (struct listener *l = listeners; l; l = l->next) {
+		if (!l->ssl_next_set)
+			continue;
+		if (l->ssl_next)
+			evhttp_set_bevcb(l->http, tls_bevcb, l->ssl_next);
+		else
+			evhttp_set_bevcb(l->http, NULL, NULL);
+		if (l->ssl)
+			SSL_CTX_free(l->ssl);
+		if (l->ssl_next && !l->ssl)
+			log_notice("listener %s:%d speaks TLS now", l->addr, l->port);
+		else if (!l->ssl_next && l->ssl)
+			log_notice("listener %s:%d speaks plain HTTP now", l->addr, l->port);
+		l->ssl = l->ssl_next;
+		l->ssl_next = NULL;
+		l->ssl_next_set = 0;
+	}
+}
+
+/* A failed reload: the new contexts go, the listeners keep theirs. */
+static void server_tls_drop(void)
+{
+	for (struct listener *l = listeners; l; l = l->next) {
+		if (l->ssl_next)
+			SSL_CTX_free(l->ssl_next);
+		l->ssl_next = NULL;
+		l->ssl_next_set = 0;
+	}
+}
+
 int server_configure(const struct conf *c, char *err, size_t errlen)
 {
 	for (struct listener *l = listeners; l; l = l->next)
 		l->mark = 0;
 	struct listener *fresh = NULL;
 	int64_t max_body = conf_max_body(c);
+	client_timeout_ms = c->client_header_timeout_ms < c->client_body_timeout_ms ?
+			    c->client_header_timeout_ms : c->client_body_timeout_ms;
 	/* the body limit is checked per location; evhttp's is the largest, a memory guard */
 	max_body = max_body > 0 ? max_body : 0;
 	for (const struct conf_server *s = c->servers; s; s = s->next)
@@ -375,10 +484,12 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 					if (x->port == li->port && same_addr(x->addr, li->addr))
 						l = x;
 			if (l) {
+				if (!l->mark && server_tls_next(c, l, li->ssl ? s : NULL, err, errlen) < 0)
+					goto fail;
 				l->mark = 1;
 				continue;
 			}
-			l = listener_open(li->addr, li->port, 0, max_body, li->ssl ? s : NULL, err, errlen);
+			l = listener_open(c, li->addr, li->port, 0, max_body, li->ssl ? s : NULL, err, errlen);
 			if (!l)
 				goto fail;
 			l->mark = 1;
@@ -390,7 +501,7 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 		if (l)
 			l->mark = 1;
 		else {
-			l = listener_open(c->admin_addr ? c->admin_addr : "127.0.0.1", c->admin_port, 1, 0, NULL, err, errlen);
+			l = listener_open(c, c->admin_addr ? c->admin_addr : "127.0.0.1", c->admin_port, 1, 0, NULL, err, errlen);
 			if (!l)
 				goto fail;
 			l->mark = 1;
@@ -398,10 +509,14 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 			fresh = l;
 		}
 	}
-	/* kept ones get the new body limit; gone ones stop accepting now and are freed at exit */
+	/* kept ones get the new body limit and certificate; gone ones stop accepting now and are freed at exit */
+	server_tls_swap();
+	tls_client_flush();
 	for (struct listener *l = listeners; l; l = l->next) {
 		if (l->mark && !l->admin && max_body > 0)
 			evhttp_set_max_body_size(l->http, (ev_ssize_t)max_body);
+		if (l->mark && !l->admin)
+			listener_timeouts(l);
 		if (!l->mark && l->sock) {
 			log_notice("closing listener %s:%d", l->addr, l->port);
 			evhttp_del_accept_socket(l->http, l->sock);
@@ -423,6 +538,7 @@ fail:
 		fresh = l->next;
 		listener_free(l);
 	}
+	server_tls_drop();
 	return -1;
 }
 
@@ -440,6 +556,7 @@ void server_free_all(void)
 {
 	ratelimit_free_all();
 	rules_free_all();
+	tls_client_flush();
 	while (listeners) {
 		struct listener *l = listeners;
 		listeners = l->next;

@@ -58,7 +58,7 @@ is(val($r, 'error_log'), 'stderr', 'the default conf logs errors to stderr');
 is(val($r, 'error_log_level'), 'notice', 'at level notice');
 is(val($r, 'access_log'), 'stdout', 'and requests to stdout');
 is(val($r, 'admin_listen'), '127.0.0.1:8081', 'the admin listener is on loopback port 8081');
-is(val($r, 'redis'), 'off', 'the default conf runs without Redis');
+is(val($r, 'redis'), '127.0.0.1:6379', 'the default conf records its state in the Redis the quick start runs');
 is_deeply($r->{kv}{'server.0.listen'}, ['127.0.0.1:8080'], 'the default server listens on 127.0.0.1:8080');
 is(val($r, 'server.0.location.0.upstream'), 'digits', 'and sends / to the digits upstream');
 like(val($r, 'upstream.digits.launch_cmd') // '', qr{^gpu-worker/wakegate-worker .*--listen 127\.0\.0\.1:\$port\b},
@@ -67,7 +67,7 @@ is(val($r, 'upstream.digits.health'), '/v2/health/ready', 'digits is healthy whe
 is(val($r, 'upstream.digits.boot_timeout_ms'), 60000, 'digits gets 60s to boot');
 is(val($r, 'upstream.digits.warmup.count'), 3, 'digits is warmed up with 3 requests');
 is(val($r, 'upstream.digits.warmup.model'), 'digits', 'warmup asks for the model named like the upstream');
-is(val($r, 'upstream.digits.idle_timeout_ms'), 300000, 'digits stops after 5 idle minutes');
+is(val($r, 'upstream.digits.idle_timeout_ms'), 60000, 'digits stops after a minute without traffic');
 is(val($r, 'upstream.digits.hold_max'), 1000, 'up to 1000 requests are held while digits boots');
 is(val($r, 'upstream.digits.hold_timeout_ms'), 120000, 'for at most 120s');
 is(val($r, 'upstream.digits.stop_grace_ms'), 10000, 'a stopping digits gets 10s of grace');
