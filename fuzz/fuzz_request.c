@@ -1,16 +1,16 @@
 /*
- * fuzz_request: feeds arbitrary bytes to the worker's request-body handling
- * as a POST /predict and a POST /v2/models/M/infer body.
- *
- * api.c reads the body inside the evhttp callback and has no entry point
- * that takes bytes, so this harness parses the JSON as read_json() does
- * (json_loadb, object only) and repeats do_predict()'s and do_infer()'s
- * shape checks around the pure functions of tensor.c, which it does test
- * for real: tensor_from_json, tensor_count, tensor_shape_str and
- * tensor_to_json on the checked input. Each body is tried against two
- * model input shapes, [64] (the shipped digits models) and [1,8,8], with
- * --max-batch 32 (the worker's default). Once api.c exposes a pure parse
- * function, the mirror below goes and the harness calls that instead.
+ * fuzz_request: feeds arbitrary bytes to the worker's request-body checks,
+ * request_parse() (gpu-worker/request.c, the function api.c calls), as a
+ * POST /predict and a POST /v2/models/M/infer body. Each body is tried
+ * against three model inputs: [64] (the shipped digits models) and [1,8,8]
+ * with --max-batch 32 (the worker's default) and main.c's body limit, and
+ * [2,3] with --max-batch 4, a 768-byte limit (so that the 413 path runs) and
+ * a short message buffer. What must hold:
+ *  - an accepted body gives 1..max_batch samples of the model's size, read
+ *    back exactly from the reply JSON the worker would write for them;
+ *  - a refused one gives 400, 413 or 500 with a message the worker can
+ *    send: non-empty and valid UTF-8 (json_pack refuses anything else),
+ *    even when cut short; and leaves nothing to free.
  */
 #include "config.h"
 
@@ -21,34 +21,23 @@
 
 #include <jansson.h>
 
+#include "gpu-worker/request.h"
 #include "gpu-worker/tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FZ_MAX_NDIM 8		/* WORKER_MAX_NDIM */
-#define FZ_MAX_BATCH 32
-
 struct fz_model {
-	int64_t shape[FZ_MAX_NDIM];
-	int ndim, dim;
+	int64_t shape[8];
+	int ndim, dim, max_batch;
+	size_t errlen;		/* api.c's is 512; a short one tests the cut */
+	size_t max_body;	/* 0: main.c's */
 };
 
 static const struct fz_model fz_models[] = {
-	{ { 64 }, 1, 64 },
-	{ { 1, 8, 8 }, 3, 64 },
+	{ { 64 }, 1, 64, 32, 512, 0 },
+	{ { 1, 8, 8 }, 3, 64, 32, 512, 0 },
+	{ { 2, 3 }, 2, 6, 4, 40, 768 },
 };
-
-/* api.c's json_depth: the first-element chain's depth. */
-static int fz_depth(json_t *v)
-{
-	int d = 0;
-
-	while (json_is_array(v) && json_array_size(v) > 0) {
-		v = json_array_get(v, 0);
-		d++;
-	}
-	return json_is_array(v) ? d + 1 : d;
-}
 
 /*
  * The checked samples dumped as the worker dumps a reply, and read back:
@@ -77,111 +66,45 @@ static void fz_reply(const float *in, int n, int cols, int flat)
 	json_decref(a);
 }
 
-/* do_predict's checks: {"input": [[...], ...]} or {"input": [...]}. */
-static void fz_predict(const struct fz_model *m, json_t *root)
+/* One body against one model as one API, the way api.c's do_inference() calls it. */
+static void fz_parse(const struct fz_model *m, const char *body, size_t size, int v2)
 {
-	json_t *input = json_object_get(root, "input");
-	int64_t dims[FZ_MAX_NDIM + 1];
-	char err[256];
-	float *in;
-	int flat, n;
+	size_t max_body = m->max_body ? m->max_body : 65536 + (size_t)m->max_batch * (size_t)m->dim * 40;
+	struct request_input in;
+	char err[512];
+	json_t *reply;
+	int code;
 
-	if (!json_is_array(input))
-		return;
-	flat = json_array_size(input) > 0 && fz_depth(input) == m->ndim;
-	n = flat ? 1 : (int)json_array_size(input);
-	if (n < 1 || n > FZ_MAX_BATCH)
-		return;
-	dims[0] = n;
-	memcpy(dims + 1, m->shape, sizeof(int64_t) * (size_t)m->ndim);
-	in = malloc(sizeof(float) * (size_t)n * (size_t)m->dim);
-	if (!in)
-		return;
-	if (tensor_from_json(input, flat ? dims + 1 : dims, flat ? m->ndim : m->ndim + 1,
-			     in, "input", err, sizeof(err)) == 0)
-		fz_reply(in, n, m->dim, flat);
-	else if (!err[0])
-		abort();	/* a refusal always says why */
-	free(in);
-}
-
-/* do_infer's checks: one FP32 tensor named "input", shape [-1,...], data flat or nested. */
-static void fz_infer(const struct fz_model *m, json_t *root)
-{
-	json_t *inputs = json_object_get(root, "inputs"), *t, *name, *dt, *shape, *data;
-	int64_t dims[FZ_MAX_NDIM + 1];
-	char err[256], want[128];
-	size_t count;
-	float *in;
-	int ok, rc;
-
-	if (!json_is_array(inputs) || json_array_size(inputs) != 1)
-		return;
-	t = json_array_get(inputs, 0);
-	if (!json_is_object(t))
-		return;
-	name = json_object_get(t, "name");
-	dt = json_object_get(t, "datatype");
-	if (!json_is_string(name) || strcmp(json_string_value(name), "input") != 0 ||
-	    !json_is_string(dt) || strcmp(json_string_value(dt), "FP32") != 0)
-		return;
-	tensor_shape_str(m->shape, m->ndim, 1, want, sizeof(want));
-	shape = json_object_get(t, "shape");
-	ok = json_is_array(shape) && (int)json_array_size(shape) == m->ndim + 1;
-	for (int i = 0; ok && i <= m->ndim; i++) {
-		json_t *d = json_array_get(shape, (size_t)i);
-		ok = json_is_integer(d) && (i == 0 || json_integer_value(d) == m->shape[i - 1]);
-		if (ok)
-			dims[i] = json_integer_value(d);
-	}
-	if (!ok) {
-		/* the 400's text names what came */
-		char *got = shape ? json_dumps(shape, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-		snprintf(err, sizeof(err), "shape %s does not match the model's input %s",
-			 got ? got : "(missing)", want);
-		free(got);
+	memset(err, 0, sizeof(err));
+	code = request_parse(size && size <= max_body ? body : NULL, size, v2, m->shape, m->ndim,
+			     m->max_batch, max_body, &in, err, m->errlen);
+	if (code == 0) {
+		if (in.n < 1 || in.n > m->max_batch || !in.in)
+			abort();	/* the batch limit let something through */
+		if ((in.flat && (v2 || in.n != 1)) || (in.id && !v2))
+			abort();
+		fz_reply(in.in, in.n, m->dim, in.flat);
+		request_input_clear(&in);
+		request_input_clear(&in);
 		return;
 	}
-	if (dims[0] < 1 || dims[0] > FZ_MAX_BATCH)
-		return;
-	data = json_object_get(t, "data");
-	if (!json_is_array(data))
-		return;
-	count = tensor_count(dims, m->ndim + 1);
-	if (count != (size_t)dims[0] * (size_t)m->dim)
-		abort();	/* the checked shape is batch x the model's input */
-	in = malloc(sizeof(float) * count);
-	if (!in)
-		return;
-	if (fz_depth(data) == 1) {
-		int64_t flat = (int64_t)count;
-		rc = tensor_from_json(data, &flat, 1, in, "inputs[0].data", err, sizeof(err));
-	} else {
-		rc = tensor_from_json(data, dims, m->ndim + 1, in, "inputs[0].data", err, sizeof(err));
-	}
-	if (rc == 0)
-		fz_reply(in, (int)dims[0], m->dim, 0);
-	else if (!err[0])
+	if (code != 400 && code != 413 && code != 500)
 		abort();
-	free(in);
+	if ((code == 413) != (size > max_body))
+		abort();
+	if (in.in || in.id || !err[0] || strlen(err) >= m->errlen)
+		abort();	/* a refusal frees what it made and always says why */
+	reply = json_pack("{s:s}", "error", err);
+	if (!reply)
+		abort();	/* api.c's reply_error would send "{}" */
+	json_decref(reply);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	json_error_t jerr;
-	json_t *root;
-
-	if (size > (1u << 20))
-		return 0;	/* the worker refuses bodies this large with 413 */
-	root = json_loadb((const char *)data, size, 0, &jerr);
-	if (!root)
-		return 0;
-	if (json_is_object(root)) {
-		for (size_t i = 0; i < sizeof(fz_models) / sizeof(fz_models[0]); i++) {
-			fz_predict(&fz_models[i], root);
-			fz_infer(&fz_models[i], root);
-		}
+	for (size_t i = 0; i < sizeof(fz_models) / sizeof(fz_models[0]); i++) {
+		fz_parse(&fz_models[i], (const char *)data, size, 0);
+		fz_parse(&fz_models[i], (const char *)data, size, 1);
 	}
-	json_decref(root);
 	return 0;
 }

@@ -16,8 +16,10 @@ fuzz_replay_conf_SOURCES = fuzz/replay_main.c fuzz/fuzz_conf.c \
 	gateway/limit.c gateway/limit.h gateway/degrade.c gateway/degrade.h
 fuzz_replay_conf_CFLAGS = $(AM_CFLAGS)
 
+# The worker's request-body checks: request.c and the tensor.c it calls.
 fuzz_replay_request_SOURCES = fuzz/replay_main.c fuzz/fuzz_request.c \
-	gpu-worker/tensor.c gpu-worker/tensor.h
+	gpu-worker/request.c gpu-worker/request.h \
+	gpu-worker/tensor.c gpu-worker/tensor.h gpu-worker/worker.h
 fuzz_replay_request_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 fuzz_replay_request_LDADD = $(JANSSON_LIBS) -lm
 

@@ -14,6 +14,7 @@
 
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
+#include "gpu-worker/request.h"
 #include "gpu-worker/stats.h"
 #include "gpu-worker/tensor.h"
 #include "gpu-worker/worker.h"
@@ -229,194 +230,29 @@ submit(struct worker *w, struct evhttp_request *req, enum route r, int n, int fl
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req), call_gone, c);
 }
 
-/* Depth of the first-element chain: 0 for a number, 1 for [1,2], 2 for [[1,2]]. */
-static int
-json_depth(json_t *v)
-{
-	int d = 0;
-
-	while (json_is_array(v) && json_array_size(v) > 0) {
-		v = json_array_get(v, 0);
-		d++;
-	}
-	return json_is_array(v) ? d + 1 : d;
-}
-
-/* Shared checks on the batch size; 0 or -1 after answering 400. */
-static int
-check_batch(struct worker *w, struct evhttp_request *req, enum route r, long long n)
-{
-	if (n == 0) {
-		reply_error(w, req, r, 400, "empty batch: no samples");
-		return -1;
-	}
-	if (n < 0) {
-		reply_error(w, req, r, 400, "batch size %lld is not valid", n);
-		return -1;
-	}
-	if (n > w->max_batch) {
-		reply_error(w, req, r, 400, "batch of %lld samples is larger than --max-batch %d",
-			    n, w->max_batch);
-		return -1;
-	}
-	return 0;
-}
-
-/* POST /predict {"input": [[...], ...]} or {"input": [...]} (one sample). */
+/*
+ * POST /predict or /v2/models/NAME/infer: request_parse() checks the body
+ * (see request.h for both shapes) and the samples become a batch job. A body
+ * over the limit is refused without being pulled up into one piece.
+ */
 static void
-do_predict(struct worker *w, struct evhttp_request *req, json_t *root)
-{
-	json_t *input = json_object_get(root, "input");
-	int64_t dims[WORKER_MAX_NDIM + 1];
-	float *in;
-	char err[256];
-	int flat, n;
-
-	if (!input) {
-		reply_error(w, req, R_PREDICT, 400, "missing \"input\"");
-		return;
-	}
-	if (!json_is_array(input)) {
-		reply_error(w, req, R_PREDICT, 400, "\"input\" must be an array of samples");
-		return;
-	}
-	flat = json_array_size(input) > 0 && json_depth(input) == w->in_ndim;
-	if (check_batch(w, req, R_PREDICT, flat ? 1 : (long long)json_array_size(input)) < 0)
-		return;
-	n = flat ? 1 : (int)json_array_size(input);
-	dims[0] = n;
-	memcpy(dims + 1, w->in_shape, sizeof(int64_t) * (size_t)w->in_ndim);
-	in = malloc(sizeof(float) * (size_t)n * (size_t)w->in_dim);
-	if (!in) {
-		reply_error(w, req, R_PREDICT, 500, "out of memory");
-		return;
-	}
-	if (tensor_from_json(input, flat ? dims + 1 : dims, flat ? w->in_ndim : w->in_ndim + 1,
-			     in, "input", err, sizeof(err)) < 0) {
-		free(in);
-		reply_error(w, req, R_PREDICT, 400, "%s", err);
-		return;
-	}
-	submit(w, req, R_PREDICT, n, flat, in, NULL);
-	free(in);
-}
-
-/* Checks a v2 tensor header (name, datatype, shape); fills dims; 0 or -1 after a 400. */
-static int
-check_v2_tensor(struct worker *w, struct evhttp_request *req, json_t *t, int64_t *dims)
-{
-	json_t *name = json_object_get(t, "name"), *dt = json_object_get(t, "datatype");
-	json_t *shape = json_object_get(t, "shape");
-	char want[128];
-	int ok;
-
-	if (!json_is_string(name) || strcmp(json_string_value(name), "input") != 0) {
-		reply_error(w, req, R_INFER, 400, "unknown input %s%s%s: the model's input is \"input\"",
-			    json_is_string(name) ? "\"" : "",
-			    json_is_string(name) ? json_string_value(name) : "(no name)",
-			    json_is_string(name) ? "\"" : "");
-		return -1;
-	}
-	if (!json_is_string(dt) || strcmp(json_string_value(dt), "FP32") != 0) {
-		reply_error(w, req, R_INFER, 400, "datatype %s is not supported: use \"FP32\"",
-			    json_is_string(dt) ? json_string_value(dt) : "(missing)");
-		return -1;
-	}
-	tensor_shape_str(w->in_shape, w->in_ndim, 1, want, sizeof(want));
-	ok = json_is_array(shape) && (int)json_array_size(shape) == w->in_ndim + 1;
-	for (int i = 0; ok && i <= w->in_ndim; i++) {
-		json_t *d = json_array_get(shape, (size_t)i);
-		ok = json_is_integer(d) && (i == 0 || json_integer_value(d) == w->in_shape[i - 1]);
-		if (ok)
-			dims[i] = json_integer_value(d);
-	}
-	if (!ok) {
-		char *got = shape ? json_dumps(shape, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-		reply_error(w, req, R_INFER, 400, "shape %s does not match the model's input %s",
-			    got ? got : "(missing)", want);
-		free(got);
-		return -1;
-	}
-	return check_batch(w, req, R_INFER, (long long)dims[0]);
-}
-
-/* POST /v2/models/NAME/infer, KServe v2: one FP32 input tensor, data flat or nested. */
-static void
-do_infer(struct worker *w, struct evhttp_request *req, json_t *root)
-{
-	json_t *inputs = json_object_get(root, "inputs"), *t, *data, *id;
-	int64_t dims[WORKER_MAX_NDIM + 1];
-	size_t count;
-	float *in;
-	char err[256];
-	int rc;
-
-	if (!json_is_array(inputs) || json_array_size(inputs) != 1) {
-		reply_error(w, req, R_INFER, 400, "\"inputs\" must be an array of one tensor (the model has one input, \"input\")");
-		return;
-	}
-	t = json_array_get(inputs, 0);
-	if (!json_is_object(t)) {
-		reply_error(w, req, R_INFER, 400, "inputs[0] must be an object");
-		return;
-	}
-	if (check_v2_tensor(w, req, t, dims) < 0)
-		return;
-	data = json_object_get(t, "data");
-	if (!json_is_array(data)) {
-		reply_error(w, req, R_INFER, 400, "inputs[0].data must be an array");
-		return;
-	}
-	count = tensor_count(dims, w->in_ndim + 1);
-	in = malloc(sizeof(float) * count);
-	if (!in) {
-		reply_error(w, req, R_INFER, 500, "out of memory");
-		return;
-	}
-	if (json_depth(data) == 1) {
-		int64_t flat = (int64_t)count;
-		rc = tensor_from_json(data, &flat, 1, in, "inputs[0].data", err, sizeof(err));
-	} else {
-		rc = tensor_from_json(data, dims, w->in_ndim + 1, in, "inputs[0].data", err, sizeof(err));
-	}
-	if (rc < 0) {
-		free(in);
-		reply_error(w, req, R_INFER, 400, "%s", err);
-		return;
-	}
-	id = json_object_get(root, "id");
-	submit(w, req, R_INFER, (int)dims[0], 0, in, id);
-	free(in);
-}
-
-/* Reads the body as one JSON object; NULL after answering 400/413. */
-static json_t *
-read_json(struct worker *w, struct evhttp_request *req, enum route r)
+do_inference(struct worker *w, struct evhttp_request *req, enum route r)
 {
 	struct evbuffer *b = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(b);
-	json_error_t jerr;
-	json_t *root;
+	const char *body = len > 0 && len <= w->max_body ? (const char *)evbuffer_pullup(b, -1) : NULL;
+	struct request_input in;
+	char err[512];
+	int code;
 
-	if (len > w->max_body) {
-		reply_error(w, req, r, 413, "body of %zu bytes is larger than the limit of %zu", len, w->max_body);
-		return NULL;
+	code = request_parse(body, len, r == R_INFER, w->in_shape, w->in_ndim, w->max_batch,
+			     w->max_body, &in, err, sizeof(err));
+	if (code) {
+		reply_error(w, req, r, code, "%s", err);
+		return;
 	}
-	if (len == 0) {
-		reply_error(w, req, r, 400, "empty body: expected a JSON object");
-		return NULL;
-	}
-	root = json_loadb((const char *)evbuffer_pullup(b, -1), len, 0, &jerr);
-	if (!root) {
-		reply_error(w, req, r, 400, "bad JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		json_decref(root);
-		reply_error(w, req, r, 400, "the body must be a JSON object");
-		return NULL;
-	}
-	return root;
+	submit(w, req, r, in.n, in.flat, in.in, in.id);
+	request_input_clear(&in);
 }
 
 /* ---- everything else ---- */
@@ -513,7 +349,6 @@ api_request(struct evhttp_request *req, void *arg)
 	const char *model = "";
 	int model_ok, post;
 	enum route r;
-	json_t *root;
 
 	if (!path || !*path)
 		path = "/";
@@ -541,13 +376,7 @@ api_request(struct evhttp_request *req, void *arg)
 			reply_error(w, req, r, 503, "shutting down");
 			return;
 		}
-		if (!(root = read_json(w, req, r)))
-			return;
-		if (r == R_PREDICT)
-			do_predict(w, req, root);
-		else
-			do_infer(w, req, root);
-		json_decref(root);
+		do_inference(w, req, r);
 		return;
 	case R_SERVER_META:
 		reply_json(w, req, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "wakegate-worker",
