@@ -438,6 +438,8 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 	c->client_max_body_size = 1024 * 1024;
 	c->proxy_connect_timeout_ms = 5000;
 	c->proxy_read_timeout_ms = 60000;
+	c->client_header_timeout_ms = 60000;
+	c->client_body_timeout_ms = 60000;
 	c->billing_granularity_ms = 1000;
 	conf_limits_init(&c->limits);
 	c->prefix = prefix_abs(prefix);

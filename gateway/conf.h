@@ -211,6 +211,8 @@ struct conf {
 	int64_t client_max_body_size;	/* default 1m */
 	int64_t proxy_connect_timeout_ms;	/* default 5s */
 	int64_t proxy_read_timeout_ms;	/* default 60s */
+	int64_t client_header_timeout_ms;	/* default 60s: a client stalled this long in its header is closed */
+	int64_t client_body_timeout_ms;	/* default 60s: the same, in its body */
 	struct conf_server *servers;
 	struct conf_upstream *upstreams;
 	struct conf_limit_zone *limit_zones;	/* limit_req_zone and limit_conn_zone, in conf order */

@@ -98,6 +98,17 @@ static int set_inherit_size(struct conf_parse *p, const struct conf_cmd *cmd, ch
 	return 0;
 }
 
+/* A time in the main block (client_header_timeout, client_body_timeout); 0 is refused. */
+static int set_main_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	int64_t *t = (int64_t *)((char *)&p->c->pub + cmd->off);
+	if (get_time(p, av[0], t) < 0)
+		return -1;
+	if (*t < 1000)
+		return conf_error(p, "\"%s\" must be at least 1s", cmd->name);
+	return 0;
+}
+
 static int set_ups_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	return get_time(p, av[0], (int64_t *)((char *)p->ups + cmd->off));
@@ -356,6 +367,94 @@ static int set_ssl_file(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	return 0;
 }
 
+/*
+ * The TLS directives (issue 5). Server side (main and server blocks):
+ * ssl_protocols, ssl_ciphers. Upstream side (the gateway as a client of its
+ * replicas): tls, tls_verify, tls_ca. Only syntax is checked here; whether
+ * OpenSSL accepts the files and the cipher string is checked by
+ * tls_conf_check() (gateway/tls.c) at -t, start and reload.
+ */
+/* Remembers where the directive being run was written. */
+static void conf_tls_where(struct conf_parse *p, struct conf_where *w)
+{
+	w->file = p->lx ? p->lx->shown : p->c->pub.file;
+	w->line = p->line;
+}
+
+/* ssl_protocols [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]  (main, server) */
+static int conf_set_ssl_protocols(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	static const struct { const char *name; int bit; } protos[] = {
+		{ "TLSv1", CONF_TLS_V1 }, { "TLSv1.1", CONF_TLS_V1_1 },
+		{ "TLSv1.2", CONF_TLS_V1_2 }, { "TLSv1.3", CONF_TLS_V1_3 },
+	};
+	int mask = 0;
+	for (int i = 0; i < ac; i++) {
+		size_t k;
+		for (k = 0; k < sizeof(protos) / sizeof(protos[0]); k++)
+			if (strcmp(av[i], protos[k].name) == 0)
+				break;
+		if (k == sizeof(protos) / sizeof(protos[0]))
+			return conf_error(p, "invalid value \"%s\" in \"ssl_protocols\" directive "
+					  "(TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", av[i]);
+		mask |= protos[k].bit;
+	}
+	if (p->ctx == CONF_SERVER) {
+		p->srv->pub.ssl_protocols = mask;
+		conf_tls_where(p, &p->srv->pub.ssl_protocols_at);
+	} else {
+		p->c->pub.ssl_protocols = mask;
+		conf_tls_where(p, &p->c->pub.ssl_protocols_at);
+	}
+	return 0;
+}
+
+/* ssl_ciphers STRING  (main, server): an OpenSSL cipher list, checked by tls.c */
+static int conf_set_ssl_ciphers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	if (!*av[0])
+		return conf_error(p, "empty cipher list in \"ssl_ciphers\" directive");
+	const char *v = conf_name_keep(p->c, av[0]);
+	if (p->ctx == CONF_SERVER) {
+		p->srv->pub.ssl_ciphers = v;
+		conf_tls_where(p, &p->srv->pub.ssl_ciphers_at);
+	} else {
+		p->c->pub.ssl_ciphers = v;
+		conf_tls_where(p, &p->c->pub.ssl_ciphers_at);
+	}
+	return 0;
+}
+
+/* tls on|off, tls_verify on|off  (upstream); cmd->off: 0 tls, 1 tls_verify */
+static int conf_set_tls_flag(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	int on;
+	if (strcmp(av[0], "on") == 0)
+		on = 1;
+	else if (strcmp(av[0], "off") == 0)
+		on = 0;
+	else
+		return conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+				  av[0], cmd->name);
+	if (cmd->off == 0)
+		p->ups->tls = on;
+	else
+		p->ups->tls_insecure = !on;
+	return 0;
+}
+
+/* tls_ca FILE  (upstream): PEM CA certificates that sign the replicas' certificates */
+static int conf_set_tls_ca(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	char *f = conf_path(p, av[0]);
+	int bad = access(f, R_OK) < 0 ? errno : 0;
+	p->ups->tls_ca = conf_name_keep(p->c, f);
+	free(f);
+	if (bad)
+		return conf_error(p, "cannot read \"%s\" (%s)", p->ups->tls_ca, strerror(bad));
+	return 0;
+}
+
 /* location [=] PATH { ... } */
 static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
@@ -561,6 +660,8 @@ const struct conf_cmd conf_cmds[] = {
 	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE },
 	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT },
 	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT },
+	{ "client_header_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_header_timeout_ms) },
+	{ "client_body_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_body_timeout_ms) },
 	{ "server", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 0, 0, set_server, 0 },
 	{ "upstream", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 1, 1, set_upstream, 0 },
 

@@ -148,12 +148,6 @@ int conf_set_replicas(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 int conf_set_target_concurrency(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 
-/* conf_tls.c: ssl_protocols, ssl_ciphers, tls, tls_verify, tls_ca */
-int conf_set_ssl_protocols(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
-int conf_set_ssl_ciphers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
-int conf_set_tls_flag(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
-int conf_set_tls_ca(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
-
 /* conf_degrade.c: the degrade directive */
 int conf_set_degrade(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_degrade_check(struct conf_parse *p);

@@ -94,7 +94,7 @@ static int launch_check_vars(struct conf_parse *p, const char *cmd)
 }
 
 /*
- * An http:// or https:// URL with a host; need_port: "http://HOST:PORT"
+ * An http:// or https:// URL with a host; need_port: "http[s]://HOST:PORT"
  * with nothing after the port but an optional "/".
  */
 static int url_ok(const char *s, int need_port)
@@ -103,7 +103,7 @@ static int url_ok(const char *s, int need_port)
 
 	if (strncmp(s, "http://", 7) == 0)
 		h = s + 7;
-	else if (strncmp(s, "https://", 8) == 0 && !need_port)
+	else if (strncmp(s, "https://", 8) == 0)
 		h = s + 8;
 	else
 		return 0;

@@ -12,9 +12,10 @@
 
 int launch_url_split(const char *url, char *host, size_t hostlen, int *port)
 {
-	if (strncmp(url, "http://", 7) != 0 || strlen(url) >= LAUNCH_URL_MAX)
+	int https = strncmp(url, "https://", 8) == 0;	/* TLS: tls.c picks it up from the URL */
+	if ((!https && strncmp(url, "http://", 7) != 0) || strlen(url) >= LAUNCH_URL_MAX)
 		return -1;
-	const char *h = url + 7, *end = h + strcspn(h, "/?#"), *pe;
+	const char *h = url + (https ? 8 : 7), *end = h + strcspn(h, "/?#"), *pe;
 	if (*end && strcmp(end, "/") != 0)
 		return -1;
 	const char *hs = h, *he;
@@ -34,7 +35,7 @@ int launch_url_split(const char *url, char *host, size_t hostlen, int *port)
 		return -1;
 	memcpy(host, hs, (size_t)(he - hs));
 	host[he - hs] = 0;
-	*port = 80;
+	*port = https ? 443 : 80;
 	if (pe < end) {
 		if (*pe != ':' || pe + 1 == end)
 			return -1;
@@ -51,13 +52,8 @@ int launch_url_check(const char *url, char *err, size_t errlen)
 {
 	char host[LAUNCH_URL_MAX];
 	int port;
-	if (url && strncmp(url, "https://", 8) == 0) {
-		/* the proxy and the health checks speak plain HTTP to replicas */
-		snprintf(err, errlen, "url=%s: https is not supported for replicas, use http://", url);
-		return -1;
-	}
 	if (!url || launch_url_split(url, host, sizeof(host), &port) < 0) {
-		snprintf(err, errlen, "url=%s: not http://HOST[:PORT] of at most %d characters",
+		snprintf(err, errlen, "url=%s: not http[s]://HOST[:PORT] of at most %d characters",
 			 url ? url : "", LAUNCH_URL_MAX - 1);
 		return -1;
 	}

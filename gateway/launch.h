@@ -61,11 +61,11 @@ void launch_free(struct launch *l);
 #define LAUNCH_URL_MAX 128
 
 /*
- * "http://HOST[:PORT][/]", shorter than LAUNCH_URL_MAX -> host (brackets of an IPv6 literal removed) and
- * port (default 80). 0, or -1 for anything else (https too).
+ * "http[s]://HOST[:PORT][/]", shorter than LAUNCH_URL_MAX -> host (brackets of an IPv6 literal removed) and
+ * port (default 80, 443 for https). 0, or -1 for anything else.
  */
 int launch_url_split(const char *url, char *host, size_t hostlen, int *port);
-/* 0 when url= can be a replica's URL, or -1 with the reason in err (https: not yet). */
+/* 0 when url= can be a replica's URL (http:// or https://), or -1 with the reason in err. */
 int launch_url_check(const char *url, char *err, size_t errlen);
 
 /* command, http and kubernetes drivers (launch_command.c, launch_http.c, launch_k8s.c) */
@@ -89,6 +89,13 @@ void launch_child_unwatch(pid_t pid);
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);
 /* How many processes the exec driver has started that have not been reaped yet. */
 int launch_exec_live(void);
+/*
+ * 1 when l is an exec launcher whose process has ended but whose SIGCHLD the
+ * loop has not handled yet (the exit callback is still to come); 0 otherwise.
+ * Reaps nothing: a caller that saw a replica's connection break learns that it
+ * should not send it more.
+ */
+int launch_exec_exited(const struct launch *l);
 /* Expands $port $name $prefix in cmd; returns malloc'd text for free(). */
 char *launch_expand(const char *cmd, const char *name, int port, const char *prefix);
 

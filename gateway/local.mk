@@ -21,7 +21,8 @@ gateway_wakegate_SOURCES = \
 	gateway/rules.c gateway/rules.h \
 	gateway/metrics.c gateway/metrics.h \
 	gateway/store.c gateway/store.h \
-	gateway/proxy.c gateway/proxy.h gateway/proxy_hdr.c gateway/proxy_hdr.h
+	gateway/proxy.c gateway/proxy.h gateway/proxy_hdr.c gateway/proxy_hdr.h \
+	gateway/tls.c gateway/tls.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
 gateway_wakegate_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
 

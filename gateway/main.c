@@ -12,6 +12,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
+#include "gateway/tls.h"
 #include "gateway/store.h"
 #include "gateway/upstream.h"
 
@@ -178,6 +179,10 @@ static void reload(void)
 	char err[1024];
 	log_notice("reloading %s", conf_path);
 	struct conf *c = conf_load(conf_path, prefix, err, sizeof(err));
+	if (c && tls_conf_check(c, err, sizeof(err)) < 0) {
+		conf_free(c);
+		c = NULL;
+	}
 	if (!c) {
 		log_error("reload failed, the old configuration stays: %s", err);
 		return;
@@ -394,6 +399,10 @@ int main(int argc, char **argv)
 	}
 	char err[1024];
 	gw.conf = conf_load(conf_path, prefix, err, sizeof(err));
+	if (gw.conf && !sig && tls_conf_check(gw.conf, err, sizeof(err)) < 0) {	/* certificates, keys, ciphers */
+		conf_free(gw.conf);
+		gw.conf = NULL;
+	}
 	if (!gw.conf) {
 		fprintf(stderr, "wakegate: %s\n", err);
 		if (test)

@@ -80,6 +80,7 @@ struct proxy_pool {
 	LIST_HEAD(, proxy_fwd) active;
 	LIST_HEAD(, proxy_fwd) deferred;
 	int freeing;
+	struct proxy_transport tr;	/* bev_new NULL: plain TCP */
 };
 
 static int start_upstream(struct proxy_fwd *f, int fresh_only);
@@ -124,9 +125,24 @@ struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int
 static struct evhttp_connection *pool_take(struct proxy_pool *p, int fresh_only)
 {
 	struct evhttp_connection *c;
-	if (p->nidle > 0 && !fresh_only)
-		return p->idle[--p->nidle];
-	c = evhttp_connection_base_new(p->base, NULL, p->host, (ev_uint16_t)p->port);
+	while (p->nidle > 0 && !fresh_only) {
+		c = p->idle[--p->nidle];
+		/* a TLS session cannot start over on a connection the backend closed */
+		if (p->tr.bev_new && bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0) {
+			evhttp_connection_free(c);
+			continue;
+		}
+		return c;
+	}
+	if (p->tr.bev_new) {
+		struct bufferevent *bev = p->tr.bev_new(p->base, p->tr.arg);
+		c = bev ? evhttp_connection_base_bufferevent_new(p->base, NULL, bev, p->host,
+								 (ev_uint16_t)p->port) : NULL;
+		if (!c && bev)
+			bufferevent_free(bev);
+	} else {
+		c = evhttp_connection_base_new(p->base, NULL, p->host, (ev_uint16_t)p->port);
+	}
 	if (!c)
 		return NULL;
 	evhttp_connection_set_max_headers_size(c, PROXY_MAX_HEADERS);
@@ -501,6 +517,10 @@ static void upstream_failed(struct proxy_fwd *f)
 	double waited = ms_since(&f->t0);
 
 	timers_free(f);
+	/* a TLS failure (certificate not trusted...) says more than "connect failed" */
+	char tbuf[160];
+	const char *twhy = f->uconn && f->pool->tr.why ?
+		f->pool->tr.why(evhttp_connection_get_bufferevent(f->uconn), tbuf, sizeof(tbuf)) : NULL;
 	/* libevent resets the connection on any error; we start over with a new one */
 	if (f->uconn) {
 		evhttp_connection_free(f->uconn);
@@ -524,6 +544,10 @@ static void upstream_failed(struct proxy_fwd *f)
 		snprintf(why, sizeof(why), "read timed out after %lldms", (long long)f->read_ms);
 	} else {
 		snprintf(why, sizeof(why), "%s", uerr_text(f));
+	}
+	if (twhy) {
+		code = 502;
+		snprintf(why, sizeof(why), "%s", twhy);
 	}
 
 	/* A kept-alive connection the backend closed just as we reused it: once more, new. */
@@ -735,5 +759,12 @@ void proxy_pool_free(struct proxy_pool *p)
 		evhttp_connection_free(p->idle[--p->nidle]);
 	free(p->idle);
 	free(p->host);
+	if (p->tr.free_arg)
+		p->tr.free_arg(p->tr.arg);
 	free(p);
+}
+
+void proxy_pool_set_transport(struct proxy_pool *p, const struct proxy_transport *t)
+{
+	p->tr = *t;
 }

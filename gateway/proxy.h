@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bufferevent;
 struct event_base;
 struct evhttp_request;
 struct proxy_pool;
@@ -50,6 +51,20 @@ typedef void (*proxy_done_cb)(const struct proxy_result *res, void *arg);
 typedef void (*proxy_progress_cb)(void *arg);
 
 struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port);
+/*
+ * A pool whose connections are not plain TCP (TLS: tls.c). bev_new makes the
+ * unconnected bufferevent of each new connection (NULL on error); why, when
+ * set, says why a connection failed (NULL: nothing to add); free_arg frees
+ * arg with the pool. Set once, right after proxy_pool_new.
+ */
+struct proxy_transport {
+	struct bufferevent *(*bev_new)(struct event_base *base, void *arg);
+	const char *(*why)(struct bufferevent *bev, char *buf, size_t len);
+	void (*free_arg)(void *arg);
+	void *arg;
+};
+void proxy_pool_set_transport(struct proxy_pool *p, const struct proxy_transport *t);
+
 /* Frees the pool; requests still in flight are failed with 502 first (their done cb runs). */
 void proxy_pool_free(struct proxy_pool *p);
 

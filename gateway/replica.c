@@ -18,6 +18,7 @@
 #include "gateway/proxy.h"
 #include "gateway/scale.h"
 #include "gateway/store.h"
+#include "gateway/tls.h"
 #include "warmer/warmer.h"
 
 #include <arpa/inet.h>
@@ -277,7 +278,7 @@ int replica_wake(struct replica *rep)
 		replica_fail(rep, 0, "no free local port");
 		return -1;
 	}
-	snprintf(rep->url, sizeof(rep->url), "http://127.0.0.1:%d", rep->port);
+	snprintf(rep->url, sizeof(rep->url), "%s://127.0.0.1:%d", u->cf->tls ? "https" : "http", rep->port);
 	rep->launch = launch_new(gw.base, u->cf, gw.conf->prefix,
 				 replica_exit_cb, rep, err, sizeof(err));
 	if (!rep->launch) {
@@ -318,7 +319,7 @@ static void replica_ready(struct replica *rep)
 	char host[256];
 	int port;
 	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
-		proxy_pool_new(gw.base, host, port) : NULL;
+		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
 		replica_fail(rep, 0, "cannot make a connection pool");
 		return;
@@ -410,6 +411,8 @@ static void replica_start_warmup(struct replica *rep)
 		.count = w->count > 0 ? w->count : 3,
 		.until_stable = w->until_stable,
 		.timeout_ms = w->timeout_ms > 0 ? (long)w->timeout_ms : 60000,
+		.tls_ca = u->cf->tls_ca,
+		.tls_insecure = u->cf->tls_insecure,
 	};
 	rep->warmer = warmer_start(gw.base, &o, replica_warm_done, rep);
 	if (!rep->warmer)
@@ -452,6 +455,20 @@ static void replica_health_cb(struct evhttp_request *req, void *arg)
 	if (rep->state != REPLICA_BOOTING)
 		return;
 	int code = req ? evhttp_request_get_response_code(req) : 0;
+	if (code != 200 && rep->health && tls_url_is_https(rep->url)) {
+		/* an untrusted certificate will not fix itself; else a new TLS session next time */
+		char tbuf[200];
+		int permanent;
+		const char *twhy = tls_connection_error(rep->health, tbuf, sizeof(tbuf), &permanent);
+		if (twhy && permanent) {
+			replica_fail(rep, 0, "%s: %s", rep->url, twhy);
+			return;
+		}
+		struct timeval zero = { 0, 0 };
+		if (event_base_once(gw.base, -1, EV_TIMEOUT, deferred_conn_free, rep->health, &zero) < 0)
+			evhttp_connection_free(rep->health);
+		rep->health = NULL;
+	}
 	if (code != 200) {
 		replica_health_again(rep);
 		return;
@@ -483,7 +500,7 @@ static void replica_health_poll(struct replica *rep)
 	if (launch_url_split(rep->url, host, sizeof(host), &port) < 0)
 		return;
 	if (!rep->health) {
-		rep->health = evhttp_connection_base_new(gw.base, NULL, host, (unsigned short)port);
+		rep->health = tls_http_connection_new(gw.base, rep->up->cf, rep->url, host, port);
 		if (!rep->health)
 			return;
 		evhttp_connection_set_timeout(rep->health, 2);

@@ -9,6 +9,7 @@
 #include "gateway/conf.h"
 #include "gateway/cost.h"
 #include "gateway/keepalive.h"
+#include "gateway/launch.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -203,7 +204,10 @@ static void req_done(const struct proxy_result *res, void *arg)
 	req_account(r, status, res->bytes_out, res->upstream_ms);
 	r->req = NULL;
 	req_free(r);
-	upstream_dispatch(u);
+	/* a broken forward may mean the worker just died, its SIGCHLD not handled yet:
+	 * then the queue waits for the exit callback rather than drain into it as 502s */
+	if (!(res->status >= 502 && res->status <= 504 && launch_exec_exited(rep->launch)))
+		upstream_dispatch(u);
 	up_gauges(u);
 	keepalive_on_done(u);
 }

@@ -37,6 +37,8 @@ struct warmer {
 	void *parg;
 
 	char *base_url;			/* no trailing '/' */
+	char *tls_ca;			/* CURLOPT_CAINFO, or NULL */
+	int tls_insecure;		/* no peer/host verification */
 	char *meta_path;		/* "/v2/models/MODEL", or NULL */
 	char *post_path;		/* where the warmup POSTs go */
 	char *body;			/* the warmup body (ours) */
@@ -152,6 +154,7 @@ static void warmer_teardown(struct warmer *w)
 static void warmer_free_mem(struct warmer *w)
 {
 	free(w->base_url);
+	free(w->tls_ca);
 	free(w->meta_path);
 	free(w->post_path);
 	free(w->body);
@@ -227,6 +230,12 @@ static int warmer_send(struct warmer *w, int post, const char *path,
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->hdrs);
+	if (w->tls_ca)
+		curl_easy_setopt(e, CURLOPT_CAINFO, w->tls_ca);
+	if (w->tls_insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	if (post) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)w->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, w->body);
@@ -489,6 +498,9 @@ struct warmer *warmer_start(struct event_base *base, const struct warmer_opts *o
 
 	w->base_url = strdup(o->base_url);
 	if (!w->base_url)
+		goto fail;
+	w->tls_insecure = o->tls_insecure;
+	if (o->tls_ca && !(w->tls_ca = strdup(o->tls_ca)))
 		goto fail;
 	for (size_t n = strlen(w->base_url); n > 0 && w->base_url[n - 1] == '/'; n--)
 		w->base_url[n - 1] = '\0';

@@ -20,6 +20,9 @@ struct warmer_opts {
 	int count;		/* requests to send, at least 1 */
 	int until_stable;	/* keep going (up to 10 * count) until the last 3 latencies agree within 20% */
 	long timeout_ms;	/* the whole warmup */
+	/* https:// base_url (both zero: libcurl's defaults, the system's CAs, peer verified) */
+	const char *tls_ca;	/* PEM CA file the replica's certificate must chain to; NULL: system's */
+	int tls_insecure;	/* 1: do not verify the replica's certificate or name */
 };
 
 struct warmer_result {
