@@ -89,13 +89,6 @@ void launch_child_unwatch(pid_t pid);
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);
 /* How many processes the exec driver has started that have not been reaped yet. */
 int launch_exec_live(void);
-/*
- * 1 when l is an exec launcher whose process has ended but whose SIGCHLD the
- * loop has not handled yet (the exit callback is still to come); 0 otherwise.
- * Reaps nothing: a caller that saw a replica's connection break learns that it
- * should not send it more.
- */
-int launch_exec_exited(const struct launch *l);
 /* Expands $port $name $prefix in cmd; returns malloc'd text for free(). */
 char *launch_expand(const char *cmd, const char *name, int port, const char *prefix);
 

@@ -247,19 +247,6 @@ static void exec_reap(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/* See launch.h. WNOWAIT leaves the child to exec_reap. */
-int launch_exec_exited(const struct launch *l)
-{
-	if (!l || l->ops != &exec_ops)
-		return 0;
-	const struct exec_launch *e = (const struct exec_launch *)l;
-	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	if (e->pid <= 0 || waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-		return 0;
-	return si.si_pid == e->pid;
-}
-
 /* One SIGCHLD event for every driver, made on first use. */
 static int exec_sigchld_init(struct event_base *base)
 {

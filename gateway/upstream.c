@@ -9,7 +9,6 @@
 #include "gateway/conf.h"
 #include "gateway/cost.h"
 #include "gateway/keepalive.h"
-#include "gateway/launch.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -33,6 +32,7 @@ static struct event *tick_ev;
 
 #define TICK_MS 100
 #define DEFAULT_ETA_S 10
+#define UPSTREAM_PAUSE_S 0.1	/* a replica's pause after a broken forward: see req_done */
 
 static void up_labels(const struct upstream *u, char *buf, size_t len)
 {
@@ -204,10 +204,15 @@ static void req_done(const struct proxy_result *res, void *arg)
 	req_account(r, status, res->bytes_out, res->upstream_ms);
 	r->req = NULL;
 	req_free(r);
-	/* a broken forward may mean the worker just died, its SIGCHLD not handled yet:
-	 * then the queue waits for the exit callback rather than drain into it as 502s */
-	if (!(res->status >= 502 && res->status <= 504 && launch_exec_exited(rep->launch)))
-		upstream_dispatch(u);
+	/*
+	 * A broken forward (the gateway's own 502/504, no body byte relayed) may mean the
+	 * worker just died and its exit is not seen yet (SIGCHLD, or the last process of its
+	 * group still going): send it nothing for a moment, so that held requests wait for
+	 * the exit and a new replica rather than get 502s. The tick dispatches after.
+	 */
+	if (res->status >= 502 && res->status <= 504 && res->bytes_out == 0)
+		rep->pause_until = gw_now() + UPSTREAM_PAUSE_S;
+	upstream_dispatch(u);
 	up_gauges(u);
 	keepalive_on_done(u);
 }
@@ -240,9 +245,11 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 static struct replica *upstream_free_slot(struct upstream *u)
 {
 	struct replica *best = NULL;
+	double now = gw_now();
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
-		if (rep->state != REPLICA_READY || !rep->pool || rep->in_flight >= u->p.max_conns)
+		if (rep->state != REPLICA_READY || !rep->pool || rep->in_flight >= u->p.max_conns ||
+		    rep->pause_until > now)
 			continue;
 		if (!best || rep->in_flight < best->in_flight)
 			best = rep;
@@ -388,6 +395,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 				(rep->state != REPLICA_STOPPED && rep->state != REPLICA_FAILED);
 		}
 		scale_tick(u, now);
+		if (u->hold.n)
+			upstream_dispatch(u);	/* after a pause_until */
 		if (!u->cf && !busy && !gw.stopping) {
 			/* retired by a reload and now quiet */
 			log_notice("upstream \"%s\": removed", u->name);

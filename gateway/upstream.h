@@ -64,6 +64,7 @@ struct replica {
 	int lock_pending;		/* a lock call is in flight */
 	double lock_at;			/* last renew or poll (gw_now) */
 	double busy_at;			/* last tick with requests in flight */
+	double pause_until;		/* a forward just broke: none sent before (gw_now; upstream.c) */
 };
 
 /* The scalars of conf_upstream, copied so that a retired upstream outlives its conf. */
