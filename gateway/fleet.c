@@ -11,6 +11,7 @@
 #include "gateway/log.h"
 #include "gateway/proxy.h"
 #include "gateway/store.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
 
 #include <fcntl.h>
@@ -137,7 +138,9 @@ static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 				return;		/* the old pool still serves: look again next poll */
 			proxy_pool_free(rep->pool);
 		}
-		rep->pool = proxy_pool_new(gw.base, host, port);
+		/* an https replica another gateway runs is reached over TLS too */
+		rep->pool = rep->up->cf ? tls_pool_new(gw.base, rep->up->cf, url, host, port) :
+			    proxy_pool_new(gw.base, host, port);
 		if (!rep->pool)
 			return;
 		int waited = rep->remote && rep->state == REPLICA_BOOTING;

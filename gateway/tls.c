@@ -269,8 +269,14 @@ static struct bufferevent *tls_peer_bev(struct event_base *base, void *arg)
 		}
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 	}
+	/*
+	 * No BEV_OPT_DEFER_CALLBACKS (libevent's https-client sample has it): as
+	 * evhttp's own plain connections, callbacks run at once. Deferred ones
+	 * stalled answers relayed to a TLS client until a timeout (seen with
+	 * libevent 2.1.12: headers sent, body held back).
+	 */
 	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-								 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+								 BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		SSL_free(ssl);
 		return NULL;
