@@ -17,7 +17,7 @@ my @args;
 push @args, '-s', '--max-time', '120', '-w', '%{http_code}\n', '-o', '/dev/null', '-H', 'Content-Type: application/json', '--data-binary', "\@$body",
 	"$g->{url}/predict", '--next' for 1 .. 200;
 pop @args;
-open(my $c, '-|', 'curl', '--parallel', '--parallel-immediate', '--parallel-max', '200',
+open(my $c, '-|', 'curl', '-s', '--parallel', '--parallel-immediate', '--parallel-max', '200',
 	@args) or die "curl: $!";
 my @codes = <$c>;
 close $c;
