@@ -100,6 +100,8 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_num(K("replicas_min"), u->replicas_min);
 	kv_num(K("replicas_max"), u->replicas_max);
 	kv_num(K("target_concurrency"), u->target_concurrency);
+	kv_num(K("scale_p99_ms"), u->scale_p99_ms);
+	kv_num(K("scale_p99_for_ms"), u->scale_p99_for_ms);
 	if (u->min_warm_from >= 0)
 		printf("upstream.%s.min_warm_at %02d:%02d-%02d:%02d\n", u->name, u->min_warm_from / 60,
 		       u->min_warm_from % 60, u->min_warm_to / 60, u->min_warm_to % 60);

@@ -141,6 +141,8 @@ struct conf_upstream {
 	int min_warm_from;	/* min_warm N at HH:MM-HH:MM: minutes after local midnight; -1: all day */
 	int min_warm_to;	/* end of the window (may be < from: it wraps midnight) */
 	int64_t lock_ttl_ms;	/* lock_ttl T: expiry of a replica's lock in Redis; 0: 10s */
+	int64_t scale_p99_ms;	/* scale_p99 T [for T]: one more replica while p99 > T (scale.c); 0: off */
+	int64_t scale_p99_for_ms;	/* ... once p99 stayed above T this long; default 10s */
 
 	/* issue 5, TLS to replicas (conf_tls.c, tls.c): https:// url= or "tls on" (exec) */
 	int tls;		/* "tls on": exec replicas answer https://127.0.0.1:$port */

@@ -49,20 +49,6 @@ static int get_time(struct conf_parse *p, const char *s, int64_t *out)
 	return 0;
 }
 
-/* A count: 0 .. INT32_MAX, digits only. */
-static int get_num(struct conf_parse *p, const char *s, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = (s[0] >= '0' && s[0] <= '9') ? strtol(s, &end, 10) : -1;
-	if (v < 0 || errno || *end || v > 0x7fffffffL)
-		return conf_error(p, "invalid number \"%s\"", s);
-	*out = (int)v;
-	return 0;
-}
-
 static void set_str(char **field, char *v)
 {
 	free(*field);
@@ -116,7 +102,7 @@ static int set_ups_time(struct conf_parse *p, const struct conf_cmd *cmd, char *
 
 static int set_ups_num(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
-	return get_num(p, av[0], (int *)((char *)p->ups + cmd->off));
+	return conf_get_count(p, av[0], (int *)((char *)p->ups + cmd->off));
 }
 
 static int set_max_conns(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
@@ -614,7 +600,7 @@ static int set_warmup(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 				return conf_error(p, "cannot read warmup body \"%s\" (%s)", w->body_file,
 						  strerror(errno));
 		} else if (strncmp(a, "count=", 6) == 0) {
-			if (get_num(p, a + 6, &w->count) < 0)
+			if (conf_get_count(p, a + 6, &w->count) < 0)
 				return -1;
 			if (w->count < 1)
 				return conf_error(p, "warmup count must be at least 1");
@@ -633,7 +619,7 @@ static int set_warmup(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 /* hold N [timeout=T] */
 static int set_hold(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
-	if (get_num(p, av[0], &p->ups->hold_max) < 0)
+	if (conf_get_count(p, av[0], &p->ups->hold_max) < 0)
 		return -1;
 	if (ac == 2) {
 		if (strncmp(av[1], "timeout=", 8) != 0)
@@ -700,6 +686,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "prewarm", CONF_UPSTREAM, 0, 1, 1, conf_set_prewarm, 0 },
 	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0 },
 	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0 },
+	{ "scale_p99", CONF_UPSTREAM, 0, 1, 3, conf_set_scale_p99, 0 },
 	{ "lock_ttl", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(lock_ttl_ms) },
 	{ "tls", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 0 },
 	{ "tls_verify", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 1 },

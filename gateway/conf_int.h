@@ -113,6 +113,7 @@ void conf_lex_close(struct conf_lex *lx);
 enum conf_lex_end conf_lex_next(struct conf_lex *lx, struct conf_args *a, char *err, size_t errlen);
 void conf_args_free(struct conf_args *a);
 int conf_lex_eof_line(const struct conf_lex *lx);
+int conf_get_count(struct conf_parse *p, const char *s, int *out);
 
 /* conf.c */
 int conf_error(struct conf_parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -146,6 +147,7 @@ int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **
 int conf_set_prewarm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_replicas(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_target_concurrency(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_scale_p99(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 
 /* conf_degrade.c: the degrade directive */

@@ -415,3 +415,20 @@ int64_t conf_parse_size(const char *s)
 		return -1;
 	return n * mul;
 }
+
+/*
+ * A count as directives take it: digits only, 0 .. INT32_MAX. Stores it in
+ * *out and returns 0, or reports the error (naming s) and returns -1.
+ */
+int conf_get_count(struct conf_parse *p, const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = (s[0] >= '0' && s[0] <= '9') ? strtol(s, &end, 10) : -1;
+	if (v < 0 || errno || *end || v > 0x7fffffffL)
+		return conf_error(p, "invalid number \"%s\"", s);
+	*out = (int)v;
+	return 0;
+}

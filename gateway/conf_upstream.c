@@ -23,18 +23,10 @@ static void set_str(char **field, const char *v)
 	*field = v ? conf_xstrdup(v) : NULL;
 }
 
-/* A count: digits only, 0 .. INT32_MAX. */
+/* A count (conf_get_count), under the name this file's parsers use. */
 static int get_int(struct conf_parse *p, const char *s, int *out)
 {
-	char *end;
-	long v;
-
-	errno = 0;
-	v = (s[0] >= '0' && s[0] <= '9') ? strtol(s, &end, 10) : -1;
-	if (v < 0 || errno || *end || v > 0x7fffffffL)
-		return conf_error(p, "invalid number \"%s\"", s);
-	*out = (int)v;
-	return 0;
+	return conf_get_count(p, s, out);
 }
 
 /* A plain decimal "12", "0.75": no sign, no exponent. */
@@ -359,6 +351,28 @@ int conf_set_target_concurrency(struct conf_parse *p, const struct conf_cmd *cmd
 		return -1;
 	if (p->ups->target_concurrency < 1)
 		return conf_error(p, "\"target_concurrency\" must be at least 1");
+	return 0;
+}
+
+/* scale_p99 TIME [for TIME]: "for" defaults to 10s, the length of the p99 window */
+int conf_set_scale_p99(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf_upstream *u = p->ups;
+
+	u->scale_p99_ms = conf_parse_time(av[0]);
+	if (u->scale_p99_ms <= 0)
+		return conf_error(p, "invalid time \"%s\" in \"scale_p99\" directive (above 0, such as 500ms)", av[0]);
+	u->scale_p99_for_ms = 10000;
+	if (ac == 1)
+		return 0;
+	if (strcmp(av[1], "for") != 0)
+		return conf_error(p, "invalid parameter \"%s\" in \"scale_p99\" directive (scale_p99 TIME [for TIME])",
+				  av[1]);
+	if (ac != 3)
+		return conf_error(p, "no time after \"for\" in \"scale_p99\" directive");
+	u->scale_p99_for_ms = conf_parse_time(av[2]);
+	if (u->scale_p99_for_ms < 0)
+		return conf_error(p, "invalid time \"%s\" in \"scale_p99\" directive", av[2]);
 	return 0;
 }
 

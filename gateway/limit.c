@@ -220,9 +220,25 @@ static struct lstate *table_insert(struct ltable *t, uint64_t h, const void *key
 	return s;
 }
 
-static char *copy_name(const char *name)
+/*
+ * What both kinds of zone hold: a copy of the name (NULL: "") and a table.
+ * Returns 0, or -1 (errno set) with nothing left to free.
+ */
+static int zone_init(char **zname, struct ltable *t, const char *name, size_t size)
 {
-	return strdup(name ? name : "");
+	*zname = strdup(name ? name : "");
+	if (!*zname || table_init(t, size) < 0) {
+		free(*zname);
+		return -1;
+	}
+	return 0;
+}
+
+/* Frees what zone_init made. */
+static void zone_fini(char *zname, struct ltable *t)
+{
+	table_fini(t);
+	free(zname);
 }
 
 const char *limit_status_name(enum limit_status status)
@@ -265,9 +281,7 @@ limit_zone *limit_zone_new(const char *name, size_t size, uint64_t rate)
 	limit_zone *z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
-	z->name = copy_name(name);
-	if (!z->name || table_init(&z->t, size) < 0) {
-		free(z->name);
+	if (zone_init(&z->name, &z->t, name, size) < 0) {
 		free(z);
 		return NULL;
 	}
@@ -279,8 +293,7 @@ void limit_zone_free(limit_zone *zone)
 {
 	if (!zone)
 		return;
-	table_fini(&zone->t);
-	free(zone->name);
+	zone_fini(zone->name, &zone->t);
 	free(zone);
 }
 
@@ -538,9 +551,7 @@ limit_conn_zone *limit_conn_zone_new(const char *name, size_t size)
 	limit_conn_zone *z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
-	z->name = copy_name(name);
-	if (!z->name || table_init(&z->t, size) < 0) {
-		free(z->name);
+	if (zone_init(&z->name, &z->t, name, size) < 0) {
 		free(z);
 		return NULL;
 	}
@@ -551,8 +562,7 @@ void limit_conn_zone_free(limit_conn_zone *zone)
 {
 	if (!zone)
 		return;
-	table_fini(&zone->t);
-	free(zone->name);
+	zone_fini(zone->name, &zone->t);
 	free(zone);
 }
 

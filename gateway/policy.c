@@ -409,3 +409,26 @@ struct policy_decision policy_decide(const struct policy_conf *pc, const struct 
 			best = &cand[i];
 	return best ? *best : fixed;
 }
+
+/* The schedule's busy test, shared by the gateway and wakegate-replay. */
+int policy_sched_busy(const uint8_t days[POLICY_SCHED_DAY_MIN], int64_t minute)
+{
+	int64_t m = ((minute % POLICY_SCHED_DAY_MIN) + POLICY_SCHED_DAY_MIN) % POLICY_SCHED_DAY_MIN;
+
+	return __builtin_popcount(days[m]) >= POLICY_SCHED_MIN_DAYS;
+}
+
+/* A busy minute after one that is not: where the schedule wakes ahead of. */
+int policy_sched_start(const uint8_t days[POLICY_SCHED_DAY_MIN], int64_t minute)
+{
+	return policy_sched_busy(days, minute) && !policy_sched_busy(days, minute - 1);
+}
+
+/* The schedule's lead; a boot not yet measured (0) counts as 30s, like the gateway. */
+int policy_sched_lead_min(int64_t boot_ms)
+{
+	int64_t b = boot_ms > 0 ? boot_ms : 30000;
+	int64_t l = (b + 59999) / 60000;
+
+	return l < 1 ? 1 : (int)l;
+}

@@ -90,4 +90,19 @@ int policy_hist_parse(struct policy_hist *h, const char *s);
 /* The schedule for the next idle period, from the gaps seen so far. */
 struct policy_decision policy_decide(const struct policy_conf *pc, const struct policy_hist *h);
 
+/* The time-of-day rule of "prewarm schedule" (gateway/schedule.c), pure so
+ * that wakegate-replay runs the same one. days[m] holds, for minute m of
+ * the day, bit k set when that minute had a request k+1 whole days ago
+ * (k < POLICY_SCHED_DAYS). A minute is busy when at least
+ * POLICY_SCHED_MIN_DAYS bits are set; a busy stretch starts at a busy
+ * minute whose previous minute (wrapping at midnight) is not busy. */
+#define POLICY_SCHED_DAY_MIN	1440
+#define POLICY_SCHED_DAYS	7
+#define POLICY_SCHED_MIN_DAYS	4
+
+int policy_sched_busy(const uint8_t days[POLICY_SCHED_DAY_MIN], int64_t minute);
+int policy_sched_start(const uint8_t days[POLICY_SCHED_DAY_MIN], int64_t minute);
+/* Whole minutes a wake comes ahead of a stretch: boot + warmup rounded up, at least 1. */
+int policy_sched_lead_min(int64_t boot_ms);
+
 #endif

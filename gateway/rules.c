@@ -216,6 +216,12 @@ void rules_request_end(const char *upstream, int status, double latency_ms)
 		degrade_sig_request_end(&s->sig, now_ms(), (int64_t)latency_ms, status >= 500);
 }
 
+const struct degrade_sig *rules_sig(const char *upstream)
+{
+	struct rules_sig *s = sig_of(upstream);
+	return s ? &s->sig : NULL;
+}
+
 void rules_free_all(void)
 {
 	if (sample_ev)

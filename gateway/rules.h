@@ -11,6 +11,7 @@
 
 struct conf;
 struct conf_location;
+struct degrade_sig;
 struct evhttp_request;
 struct ratelimit_slots;
 
@@ -24,6 +25,9 @@ void rules_handle(struct evhttp_request *req, const struct conf_location *loc,
 
 /* upstream.c, when a request ends: status sent (499: the client left), latency in ms. */
 void rules_request_end(const char *upstream, int status, double latency_ms);
+
+/* An upstream's latency window, for scale.c's scale_p99; owned here, NULL only out of memory. */
+const struct degrade_sig *rules_sig(const char *upstream);
 
 /* At exit: the timer and the signals. */
 void rules_free_all(void);

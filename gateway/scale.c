@@ -7,11 +7,14 @@
 #include "config.h"
 #include "gateway/scale.h"
 #include "gateway/conf.h"
+#include "gateway/degrade.h"
 #include "gateway/fleet.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
+#include "gateway/rules.h"
 #include "gateway/upstream.h"
 
+#include <stdio.h>
 #include <time.h>
 
 static const struct upstream *scale_waking;	/* set during scale_tick's replica_wake() */
@@ -76,6 +79,59 @@ static struct replica *scale_free_slot(struct upstream *u, int max, double now)
 	return NULL;
 }
 
+/* "5s" or "1500ms": how the conf would write a duration. */
+static void fmt_ms(char *buf, size_t len, int64_t ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%llds", (long long)(ms / 1000));
+	else
+		snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+/*
+ * scale_p99: one more replica once the upstream's p99 (rules.c's window)
+ * stayed above the threshold for the "for" time. While a replica is on its
+ * way up beside a READY one, and for one window after, no decision: the
+ * window must refill with latencies of the bigger set. Returns 1 when it
+ * started one.
+ */
+static int scale_p99(struct upstream *u, int ready, int coming, int max, double now)
+{
+	const struct conf_upstream *cf = u->cf;
+	if (cf->scale_p99_ms <= 0 || ready < 1) {
+		u->p99_high_since = 0;
+		return 0;
+	}
+	if (coming) {
+		u->p99_quiet_until = now + DEGRADE_WINDOW_S;
+		u->p99_high_since = 0;
+		return 0;
+	}
+	struct degrade_stats st;
+	degrade_sig_stats(rules_sig(u->name), (int64_t)(now * 1000), &st);
+	if (now < u->p99_quiet_until || st.p99_ms <= cf->scale_p99_ms) {
+		u->p99_high_since = 0;
+		return 0;
+	}
+	if (u->p99_high_since <= 0)
+		u->p99_high_since = now;
+	if ((now - u->p99_high_since) * 1000 < (double)cf->scale_p99_for_ms || ready >= max)
+		return 0;
+	struct replica *rep = scale_free_slot(u, max, now);
+	if (!rep)
+		return 0;
+	char thr[24], f[24];
+	fmt_ms(thr, sizeof(thr), cf->scale_p99_ms);
+	fmt_ms(f, sizeof(f), cf->scale_p99_for_ms);
+	log_notice("upstream \"%s\": scale up: p99 %lldms > %s for %s, %d ready, starting replica %d",
+		   u->name, (long long)st.p99_ms, thr, f, ready, rep->id);
+	u->p99_high_since = 0;
+	scale_waking = u;
+	replica_wake(rep);
+	scale_waking = NULL;
+	return 1;
+}
+
 void scale_tick(struct upstream *u, double now)
 {
 	if (!u->cf || gw.stopping)
@@ -95,6 +151,8 @@ void scale_tick(struct upstream *u, double now)
 			coming++;	/* lock_pending: fleet.c is asking whether to start it */
 		}
 	}
+	if (scale_p99(u, ready, coming, max, now))
+		return;
 	int target = scale_target(u);
 	/* one replica on its way at a time; the first one is the hold queue's business */
 	if (ready >= 1 && coming == 0 && ready < max && load > target * ready) {

@@ -3,7 +3,9 @@
  * keeps N warm inside a daily window (local time) only; "replicas min=N
  * max=N" with "target_concurrency N" starts another replica while held plus
  * in-flight requests per READY replica exceed the target, and drains an extra
- * replica that had nothing in flight for idle_timeout. Routing to the least
+ * replica that had nothing in flight for idle_timeout. "scale_p99 T for F"
+ * starts another once the p99 of the last 10s stayed above T for F, then
+ * waits for it to be READY and one more window. Routing to the least
  * busy READY replica is upstream.c's (upstream_free_slot).
  */
 #ifndef WG_SCALE_H

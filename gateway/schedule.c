@@ -9,6 +9,7 @@
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
+#include "gateway/policy.h"
 #include "gateway/store.h"
 #include "gateway/upstream.h"
 
@@ -40,6 +41,9 @@ struct sched_up {
 };
 
 static struct sched_up *scheds;
+
+_Static_assert(SCHEDULE_DAYS == POLICY_SCHED_DAYS && SCHEDULE_MIN_DAYS == POLICY_SCHED_MIN_DAYS &&
+	       DAY_MIN == POLICY_SCHED_DAY_MIN, "schedule.h and policy.h state the same rule");
 
 static struct sched_up *sched_find(const char *name)
 {
@@ -79,9 +83,10 @@ static int64_t floordiv(int64_t a, int64_t b)
 	return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
+/* The rule itself is policy_sched_busy(), shared with wakegate-replay. */
 static int sched_busy(const struct sched_up *s, int64_t m)
 {
-	return __builtin_popcount(s->days[((m % DAY_MIN) + DAY_MIN) % DAY_MIN]) >= SCHEDULE_MIN_DAYS;
+	return policy_sched_busy(s->days, m);
 }
 
 /* A busy minute whose previous minute is not. */
@@ -93,9 +98,7 @@ static int sched_start(const struct sched_up *s, int64_t m)
 /* Whole minutes a wake must come ahead: boot + warmup, rounded up, at least 1. */
 static int sched_lead(const struct upstream *u)
 {
-	double b = u->boot_s > 0 ? u->boot_s + u->warm_s : 30;
-	int l = (int)((b + 59.999) / 60);
-	return l < 1 ? 1 : l;
+	return policy_sched_lead_min(u->boot_s > 0 ? (int64_t)((u->boot_s + u->warm_s) * 1000) : 0);
 }
 
 static void sched_flush(struct sched_up *s, double now)

@@ -69,9 +69,10 @@ struct store_stat {
 };
 
 /*
- * One store_newest_activity call in flight; freed by its reply callback. It
- * is on its store's list (for store_cancel) until then, or until store_free
- * detaches it (s = NULL) when hiredis defers the teardown.
+ * One call in flight (store_newest_activity or a lock command); freed by
+ * its reply callback (store_pend_free). It is on its store's list (for
+ * store_cancel) until then, or until store_free detaches it (s = NULL) when
+ * hiredis defers the teardown.
  */
 struct store_pend {
 	struct store *s;
@@ -498,6 +499,50 @@ static void store_pend_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	store_pend_answer(arg, -1);	/* p stays for its reply callback */
 }
 
+/* Takes p off its store's list (if still attached) and frees it: for its reply callback only. */
+static void store_pend_free(struct store_pend *p)
+{
+	if (p->s) {
+		if (p->prev)
+			p->prev->next = p->next;
+		else
+			p->s->pends = p->next;
+		if (p->next)
+			p->next->prev = p->prev;
+	}
+	event_free(p->timer);
+	free(p);
+}
+
+/*
+ * Sends argv with p as its pending call. On success p is on s's list with
+ * its timeout armed and fn (a reply callback) owns it; on failure p is
+ * freed here and the caller answers its own cb. s must be up.
+ */
+static int store_pend_send(struct store *s, struct store_pend *p, redisCallbackFn *fn,
+			   int argc, const char **argv)
+{
+	p->timer = evtimer_new(s->base, store_pend_timeout_cb, p);
+	if (!p->timer ||
+	    redisAsyncCommandArgv(s->ac, fn, p, argc, argv, NULL) != REDIS_OK) {
+		if (p->timer)
+			event_free(p->timer);
+		free(p);
+		return -1;
+	}
+	if (s->inflight++ == 0)
+		s->busy_since = store_mono_ms();
+	p->s = s;
+	p->next = s->pends;
+	if (s->pends)
+		s->pends->prev = p;
+	s->pends = p;
+	struct timeval tv;
+	store_tv(&tv, STORE_TIMEOUT_MS);
+	evtimer_add(p->timer, &tv);
+	return 0;
+}
+
 static void store_zscore_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct store_pend *p = privdata;
@@ -510,16 +555,7 @@ static void store_zscore_cb(redisAsyncContext *ac, void *reply, void *privdata)
 	int answered = p->answered;
 	store_activity_cb cb = p->cb;
 	void *arg = p->arg;
-	if (p->s) {
-		if (p->prev)
-			p->prev->next = p->next;
-		else
-			p->s->pends = p->next;
-		if (p->next)
-			p->next->prev = p->prev;
-	}
-	event_free(p->timer);
-	free(p);
+	store_pend_free(p);
 	if (!answered)
 		cb(ms, arg);
 }
@@ -537,28 +573,11 @@ void store_newest_activity(struct store *s, const char *upstream, store_activity
 	}
 	p->cb = cb;
 	p->arg = arg;
-	p->timer = evtimer_new(s->base, store_pend_timeout_cb, p);
 	char key[512];
 	snprintf(key, sizeof(key), "%sactivity", s->prefix);
 	const char *argv[] = { "ZSCORE", key, upstream };
-	if (!p->timer ||
-	    redisAsyncCommandArgv(s->ac, store_zscore_cb, p, 3, argv, NULL) != REDIS_OK) {
-		if (p->timer)
-			event_free(p->timer);
-		free(p);
+	if (store_pend_send(s, p, store_zscore_cb, 3, argv) < 0)
 		cb(-1, arg);
-		return;
-	}
-	if (s->inflight++ == 0)
-		s->busy_since = store_mono_ms();
-	p->s = s;
-	p->next = s->pends;
-	if (s->pends)
-		s->pends->prev = p;
-	s->pends = p;
-	struct timeval tv;
-	store_tv(&tv, STORE_TIMEOUT_MS);
-	evtimer_add(p->timer, &tv);
 }
 
 void store_cancel(struct store *s, void *arg)
@@ -789,16 +808,7 @@ static void store_lock_reply_cb(redisAsyncContext *ac, void *reply, void *privda
 	int answered = p->answered;
 	store_lock_cb cb = p->lcb;
 	void *arg = p->arg;
-	if (p->s) {
-		if (p->prev)
-			p->prev->next = p->next;
-		else
-			p->s->pends = p->next;
-		if (p->next)
-			p->next->prev = p->prev;
-	}
-	event_free(p->timer);
-	free(p);
+	store_pend_free(p);
 	if (!answered && cb)
 		cb(status, value, pttl, arg);
 	free(value);
@@ -821,26 +831,8 @@ static void store_lock_send(struct store *s, int argc, const char **argv, store_
 	p->lcb = cb;
 	p->arg = arg;
 	p->answered = cb == NULL;
-	p->timer = evtimer_new(s->base, store_pend_timeout_cb, p);
-	if (!p->timer ||
-	    redisAsyncCommandArgv(s->ac, store_lock_reply_cb, p, argc, argv, NULL) != REDIS_OK) {
-		if (p->timer)
-			event_free(p->timer);
-		free(p);
-		if (cb)
-			cb(-1, NULL, -2, arg);
-		return;
-	}
-	if (s->inflight++ == 0)
-		s->busy_since = store_mono_ms();
-	p->s = s;
-	p->next = s->pends;
-	if (s->pends)
-		s->pends->prev = p;
-	s->pends = p;
-	struct timeval tv;
-	store_tv(&tv, STORE_TIMEOUT_MS);
-	evtimer_add(p->timer, &tv);
+	if (store_pend_send(s, p, store_lock_reply_cb, argc, argv) < 0 && cb)
+		cb(-1, NULL, -2, arg);
 }
 
 void store_lock_acquire(struct store *s, const char *upstream, int replica, const char *value,

@@ -85,6 +85,8 @@ struct upstream {
 	int cold_starts;
 	double boot_s, warm_s;		/* last measured; 0: not yet */
 	uint64_t requests;
+	double p99_high_since;		/* scale.c: p99 above scale_p99 since (gw_now); 0: not */
+	double p99_quiet_until;		/* scale.c: no p99 decision before (the window refills) */
 	struct upstream *next;
 };
 

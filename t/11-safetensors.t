@@ -6,23 +6,10 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use WG;
+use WGWorker;
 
-my $mc = bin('model-check');
 my $good = src('models/digits.safetensors');
 my $dir = tmpdir();
-
-# Runs model-check; returns { code, signal, out, err }.
-sub mc {
-	my @args = @_;
-	my $pid = fork // die "fork: $!";
-	if (!$pid) {
-		open STDOUT, '>', "$dir/mc.out" or die;
-		open STDERR, '>', "$dir/mc.err" or die;
-		exec $mc, @args or exit 127;
-	}
-	waitpid($pid, 0);
-	return { code => $? >> 8, signal => $? & 127, out => scalar(slurp("$dir/mc.out")), err => scalar(slurp("$dir/mc.err")) };
-}
 
 # The shipped file, taken apart: header (a hash), metadata layers (an array), data.
 my $bytes = slurp($good);
@@ -58,7 +45,7 @@ sub refused {
 	my ($what, $content, $re) = @_;
 	my $f = sprintf('%s/bad-%02d.safetensors', $dir, ++$n);
 	spew($f, $content);
-	my $r = mc($f, '--info');
+	my $r = model_check($f, '--info');
 	note($r->{err});
 	ok($r->{signal} == 0 && $r->{code} == 1, "model-check exits 1 without a crash for $what")
 		or diag("exit $r->{code}, signal $r->{signal}, stderr: $r->{err}");
@@ -74,11 +61,11 @@ ok(@dense >= 2, 'the shipped model has at least two dense layers to play with');
 	my $text = $json->encode($hdr);
 	$text .= ' ' until length($text) % 4 == 1;
 	spew($f, file_of($hdr, $data, $text));
-	my $r = mc($f, '--info');
+	my $r = model_check($f, '--info');
 	is($r->{code}, 0, 'a re-encoded copy of the model (tensors no longer 4-byte aligned) still loads')
 		or diag($r->{err});
 	like($r->{out}, qr/^output_dim: \d+$/m, 'and model-check prints its output size');
-	$r = mc($f, src('models/digits-ref.json'));
+	$r = model_check($f, src('models/digits-ref.json'));
 	is($r->{code}, 0, 'and it still gives the reference outputs') or diag($r->{out} . $r->{err});
 }
 
@@ -137,10 +124,10 @@ refused('labels that do not match the outputs',
 	edited(sub { $_[0]{__metadata__}{'wakegate.labels'} = '["a","b"]' }), qr/wakegate.labels is not an array of/);
 
 {
-	my $r = mc("$dir/no-such.safetensors", '--info');
+	my $r = model_check("$dir/no-such.safetensors", '--info');
 	ok($r->{code} == 1 && $r->{err} =~ /no-such.safetensors: No such file or directory/,
 		'a missing model file is refused with the system error');
-	$r = mc($dir, '--info');
+	$r = model_check($dir, '--info');
 	ok($r->{code} == 1 && $r->{err} =~ /not a regular file/, 'a folder given as the model is refused');
 }
 
@@ -150,7 +137,7 @@ refused('labels that do not match the outputs',
 	my $step = int(length($bytes) / 40) || 1;
 	for (my $len = 0; $len < length($bytes); $len += $step) {
 		spew("$dir/cut.safetensors", substr($bytes, 0, $len));
-		my $r = mc("$dir/cut.safetensors", '--info');
+		my $r = model_check("$dir/cut.safetensors", '--info');
 		$crash++ if $r->{signal};
 		$bad++ unless $r->{code} == 1 && $r->{err} =~ /cut.safetensors: /;
 	}
@@ -168,7 +155,7 @@ refused('labels that do not match the outputs',
 			substr($b, int(rand(8 + $hlen)), 1) = chr(int(rand(256)));
 		}
 		spew("$dir/mut.safetensors", $b);
-		my $r = mc("$dir/mut.safetensors", '--info');
+		my $r = model_check("$dir/mut.safetensors", '--info');
 		$crash++ if $r->{signal} || ($r->{code} != 0 && $r->{code} != 1);
 	}
 	is($crash, 0, 'no randomly damaged header crashes model-check');

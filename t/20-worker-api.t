@@ -6,34 +6,15 @@ use Test::More;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 use WG;
+use WGWorker;
 
 my $json = JSON::PP->new->canonical;
-my $worker = bin('wakegate-worker');
 my $model = src('models/digits.safetensors');
 my $test = $json->decode(slurp(src('models/digits-test.json')));
 my $ref = $json->decode(slurp(src('models/digits-ref.json')));
 
-# Starts a worker with extra flags; returns (pid, base url, log file).
-sub worker {
-	my (@flags) = @_;
-	my $port = free_port();
-	my $log = tmpdir() . "/worker-$port.log";
-	my $pid = start_proc(name => "worker-$port", log => $log,
-		cmd => [$worker, '--model', $model, '--listen', "127.0.0.1:$port", @flags]);
-	return ($pid, "http://127.0.0.1:$port", $log);
-}
-
-# Runs the worker to completion (it must exit on its own); returns (exit code, output).
-sub run_worker {
-	my (@args) = @_;
-	my $out = `$worker @args 2>&1`;
-	return ($? >> 8, $out);
-}
-
 sub argmax { my ($v) = @_; my $m = 0; $v->[$_] > $v->[$m] and $m = $_ for 0 .. $#$v; return $m }
 sub sum { my $s = 0; $s += $_ for @_; return $s }
-sub post_json { my ($url, $body) = @_; return http_post($url, ref $body ? $json->encode($body) : $body) }
-sub error_of { my ($r) = @_; my $b = eval { $json->decode($r->{content}) } // {}; return $b->{error} // '' }
 
 # ---- flags ----
 {
@@ -72,7 +53,7 @@ sub error_of { my ($r) = @_; my $b = eval { $json->decode($r->{content}) } // {}
 	($code, $out) = run_worker('--model', tmpdir() . '/missing.safetensors', '--listen', '127.0.0.1:' . free_port());
 	is($code, 1, 'a missing model file exits 1');
 
-	my ($pid, $url, $log) = worker('--device', 'cuda');
+	my ($pid, $url, $log) = worker_start('--device', 'cuda');
 	wait_until(sub { slurp($log) =~ /listening on|--device cuda/ }, 30);
 	SKIP: {
 		skip 'a CUDA device is usable here', 2 if slurp($log) =~ /listening on/;
@@ -85,7 +66,7 @@ sub error_of { my ($r) = @_; my $b = eval { $json->decode($r->{content}) } // {}
 
 # ---- ready only after the warmup ----
 {
-	my ($pid, $url, $log) = worker('--warmup', '8000', '--max-batch', '256');
+	my ($pid, $url, $log) = worker_start('--warmup', '8000', '--max-batch', '256');
 	ok(wait_until(sub { (http_get("$url/v2/health/live", timeout => 2)->{status} // 0) == 200 }, 30),
 		'live answers 200 as soon as the worker serves');
 	my $early = http_get("$url/v2/health/ready");
@@ -99,7 +80,7 @@ sub error_of { my ($r) = @_; my $b = eval { $json->decode($r->{content}) } // {}
 }
 
 # ---- the API ----
-my ($pid, $url, $log) = worker('--max-batch', '32');
+my ($pid, $url, $log) = worker_start('--max-batch', '32');
 ok(wait_http("$url/v2/health/ready", 30), 'the worker gets ready');
 my $startlog = slurp($log);
 like($startlog, qr/model "digits" from \S+: \d+ layers, 64 inputs, 10 outputs, loaded in [\d.]+ms/, 'the log says how long loading took');

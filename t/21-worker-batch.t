@@ -4,64 +4,18 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use IO::Socket::INET;
-use IO::Select;
 use Time::HiRes qw(time sleep);
 use WG;
+use WGWorker;
 
 my $json = JSON::PP->new->canonical;
-my $worker = bin('wakegate-worker');
-my $model = src('models/digits.safetensors');
 my $test = $json->decode(slurp(src('models/digits-test.json')));
-
-sub worker {
-	my (@flags) = @_;
-	my $port = free_port();
-	my $log = tmpdir() . "/worker-$port.log";
-	my $pid = start_proc(name => "worker-$port", log => $log,
-		cmd => [$worker, '--model', $model, '--listen', "127.0.0.1:$port", @flags]);
-	wait_http("http://127.0.0.1:$port/v2/health/ready", 30) or die "worker did not get ready:\n" . slurp($log);
-	return ($pid, $port, $log);
-}
-
-# Sends a POST on a new connection without waiting for the answer; returns the socket.
-sub send_post {
-	my ($port, $path, $body) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Proto => 'tcp') or die "connect: $!";
-	print $s "POST $path HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-		. "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
-	return $s;
-}
-
-# Reads the whole answer (the worker closes); returns { status, headers, body } or undef on timeout.
-sub read_reply {
-	my ($s, $timeout) = @_;
-	my $sel = IO::Select->new($s);
-	my $buf = '';
-	my $end = time + ($timeout // 30);
-	while (time < $end) {
-		next unless $sel->can_read(0.1);
-		my $n = sysread($s, $buf, 65536, length $buf);
-		last if !$n;
-	}
-	close $s;
-	my ($head, $body) = split /\r\n\r\n/, $buf, 2;
-	return undef unless defined $body && $head =~ m{^HTTP/1\.\d (\d+)};
-	my %h = map { my ($k, $v) = split /:\s*/, $_, 2; (lc $k => $v) } split /\r\n/, $head;
-	return { status => $1, headers => \%h, body => $body };
-}
-
-sub metric {
-	my ($port, $re) = @_;
-	my $m = http_get("http://127.0.0.1:$port/metrics")->{content} // '';
-	return $m =~ /^$re (\S+)$/m ? $1 : undef;
-}
 
 my $one = $json->encode({ input => [$test->{inputs}[0]] });
 
 # ---- eight concurrent requests fill one batch of eight ----
 {
-	my ($pid, $port) = worker('--max-batch', '8', '--batch-delay', '10s');
+	my ($pid, $port) = worker_ready('--max-batch', '8', '--batch-delay', '10s');
 	my $t0 = time;
 	my @socks = map { send_post($port, '/predict', $json->encode({ input => [$test->{inputs}[$_]] })) } 0 .. 7;
 	my @replies = map { read_reply($_) } @socks;
@@ -74,24 +28,24 @@ my $one = $json->encode({ input => [$test->{inputs}[0]] });
 	}
 	ok($ok, 'each of them gets its own 10 probabilities');
 	cmp_ok($took, '<', 9, 'a full batch does not wait for the batch delay');
-	is(metric($port, 'wakegate_worker_batches_total'), 1, 'the eight requests ran as one batch');
-	is(metric($port, 'wakegate_worker_batch_size_bucket\{le="8"\}'), 1, 'the batch size histogram has one batch of eight');
-	is(metric($port, 'wakegate_worker_batch_size_bucket\{le="4"\}'), 0, 'the batch size histogram has no smaller batch');
-	is(metric($port, 'wakegate_worker_samples_total'), 8, 'eight samples ran');
+	is(worker_metric($port, 'wakegate_worker_batches_total'), 1, 'the eight requests ran as one batch');
+	is(worker_metric($port, 'wakegate_worker_batch_size_bucket\{le="8"\}'), 1, 'the batch size histogram has one batch of eight');
+	is(worker_metric($port, 'wakegate_worker_batch_size_bucket\{le="4"\}'), 0, 'the batch size histogram has no smaller batch');
+	is(worker_metric($port, 'wakegate_worker_samples_total'), 8, 'eight samples ran');
 	is(stop_proc($pid), 0, 'the worker exits 0');
 }
 
 # ---- a lone request waits for the batch delay, then runs alone ----
 {
-	my ($pid, $port) = worker('--max-batch', '8', '--batch-delay', '300ms');
+	my ($pid, $port) = worker_ready('--max-batch', '8', '--batch-delay', '300ms');
 	my $t0 = time;
 	my $r = http_post("http://127.0.0.1:$port/predict", $one);
 	my $took = time - $t0;
 	is($r->{status}, 200, 'a lone request is answered');
 	cmp_ok($took, '>=', 0.29, 'a lone request waits about the batch delay first');
 	cmp_ok($took, '<', 10, 'a lone request does not wait much longer than the delay');
-	is(metric($port, 'wakegate_worker_batch_size_bucket\{le="1"\}'), 1, 'the lone request ran as a batch of one');
-	my $wait = metric($port, 'wakegate_worker_queue_wait_seconds_sum');
+	is(worker_metric($port, 'wakegate_worker_batch_size_bucket\{le="1"\}'), 1, 'the lone request ran as a batch of one');
+	my $wait = worker_metric($port, 'wakegate_worker_queue_wait_seconds_sum');
 	cmp_ok($wait, '>=', 0.29, 'the queue wait histogram shows the delay');
 
 	# A request of five samples and one of four do not share a batch of eight.
@@ -101,15 +55,15 @@ my $one = $json->encode({ input => [$test->{inputs}[0]] });
 	my @rep = map { read_reply($_) } @socks;
 	is(scalar(grep { $_ && $_->{status} == 200 } @rep), 2, 'requests that do not fit one batch are both answered');
 	is(scalar(@{ $json->decode($rep[0]{body})->{result} }), 5, 'a request\'s samples stay together');
-	is(metric($port, 'wakegate_worker_batches_total'), 3, 'a request that does not fit runs in the next batch');
+	is(worker_metric($port, 'wakegate_worker_batches_total'), 3, 'a request that does not fit runs in the next batch');
 	is(stop_proc($pid), 0, 'the worker exits 0');
 }
 
 # ---- a full queue answers 503 ----
 {
-	my ($pid, $port, $log) = worker('--max-batch', '8', '--batch-delay', '20s', '--queue', '2');
+	my ($pid, $port, $log) = worker_ready('--max-batch', '8', '--batch-delay', '20s', '--queue', '2');
 	my @socks = map { send_post($port, '/predict', $one) } 1 .. 2;
-	ok(wait_until(sub { (metric($port, 'wakegate_worker_queue_depth') // 0) == 2 }, 30), 'the queue depth metric shows two waiting requests');
+	ok(wait_until(sub { (worker_metric($port, 'wakegate_worker_queue_depth') // 0) == 2 }, 30), 'the queue depth metric shows two waiting requests');
 	my $r = http_post("http://127.0.0.1:$port/predict", $one);
 	is($r->{status}, 503, 'a request beyond --queue gets 503');
 	is(eval { $json->decode($r->{content})->{error} }, 'queue full (2 requests)', 'the 503 says the queue is full');

@@ -10,59 +10,18 @@ use IO::Select;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use WG;
+use WGWorker;
 
 my $json = JSON::PP->new->canonical;
-my $worker = bin('wakegate-worker');
-my $model = src('models/digits.safetensors');
 my $test = $json->decode(slurp(src('models/digits-test.json')));
-
-sub worker {
-	my (@flags) = @_;
-	my $port = free_port();
-	my $log = tmpdir() . "/worker-$port.log";
-	my $pid = start_proc(name => "worker-$port", log => $log,
-		cmd => [$worker, '--model', $model, '--listen', "127.0.0.1:$port", @flags]);
-	wait_http("http://127.0.0.1:$port/v2/health/ready", 30) or die "worker did not get ready:\n" . slurp($log);
-	return ($pid, $port, $log);
-}
-
-sub send_post {
-	my ($port, $path, $body) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Proto => 'tcp') or die "connect: $!";
-	print $s "POST $path HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-		. "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
-	return $s;
-}
-
-sub read_reply {
-	my ($s, $timeout) = @_;
-	my $sel = IO::Select->new($s);
-	my $buf = '';
-	my $end = time + ($timeout // 30);
-	while (time < $end) {
-		next unless $sel->can_read(0.1);
-		my $n = sysread($s, $buf, 65536, length $buf);
-		last if !$n;
-	}
-	close $s;
-	my ($head, $body) = split /\r\n\r\n/, $buf, 2;
-	return undef unless defined $body && $head =~ m{^HTTP/1\.\d (\d+)};
-	return { status => $1, body => $body };
-}
-
-sub metric {
-	my ($port, $re) = @_;
-	my $m = http_get("http://127.0.0.1:$port/metrics")->{content} // '';
-	return $m =~ /^$re (\S+)$/m ? $1 : undef;
-}
 
 # ---- SIGTERM with queued requests: all are answered, exit 0 ----
 {
-	my ($pid, $port, $log) = worker('--max-batch', '32', '--batch-delay', '60s');
+	my ($pid, $port, $log) = worker_ready('--max-batch', '32', '--batch-delay', '60s');
 	my @socks = map { send_post($port, '/predict', $json->encode({ input => [$test->{inputs}[$_]] })) } 0 .. 4;
 	my $v2 = send_post($port, '/v2/models/digits/infer', $json->encode({ inputs => [{ name => 'input',
 		shape => [2, 64], datatype => 'FP32', data => [@{ $test->{inputs} }[5, 6]] }] }));
-	ok(wait_until(sub { (metric($port, 'wakegate_worker_queue_depth') // 0) == 6 }, 30), 'six requests wait in the queue');
+	ok(wait_until(sub { (worker_metric($port, 'wakegate_worker_queue_depth') // 0) == 6 }, 30), 'six requests wait in the queue');
 	my $t0 = time;
 	kill 'TERM', $pid;
 	my @rep = map { read_reply($_) } @socks;
@@ -87,13 +46,13 @@ sub metric {
 
 # ---- SIGINT on an idle worker ----
 {
-	my ($pid, $port) = worker();
+	my ($pid, $port) = worker_ready();
 	is(stop_proc($pid, 'INT', 30), 0, 'SIGINT exits 0');
 }
 
 # ---- a client that goes away while queued ----
 {
-	my ($pid, $port, $log) = worker('--max-batch', '4', '--batch-delay', '300ms');
+	my ($pid, $port, $log) = worker_ready('--max-batch', '4', '--batch-delay', '300ms');
 	my $one = $json->encode({ input => [$test->{inputs}[0]] });
 	for (1 .. 3) {
 		my $s = send_post($port, '/predict', $one);

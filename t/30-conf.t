@@ -5,45 +5,10 @@
 use strict;
 use warnings;
 use Test::More;
-use File::Path qw(make_path);
 use WG;
+use WGConf;
 
-my $dump = ($ENV{WG_BUILD} // src('.')) . '/gateway/conf-dump';
-plan skip_all => "no $dump: build it first (make gateway/conf-dump)" unless -x $dump;
-my $dir = tmpdir() . '/conf';
-make_path("$dir/conf.d", "$dir/locs", "$dir/empty");
-
-# Runs conf-dump (optionally under a wrapper such as valgrind) with cwd
-# $dir; returns { code, signal, out, err, kv => { key => [values] } }.
-sub run_dump {
-	my (%a) = @_;
-	my @cmd = (@{ $a{wrap} // [] }, $dump, ($a{prefix} ? ('-p', $a{prefix}) : ()), $a{file});
-	my $pid = fork // die "fork: $!";
-	if (!$pid) {
-		chdir($a{cwd} // $dir) or die;
-		open STDOUT, '>', "$dir/.out" or die;
-		open STDERR, '>', "$dir/.err" or die;
-		exec @cmd or exit 127;
-	}
-	waitpid($pid, 0);
-	my $r = { code => $? >> 8, signal => $? & 127, out => scalar(slurp("$dir/.out")), err => scalar(slurp("$dir/.err")) };
-	for (split /\n/, $r->{out}) {
-		my ($k, $v) = /^(\S+) ?(.*)$/ or next;
-		push @{ $r->{kv}{$k} }, $v;
-	}
-	chomp $r->{err};
-	return $r;
-}
-
-# Writes text to $dir/NAME and loads it; returns run_dump's answer.
-sub conf {
-	my ($text, %a) = @_;
-	my $name = $a{name} // 'test.conf';
-	spew("$dir/$name", $text);
-	return run_dump(file => $name, prefix => $a{prefix} // $dir, %a);
-}
-
-sub val { my ($r, $k) = @_; return $r->{kv}{$k} ? $r->{kv}{$k}[0] : undef }
+my ($dir, $dump) = conf_setup('conf', qw(conf.d locs empty));
 
 # A minimal valid conf around what a test adds.
 my $UPS = qq{upstream u { launch exec "worker --listen 127.0.0.1:\$port"; }\n};

@@ -7,50 +7,17 @@
 use strict;
 use warnings;
 use Test::More;
-use File::Path qw(make_path);
 use WG;
+use WGConf;
 
-my $dump = ($ENV{WG_BUILD} // src('.')) . '/gateway/conf-dump';
-plan skip_all => "no $dump: build it first (make gateway/conf-dump)" unless -x $dump;
-my $dir = tmpdir() . '/rules';
-make_path($dir);
-
-# Runs conf-dump (optionally under a wrapper) in $dir; returns { code, signal, out, err, kv }.
-sub run_dump {
-	my (%a) = @_;
-	my @cmd = (@{ $a{wrap} // [] }, $dump, '-p', $dir, $a{file});
-	my $pid = fork // die "fork: $!";
-	if (!$pid) {
-		chdir($dir) or die;
-		open STDOUT, '>', "$dir/.out" or die;
-		open STDERR, '>', "$dir/.err" or die;
-		exec @cmd or exit 127;
-	}
-	waitpid($pid, 0);
-	my $r = { code => $? >> 8, signal => $? & 127, out => scalar(slurp("$dir/.out")), err => scalar(slurp("$dir/.err")) };
-	for (split /\n/, $r->{out}) {
-		my ($k, $v) = /^(\S+) ?(.*)$/ or next;
-		push @{ $r->{kv}{$k} }, $v;
-	}
-	chomp $r->{err};
-	return $r;
-}
-
-sub conf {
-	my ($text, %a) = @_;
-	spew("$dir/test.conf", $text);
-	return run_dump(file => 'test.conf', %a);
-}
-
-sub val { my ($r, $k) = @_; return $r->{kv}{$k} ? $r->{kv}{$k}[0] : undef }
-sub all { my ($r, $k) = @_; return $r->{kv}{$k} // [] }
+my ($dir, $dump) = conf_setup('rules');
 
 my $UPS = qq{upstream u { launch exec "w \$port"; }\nupstream small { launch exec "s \$port"; }\n};
 my $SRV = qq{server { listen 127.0.0.1:18080; location / { proxy_pass u; } }\n};
 
 # --- the default conf ------------------------------------------------------------
 
-my $r = run_dump(file => src('conf/wakegate.conf'));
+my $r = run_dump(file => src('conf/wakegate.conf'), prefix => $dir);
 is($r->{code}, 0, 'the default conf loads with its degradation rules') or diag($r->{err});
 like(val($r, 'upstream.digits-small.launch_cmd') // '', qr{--model models/digits-small\.safetensors\b.*--name digits-small},
 	'digits-small runs the small model');
@@ -388,7 +355,7 @@ server { listen 18080; limit_req zone=a nodelay;
 }
 EOF
 	spew("$dir/vg.conf", $full);
-	$r = run_dump(file => 'vg.conf', wrap => \@wrap);
+	$r = run_dump(file => 'vg.conf', wrap => \@wrap, prefix => $dir);
 	is($r->{code}, 0, 'valgrind finds no leak or bad access loading limits, rules and launchers') or diag($r->{err});
 	for my $b (
 		[ "limit_req_zone \$remote_addr zone=a:1m rate=1r/s;\nlimit_req zone=a;\n$UPS\nserver { listen 1; location / { proxy_pass u; limit_req zone=b; } }\n",
@@ -399,7 +366,7 @@ EOF
 			'a key that does not compile' ],
 	) {
 		spew("$dir/vg.conf", $b->[0]);
-		$r = run_dump(file => 'vg.conf', wrap => \@wrap);
+		$r = run_dump(file => 'vg.conf', wrap => \@wrap, prefix => $dir);
 		ok($r->{code} == 1 && $r->{err} =~ /\A[^\n]+ in \S+:\d+\z/, "valgrind finds nothing on $b->[1]")
 			or diag($r->{err});
 	}

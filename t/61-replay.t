@@ -132,4 +132,55 @@ for my $t (qw(diurnal bursty sparse)) {
 $r = replay_csv(src('bench/traces/bursty.csv'));
 ok($r->{adaptive}{cold} < $r->{'fixed:5m'}{cold}, 'on the bursty trace adaptive pre-warms before the jobs');
 
+# prewarm schedule, run as the gateway does (lead = boot rounded up to whole
+# minutes, 1 for 30s; a woken worker with no request stays up until 5
+# minutes after the stretch starts). Days 0-4 (Mon-Fri) have a request at
+# 09:00, day 6 (Sun) one at 12:00; billed per ms.
+#   fixed:5m: six cold starts; runs of 30 + 0.1 + 300 = 330.1s on days 0-4,
+#     the last (Sun 12:00) cut where its work ends, 30.1s: 1680.6s.
+#   schedule: minute 09:00 is busy once 4 of the last 7 whole days had a
+#     request in it, so from day 4 on (days 0-3 in its table). Days 0-3
+#     start cold (4 * 330.1). Day 4: woken at 08:59, ready 08:59:30, the
+#     09:00 request waits for nothing; run to 09:05:00.1: 360.1s. Days 5 and
+#     6 (the weekend) still have 09:00 on 5 of their last 7 days: woken at
+#     08:59 for nothing, up 60 + 300 = 360s each. Sun 12:00 starts cold
+#     (30.1s). 1320.4 + 360.1 + 720 + 30.1 = 2430.6s, 5 cold starts, 3 wakes.
+#   With a 90s boot the lead is 2 minutes: 4 * 390.1 + 420.1 + 2 * 420 + 90.1.
+my $week = join '', map { ($_ * 86400 + 9 * 3600) . ",app\n" } 0 .. 4;
+spew("$dir/week.csv", $week . (6 * 86400 + 12 * 3600) . ",app\n");
+$r = replay_csv("$dir/week.csv", '--granularity', '1ms', '--policy', 'fixed:5m', '--policy', 'schedule',
+	'--policy', 'adaptive+schedule');
+is($r->{'fixed:5m'}{cold}, 6, 'without the schedule every request of the week starts cold');
+is($r->{'fixed:5m'}{gpu}, '1680.6', 'and the 5-minute timer bills each cold run');
+is($r->{schedule}{cold}, 5, 'the schedule pre-warms the fifth 09:00, after four days that had one');
+is($r->{schedule}{gpu}, '2430.6', 'and bills its wakes, the weekend ones with no request included');
+is($r->{'adaptive+schedule'}{cold}, 5, 'adaptive with the schedule, on too few gaps, pre-warms the same');
+($rc, $text) = run_replay("$dir/week.csv", '--policy', 'schedule', '-v');
+like($text, qr/schedule woke the stopped worker 3 times/, 'the verbose report counts the wakes');
+$r = replay_csv("$dir/week.csv", '--granularity', '1ms', '--policy', 'schedule', '--boot', '90s');
+is($r->{schedule}{gpu}, '2910.6', 'a 90s boot makes the schedule wake two minutes ahead');
+spew("$dir/four.csv", join '', map { ($_ * 86400 + 9 * 3600) . ",app\n" } 0 .. 3);
+$r = replay_csv("$dir/four.csv", '--policy', 'schedule');
+is($r->{schedule}{cold}, 4, 'with three past days nothing is busy yet: the schedule learns only from the past');
+($rc, $text) = run_replay("$dir/week.csv", '--policy', 'fixed:5m+later');
+is($rc, 2, 'a policy can only be added to with +schedule');
+
+# The low-volume diurnal trace: the same checks as the others.
+$r = replay_csv(src('bench/traces/diurnal-lowvolume.csv'));
+ok($r->{adaptive}{cold} <= $r->{'fixed:5m'}{cold} && $r->{adaptive}{gpu} <= $r->{'fixed:5m'}{gpu},
+	'on the low-volume trace adaptive starts cold no more often and costs no more than a 5-minute timer');
+ok($r->{schedule}{cold} <= $r->{'fixed:5m'}{cold}, 'on the low-volume trace the schedule saves cold starts');
+
+# The shipped traces are what make-traces writes with its fixed seed.
+SKIP: {
+	skip 'no python3', 1 unless system('python3 -c 1 2>/dev/null') == 0;
+	my $gen = "$dir/gen";
+	mkdir $gen or die "mkdir $gen: $!";
+	system("python3 " . src('bench/traces/make-traces') . " $gen >/dev/null") == 0
+		or die "make-traces failed";
+	my @diff = grep { slurp("$gen/$_.csv") ne slurp(src("bench/traces/$_.csv")) }
+		qw(diurnal diurnal-lowvolume bursty sparse);
+	is("@diff", '', 'make-traces writes exactly the shipped traces from its fixed seed');
+}
+
 done_testing();

@@ -4,6 +4,7 @@
 bin_PROGRAMS += tools/wakegate-replay
 tools_wakegate_replay_SOURCES = \
 	tools/replay.c \
+	tools/replay_sched.c tools/replay_sched.h \
 	tools/trace.c tools/trace.h \
 	gateway/policy.c gateway/policy.h
 tools_wakegate_replay_LDADD = -lm

@@ -5,6 +5,7 @@
  * See man/wakegate-replay.1 for the model it simulates.
  */
 #include "gateway/policy.h"
+#include "tools/replay_sched.h"
 #include "tools/trace.h"
 
 #include <inttypes.h>
@@ -31,6 +32,8 @@ struct result {
 	struct policy_conf pc;
 	double billed_ms, alive_ms;
 	uint64_t cold;
+	int sched;		/* "+schedule": the gateway's prewarm schedule too */
+	uint64_t wakes;		/* ... and how often it woke a stopped worker */
 	int64_t *wait;		/* per request, owned */
 	size_t nwait;
 	const char *reason[N_REASONS];	/* adaptive: how often each reason decided */
@@ -59,38 +62,112 @@ static void count_reason(struct result *r, const char *reason)
 	}
 }
 
+/* A run of the worker: booting from a, stopped at b. */
+struct span {
+	int64_t a, b;
+};
+
+/* Adds [a, b] to sp[0..*n), kept sorted by start. */
+static void span_add(struct span *sp, size_t *n, int64_t a, int64_t b)
+{
+	size_t i = *n;
+
+	while (i > 0 && sp[i - 1].a > a) {
+		sp[i] = sp[i - 1];
+		i--;
+	}
+	sp[i] = (struct span){ a, b };
+	(*n)++;
+}
+
+/* Runs that overlap or touch are one run: the worker simply stays up. */
+static size_t span_merge(struct span *sp, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (k && sp[i].a <= sp[k - 1].b) {
+			if (sp[i].b > sp[k - 1].b)
+				sp[k - 1].b = sp[i].b;
+		} else {
+			sp[k++] = sp[i];
+		}
+	}
+	return k;
+}
+
+/* The schedule's wakes in wk[*wi..nw) up to t, each a run from the wake
+ * to wake_ms later, unless the worker is already up then (the gateway wakes
+ * only a stopped upstream). Consumes them from *wi. */
+static void add_wakes(struct result *r, struct span *sp, size_t *n, const int64_t *wk, size_t nw,
+	size_t *wi, int64_t t, int64_t wake_ms)
+{
+	for (; *wi < nw && wk[*wi] <= t; (*wi)++) {
+		int64_t w = wk[*wi];
+		int up = 0;
+
+		for (size_t i = 0; i < *n && !up; i++)
+			up = sp[i].a <= w && w <= sp[i].b;
+		if (!up) {
+			span_add(sp, n, w, w + wake_ms);
+			r->wakes++;
+		}
+	}
+}
+
+/* How long a schedule wake keeps the worker up with no request: until
+ * idle_timeout (the fixed keep-alive) after the stretch starts, lead
+ * minutes after the wake, or the keep-alive after it is ready if longer. */
+static int64_t wake_hold_ms(const struct result *r, const struct opts *o, int64_t ka_ms)
+{
+	int64_t hold = (int64_t)policy_sched_lead_min(o->boot_ms) * 60000 + r->pc.fixed_ms;
+
+	return hold > o->boot_ms + ka_ms ? hold : o->boot_ms + ka_ms;
+}
+
 /* One upstream's requests q[0..n), sorted by arrival, on one worker under
  * r's policy. The worker's schedule after each request is the policy's
- * decision from the gaps seen before it went idle. Runs are clipped at
- * span_end (the trace's end) unless work is still going on then. */
+ * decision from the gaps seen before it went idle, plus, with the
+ * schedule, the wakes wk[0..nw). Runs are clipped at span_end (the
+ * trace's end) unless work is still going on then. */
 static void sim_upstream(struct result *r, const struct opts *o, const struct trace_req *q,
-	size_t n, int64_t span_end)
+	size_t n, int64_t span_end, const int64_t *wk, size_t nw, struct span *sp)
 {
 	struct policy_hist h;
 	struct policy_decision d = { 0 };
-	int64_t run = -1, ready = 0, busy = 0, counted = -1, b = o->boot_ms;
+	int64_t run = -1, ready = 0, busy = 0, counted = -1, b = o->boot_ms, clip;
+	size_t wi = 0, ns;
 
 	policy_hist_init(&h);
 	for (size_t i = 0; i < n; i++) {
-		int64_t t = q[i].t_ms, gap, w, end;
+		int64_t t = q[i].t_ms, w, end;
 
-		if (run < 0) {
-			run = t;
-			ready = t + b;
-		} else if (t > busy) {
-			gap = t - busy;
-			d = policy_decide(&r->pc, &h);
-			count_reason(r, d.reason);
-			policy_observe_gap(&h, gap);
-			if (gap > d.keepalive_ms) {
-				bill(r, o, run, busy + d.keepalive_ms, INT64_MAX);
-				if (d.prewarm_ms > 0 && gap >= d.prewarm_ms && gap <= d.until_ms) {
-					run = busy + d.prewarm_ms;
-				} else {
-					if (d.prewarm_ms > 0 && gap > d.until_ms)
-						bill(r, o, busy + d.prewarm_ms, busy + d.until_ms, INT64_MAX);
-					run = t;
-				}
+		if (run < 0 || t > busy) {
+			/* an idle period ends: which runs did it have, and is one up at t? */
+			ns = 0;
+			if (run >= 0) {
+				int64_t gap = t - busy;
+
+				d = policy_decide(&r->pc, &h);
+				count_reason(r, d.reason);
+				policy_observe_gap(&h, gap);
+				span_add(sp, &ns, run, busy + d.keepalive_ms);
+				if (d.prewarm_ms > 0)
+					span_add(sp, &ns, busy + d.prewarm_ms, busy + d.until_ms);
+			}
+			add_wakes(r, sp, &ns, wk, nw, &wi, t, wake_hold_ms(r, o, d.keepalive_ms));
+			ns = span_merge(sp, ns);
+			int64_t cur = -1;
+			for (size_t k = 0; k < ns; k++) {
+				if (sp[k].b < t)
+					bill(r, o, sp[k].a, sp[k].b, INT64_MAX);
+				else if (sp[k].a <= t)
+					cur = sp[k].a;
+			}
+			if (cur < 0)
+				cur = t;
+			if (cur != run) {
+				run = cur;
 				ready = run + b;
 			}
 		}
@@ -105,8 +182,14 @@ static void sim_upstream(struct result *r, const struct opts *o, const struct tr
 			busy = end;
 	}
 	if (run >= 0) {
+		clip = busy > span_end ? busy : span_end;
 		d = policy_decide(&r->pc, &h);
-		bill(r, o, run, busy + d.keepalive_ms, busy > span_end ? busy : span_end);
+		ns = 0;
+		span_add(sp, &ns, run, busy + d.keepalive_ms);
+		add_wakes(r, sp, &ns, wk, nw, &wi, clip, wake_hold_ms(r, o, d.keepalive_ms));
+		ns = span_merge(sp, ns);
+		for (size_t k = 0; k < ns; k++)
+			bill(r, o, sp[k].a, sp[k].b, clip);
 	}
 }
 
@@ -127,9 +210,22 @@ static void sim_policy(struct result *r, const struct opts *o, const struct trac
 		return;
 	}
 	for (i = 0; i < tr->n; i = j) {
+		int64_t *wk = NULL;
+		long nw = 0;
+		struct span *sp;
+
 		for (j = i; j < tr->n && tr->req[j].up == tr->req[i].up; j++)
 			;
-		sim_upstream(r, o, tr->req + i, j - i, span_end);
+		if (r->sched)
+			nw = replay_sched_wakes(tr->req + i, j - i, span_start, span_end, o->boot_ms, &wk);
+		sp = nw >= 0 ? malloc(((size_t)nw + 3) * sizeof(*sp)) : NULL;
+		if (!sp) {
+			fputs("wakegate-replay: out of memory\n", stderr);
+			exit(1);
+		}
+		sim_upstream(r, o, tr->req + i, j - i, span_end, wk, (size_t)nw, sp);
+		free(sp);
+		free(wk);
 	}
 }
 
@@ -154,7 +250,8 @@ static double wait_pct(struct result *r, double q)
 
 static void usage(FILE *f)
 {
-	fputs("usage: wakegate-replay TRACE.csv [--policy always-on|fixed:TIME|adaptive[:OPTS]|all]...\n"
+	fputs("usage: wakegate-replay TRACE.csv\n"
+		"       [--policy always-on|fixed:TIME|adaptive[:OPTS]|schedule|POLICY+schedule|all]...\n"
 		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h] [--duration TIME]\n"
 		"       [--azure [--top N]] [--csv] [-v]\n", f);
 }
@@ -171,10 +268,15 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 	const char *err;
 	struct result *r;
 
+	const char *plus;
+	char base[64];
+
 	if (!strcmp(spec, "all")) {
 		add_policy(res, nres, o, "always-on");
 		add_policy(res, nres, o, "fixed:5m");
 		add_policy(res, nres, o, "adaptive");
+		add_policy(res, nres, o, "schedule");
+		add_policy(res, nres, o, "adaptive+schedule");
 		return;
 	}
 	if (*nres == MAX_POLICIES)
@@ -183,9 +285,20 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", spec);
 	policy_conf_default(&r->pc);
-	if (!strcmp(spec, "always-on"))
+	/* "schedule" is the default fixed 5 minutes with the schedule; "P+schedule" is P with it */
+	plus = strchr(spec, '+');
+	snprintf(base, sizeof(base), "%.*s", plus ? (int)(plus - spec) : (int)strlen(spec), spec);
+	if (!strcmp(spec, "schedule")) {
+		r->sched = 1;
+		snprintf(base, sizeof(base), "fixed:5m");
+	} else if (plus) {
+		if (strcmp(plus, "+schedule"))
+			die("the only addition to a policy is +schedule", spec);
+		r->sched = 1;
+	}
+	if (!strcmp(base, "always-on") && !r->sched)
 		r->always_on = 1;
-	else if (policy_conf_parse(&r->pc, spec, &err) < 0)
+	else if (policy_conf_parse(&r->pc, base, &err) < 0)
 		die(err, spec);
 }
 
@@ -254,6 +367,8 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 		if (!strcmp(specs[i], "all")) {
 			add_policy(res, nres, o, "fixed:5m");
 			add_policy(res, nres, o, "adaptive");
+			add_policy(res, nres, o, "schedule");
+			add_policy(res, nres, o, "adaptive+schedule");
 		} else {
 			add_policy(res, nres, o, specs[i]);
 		}
@@ -290,6 +405,10 @@ static void print_results(struct result *res, int nres, const struct opts *o,
 	}
 	if (!o->verbose)
 		return;
+	for (int i = 0; i < nres; i++)
+		if (res[i].sched)
+			printf("# %s: the schedule woke the stopped worker %" PRIu64 " times\n", res[i].name,
+				res[i].wakes);
 	for (int i = 0; i < nres; i++) {
 		if (!res[i].reason[0] || res[i].pc.kind != POLICY_ADAPTIVE)
 			continue;
