@@ -339,7 +339,7 @@ SKIP: {
 	my $vg = `command -v valgrind 2>/dev/null`;
 	chomp $vg;
 	skip 'valgrind is not installed', 4 unless $vg;
-	skip 'conf-dump is built with AddressSanitizer', 4 if index(scalar(slurp($dump)), 'AddressSanitizer') >= 0;
+	skip 'conf-dump is built with a sanitizer', 4 if sanitized($dump);
 	my @wrap = ($vg, '-q', '--leak-check=full', '--show-leak-kinds=all', '--errors-for-leak-kinds=all',
 		'--error-exitcode=99');
 	my $full = <<"EOF";

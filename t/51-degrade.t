@@ -177,6 +177,7 @@ SKIP: {
 	my $vg = `command -v valgrind 2>/dev/null`;
 	chomp $vg;
 	skip 'valgrind is not installed', 1 unless $vg;
+	skip 'degrade-test is built with a sanitizer', 1 if sanitized($drv);
 	$r = run("$rules" . "start 5 3\nend 6 100 1\nqueue 500\neval 7\nstats 8\n", $vg, '-q', '--error-exitcode=99', '--leak-check=full');
 	is($r->{status}, 0, 'valgrind finds nothing in the degrade module') or diag($r->{out});
 }

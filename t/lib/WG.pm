@@ -12,7 +12,7 @@ use File::Temp qw(tempdir);
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 
-our @EXPORT = qw(free_port start_proc stop_proc wait_http http_get http_post
+our @EXPORT = qw(sanitized free_port start_proc stop_proc wait_http http_get http_post
   bin src tmpdir start_redis wait_until slurp spew);
 
 my $src = $ENV{WG_SRC} // abs_path(dirname(__FILE__) . '/../..');
@@ -120,6 +120,16 @@ sub start_redis {
 	wait_until(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") }, 10)
 		or die "redis did not start";
 	return ($port, $pid);
+}
+
+# True when the program at path was built with a sanitizer (--enable-sanitizers):
+# such a program checks itself and cannot run under valgrind.
+sub sanitized {
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or return 0;
+	local $/;
+	my $b = <$fh>;
+	return $b =~ /__asan_init|__ubsan_handle|__tsan_init/ ? 1 : 0;
 }
 
 sub slurp { my ($f) = @_; open my $fh, '<', $f or return ''; local $/; return <$fh> }
