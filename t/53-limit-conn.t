@@ -66,7 +66,7 @@ is(WG::http_get("$g->{url}/cold/2", timeout => 10)->{status}, 503, 'a second one
 close $h1;
 ok(wait_until(sub { held('cold') == 0 }, 30), 'the held client leaves');
 $r = WG::http_get("$g->{url}/cold/3", timeout => 60);
-is($r->{status}, 200, 'its slot is free: the next request is held and answered once the upstream is up');
+is($r->{status}, 200, 'its slot is free: the next request is held and answered once the upstream is up') or diag($r->{content});
 is(metric($g, 'wakegate_limit_conn_rejected_total', 'zone="h"'), 1, '/metrics counts one rejection for the held case');
 
 is(stop_proc($g->{pid}, 'TERM', 30), 0, 'the gateway exits 0 on SIGTERM');
