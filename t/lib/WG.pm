@@ -34,13 +34,21 @@ sub bin {
 my $tmp;
 sub tmpdir { $tmp //= tempdir('wg-test-XXXXXX', TMPDIR => 1, CLEANUP => 1); return $tmp }
 
-# A port nobody listens on right now. Ports are handed out from a per-process
-# range so that two tests running at once rarely collide.
-my $next_port = 20000 + ($$ * 7) % 30000;
+# A port nobody listens on right now, below the kernel's ephemeral range:
+# a port from that range can be taken as the source port of any outgoing
+# connection between this check and the bind of the program under test.
+# Ports are handed out from a per-process start so that two tests running
+# at once rarely collide.
+my ($port_lo, $port_hi) = (20000, 32767);
+if (open my $r, '<', '/proc/sys/net/ipv4/ip_local_port_range') {
+	my ($lo) = split ' ', scalar <$r>;
+	$port_hi = $lo - 1 if $lo && $lo - 1 > $port_lo + 2000;
+}
+my $next_port = $port_lo + ($$ * 7) % ($port_hi - $port_lo);
 sub free_port {
 	for (1 .. 1000) {
 		my $p = $next_port++;
-		$next_port = 20000 if $next_port > 60000;
+		$next_port = $port_lo if $next_port > $port_hi;
 		my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p,
 			Proto => 'tcp', ReuseAddr => 0) or next;
 		close $s;
