@@ -63,6 +63,11 @@ void accesslog_close(void)
 	al_path = NULL;
 }
 
+int accesslog_enabled(void)
+{
+	return al_fd >= 0;
+}
+
 void accesslog_time(char *buf, size_t len)
 {
 	time_t t = time(NULL);

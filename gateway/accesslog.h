@@ -16,6 +16,8 @@ struct wg_request;
 int accesslog_open(const char *path);
 int accesslog_reopen(void);
 void accesslog_close(void);
+/* 1 when an access log is open: callers skip formatting what only it reads. */
+int accesslog_enabled(void);
 /* nginx's $time_local for now, into buf. */
 void accesslog_time(char *buf, size_t len);
 void accesslog_write(const struct wg_request *r, const char *upstream, const char *replica_url,

@@ -13,6 +13,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "gateway/proxy_hdr.h"
 #include "gateway/ratelimit.h"
 #include "gateway/rules.h"
 #include "gateway/scale.h"
@@ -302,17 +303,11 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 	if (c)
 		evhttp_connection_get_peer(c, &addr, &port);
 	snprintf(r->remote, sizeof(r->remote), "%s", addr ? addr : "-");
-	static const struct { int cmd; const char *name; } methods[] = {
-		{ EVHTTP_REQ_GET, "GET" }, { EVHTTP_REQ_POST, "POST" }, { EVHTTP_REQ_HEAD, "HEAD" },
-		{ EVHTTP_REQ_PUT, "PUT" }, { EVHTTP_REQ_DELETE, "DELETE" }, { EVHTTP_REQ_OPTIONS, "OPTIONS" },
-		{ EVHTTP_REQ_TRACE, "TRACE" }, { EVHTTP_REQ_CONNECT, "CONNECT" }, { EVHTTP_REQ_PATCH, "PATCH" },
-	};
-	const char *m = "?";
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if ((int)evhttp_request_get_command(req) == methods[i].cmd)
-			m = methods[i].name;
-	snprintf(r->line, sizeof(r->line), "%s %.400s HTTP/1.1", m, evhttp_request_get_uri(req));
-	accesslog_time(r->time_local, sizeof(r->time_local));
+	if (accesslog_enabled()) {	/* only the access log reads these: not on the hot path otherwise */
+		snprintf(r->line, sizeof(r->line), "%s %.400s HTTP/1.1",
+			 proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req));
+		accesslog_time(r->time_local, sizeof(r->time_local));
+	}
 	const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
 	if (id && *id && strlen(id) < sizeof(r->id))
 		snprintf(r->id, sizeof(r->id), "%s", id);
