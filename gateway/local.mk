@@ -5,7 +5,7 @@ gateway_wakegate_SOURCES = \
 	gateway/log.c gateway/log.h \
 	gateway/upstream.c gateway/upstream.h gateway/request.h gateway/replica.c \
 	gateway/hold.c gateway/hold.h \
-	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h \
+	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
 	gateway/launch.h gateway/launch_exec.c \

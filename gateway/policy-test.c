@@ -8,8 +8,17 @@
  * "key value" line each: samples, overflow, keepalive_ms, prewarm_ms,
  * until_ms, reason, hist (the serialized histogram) and roundtrip (ok when
  * parsing hist gives back the same histogram).
+ *
+ *   policy-test --tod DAYS WDAY0 [--policy SPEC] [--boot TIME] BUSY...
+ *
+ * The time-of-day plan (policy_tod.h) for DAYS days of minute counts, day 0
+ * a WDAY0 (0 = Sunday). BUSY is "DAY/HH:MM" (one request in that minute)
+ * or "DAY/HH:MM+EVERY*N" (N minutes, EVERY minutes apart). Prints on,
+ * reason, up_s, cold, fixed_up_s, fixed_cold, gaps, then "slot S K_s G"
+ * for every slot whose keep-alive is not the fixed timer or that has gaps.
  */
 #include "gateway/policy.h"
+#include "gateway/policy_tod.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,6 +55,57 @@ static void observe_arg(struct policy_hist *h, const char *arg)
 		policy_observe_gap(h, ms);
 }
 
+/* One BUSY argument into counts (days of 1440 minutes). */
+static void busy_arg(uint32_t *counts, long days, const char *arg)
+{
+	long d, hh, mm, every = 1, n = 1;
+	char tail[32] = "";
+
+	if (sscanf(arg, "%ld/%ld:%ld%31s", &d, &hh, &mm, tail) < 3 || d < 0 || d >= days || hh < 0 || hh > 23
+		|| mm < 0 || mm > 59 || (*tail && (sscanf(tail, "+%ld*%ld", &every, &n) != 2 || every < 1 || n < 1)))
+		die("bad busy minute", arg);
+	for (long m = d * 1440 + hh * 60 + mm, k = 0; k < n && m < days * 1440; k++, m += every)
+		counts[m]++;
+}
+
+/* --tod: the plan for the minutes given, printed as the header says. */
+static int tod_main(int argc, char **argv)
+{
+	struct policy_conf pc;
+	struct policy_hist h[POLICY_TOD_SLOTS];
+	struct policy_tod t;
+	const char *err;
+	long days = strtol(argv[2], NULL, 10), wday0 = strtol(argv[3], NULL, 10);
+	uint32_t *counts;
+
+	if (days < 1 || days > POLICY_TOD_DAYS || wday0 < 0 || wday0 > 6)
+		die("--tod needs DAYS (1-7) and WDAY0 (0-6)", argv[2]);
+	counts = calloc((size_t)days * 1440, sizeof(*counts));
+	if (!counts)
+		die("out of memory", "counts");
+	policy_conf_default(&pc);
+	for (int i = 4; i < argc; i++) {
+		if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
+			if (policy_conf_parse(&pc, argv[++i], &err) < 0)
+				die(err, argv[i]);
+		} else if (!strcmp(argv[i], "--boot") && i + 1 < argc) {
+			if (policy_parse_ms(argv[++i], &pc.boot_ms) < 0)
+				die("bad boot time", argv[i]);
+		} else {
+			busy_arg(counts, days, argv[i]);
+		}
+	}
+	policy_tod_hists(counts, (int)days, (int)wday0, h);
+	policy_tod_plan(&pc, h, &t);
+	printf("on %d\nreason %s\nup_s %.1f\ncold %.0f\nfixed_up_s %.1f\nfixed_cold %.0f\ngaps %" PRIu64 "\n",
+		t.on, t.reason, t.up_ms / 1000, t.cold, t.fixed_up_ms / 1000, t.fixed_cold, t.total);
+	for (int s = 0; s < POLICY_TOD_SLOTS; s++)
+		if (t.keepalive_ms[s] != pc.fixed_ms || t.gaps[s])
+			printf("slot %d %" PRId64 " %" PRIu32 "\n", s, t.keepalive_ms[s] / 1000, t.gaps[s]);
+	free(counts);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct policy_conf pc;
@@ -56,6 +116,8 @@ int main(int argc, char **argv)
 	size_t len;
 	int i;
 
+	if (argc >= 4 && !strcmp(argv[1], "--tod"))
+		return tod_main(argc, argv);
 	policy_conf_default(&pc);
 	policy_hist_init(&h);
 	for (i = 1; i < argc; i++) {

@@ -30,6 +30,8 @@ void policy_conf_default(struct policy_conf *pc)
 	pc->margin_max_ms = 60000;
 	pc->max_overflow_pct = 20;
 	pc->guard = 1;
+	pc->tod = 1;
+	pc->budget_pct = 100;
 }
 
 int policy_parse_ms(const char *s, int64_t *ms)
@@ -77,6 +79,10 @@ static int conf_set(struct policy_conf *pc, const char *key, const char *val)
 		pc->guard = !strcmp(val, "on");
 		return 0;
 	}
+	if (!strcmp(key, "tod") && (!strcmp(val, "on") || !strcmp(val, "off"))) {
+		pc->tod = !strcmp(val, "on");
+		return 0;
+	}
 	errno = 0;
 	d = strtod(val, &end);
 	if (errno || end == val || (*end && strcmp(end, "%")) || !(d >= 0))
@@ -91,6 +97,8 @@ static int conf_set(struct policy_conf *pc, const char *key, const char *val)
 		pc->margin_pct = d;
 	else if (!strcmp(key, "overflow") && d <= 100)
 		pc->max_overflow_pct = d;
+	else if (!strcmp(key, "budget") && d >= 1 && d <= 1000)
+		pc->budget_pct = d;
 	else
 		return -1;
 	return 0;
@@ -275,7 +283,7 @@ static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 /* Expected worker-up time and cold starts per gap if the schedule d had
  * been applied to every gap in h, each gap taken at its bin's middle and
  * an overflow gap as endless. A boot is billed time. */
-static void expect(const struct policy_conf *pc, const struct policy_hist *h,
+void policy_expect(const struct policy_conf *pc, const struct policy_hist *h,
 	struct policy_decision *d)
 {
 	double up = 0, cold = 0, k = (double)d->keepalive_ms, p = (double)d->prewarm_ms;
@@ -345,41 +353,41 @@ static int better(const struct policy_decision *a, const struct policy_decision 
 
 struct policy_decision policy_decide(const struct policy_conf *pc, const struct policy_hist *h)
 {
-	struct policy_decision fixed = { pc->fixed_ms, 0, 0, "fixed", 0, 0 };
+	struct policy_decision fixed = { pc->fixed_ms, 0, 0, "fixed", 0, 0, 1 };
 	struct policy_decision cand[3], *best;
 	uint64_t n_long;
 	int tail, nc = 0;
 
 	if (pc->kind == POLICY_FIXED) {
-		expect(pc, h, &fixed);
+		policy_expect(pc, h, &fixed);
 		return fixed;
 	}
 	fixed.reason = "few samples";
 	if (h->total < pc->min_samples) {
-		expect(pc, h, &fixed);
+		policy_expect(pc, h, &fixed);
 		return fixed;
 	}
 	fixed.reason = "gaps beyond range";
 	if ((double)h->overflow * 100.0 > pc->max_overflow_pct * (double)h->total) {
-		expect(pc, h, &fixed);
+		policy_expect(pc, h, &fixed);
 		return fixed;
 	}
 	fixed.reason = "fixed does best";
-	expect(pc, h, &fixed);
+	policy_expect(pc, h, &fixed);
 
 	/* keep-alive through the tail percentile of all gaps */
 	tail = pct_bin(h, 0, h->total, pc->percentile);
-	cand[nc] = (struct policy_decision){ pc->max_ms, 0, 0, "keep-alive to tail", 0, 0 };
+	cand[nc] = (struct policy_decision){ pc->max_ms, 0, 0, "keep-alive to tail", 0, 0, 0 };
 	if (tail != OVERFLOW_BIN)
 		cand[nc].keepalive_ms = clamp(upper_edge(tail) + margin(pc, upper_edge(tail)),
 			pc->min_ms, pc->max_ms);
-	expect(pc, h, &cand[nc]);
+	policy_expect(pc, h, &cand[nc]);
 	nc++;
 
 	/* regular gaps: stop at once, wake before the head of all gaps */
-	cand[nc] = (struct policy_decision){ 0, 0, 0, "pre-warm", 0, 0 };
+	cand[nc] = (struct policy_decision){ 0, 0, 0, "pre-warm", 0, 0, 0 };
 	if (prewarm(pc, h, 0, h->total, &cand[nc])) {
-		expect(pc, h, &cand[nc]);
+		policy_expect(pc, h, &cand[nc]);
 		nc++;
 	}
 
@@ -389,11 +397,11 @@ struct policy_decision policy_decide(const struct policy_conf *pc, const struct 
 	for (int i = tail + 1; i < POLICY_BINS; i++)
 		n_long += h->bin[i];
 	n_long += tail == OVERFLOW_BIN ? 0 : h->overflow;
-	cand[nc] = (struct policy_decision){ cand[0].keepalive_ms, 0, 0, "keep-alive, then pre-warm", 0, 0 };
+	cand[nc] = (struct policy_decision){ cand[0].keepalive_ms, 0, 0, "keep-alive, then pre-warm", 0, 0, 0 };
 	if (tail != OVERFLOW_BIN && n_long >= pc->min_samples
 		&& (double)h->overflow * 100.0 <= pc->max_overflow_pct * (double)n_long
 		&& prewarm(pc, h, tail + 1, n_long, &cand[nc])) {
-		expect(pc, h, &cand[nc]);
+		policy_expect(pc, h, &cand[nc]);
 		nc++;
 	}
 

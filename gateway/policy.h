@@ -51,6 +51,8 @@ struct policy_conf {
 	int64_t margin_max_ms;	/* ... but never more than this (1m) */
 	double max_overflow_pct;	/* more gaps beyond 4h than this: fall back (20) */
 	int guard;		/* 1: a candidate must beat fixed on the histogram (1) */
+	int tod;		/* 1: the time-of-day plan of policy_tod.h replaces the fixed fallback (1) */
+	double budget_pct;	/* the plan's GPU time, percent of the fixed timer's (100) */
 };
 
 struct policy_decision {
@@ -60,6 +62,7 @@ struct policy_decision {
 	const char *reason;	/* a static string, for logs */
 	double exp_up_ms;	/* on the histogram: expected worker time per gap */
 	double exp_cold;	/* ... and expected cold starts per gap */
+	int fallback;		/* 1: the fixed timer, for want of anything better */
 };
 
 /* Defaults as documented above; kind is ADAPTIVE. */
@@ -67,7 +70,7 @@ void policy_conf_default(struct policy_conf *pc);
 
 /* Parses "fixed:5m", "fixed" (5m), "adaptive" or "adaptive:KEY=VAL,..."
  * (keys: percentile, prewarm, samples, margin, margin-max, min, max,
- * overflow, fixed, guard=on|off) into pc, which should hold defaults first. Returns 0, or
+ * overflow, fixed, guard=on|off, tod=on|off, budget=PERCENT) into pc, which should hold defaults first. Returns 0, or
  * -1 with *err set to a static message. */
 int policy_conf_parse(struct policy_conf *pc, const char *spec, const char **err);
 
@@ -86,6 +89,12 @@ size_t policy_hist_format(const struct policy_hist *h, char *buf, size_t len);
 /* Reads what policy_hist_format() wrote. Returns 0, or -1 (h untouched)
  * when s is not such a string. */
 int policy_hist_parse(struct policy_hist *h, const char *s);
+
+/* Sets d->exp_up_ms and d->exp_cold: d's worker time and cold starts per
+ * gap had it been applied to every gap in h (each taken at its bin's
+ * middle, an overflow gap as endless; a boot is billed time). */
+void policy_expect(const struct policy_conf *pc, const struct policy_hist *h,
+	struct policy_decision *d);
 
 /* The schedule for the next idle period, from the gaps seen so far. */
 struct policy_decision policy_decide(const struct policy_conf *pc, const struct policy_hist *h);

@@ -127,4 +127,56 @@ like($text, qr/unknown option/, 'and the message names the problem');
 ($bad, $rc) = decide('--policy', 'adaptive:prewarm=99,percentile=50', '1m');
 is($rc, 2, 'a head percentile above the tail percentile is refused');
 
+# The time-of-day plan (policy_tod.h), from per-minute counts of 7 days
+# (policy-test --tod DAYS WDAY0 ...; day 0 a Monday). Slot 10 = weekday 10:00-10:59.
+#
+# Five weekdays with a request every 8 minutes from 10:00 to 10:56: per day
+# 7 gaps of 8 minutes (bin 7, scored at 7.5 min), and 4 gaps of ~23 hours
+# between days (overflow) = 39 gaps, all in slot 10. The fixed 5m timer
+# stops after every one: 39 x (5m + 30s boot) = 12870 s, 39 cold starts.
+# A 10-minute keep-alive bridges the 8-minute gaps: 35 x 450 s + 4 x
+# (10m + 30s) = 18270 s, 4 cold starts: it costs more than the fixed timer,
+# so with the default budget (100%) the plan cannot take it; the cheapest
+# plan (1m everywhere) has as many cold starts as fixed: off.
+my @office = map { "$_/10:00+8*8" } 0 .. 4;
+($d) = decide('--tod', 7, 1, @office);
+is($d->{on}, 0, 'without GPU time to spare the time-of-day plan stays off');
+like($d->{reason}, qr/not enough fewer cold starts/, 'and it says it would not save cold starts');
+is($d->{gaps}, 39, 'a request every 8 minutes for an hour on 5 days is 39 gaps');
+is($d->{fixed_up_s}, '12870.0', 'the fixed timer on those gaps costs 39 x 330 s');
+is($d->{fixed_cold}, 39, 'and cold-starts on every gap');
+
+# With budget=150% (19305 s) the 10-minute keep-alive fits.
+($d) = decide('--tod', 7, 1, '--policy', 'adaptive:budget=150', @office);
+is($d->{on}, 1, 'a budget of 150% of the fixed timer turns the plan on');
+my %slot = map { /^slot (\d+) (\d+) (\d+)$/ ? ($1 => [$2, $3]) : () } split /\n/, (decide('--tod', 7, 1, '--policy', 'adaptive:budget=150', @office))[2];
+is($slot{10}[0], 600, 'the busy hour gets the 10-minute keep-alive that bridges its 8-minute gaps');
+is($d->{up_s}, '18270.0', 'the plan would have cost 35 x 450 s + 4 x 630 s on those days');
+is($d->{cold}, 4, 'and cold-started only on the first request of each day');
+is(scalar(keys %slot), 1, 'slots without any gap keep the fixed timer (no pool to share)');
+
+# Add stray requests at night and on the weekend (30 of them, hours
+# apart): the fixed timer spends 5m30s on each, a 1-minute keep-alive 1m30s.
+# That saving pays for the busy hour's longer keep-alive: the plan turns on
+# with the default budget.
+my @strays = map { my $d = $_; map { sprintf '%d/%02d:17', $d, $_ } 0, 2, 4, 6, 20, 22 } 0 .. 4;
+my %night = map { /^slot (\d+) (\d+) (\d+)$/ ? ($1 => [$2, $3]) : () }
+	split /\n/, (decide('--tod', 7, 1, @office, @strays))[2];
+($d) = decide('--tod', 7, 1, @office, @strays);
+is($d->{on}, 1, 'GPU time saved at night pays for a longer keep-alive in the busy hour');
+is($d->{reason}, 'time of day', 'the reason names the time-of-day plan');
+is($night{10}[0], 600, 'the busy hour keeps the worker up 10 minutes');
+is($night{2}[0], 60, 'an hour of stray requests gets the shortest keep-alive');
+ok($d->{up_s} <= $d->{fixed_up_s}, 'the plan costs no more GPU time than the fixed timer on the same days');
+ok($d->{cold} <= 0.8 * $d->{fixed_cold}, 'and has at least a fifth fewer cold starts');
+is($night{30}[0], 60, 'a weekend hour with no gaps of its own shares the pooled keep-alive');
+
+($d) = decide('--tod', 7, 1, '--policy', 'adaptive:tod=off', @office, @strays);
+is($d->{on}, 0, 'tod=off leaves the fixed timer');
+($d) = decide('--tod', 7, 1, '0/10:00+8*3');
+is($d->{on}, 0, 'two gaps are too few for a plan');
+like($d->{reason}, qr/too few gaps/, 'and the plan says so');
+($bad, $rc, $text) = decide('--policy', 'adaptive:budget=0', '1m');
+is($rc, 2, 'a budget of 0% is refused');
+
 done_testing();

@@ -183,4 +183,28 @@ SKIP: {
 	is("@diff", '', 'make-traces writes exactly the shipped traces from its fixed seed');
 }
 
+# The time-of-day plan in simulated time. Two weeks (day 0 a Monday); on
+# each weekday a request every 8 minutes from 10:00 to 10:56 (8) and stray
+# requests at 00:17, 02:17, 04:17, 06:17, 20:17 and 22:17 (6): 140 requests.
+# The fixed 5m timer starts cold on every one of them: 140.
+# The plan for a day is made from the days before it. Day 3 is the first
+# whose history gives the 10:00 hour (slot 10) 20 gaps of its own: 3 x (7
+# gaps of 8 minutes + the gap from 10:56 to 20:17) = 24. From then on the
+# plan keeps the worker up 10 minutes in that hour, paid for by stopping
+# after 1 minute at night: on the 7 weekdays from day 3 on, only the 10:00
+# request of the 8 starts cold: 140 - 7 x 7 = 91 cold starts.
+my @office;
+for my $day (grep { $_ % 7 < 5 } 0 .. 13) {
+	push @office, map { $day * 86400 + 36000 + 480 * $_ } 0 .. 7;
+	push @office, map { $day * 86400 + $_ * 3600 + 1020 } 0, 2, 4, 6, 20, 22;
+}
+spew("$dir/office.csv", join '', map { "$_,office\n" } sort { $a <=> $b } @office);
+$r = replay_csv("$dir/office.csv", '--policy', 'fixed:5m', '--policy', 'adaptive', '--policy', 'adaptive:tod=off');
+is($r->{'fixed:5m'}{cold}, 140, 'the fixed timer starts cold on every request 8 minutes or hours apart');
+is($r->{adaptive}{cold}, 91, 'the time-of-day plan bridges the busy hour from the fourth day on');
+ok($r->{adaptive}{gpu} <= $r->{'fixed:5m'}{gpu}, 'and it costs no more GPU time than the fixed timer');
+is($r->{'adaptive:tod=off'}{cold}, 140, 'without the plan the adaptive policy has nothing better than the fixed timer here');
+my (undef, $vtext) = run_replay("$dir/office.csv", '--policy', 'adaptive', '-v');
+like($vtext, qr/time of day \d+;/, 'wakegate-replay -v counts the decisions the plan made');
+
 done_testing();

@@ -6,11 +6,11 @@ tools_wakegate_replay_SOURCES = \
 	tools/replay.c \
 	tools/replay_sched.c tools/replay_sched.h \
 	tools/trace.c tools/trace.h \
-	gateway/policy.c gateway/policy.h
+	gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
 tools_wakegate_replay_LDADD = -lm
 
 check_PROGRAMS += gateway/policy-test
-gateway_policy_test_SOURCES = gateway/policy-test.c gateway/policy.c gateway/policy.h
+gateway_policy_test_SOURCES = gateway/policy-test.c gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
 gateway_policy_test_LDADD = -lm
 
 # bench/ (the traces, make-traces, cost) is in EXTRA_DIST through Makefile.am.

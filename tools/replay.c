@@ -21,6 +21,7 @@ struct opts {
 	int64_t boot_ms, gran_ms, dur_ms;
 	double price;		/* per GPU-hour */
 	int azure, csv, verbose;
+	int wday0;		/* weekday of day 0 of the trace's clock (0 = Sunday) */
 	size_t top;
 	const char *path;
 };
@@ -131,7 +132,7 @@ static int64_t wake_hold_ms(const struct result *r, const struct opts *o, int64_
  * schedule, the wakes wk[0..nw). Runs are clipped at span_end (the
  * trace's end) unless work is still going on then. */
 static void sim_upstream(struct result *r, const struct opts *o, const struct trace_req *q,
-	size_t n, int64_t span_end, const int64_t *wk, size_t nw, struct span *sp)
+	size_t n, int64_t span_end, const int64_t *wk, size_t nw, struct span *sp, struct replay_tod *tod)
 {
 	struct policy_hist h;
 	struct policy_decision d = { 0 };
@@ -148,7 +149,7 @@ static void sim_upstream(struct result *r, const struct opts *o, const struct tr
 			if (run >= 0) {
 				int64_t gap = t - busy;
 
-				d = policy_decide(&r->pc, &h);
+				d = replay_tod_decide(tod, policy_decide(&r->pc, &h), busy);
 				count_reason(r, d.reason);
 				policy_observe_gap(&h, gap);
 				span_add(sp, &ns, run, busy + d.keepalive_ms);
@@ -183,7 +184,7 @@ static void sim_upstream(struct result *r, const struct opts *o, const struct tr
 	}
 	if (run >= 0) {
 		clip = busy > span_end ? busy : span_end;
-		d = policy_decide(&r->pc, &h);
+		d = replay_tod_decide(tod, policy_decide(&r->pc, &h), busy);
 		ns = 0;
 		span_add(sp, &ns, run, busy + d.keepalive_ms);
 		add_wakes(r, sp, &ns, wk, nw, &wi, clip, wake_hold_ms(r, o, d.keepalive_ms));
@@ -213,6 +214,7 @@ static void sim_policy(struct result *r, const struct opts *o, const struct trac
 		int64_t *wk = NULL;
 		long nw = 0;
 		struct span *sp;
+		struct replay_tod tod;
 
 		for (j = i; j < tr->n && tr->req[j].up == tr->req[i].up; j++)
 			;
@@ -223,7 +225,12 @@ static void sim_policy(struct result *r, const struct opts *o, const struct trac
 			fputs("wakegate-replay: out of memory\n", stderr);
 			exit(1);
 		}
-		sim_upstream(r, o, tr->req + i, j - i, span_end, wk, (size_t)nw, sp);
+		if (replay_tod_init(&tod, &r->pc, tr->req + i, j - i, o->wday0) < 0) {
+			fputs("wakegate-replay: out of memory\n", stderr);
+			exit(1);
+		}
+		sim_upstream(r, o, tr->req + i, j - i, span_end, wk, (size_t)nw, sp, &tod);
+		replay_tod_free(&tod);
 		free(sp);
 		free(wk);
 	}
@@ -452,6 +459,8 @@ int main(int argc, char **argv)
 		if (tr.req[i].t_ms + tr.req[i].dur_ms > span_end)
 			span_end = tr.req[i].t_ms + tr.req[i].dur_ms;
 	}
+	/* Unix times (after 2001): day 0 is 1970-01-01, a Thursday; else the trace's time 0 is a Monday */
+	o.wday0 = span_start >= INT64_C(1000000000000) ? 4 : 1;
 	for (int i = 0; i < nres; i++)
 		sim_policy(&res[i], &o, &tr, span_start, span_end);
 	print_results(res, nres, &o, &tr, span_end - span_start);

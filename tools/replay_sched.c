@@ -102,3 +102,66 @@ long replay_sched_wakes(const struct trace_req *q, size_t n, int64_t start_ms, i
 	free(had);
 	return nw;
 }
+
+int replay_tod_init(struct replay_tod *t, const struct policy_conf *pc, const struct trace_req *q,
+	size_t n, int wday0)
+{
+	int64_t last;
+
+	memset(t, 0, sizeof(*t));
+	t->pc = pc;
+	t->wday0 = wday0;
+	t->day = INT64_MIN;
+	if (!n)
+		return 0;
+	t->d0 = floordiv(q[0].t_ms, (int64_t)DAY_MIN * MIN_MS);
+	last = floordiv(q[n - 1].t_ms, (int64_t)DAY_MIN * MIN_MS);
+	t->nd = last - t->d0 + 1;
+	if (t->nd > MAX_DAYS)
+		return -1;
+	t->counts = calloc((size_t)t->nd * DAY_MIN, sizeof(*t->counts));
+	if (!t->counts)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int64_t m = floordiv(q[i].t_ms, MIN_MS) - t->d0 * DAY_MIN;
+
+		if (m >= 0 && m < t->nd * DAY_MIN && t->counts[m] < UINT32_MAX)
+			t->counts[m]++;
+	}
+	return 0;
+}
+
+void replay_tod_free(struct replay_tod *t)
+{
+	free(t->counts);
+	t->counts = NULL;
+}
+
+struct policy_decision replay_tod_decide(struct replay_tod *t, struct policy_decision d, int64_t idle_ms)
+{
+	struct policy_hist h[POLICY_TOD_SLOTS];
+	int64_t day = floordiv(idle_ms, (int64_t)DAY_MIN * MIN_MS), from, minute;
+	int wday;
+
+	if (!t->counts || !d.fallback || t->pc->kind != POLICY_ADAPTIVE || !t->pc->tod)
+		return d;
+	if (day != t->day) {
+		/* the whole days before this one, at most 7, that the trace has */
+		from = day - POLICY_TOD_DAYS;
+		if (from < t->d0)
+			from = t->d0;
+		if (day <= from || from - t->d0 >= t->nd) {
+			memset(&t->plan, 0, sizeof(t->plan));
+		} else {
+			int64_t to = day < t->d0 + t->nd ? day : t->d0 + t->nd;
+
+			policy_tod_hists(t->counts + (from - t->d0) * DAY_MIN, (int)(to - from),
+				(int)(((t->wday0 + from) % 7 + 7) % 7), h);
+			policy_tod_plan(t->pc, h, &t->plan);
+		}
+		t->day = day;
+	}
+	wday = (int)(((t->wday0 + day) % 7 + 7) % 7);
+	minute = floordiv(idle_ms, MIN_MS) - day * DAY_MIN;
+	return policy_tod_apply(&t->plan, policy_tod_slot(wday, (int)minute), d);
+}
