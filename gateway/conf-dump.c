@@ -96,6 +96,8 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_num(K("keepalive_min_ms"), u->keepalive_min_ms);
 	kv_num(K("keepalive_max_ms"), u->keepalive_max_ms);
 	printf("upstream.%s.keepalive_percentile %g\n", u->name, u->keepalive_percentile);
+	printf("upstream.%s.keepalive_budget_pct %g\n", u->name, u->keepalive_budget_pct);
+	printf("upstream.%s.keepalive_tod %d\n", u->name, u->keepalive_tod);
 	kv_str(K("prewarm"), u->prewarm_schedule ? "schedule" : "off");
 	kv_num(K("replicas_min"), u->replicas_min);
 	kv_num(K("replicas_max"), u->replicas_max);

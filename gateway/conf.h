@@ -132,6 +132,8 @@ struct conf_upstream {
 	int64_t keepalive_min_ms;	/* adaptive min=, default 1m */
 	int64_t keepalive_max_ms;	/* adaptive max=, default 1h */
 	double keepalive_percentile;	/* adaptive percentile=, default 99 */
+	double keepalive_budget_pct;	/* adaptive budget=: the time-of-day plan's GPU time, % of fixed; default 100 */
+	int keepalive_tod;	/* adaptive tod=on|off: the time-of-day plan replaces the fixed fallback; default 1 */
 	int prewarm_schedule;	/* "prewarm schedule": 1; "off" (default): 0 */
 
 	/* issue 5 (parsed, not yet acted on) */

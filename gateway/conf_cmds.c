@@ -550,6 +550,8 @@ static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	u->keepalive_min_ms = 60000;
 	u->keepalive_max_ms = 3600000;
 	u->keepalive_percentile = 99;
+	u->keepalive_budget_pct = 100;
+	u->keepalive_tod = 1;
 	u->replicas_min = 0;
 	u->replicas_max = 1;
 	u->min_warm_from = -1;
@@ -682,7 +684,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns) },
 	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0 },
 	{ "billing_granularity", CONF_MAIN | CONF_UPSTREAM, 0, 1, 1, conf_set_billing, 0 },
-	{ "keepalive", CONF_UPSTREAM, 0, 1, 4, conf_set_keepalive, 0 },
+	{ "keepalive", CONF_UPSTREAM, 0, 1, 6, conf_set_keepalive, 0 },
 	{ "prewarm", CONF_UPSTREAM, 0, 1, 1, conf_set_prewarm, 0 },
 	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0 },
 	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0 },

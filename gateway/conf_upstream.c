@@ -266,7 +266,22 @@ int conf_set_billing(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 	return 0;
 }
 
-/* keepalive fixed TIME | keepalive adaptive [min=T] [max=T] [percentile=P] */
+/* An amount with an optional trailing "%" ("150", "150%"). */
+static int get_percent(const char *s, double *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+
+	if (n > 0 && s[n - 1] == '%')
+		n--;
+	if (n >= sizeof(num))
+		return -1;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	return get_amount(num, out);
+}
+
+/* keepalive fixed TIME | keepalive adaptive [min=T] [max=T] [percentile=P] [budget=PERCENT] [tod=on|off] */
 int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf_upstream *u = p->ups;
@@ -299,6 +314,17 @@ int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **
 				return conf_error(p, "invalid percentile \"%s\" in \"keepalive\" directive "
 						  "(above 0, at most 100)", a + 11);
 			u->keepalive_percentile = v;
+		} else if (strncmp(a, "budget=", 7) == 0) {
+			double v;
+			if (get_percent(a + 7, &v) < 0 || v < 1 || v > 1000)
+				return conf_error(p, "invalid budget \"%s\" in \"keepalive\" directive "
+						  "(a percentage from 1 to 1000)", a + 7);
+			u->keepalive_budget_pct = v;
+		} else if (strncmp(a, "tod=", 4) == 0) {
+			if (strcmp(a + 4, "on") != 0 && strcmp(a + 4, "off") != 0)
+				return conf_error(p, "invalid value \"%s\" of tod= in \"keepalive\" directive, "
+						  "it must be \"on\" or \"off\"", a + 4);
+			u->keepalive_tod = strcmp(a + 4, "on") == 0;
 		} else {
 			return conf_error(p, "invalid parameter \"%s\" in \"keepalive\" directive", a);
 		}

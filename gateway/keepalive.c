@@ -10,6 +10,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/policy.h"
+#include "gateway/policy_tod.h"
 #include "gateway/schedule.h"
 #include "gateway/store.h"
 #include "gateway/upstream.h"
@@ -34,6 +35,7 @@ struct ka_up {
 	struct policy_decision d;	/* the last decision */
 	char last_logged[120];	/* the decision last logged */
 	double idle_start;	/* gw_now() at the end of the last request; 0: busy, or none yet */
+	int idle_slot;		/* the time-of-day slot idle_start fell in */
 	int prewarmed;		/* the policy's pre-warm time came in this idle period */
 	double hold_until;	/* gw_now(): a pre-warmed replica stays up at least until then; 0: none */
 	uint64_t prewarms;
@@ -59,8 +61,7 @@ static int ka_adaptive(const struct upstream *u)
 	return u->cf && u->cf->keepalive_adaptive;
 }
 
-/* The policy's conf from the upstream's: fixed is idle_timeout, the boot time is measured. */
-static void ka_policy_conf(const struct upstream *u, struct policy_conf *pc)
+void keepalive_policy_conf(const struct upstream *u, struct policy_conf *pc)
 {
 	policy_conf_default(pc);
 	pc->kind = ka_adaptive(u) ? POLICY_ADAPTIVE : POLICY_FIXED;
@@ -71,16 +72,21 @@ static void ka_policy_conf(const struct upstream *u, struct policy_conf *pc)
 		pc->percentile = u->cf->keepalive_percentile;
 		if (pc->prewarm_percentile >= pc->percentile)
 			pc->prewarm_percentile = pc->percentile / 2;
+		pc->budget_pct = u->cf->keepalive_budget_pct;
+		pc->tod = u->cf->keepalive_tod;
 	}
 	pc->boot_ms = u->boot_s > 0 ? (int64_t)((u->boot_s + u->warm_s) * 1000) : KA_DEFAULT_BOOT_MS;
 }
 
-/* Decides again from the gaps; logs the decision when it changed. */
+/* Decides again from the gaps, and where that is the fixed fallback from the
+ * time-of-day plan for the slot the idle period started in (now while busy);
+ * logs the decision when it changed. */
 static void ka_decide(struct ka_up *k, const struct upstream *u)
 {
 	struct policy_conf pc;
-	ka_policy_conf(u, &pc);
-	k->d = policy_decide(&pc, &k->hist);
+	keepalive_policy_conf(u, &pc);
+	k->d = policy_tod_apply(schedule_tod(u), k->idle_start > 0 ? k->idle_slot : schedule_tod_slot(),
+				policy_decide(&pc, &k->hist));
 	k->cf_seen = u->cf;
 	char line[160], key[120];
 	/* logged when the schedule or its reason changes, not at every new gap */
@@ -324,6 +330,7 @@ void keepalive_on_done(struct upstream *u)
 	if (!k || k->idle_start > 0)
 		return;
 	k->idle_start = gw_now();
+	k->idle_slot = schedule_tod_slot();
 	k->prewarmed = 0;
 	ka_decide(k, u);
 	if (!ka_adaptive(u) || k->d.prewarm_ms <= 0)
@@ -334,6 +341,13 @@ void keepalive_on_done(struct upstream *u)
 		return;
 	struct timeval tv = { (time_t)(k->d.prewarm_ms / 1000), (suseconds_t)(k->d.prewarm_ms % 1000) * 1000 };
 	evtimer_add(k->prewarm_ev, &tv);
+}
+
+void keepalive_replan(const struct upstream *u)
+{
+	struct ka_up *k = ka_find(u->name);
+	if (k)
+		ka_decide(k, u);
 }
 
 int64_t keepalive_idle_ms(const struct upstream *u)
@@ -390,6 +404,9 @@ json_t *keepalive_status_json(const struct upstream *u)
 	json_t *sch = schedule_status_json(u);
 	if (sch)
 		json_object_set_new(o, "schedule", sch);
+	json_t *tod = schedule_tod_json(u);
+	if (tod)
+		json_object_set_new(o, "time_of_day", tod);
 	return o;
 }
 

@@ -21,12 +21,20 @@
 struct upstream;
 struct metrics;
 struct json_t;
+struct policy_conf;
 
 void keepalive_metrics_declare(struct metrics *m);
 
 /* Hooks from upstream.c: a request arrived (before it is forwarded or held); a request ended. */
 void keepalive_on_request(struct upstream *u);
 void keepalive_on_done(struct upstream *u);
+
+/* The policy conf of u (fixed: idle_timeout; boot time: measured, 30s until
+ * then): the one place it is made, for the decision and the time-of-day plan. */
+void keepalive_policy_conf(const struct upstream *u, struct policy_conf *pc);
+
+/* u's time-of-day plan changed (gateway/schedule.c): decide again. */
+void keepalive_replan(const struct upstream *u);
 
 /* How long u's READY replicas may stay idle now, in ms (idle_timeout unless adaptive). */
 int64_t keepalive_idle_ms(const struct upstream *u);
@@ -42,7 +50,7 @@ int keepalive_waking(const struct upstream *u);
  */
 int keepalive_prewarm(struct upstream *u, const char *why, double hold_s);
 
-/* The policy, its last decision and the gaps, as a new JSON object for /status. */
+/* The policy, its last decision, the gaps and the time-of-day plan, as a new JSON object for /status. */
 struct json_t *keepalive_status_json(const struct upstream *u);
 
 void keepalive_free_all(void);

@@ -1,7 +1,8 @@
 /*
- * schedule: per-minute request counts in Redis and the time-of-day pre-warm
- * they drive. See schedule.h for exactly what is computed. State is kept by
- * upstream name until schedule_free_all().
+ * schedule: per-minute request counts in Redis, the time-of-day pre-warm
+ * and the time-of-day keep-alive plan they drive. See schedule.h for
+ * exactly what is computed. State is kept by upstream name until
+ * schedule_free_all().
  */
 #include "config.h"
 #include "gateway/schedule.h"
@@ -10,6 +11,7 @@
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "gateway/policy.h"
+#include "gateway/policy_tod.h"
 #include "gateway/store.h"
 #include "gateway/upstream.h"
 
@@ -37,13 +39,23 @@ struct sched_up {
 	int busy_n;
 	int64_t woken_for;	/* epoch minute of the last stretch start woken for */
 	unsigned long wakes;
+	const struct conf_upstream *cf_seen;	/* the conf of the last read: a reload reads again */
+	int tod_loaded;		/* tod holds a plan */
+	struct policy_tod tod;	/* the time-of-day plan of the last read */
+	int tod_logged_on;	/* the plan last logged: on, off, or -1 (none yet) */
+	const char *tod_logged_reason;
 	struct sched_up *next;
 };
 
 static struct sched_up *scheds;
 
+/* Scratch for the plan, used only inside sched_table_cb (one loop, one call at a time). */
+static uint32_t tod_counts[POLICY_TOD_DAYS * DAY_MIN];
+static struct policy_hist tod_hists[POLICY_TOD_SLOTS];
+
 _Static_assert(SCHEDULE_DAYS == POLICY_SCHED_DAYS && SCHEDULE_MIN_DAYS == POLICY_SCHED_MIN_DAYS &&
 	       DAY_MIN == POLICY_SCHED_DAY_MIN, "schedule.h and policy.h state the same rule");
+_Static_assert(POLICY_TOD_DAYS <= SCHEDULE_DAYS, "the plan's days are within those read");
 
 static struct sched_up *sched_find(const char *name)
 {
@@ -64,6 +76,7 @@ static struct sched_up *sched_get(const struct upstream *u)
 		return NULL;
 	}
 	s->table_day = -1;
+	s->tod_logged_on = -1;
 	s->next = scheds;
 	scheds = s;
 	return s;
@@ -81,6 +94,18 @@ static int64_t local_offset_min(void)
 static int64_t floordiv(int64_t a, int64_t b)
 {
 	return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* "keepalive adaptive" with tod=on: it needs the plan. */
+static int sched_tod_wanted(const struct upstream *u)
+{
+	return u->cf && u->cf->keepalive_adaptive && u->cf->keepalive_tod;
+}
+
+/* Whether u's minute counts are read back: for the pre-warm, or for the plan. */
+static int sched_wanted(const struct upstream *u)
+{
+	return u->cf && (u->cf->prewarm_schedule || sched_tod_wanted(u));
 }
 
 /* The rule itself is policy_sched_busy(), shared with wakegate-replay. */
@@ -126,7 +151,34 @@ void schedule_count(const struct upstream *u)
 	s->n++;
 }
 
-/* The minute hash arrived: rebuild the table of the last SCHEDULE_DAYS days, delete old fields. */
+/* The plan from tod_counts (the 7 days before today, oldest first); logged
+ * when it turns on or off or its reason changes; the keep-alive decides again. */
+static void sched_plan(struct sched_up *s, const struct upstream *u, int64_t today)
+{
+	struct policy_conf pc;
+	int64_t day0 = today - POLICY_TOD_DAYS;
+
+	keepalive_policy_conf(u, &pc);
+	/* local day 0, 1970-01-01, was a Thursday (tm_wday 4) */
+	policy_tod_hists(tod_counts, POLICY_TOD_DAYS, (int)(((day0 + 4) % 7 + 7) % 7), tod_hists);
+	policy_tod_plan(&pc, tod_hists, &s->tod);
+	s->tod_loaded = 1;
+	if (s->tod.on != s->tod_logged_on || !s->tod_logged_reason || strcmp(s->tod.reason, s->tod_logged_reason) != 0) {
+		if (s->tod.on)
+			log_notice("upstream \"%s\": keepalive adaptive: time-of-day plan on (%.0f cold starts instead "
+				   "of %.0f on the last %d days, %.1f GPU hours instead of %.1f; %s)", s->name,
+				   s->tod.cold, s->tod.fixed_cold, POLICY_TOD_DAYS, s->tod.up_ms / 3600000,
+				   s->tod.fixed_up_ms / 3600000, s->tod.reason);
+		else
+			log_notice("upstream \"%s\": keepalive adaptive: time-of-day plan off (%s)", s->name, s->tod.reason);
+		s->tod_logged_on = s->tod.on;
+		s->tod_logged_reason = s->tod.reason;
+	}
+	keepalive_replan(u);
+}
+
+/* The minute hash arrived: rebuild the table of the last SCHEDULE_DAYS days
+ * and the counts of the plan, delete old fields. */
 static void sched_table_cb(const char *const *fields, const char *const *values, int n, void *arg)
 {
 	char *name = arg;
@@ -137,11 +189,13 @@ static void sched_table_cb(const char *const *fields, const char *const *values,
 	s->refreshing = 0;
 	if (!fields && !store_connected(gw.store))
 		return;		/* not read: try again later */
+	const struct upstream *u = upstream_find(s->name);
 	int64_t off = local_offset_min(), now_min = gw_wall_ms() / 60000;
 	int64_t today = floordiv(now_min + off, DAY_MIN);
 	char key[512];
 	snprintf(key, sizeof(key), "minute:%s", s->name);
 	memset(s->days, 0, sizeof(s->days));
+	memset(tod_counts, 0, sizeof(tod_counts));
 	for (int i = 0; i < n; i++) {
 		char *end;
 		long long em = strtoll(fields[i], &end, 10);
@@ -151,20 +205,29 @@ static void sched_table_cb(const char *const *fields, const char *const *values,
 			store_hdel(gw.store, key, fields[i]);
 			continue;
 		}
-		if (atoll(values[i]) <= 0)
+		long long c = atoll(values[i]);
+		if (c <= 0)
 			continue;
-		int64_t ago = today - floordiv(em + off, DAY_MIN);
+		int64_t ago = today - floordiv(em + off, DAY_MIN), mod = ((em + off) % DAY_MIN + DAY_MIN) % DAY_MIN;
 		if (ago >= 1 && ago <= SCHEDULE_DAYS)
-			s->days[((em + off) % DAY_MIN + DAY_MIN) % DAY_MIN] |= (unsigned char)(1u << (ago - 1));
+			s->days[mod] |= (unsigned char)(1u << (ago - 1));
+		if (ago >= 1 && ago <= POLICY_TOD_DAYS) {
+			uint32_t *t = &tod_counts[(POLICY_TOD_DAYS - ago) * DAY_MIN + mod];
+			*t = (unsigned long long)c >= UINT32_MAX - *t ? UINT32_MAX : *t + (uint32_t)c;
+		}
 	}
 	s->busy_n = 0;
 	for (int m = 0; m < DAY_MIN; m++)
 		s->busy_n += sched_busy(s, m);
-	if (!s->loaded || s->table_day != today)
+	if ((!s->loaded || s->table_day != today) && u && u->cf && u->cf->prewarm_schedule)
 		log_info("upstream \"%s\": prewarm schedule: %d busy minutes of the day from %d minute counts",
 			 s->name, s->busy_n, n);
 	s->table_day = today;
 	s->loaded = 1;
+	if (u && sched_tod_wanted(u))
+		sched_plan(s, u, today);
+	else
+		s->tod_loaded = 0;
 }
 
 void schedule_tick(struct upstream *u)
@@ -176,20 +239,21 @@ void schedule_tick(struct upstream *u)
 	int64_t now_min = gw_wall_ms() / 60000;
 	if (s->n > 0 && (now_min != s->cur_min || now - s->last_flush >= SCHED_FLUSH_S))
 		sched_flush(s, now);
-	if (!u->cf || !u->cf->prewarm_schedule)
+	if (!sched_wanted(u))
 		return;
 	int64_t off = local_offset_min(), today = floordiv(now_min + off, DAY_MIN);
-	if (!s->refreshing && store_connected(gw.store) &&
-	    (!s->loaded || s->table_day != today || now - s->last_refresh >= SCHED_REFRESH_S)) {
+	if (!s->refreshing && store_connected(gw.store) && (!s->loaded || s->table_day != today ||
+	    s->cf_seen != u->cf || now - s->last_refresh >= SCHED_REFRESH_S)) {
 		char key[512], *arg = strdup(s->name);
 		if (arg) {
 			s->refreshing = 1;
 			s->last_refresh = now;
+			s->cf_seen = u->cf;
 			snprintf(key, sizeof(key), "minute:%s", s->name);
 			store_hgetall(gw.store, key, sched_table_cb, arg);
 		}
 	}
-	if (!s->loaded || !s->busy_n)
+	if (!u->cf->prewarm_schedule || !s->loaded || !s->busy_n)
 		return;
 	/* the first stretch start from a minute ago (a gateway that just came up) to lead minutes ahead */
 	int64_t target = 0;
@@ -231,6 +295,63 @@ json_t *schedule_status_json(const struct upstream *u)
 			break;
 		}
 	json_object_set_new(o, "next_busy_start", next);
+	return o;
+}
+
+const struct policy_tod *schedule_tod(const struct upstream *u)
+{
+	const struct sched_up *s = sched_tod_wanted(u) ? sched_find(u->name) : NULL;
+	return s && s->tod_loaded ? &s->tod : NULL;
+}
+
+int schedule_tod_slot(void)
+{
+	time_t t = (time_t)(gw_wall_ms() / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	return policy_tod_slot(tm.tm_wday, tm.tm_hour * 60 + tm.tm_min);
+}
+
+/* {"weekdays": [24 values], "weekends": [24 values]} of a per-slot table. */
+static json_t *tod_halves(const struct policy_tod *t, int keepalive)
+{
+	json_t *o = json_object();
+	for (int half = 0; half < 2; half++) {
+		json_t *a = json_array();
+		for (int h = 0; h < 24; h++) {
+			int slot = half * 24 + h;
+			json_array_append_new(a, keepalive ? json_real((double)t->keepalive_ms[slot] / 1000)
+							   : json_integer(t->gaps[slot]));
+		}
+		json_object_set_new(o, half ? "weekends" : "weekdays", a);
+	}
+	return o;
+}
+
+json_t *schedule_tod_json(const struct upstream *u)
+{
+	if (!u->cf || !u->cf->keepalive_adaptive)
+		return NULL;
+	const struct policy_tod *t = schedule_tod(u);
+	const char *why = t ? t->reason
+		: !u->cf->keepalive_tod ? "time of day: off in the conf (tod=off)"
+		: !gw.conf || !gw.conf->redis_host ? "time of day: no redis (the minute counts are kept there)"
+		: "time of day: the minute counts are not read yet";
+	json_t *o = json_object();
+	json_object_set_new(o, "on", json_boolean(t && t->on));
+	json_object_set_new(o, "reason", json_string(why));
+	json_object_set_new(o, "budget_pct", json_real(u->cf->keepalive_budget_pct));
+	json_object_set_new(o, "slot", json_integer(schedule_tod_slot()));
+	if (!t)
+		return o;
+	json_object_set_new(o, "price_seconds", json_real(t->price_ms / 1000));
+	json_object_set_new(o, "cold_starts_7d", json_real(t->cold));
+	json_object_set_new(o, "fixed_cold_starts_7d", json_real(t->fixed_cold));
+	json_object_set_new(o, "gpu_seconds_7d", json_real(t->up_ms / 1000));
+	json_object_set_new(o, "fixed_gpu_seconds_7d", json_real(t->fixed_up_ms / 1000));
+	json_object_set_new(o, "gaps", json_integer((json_int_t)t->total));
+	json_object_set_new(o, "gaps_by_hour", tod_halves(t, 0));
+	json_object_set_new(o, "keepalive_seconds", tod_halves(t, 1));
 	return o;
 }
 

@@ -13,6 +13,11 @@
  * request comes, until idle_timeout after the start of the stretch (or
  * longer if the keep-alive says so). The table is read from Redis every 10
  * minutes and at each new day.
+ *
+ * The same counts of the last 7 whole local days give the time-of-day
+ * keep-alive plan of "keepalive adaptive" (policy_tod.h), made again each
+ * time the table is read (for an adaptive upstream with tod=on, whatever
+ * its prewarm setting), never per request.
  */
 #ifndef WG_SCHEDULE_H
 #define WG_SCHEDULE_H
@@ -22,6 +27,7 @@
 
 struct upstream;
 struct json_t;
+struct policy_tod;
 
 /* A request arrived at u (counted whatever u's prewarm setting: the counts are the history). */
 void schedule_count(const struct upstream *u);
@@ -29,6 +35,13 @@ void schedule_count(const struct upstream *u);
 void schedule_tick(struct upstream *u);
 /* The busy table's summary for /status; a new object, or NULL when schedule is off. */
 struct json_t *schedule_status_json(const struct upstream *u);
+/* u's time-of-day plan, owned by the schedule until the next read; NULL
+ * when u has none (not adaptive, tod=off, or not read from Redis yet). */
+const struct policy_tod *schedule_tod(const struct upstream *u);
+/* The time-of-day slot (policy_tod_slot()) of the gateway's local time now. */
+int schedule_tod_slot(void);
+/* The plan for /status: a new object, or NULL when u is not adaptive. */
+struct json_t *schedule_tod_json(const struct upstream *u);
 void schedule_free_all(void);
 
 #endif
