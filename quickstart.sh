@@ -2,6 +2,9 @@
 # wakegate quick start, on a fresh Debian 12 machine, as root:
 #   ./quickstart.sh         installs what is missing, builds, starts wakegate on conf/wakegate.conf
 #   ./quickstart.sh test    installs what is missing, builds, runs the whole test suite
+#   ./quickstart.sh test-sanitizers
+#                           builds a second copy with ASan+UBSan in wakegate-asan/ and runs
+#                           the tests that cover the riskiest C under it (CI runs it after test)
 set -eu
 cd "$(dirname "$0")"
 mode=${1:-start}
@@ -27,6 +30,34 @@ case "$mode" in
 test)
 	exec make check
 	;;
+test-sanitizers)
+	# This tree is configured in place, so automake refuses a second (VPATH) build
+	# from it: build the distribution's files, copied to wakegate-asan/, instead.
+	# The subset: the worker's loader and API, the conf parser, limits, policy and
+	# replay, the fuzz corpus, the proxy, a cold start, streaming, and the faults.
+	tests="11-safetensors 20-worker-api 30-conf 31-conf-rules 38-proxy 41-cold-start
+	       46-stream 50-limit 60-policy 61-replay 70-fuzz-corpus 80-faults-worker
+	       81-faults-redis 82-faults-reload 83-faults-clients 84-faults-backend 85-many-held"
+	rm -rf wakegate-asan
+	make -s distdir distdir=wakegate-asan
+	cd wakegate-asan
+	./configure -q --enable-sanitizers
+	make -s -j"$(nproc)" check PROVE=true	# builds the programs and test programs, runs no test
+	mkdir reports
+	# ASan errors and leaks of every process the tests start land in reports/;
+	# a UBSan error aborts its process (-fno-sanitize-recover), which fails its test.
+	set --
+	for t in $tests; do set -- "$@" "t/$t.t"; done
+	rc=0
+	ASAN_OPTIONS=log_path=$PWD/reports/asan UBSAN_OPTIONS=print_stacktrace=1 WG_BUILD=$PWD WG_SRC=$PWD \
+		prove -It/lib "$@" || rc=$?	# one at a time: the fault tests time things
+	if [ -n "$(ls reports)" ]; then
+		cat reports/*
+		echo "quickstart: sanitizer reports above, in wakegate-asan/reports/" >&2
+		rc=1
+	fi
+	exit $rc
+	;;
 start)
 	# the default conf records idle time and cold starts in Redis on 6379
 	if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
@@ -39,7 +70,7 @@ start)
 	exec gateway/wakegate -p "$PWD" -c conf/wakegate.conf
 	;;
 *)
-	echo "usage: $0 [start|test]" >&2
+	echo "usage: $0 [start|test|test-sanitizers]" >&2
 	exit 2
 	;;
 esac

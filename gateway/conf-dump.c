@@ -209,6 +209,10 @@ static void dump(const struct conf *c)
 		printf("admin_listen %s:%d\n", c->admin_addr, c->admin_port);
 	else
 		kv_str("admin_listen", "off");
+	if (c->replica_port_lo)
+		printf("replica_ports %d-%d\n", c->replica_port_lo, c->replica_port_hi);
+	else
+		kv_str("replica_ports", "below-ephemeral");
 	kv_num("client_max_body_size", c->client_max_body_size);
 	kv_num("proxy_connect_timeout_ms", c->proxy_connect_timeout_ms);
 	kv_num("proxy_read_timeout_ms", c->proxy_read_timeout_ms);

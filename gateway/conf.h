@@ -212,6 +212,7 @@ struct conf {
 	char *redis_prefix;	/* default "wakegate:" */
 	char *admin_addr;	/* admin_listen, default 127.0.0.1 */
 	int admin_port;		/* 0: none */
+	int replica_port_lo, replica_port_hi;	/* replica_ports; 0: below the ephemeral range (replica.c) */
 	int64_t client_max_body_size;	/* default 1m */
 	int64_t proxy_connect_timeout_ms;	/* default 5s */
 	int64_t proxy_read_timeout_ms;	/* default 60s */

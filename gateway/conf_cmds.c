@@ -95,6 +95,21 @@ static int set_main_time(struct conf_parse *p, const struct conf_cmd *cmd, char 
 	return 0;
 }
 
+/* "replica_ports LOW-HIGH": where replica.c picks the $port of a local worker. */
+static int set_replica_ports(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	char *end;
+	long lo = strtol(av[0], &end, 10), hi = 0;
+	if (end != av[0] && *end == '-')
+		hi = strtol(end + 1, &end, 10);
+	if (*end || lo < 1 || hi < lo || hi > 65535)
+		return conf_error(p, "invalid port range \"%s\" in \"%s\" directive, it must be LOW-HIGH within 1-65535",
+				  av[0], cmd->name);
+	p->c->pub.replica_port_lo = (int)lo;
+	p->c->pub.replica_port_hi = (int)hi;
+	return 0;
+}
+
 static int set_ups_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	return get_time(p, av[0], (int64_t *)((char *)p->ups + cmd->off));
@@ -650,6 +665,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT },
 	{ "client_header_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_header_timeout_ms) },
 	{ "client_body_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_body_timeout_ms) },
+	{ "replica_ports", CONF_MAIN, 0, 1, 1, set_replica_ports, 0 },
 	{ "server", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 0, 0, set_server, 0 },
 	{ "upstream", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 1, 1, set_upstream, 0 },
 

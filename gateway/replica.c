@@ -22,6 +22,7 @@
 #include "warmer/warmer.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <math.h>
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const state_names[REPLICA_NSTATES] = {
@@ -92,19 +94,70 @@ void replica_move(struct replica *rep, enum replica_state to, const char *why)
 	replica_set_state(rep, to, why ? "%s" : NULL, why);
 }
 
-/* A free loopback port: bind to :0, read it, close. */
-static int replica_pick_port(void)
+/* 1 when a replica of this gateway that is not STOPPED holds port: a booting
+ * worker has been given its port but may not have bound it yet. */
+static int replica_port_taken(const struct replica *self, int port)
 {
+	for (const struct upstream *u = upstream_list(); u; u = u->next)
+		for (int i = 0; i < u->nrep; i++) {
+			const struct replica *r = &u->rep[i];
+			if (r != self && r->state != REPLICA_STOPPED && r->port == port)
+				return 1;
+		}
+	return 0;
+}
+
+/* The ports a local worker may get: the conf's replica_ports, or else below
+ * the kernel's ephemeral range, whose ports any outgoing connection (ours to
+ * Redis or a worker, a client's) may take as its source port between our
+ * probe and the worker's bind. Above that range when too few are below it. */
+static void replica_port_range(int *lo, int *hi)
+{
+	if (gw.conf && gw.conf->replica_port_lo) {	/* replica_ports LOW-HIGH */
+		*lo = gw.conf->replica_port_lo, *hi = gw.conf->replica_port_hi;
+		return;
+	}
+	int elo = 32768, ehi = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &elo, &ehi) != 2 || elo < 1 || ehi < elo || ehi > 65535)
+			elo = 32768, ehi = 60999;
+		fclose(f);
+	}
+	*lo = 10000, *hi = elo - 1;
+	if (*hi - *lo < 1000)
+		*lo = ehi + 1, *hi = 65535;
+	if (*hi - *lo < 1000)
+		*lo = 1024, *hi = 65535;	/* no room outside it: probe anywhere */
+}
+
+/* A loopback port nobody has bound and no other replica of ours was given,
+ * from a random start in replica_port_range(), then onwards; -1 when none is
+ * found. SO_REUSEADDR stays off, so a port still in TIME_WAIT is passed over. */
+static int replica_pick_port(const struct replica *self)
+{
+	static unsigned next;
+	int lo, hi;
+	replica_port_range(&lo, &hi);
+	unsigned n = (unsigned)(hi - lo + 1);
+	if (!next)
+		next = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
 	int port = -1;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
+	for (unsigned tries = 0; tries < n && tries < 2000 && port < 0; tries++) {
+		int p = lo + (int)(next++ % n);
+		if (replica_port_taken(self, p))
+			continue;
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			port = p;
+		else if (errno != EADDRINUSE && errno != EACCES)
+			break;
+	}
+	close(fd);	/* never listened: leaves no TIME_WAIT behind */
 	return port;
 }
 
@@ -273,7 +326,7 @@ int replica_wake(struct replica *rep)
 	if (!fleet_claim(rep))
 		return 0;	/* asking the other gateways first */
 	char err[256];
-	rep->port = replica_pick_port();
+	rep->port = replica_pick_port(rep);
 	if (rep->port <= 0) {
 		replica_fail(rep, 0, "no free local port");
 		return -1;
