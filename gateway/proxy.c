@@ -22,16 +22,22 @@
 #include "gateway/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 
 #define PROXY_IDLE_MIN 32		/* idle keep-alive connections always allowed per replica */
@@ -49,7 +55,8 @@ struct proxy_fwd {
 	struct evhttp_connection *cconn;
 	struct evhttp_request *ureq;
 	struct evhttp_connection *uconn;
-	struct event *cwatch;		/* EOF watch on the client socket while we wait */
+	struct event cwatch;		/* EOF watch on the client socket while we wait (cwatch_on) */
+	struct event uwatch;		/* read interest of our own on the backend socket (uwatch_on) */
 	struct event *ctimer;		/* connect timeout of a new upstream connection */
 	struct event *stimer;		/* stall check, with EVHTTP_CON_READ_ON_WRITE_ERROR */
 	struct event *defer;		/* delivers done when we finished inside proxy_forward */
@@ -64,7 +71,14 @@ struct proxy_fwd {
 	double progress_at;		/* ms after t0 of the last progress cb, -1: none yet */
 	int uerr;			/* last evhttp_request_error, -1 when none */
 	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
-		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1;
+		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1,
+		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1;
+};
+
+/* An idle keep-alive connection and the timeout it was last given. */
+struct pooled {
+	struct evhttp_connection *c;
+	int64_t timeout_ms;
 };
 
 struct proxy_pool {
@@ -72,7 +86,7 @@ struct proxy_pool {
 	char *host;
 	int port;
 	char hostport[300];
-	struct evhttp_connection **idle;	/* stack: the most recently used on top */
+	struct pooled *idle;		/* stack: the most recently used on top */
 	int nidle, cap;
 	int nactive;			/* forwards in flight */
 	int peak, peak_prev;		/* most in flight in this window and the last one */
@@ -121,15 +135,22 @@ struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int
 	return p;
 }
 
-/* An idle keep-alive connection, or a new one (it connects on first use). */
-static struct evhttp_connection *pool_take(struct proxy_pool *p, int fresh_only)
+/*
+ * An idle keep-alive connection, or a new one (it connects on first use);
+ * *timeout_ms: the timeout it has (0: none set yet).
+ */
+static struct evhttp_connection *pool_take(struct proxy_pool *p, int fresh_only, int64_t *timeout_ms)
 {
 	struct evhttp_connection *c;
+	*timeout_ms = 0;
 	while (p->nidle > 0 && !fresh_only) {
-		c = p->idle[--p->nidle];
+		p->nidle--;
+		c = p->idle[p->nidle].c;
+		*timeout_ms = p->idle[p->nidle].timeout_ms;
 		/* a TLS session cannot start over on a connection the backend closed */
 		if (p->tr.bev_new && bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0) {
 			evhttp_connection_free(c);
+			*timeout_ms = 0;
 			continue;
 		}
 		return c;
@@ -150,14 +171,15 @@ static struct evhttp_connection *pool_take(struct proxy_pool *p, int fresh_only)
 	return c;
 }
 
-/* Counts one more forward in flight and keeps the recent peak. */
-static void pool_count(struct proxy_pool *p, int delta)
+/* Counts one more forward in flight (started at now) and keeps the recent peak. */
+static void pool_count_up(struct proxy_pool *p, const struct timespec *now)
 {
-	p->nactive += delta;
-	if (ms_since(&p->peak_t0) >= PROXY_PEAK_WINDOW_MS) {
+	p->nactive++;
+	if ((double)(now->tv_sec - p->peak_t0.tv_sec) * 1e3 +
+	    (double)(now->tv_nsec - p->peak_t0.tv_nsec) / 1e6 >= PROXY_PEAK_WINDOW_MS) {
 		p->peak_prev = p->peak;
 		p->peak = p->nactive;
-		clock_gettime(CLOCK_MONOTONIC, &p->peak_t0);
+		p->peak_t0 = *now;
 	}
 	if (p->nactive > p->peak)
 		p->peak = p->nactive;
@@ -169,7 +191,7 @@ static void pool_count(struct proxy_pool *p, int delta)
  * answers coming back together does not close connections the next burst
  * of requests needs again; frees the rest.
  */
-static void pool_put(struct proxy_pool *p, struct evhttp_connection *c)
+static void pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms)
 {
 	int want = p->peak > p->peak_prev ? p->peak : p->peak_prev;
 
@@ -181,7 +203,7 @@ static void pool_put(struct proxy_pool *p, struct evhttp_connection *c)
 	}
 	if (p->nidle == p->cap) {
 		int ncap = p->cap ? 2 * p->cap : PROXY_IDLE_MIN;
-		struct evhttp_connection **n = realloc(p->idle, (size_t)ncap * sizeof(*n));
+		struct pooled *n = realloc(p->idle, (size_t)ncap * sizeof(*n));
 		if (!n) {
 			evhttp_connection_free(c);
 			return;
@@ -189,7 +211,91 @@ static void pool_put(struct proxy_pool *p, struct evhttp_connection *c)
 		p->idle = n;
 		p->cap = ncap;
 	}
-	p->idle[p->nidle++] = c;
+	p->idle[p->nidle].c = c;
+	p->idle[p->nidle].timeout_ms = timeout_ms;
+	p->nidle++;
+}
+
+static void cwatch_stop(struct proxy_fwd *f)
+{
+	if (f->cwatch_on) {
+		event_del(&f->cwatch);
+		f->cwatch_on = 0;
+	}
+}
+
+/*
+ * Ends our read interest on the backend socket. Called before anything of
+ * ours closes that socket (upstream_drop) and, when evhttp closed it on an
+ * error, in the callback evhttp runs right after, before any new socket can
+ * take its number.
+ */
+static void uwatch_stop(struct proxy_fwd *f)
+{
+	if (f->uwatch_on) {
+		event_del(&f->uwatch);
+		f->uwatch_on = 0;
+	}
+}
+
+/*
+ * evhttp turns reading off and on again on the backend socket when an answer
+ * ends (two no-op epoll_ctl calls once libevent merges them). While our own
+ * read event holds the socket's read interest, those toggles change nothing
+ * in epoll. It does no work: evhttp reads. Only where evhttp stopped reading
+ * (a paused stream, a stall) does it step aside, so that it does not spin.
+ */
+static void uwatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	(void)fd;
+	(void)what;
+	if (!f->uconn || !(bufferevent_get_enabled(evhttp_connection_get_bufferevent(f->uconn)) & EV_READ))
+		uwatch_stop(f);
+}
+
+/*
+ * Runs bev's pending write now, in this loop turn, through libevent's own
+ * write callback (the socket write, then evhttp's "sent": a reply is done
+ * and the connection reads the next request, or a request is out and its
+ * answer awaited). Left to the loop, a message waits a turn for epoll to
+ * say the socket is writable, which it always is here, at the price of two
+ * epoll_ctl calls (write interest on, then off); this way the two cancel
+ * out before they reach epoll. A partial write, an error: libevent goes on
+ * as usual. Plain TCP only (a TLS bufferevent writes otherwise).
+ */
+static void flush_now(struct bufferevent *bev)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct event *w = &bev->ev_write;
+
+	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) == 0 ||
+	    !event_pending(w, EV_WRITE, NULL) || bufferevent_openssl_get_ssl(bev) != NULL)
+		return;
+	event_get_callback(w)(fd, EV_WRITE, event_get_callback_arg(w));
+}
+
+/*
+ * evhttp is about to close the backend socket of a kept-alive connection
+ * (its closecb, while a forward uses it). Before the answer starts, notes
+ * whether the backend's kernel left bytes we sent unacknowledged: a dead
+ * process's socket answers a request with a reset, never an ACK, so the
+ * request cannot have been read.
+ */
+static void upstream_close_cb(struct evhttp_connection *c, void *arg)
+{
+	struct proxy_fwd *f = arg;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(c));
+
+	if (f->headers_sent || fd < 0)
+		return;
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof(ti.tcpi_bytes_retrans) &&
+	    ti.tcpi_bytes_acked < ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans)
+		f->unacked = 1;
 }
 
 /* Stops the upstream timers (connect timeout, stall check). */
@@ -233,14 +339,12 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
 static void deliver(struct proxy_fwd *f)
 {
 	f->finished = 1;
-	if (f->cwatch) {
-		event_free(f->cwatch);
-		f->cwatch = NULL;
-	}
+	cwatch_stop(f);
+	uwatch_stop(f);
 	timers_free(f);
 	f->res.upstream_ms = ms_since(&f->t0);
 	LIST_REMOVE(f, link);
-	pool_count(f->pool, -1);
+	f->pool->nactive--;
 	if (f->in_setup) {
 		f->defer = event_new(f->pool->base, -1, 0, defer_cb, f);
 		if (f->defer) {
@@ -257,10 +361,7 @@ static void deliver(struct proxy_fwd *f)
 /* Stops using the client connection: no closecb, no EOF watch. */
 static void client_release(struct proxy_fwd *f)
 {
-	if (f->cwatch) {
-		event_free(f->cwatch);
-		f->cwatch = NULL;
-	}
+	cwatch_stop(f);
 	if (f->cconn)
 		evhttp_connection_set_closecb(f->cconn, NULL, NULL);
 }
@@ -269,6 +370,9 @@ static void client_release(struct proxy_fwd *f)
  * so the backend sees the client go. */
 static void upstream_drop(struct proxy_fwd *f)
 {
+	uwatch_stop(f);
+	if (f->uconn)
+		evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	if (f->ureq) {
 		struct evhttp_request *u = f->ureq;
@@ -296,6 +400,23 @@ static void finish_error(struct proxy_fwd *f, int code, const char *why)
 	proxy_send_error(f->creq, code, msg, 0);
 	f->creq = NULL;
 	f->res.status = code;
+	deliver(f);
+}
+
+/*
+ * The connection never came up, so nothing of the request reached the
+ * backend: with unsent_back the client is not answered; creq goes back to
+ * the caller (done sees res.unsent) to send again or answer.
+ */
+static void finish_unsent(struct proxy_fwd *f, const char *why)
+{
+	upstream_drop(f);
+	client_release(f);
+	log_info("proxy: %s upstream %s: %s before the request was sent; handing it back",
+		 f->reqid, f->pool->hostport, why);
+	f->creq = NULL;
+	f->res.status = 0;
+	f->res.unsent = 1;
 	deliver(f);
 }
 
@@ -364,8 +485,7 @@ static void client_watch_cb(evutil_socket_t fd, short what, void *arg)
 
 	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n > 0) {
-		event_free(f->cwatch);
-		f->cwatch = NULL;
+		cwatch_stop(f);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -472,6 +592,7 @@ static void upstream_chunk_cb(struct evhttp_request *u, void *arg)
 	cbev = evhttp_connection_get_bufferevent(f->cconn);
 	if (!f->paused && evbuffer_get_length(bufferevent_get_output(cbev)) > PROXY_CLIENT_HIGH) {
 		f->paused = 1;
+		uwatch_stop(f);
 		bufferevent_disable(evhttp_connection_get_bufferevent(f->uconn), EV_READ);
 	}
 	if (f->progress) {
@@ -516,6 +637,9 @@ static void upstream_failed(struct proxy_fwd *f)
 	int err = errno;	/* evhttp keeps the connect's errno for us; read it first */
 	double waited = ms_since(&f->t0);
 
+	uwatch_stop(f);
+	if (f->uconn)
+		evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a TLS failure (certificate not trusted...) says more than "connect failed" */
 	char tbuf[160];
@@ -555,9 +679,22 @@ static void upstream_failed(struct proxy_fwd *f)
 		log_info("proxy: %s upstream %s closed a kept-alive connection; retrying on a new one",
 			 f->reqid, f->pool->hostport);
 		f->retried = 1;
+		/*
+		 * A write that failed in flush_now, right in start_upstream, or one
+		 * the backend's kernel never acknowledged (upstream_close_cb) did not
+		 * reach the backend; any other close may come after the backend read
+		 * the request (and then crashed on it).
+		 */
+		f->maybe_sent = !f->in_flush && !f->unacked;
 		if (start_upstream(f, 1) == 0)
 			return;
 		snprintf(why, sizeof(why), "cannot start a request");
+	}
+	/* evhttp's connect failure (uerr -1, not a timeout): not a byte was written */
+	if (f->unsent_back && f->uerr == -1 && code == 502 && !twhy && !f->connected &&
+	    !f->headers_sent && !f->maybe_sent) {
+		finish_unsent(f, why);
+		return;
 	}
 	if (f->headers_sent)
 		finish_abort(f, code, why);
@@ -570,6 +707,7 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 {
 	struct proxy_fwd *f = arg;
 	struct evbuffer *rest;
+	struct bufferevent *cbev;
 
 	f->ureq = NULL;
 	if (u == NULL || evhttp_request_get_response_code(u) == 0) {
@@ -591,13 +729,24 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 		f->res.bytes_out += evbuffer_get_length(rest);
 		evhttp_send_reply_chunk(f->creq, rest);
 	}
+	uwatch_stop(f);
+	evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
-	pool_put(f->pool, f->uconn);
+	pool_put(f->pool, f->uconn, f->read_ms);
 	f->uconn = NULL;
-	client_release(f);
+	/*
+	 * Our EOF watch stays until the reply is out: its read interest keeps
+	 * evhttp's read-off/read-on of the client socket from reaching epoll.
+	 * flush_now may free the connection (a client that asked to close).
+	 */
+	evhttp_connection_set_closecb(f->cconn, NULL, NULL);
+	cbev = evhttp_connection_get_bufferevent(f->cconn);
 	evhttp_send_reply_end(f->creq);
 	f->creq = NULL;
+	flush_now(cbev);
+	f->cconn = NULL;
+	client_release(f);
 	deliver(f);
 }
 
@@ -612,29 +761,34 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	struct evhttp_request *u;
 	struct timeval tv;
 	char ubuf[8192];
+	evutil_socket_t fd;
+	int64_t has_ms;
 	int fresh;
 
-	c = pool_take(f->pool, fresh_only);
+	c = pool_take(f->pool, fresh_only, &has_ms);
 	if (!c)
 		return -1;
 	u = proxy_hdr_request(f->creq, f->pool->hostport, f->reqid, upstream_done_cb, f);
 	if (!u) {
-		pool_put(f->pool, c);
+		pool_put(f->pool, c, has_ms);
 		return -1;
 	}
 	evhttp_request_set_header_cb(u, upstream_header_cb);
 	evhttp_request_set_chunked_cb(u, upstream_chunk_cb);
 	evhttp_request_set_error_cb(u, upstream_error_cb);
 
-	fresh = bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0;
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(c));
+	fresh = fd < 0;
 	f->reused = !fresh;
 	f->connected = !fresh;
 	f->uerr = -1;
 	f->uconn = c;
 	f->ureq = u;
 	/* evhttp uses one timeout for connect, read and write: read_ms; ours below covers connect */
-	tv = ms_tv(f->read_ms);
-	evhttp_connection_set_timeout_tv(c, &tv);
+	if (has_ms != f->read_ms) {
+		tv = ms_tv(f->read_ms);
+		evhttp_connection_set_timeout_tv(c, &tv);
+	}
 	if (fresh && f->connect_ms > 0 && f->connect_ms < f->read_ms) {
 		f->ctimer = evtimer_new(f->pool->base, connect_timer_cb, f);
 		if (f->ctimer) {
@@ -657,14 +811,28 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	} else {
 		evhttp_connection_set_flags(c, 0);
 	}
+	/* a kept-alive socket is known now; a new one only inside evhttp_make_request (skipped) */
+	if (!fresh) {
+		event_assign(&f->uwatch, f->pool->base, fd, EV_READ | EV_PERSIST, uwatch_cb, f);
+		f->uwatch_on = event_add(&f->uwatch, NULL) == 0;
+		evhttp_connection_set_closecb(c, upstream_close_cb, f);
+	}
 	if (evhttp_make_request(c, u, evhttp_request_get_command(f->creq),
 				proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
 		/* evhttp freed u */
 		f->ureq = NULL;
 		f->uconn = NULL;
+		uwatch_stop(f);
+		evhttp_connection_set_closecb(c, NULL, NULL);
 		timers_free(f);
 		evhttp_connection_free(c);
 		return -1;
+	}
+	/* a kept-alive connection is writable now: the request goes out in this turn */
+	if (!fresh && !f->pool->tr.bev_new) {
+		f->in_flush = 1;
+		flush_now(evhttp_connection_get_bufferevent(c));
+		f->in_flush = 0;	/* f is still ours: finishing inside proxy_forward is deferred */
 	}
 	return 0;
 }
@@ -694,6 +862,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->progress_at = -1;
 	f->connect_ms = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
 	f->read_ms = o && o->read_timeout_ms > 0 ? o->read_timeout_ms : 60000;
+	f->unsent_back = o && o->unsent_back;
 	if (o && o->extra_header_name && o->extra_header_value) {
 		f->extra_name = strdup(o->extra_header_name);
 		f->extra_value = strdup(o->extra_header_value);
@@ -701,7 +870,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	proxy_hdr_request_id(req, o ? o->request_id : NULL, f->reqid);
 	f->in_setup = 1;
 	LIST_INSERT_HEAD(&p->active, f, link);
-	pool_count(p, 1);
+	pool_count_up(p, &f->t0);
 
 	if (!f->cconn) {
 		/* the client left while the request was held; libevent detached it */
@@ -720,9 +889,8 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	fd = bufferevent_getfd(cbev);
 	bufferevent_disable(cbev, EV_READ);
 	if (fd >= 0) {
-		f->cwatch = event_new(p->base, fd, EV_READ | EV_PERSIST, client_watch_cb, f);
-		if (f->cwatch)
-			event_add(f->cwatch, NULL);
+		event_assign(&f->cwatch, p->base, fd, EV_READ | EV_PERSIST, client_watch_cb, f);
+		f->cwatch_on = event_add(&f->cwatch, NULL) == 0;
 	}
 	log_debug("proxy: %s %s %s -> %s", f->reqid,
 		  proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
@@ -756,7 +924,7 @@ void proxy_pool_free(struct proxy_pool *p)
 		defer_cb(-1, 0, f);
 	}
 	while (p->nidle > 0)
-		evhttp_connection_free(p->idle[--p->nidle]);
+		evhttp_connection_free(p->idle[--p->nidle].c);
 	free(p->idle);
 	free(p->host);
 	if (p->tr.free_arg)

@@ -32,6 +32,13 @@ struct proxy_opts {
 	const char *request_id;		/* NULL: make one */
 	const char *extra_header_name;	/* e.g. "X-Wakegate-Cold", or NULL */
 	const char *extra_header_value;
+	/*
+	 * 1: a request that never reached the backend (its connection failed
+	 * to come up, e.g. refused by a worker that just died) is not answered:
+	 * done gets res->unsent and the caller owns creq again, to forward it
+	 * elsewhere or answer it. 0: such a request gets the 502.
+	 */
+	int unsent_back;
 };
 
 /* Why a forward ended, for the access log and metrics. */
@@ -40,6 +47,7 @@ struct proxy_result {
 	int client_gone;	/* the client closed before the end */
 	double upstream_ms;	/* from sending to the last byte */
 	uint64_t bytes_out;	/* body bytes relayed to the client */
+	int unsent;		/* with unsent_back: nothing reached the backend, creq is the caller's again */
 };
 
 /*

@@ -22,16 +22,38 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+/* By the first letter first: this runs for every header of every request and answer. */
 static int is_hop_by_hop(const char *key)
 {
-	static const char *const names[] = {
-		"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", NULL
-	};
-	if (strncasecmp(key, "Proxy-", 6) == 0)
-		return 1;
-	for (int i = 0; names[i]; i++)
-		if (strcasecmp(key, names[i]) == 0)
-			return 1;
+	switch (key[0] | 0x20) {
+	case 'c':
+		return strcasecmp(key, "Connection") == 0;
+	case 'k':
+		return strcasecmp(key, "Keep-Alive") == 0;
+	case 'p':
+		return strncasecmp(key, "Proxy-", 6) == 0;
+	case 't':
+		return strcasecmp(key, "TE") == 0 || strcasecmp(key, "Trailer") == 0 ||
+		       strcasecmp(key, "Transfer-Encoding") == 0;
+	case 'u':
+		return strcasecmp(key, "Upgrade") == 0;
+	}
+	return 0;
+}
+
+/* Request headers the proxy writes itself (X-Forwarded-For is merged apart). */
+static int set_by_proxy(const char *key)
+{
+	switch (key[0] | 0x20) {
+	case 'h':
+		return strcasecmp(key, "Host") == 0;
+	case 'c':
+		return strcasecmp(key, "Content-Length") == 0;
+	case 'e':
+		return strcasecmp(key, "Expect") == 0;
+	case 'x':
+		return strcasecmp(key, "X-Forwarded-Proto") == 0 || strcasecmp(key, "X-Request-Id") == 0;
+	}
 	return 0;
 }
 
@@ -64,7 +86,8 @@ static int drop_header(const char *conn, const char *key)
 	return is_hop_by_hop(key) || (conn && named_by_connection(conn, key));
 }
 
-static int reqid_is_sane(const char *s)
+/* Its length when s makes a request id (printable, 1 to 64 characters), else 0. */
+static size_t reqid_is_sane(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n >= PROXY_REQID_MAX)
@@ -72,22 +95,24 @@ static int reqid_is_sane(const char *s)
 	for (const char *p = s; *p; p++)
 		if (!isgraph((unsigned char)*p))
 			return 0;
-	return 1;
+	return n;
 }
 
 /* See proxy_hdr.h. */
 void proxy_hdr_request_id(struct evhttp_request *creq, const char *given, char out[PROXY_REQID_MAX])
 {
 	static const char hex[] = "0123456789abcdef";
-	const char *client = evhttp_find_header(evhttp_request_get_input_headers(creq), "X-Request-Id");
+	const char *client;
 	unsigned char b[16];
+	size_t n;
 
-	if (given && reqid_is_sane(given)) {
-		snprintf(out, PROXY_REQID_MAX, "%s", given);
+	if (given && (n = reqid_is_sane(given)) > 0) {
+		memcpy(out, given, n + 1);
 		return;
 	}
-	if (client && reqid_is_sane(client)) {
-		snprintf(out, PROXY_REQID_MAX, "%s", client);
+	client = evhttp_find_header(evhttp_request_get_input_headers(creq), "X-Request-Id");
+	if (client && (n = reqid_is_sane(client)) > 0) {
+		memcpy(out, client, n + 1);
 		return;
 	}
 	arc4random_buf(b, sizeof(b));
@@ -101,20 +126,56 @@ void proxy_hdr_request_id(struct evhttp_request *creq, const char *given, char o
 /* Appends src's bytes to dst without draining src. 0 or -1. */
 static int copy_body(struct evbuffer *dst, struct evbuffer *src)
 {
-	int n = evbuffer_peek(src, -1, NULL, NULL, 0);
-	struct evbuffer_iovec *v;
+	struct evbuffer_iovec few[8], *v = few;
+	int n = evbuffer_peek(src, -1, NULL, NULL, 0);	/* how many pieces */
 	int rc = 0;
 
 	if (n <= 0)
 		return 0;
-	v = calloc((size_t)n, sizeof(*v));
-	if (!v)
-		return -1;
+	if (n > 8) {	/* a body in many pieces: room on the heap */
+		v = calloc((size_t)n, sizeof(*v));
+		if (!v)
+			return -1;
+	}
 	n = evbuffer_peek(src, -1, NULL, v, n);
 	for (int i = 0; i < n && rc == 0; i++)
 		rc = evbuffer_add(dst, v[i].iov_base, v[i].iov_len);
-	free(v);
+	if (v != few)
+		free(v);
 	return rc;
+}
+
+/* X-Forwarded-For being built: on the stack unless it grows long. */
+struct xff {
+	char few[256];
+	char *s;
+	size_t len, cap;
+	int bad;
+};
+
+/* Appends ", " (unless first) and v. On no memory, marks x bad. */
+static void xff_add(struct xff *x, const char *v)
+{
+	size_t n = strlen(v), need = x->len + (x->len ? 2 : 0) + n + 1;
+
+	if (need > x->cap) {
+		size_t cap = need * 2;
+		char *s = x->s == x->few ? malloc(cap) : realloc(x->s, cap);
+		if (!s) {
+			x->bad = 1;
+			return;
+		}
+		if (x->s == x->few)
+			memcpy(s, x->few, x->len + 1);
+		x->s = s;
+		x->cap = cap;
+	}
+	if (x->len) {
+		memcpy(x->s + x->len, ", ", 2);
+		x->len += 2;
+	}
+	memcpy(x->s + x->len, v, n + 1);
+	x->len += n;
 }
 
 /* See proxy_hdr.h. */
@@ -129,7 +190,7 @@ struct evhttp_request *proxy_hdr_request(struct evhttp_request *creq, const char
 	struct evhttp_connection *cc = evhttp_request_get_connection(creq);
 	const char *conn = evhttp_find_header(in, "Connection");
 	struct evkeyval *h;
-	struct evbuffer *xff;
+	struct xff xff = { .len = 0, .cap = sizeof(xff.few), .bad = 0 };
 	char *peer = NULL;
 	ev_uint16_t port = 0;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(creq);
@@ -140,19 +201,13 @@ struct evhttp_request *proxy_hdr_request(struct evhttp_request *creq, const char
 	if (!u)
 		return NULL;
 	out = evhttp_request_get_output_headers(u);
-	xff = evbuffer_new();
-	if (!xff) {
-		evhttp_request_free(u);
-		return NULL;
-	}
+	xff.s = xff.few;
+	xff.few[0] = '\0';
 	TAILQ_FOREACH(h, in, next) {
-		if (drop_header(conn, h->key) || strcasecmp(h->key, "Host") == 0 ||
-		    strcasecmp(h->key, "Content-Length") == 0 || strcasecmp(h->key, "Expect") == 0 ||
-		    strcasecmp(h->key, "X-Forwarded-Proto") == 0 ||
-		    strcasecmp(h->key, "X-Request-Id") == 0)
+		if (drop_header(conn, h->key) || set_by_proxy(h->key))
 			continue;
-		if (strcasecmp(h->key, "X-Forwarded-For") == 0) {
-			evbuffer_add_printf(xff, "%s%s", evbuffer_get_length(xff) ? ", " : "", h->value);
+		if ((h->key[0] | 0x20) == 'x' && strcasecmp(h->key, "X-Forwarded-For") == 0) {
+			xff_add(&xff, h->value);
 			continue;
 		}
 		bad |= evhttp_add_header(out, h->key, h->value);
@@ -160,14 +215,15 @@ struct evhttp_request *proxy_hdr_request(struct evhttp_request *creq, const char
 	if (cc)
 		evhttp_connection_get_peer(cc, &peer, &port);
 	if (peer && *peer)
-		evbuffer_add_printf(xff, "%s%s", evbuffer_get_length(xff) ? ", " : "", peer);
-	evbuffer_add(xff, "", 1);
+		xff_add(&xff, peer);
+	bad |= xff.bad;
 	bad |= evhttp_add_header(out, "Host", hostport);
-	if (evbuffer_get_length(xff) > 1)
-		bad |= evhttp_add_header(out, "X-Forwarded-For", (const char *)evbuffer_pullup(xff, -1));
+	if (xff.len > 0)
+		bad |= evhttp_add_header(out, "X-Forwarded-For", xff.s);
 	bad |= evhttp_add_header(out, "X-Forwarded-Proto", "http");
 	bad |= evhttp_add_header(out, "X-Request-Id", reqid);
-	evbuffer_free(xff);
+	if (xff.s != xff.few)
+		free(xff.s);
 
 	len = evbuffer_get_length(body);
 	if (len > 0 || cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH) {
@@ -206,13 +262,26 @@ void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq
 	struct evkeyvalq *out = evhttp_request_get_output_headers(creq);
 	const char *conn = evhttp_find_header(in, "Connection");
 	int chunked = evhttp_find_header(in, "Transfer-Encoding") != NULL;
-	struct evkeyval *h;
+	struct evkeyval *h, *next;
 
-	TAILQ_FOREACH(h, in, next) {
-		if (drop_header(conn, h->key) || strcasecmp(h->key, "X-Request-Id") == 0 ||
-		    (chunked && strcasecmp(h->key, "Content-Length") == 0))
+	/*
+	 * Passed headers move from ureq to creq, no copy: ureq is freed after
+	 * its answer, and evhttp reads no header of it from here on but those
+	 * that frame the body (Content-Length, which is copied, and the
+	 * hop-by-hop ones, which stay).
+	 */
+	for (h = TAILQ_FIRST(in); h; h = next) {
+		next = TAILQ_NEXT(h, next);
+		if (drop_header(conn, h->key) ||
+		    ((h->key[0] | 0x20) == 'x' && strcasecmp(h->key, "X-Request-Id") == 0))
 			continue;
-		evhttp_add_header(out, h->key, h->value);
+		if ((h->key[0] | 0x20) == 'c' && strcasecmp(h->key, "Content-Length") == 0) {
+			if (!chunked)
+				evhttp_add_header(out, h->key, h->value);
+			continue;
+		}
+		TAILQ_REMOVE(in, h, next);
+		TAILQ_INSERT_TAIL(out, h, next);
 	}
 	evhttp_add_header(out, "X-Request-Id", reqid);
 	if (extra_name && extra_value)

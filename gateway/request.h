@@ -40,6 +40,7 @@ struct wg_request {
 	struct event *gone_watch;	/* EV_CLOSED on the client's socket while held */
 	int in_hold;
 	struct ratelimit_slots *slots;	/* limit_conn slots (ratelimit.c), released in req_free() */
+	int resent;			/* its forward failed unsent once and it was sent again (upstream.c) */
 };
 
 TAILQ_HEAD(wg_request_list, wg_request);

@@ -34,6 +34,7 @@ static struct event *tick_ev;
 #define TICK_MS 100
 #define DEFAULT_ETA_S 10
 #define UPSTREAM_PAUSE_S 0.1	/* a replica's pause after a broken forward: see req_done */
+#define UPSTREAM_REFUSED_PAUSE_S 1.0	/* ...after a refused connect: see req_resend */
 
 static void up_labels(const struct upstream *u, char *buf, size_t len)
 {
@@ -42,11 +43,43 @@ static void up_labels(const struct upstream *u, char *buf, size_t len)
 	snprintf(buf, len, "upstream=\"%s\"", name);
 }
 
-/* Held and active gauges: called after every change to either. */
+/*
+ * The label set of u's series, with code="status" when status > 0: every
+ * request asks for the same one or two, so the last of each is kept (keyed by
+ * the name, not the pointer: a reload may free an upstream and reuse its
+ * address). Valid until the next call.
+ */
+static const char *up_label(const struct upstream *u, int status)
+{
+	static char name[2][200], label[2][300];
+	static int code_of[2] = { -1, -1 };
+	int i = status > 0;
+
+	if (code_of[i] == status && strcmp(name[i], u->name) == 0)
+		return label[i];
+	if (status > 0) {
+		char esc[256];
+		metrics_escape(u->name, esc, sizeof(esc));
+		snprintf(label[i], sizeof(label[i]), "upstream=\"%s\",code=\"%d\"", esc, status);
+	} else {
+		up_labels(u, label[i], sizeof(label[i]));
+	}
+	if (strlen(u->name) < sizeof(name[i])) {
+		snprintf(name[i], sizeof(name[i]), "%s", u->name);
+		code_of[i] = status;
+	} else {
+		code_of[i] = -1;	/* too long to keep: made each time */
+	}
+	return label[i];
+}
+
+/*
+ * Held and active gauges: after a change to the hold queue, and every tick
+ * (in-flight counts move with every request; /metrics is at most a tick behind).
+ */
 static void up_gauges(struct upstream *u)
 {
-	char l[300];
-	up_labels(u, l, sizeof(l));
+	const char *l = up_label(u, 0);
 	int inflight = 0;
 	for (int i = 0; i < u->nrep; i++)
 		inflight += u->rep[i].in_flight;
@@ -107,10 +140,7 @@ static void req_free(struct wg_request *r)
 static void req_account(struct wg_request *r, int status, uint64_t bytes, double upstream_ms)
 {
 	struct upstream *u = r->up;
-	char l[400], name[256];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(l, sizeof(l), "upstream=\"%s\",code=\"%d\"", name, status);
-	metrics_add(gw.metrics, "wakegate_requests_total", l, 1);
+	metrics_add(gw.metrics, "wakegate_requests_total", up_label(u, status), 1);
 	rules_request_end(u->name, status, r->rep ? upstream_ms : (gw_now() - r->t_arrive) * 1000);
 	accesslog_write(r, u->name, r->rep ? r->rep->url : NULL, status, bytes, upstream_ms);
 	u->requests++;
@@ -130,9 +160,7 @@ static void req_reject(struct wg_request *r, int code, const char *reason, int r
 
 static void hold_observe(struct wg_request *r)
 {
-	char l[300];
-	up_labels(r->up, l, sizeof(l));
-	metrics_observe(gw.metrics, "wakegate_hold_seconds", l, r->hold_ms / 1000);
+	metrics_observe(gw.metrics, "wakegate_hold_seconds", up_label(r->up, 0), r->hold_ms / 1000);
 	cost_hold(r->up, r->hold_ms / 1000);
 }
 
@@ -188,6 +216,43 @@ static void req_progress(void *arg)
 	store_activity(gw.store, r->up->name, r->up->last_activity_ms);
 }
 
+static void req_forward(struct replica *rep, struct wg_request *r);
+static struct replica *upstream_free_slot(struct upstream *u);
+
+/*
+ * rep's connection failed before a byte of r was sent (a worker that just
+ * died refuses it; its exit may not be seen yet): as nginx's
+ * proxy_next_upstream error, r goes once more, to another READY replica now
+ * or held until one is. rep gets nothing for a while: a process that
+ * refuses connections is on its way out (or in trouble), and its exit, once
+ * seen, restarts it; a resent request refused again gets the 502.
+ */
+static void req_resend(struct wg_request *r, struct replica *rep)
+{
+	struct upstream *u = r->up;
+	struct replica *next;
+
+	log_notice("upstream \"%s\": replica %d refused request %s before it was sent; sending it again",
+		   u->name, rep->id, r->id);
+	rep->pause_until = gw_now() + UPSTREAM_REFUSED_PAUSE_S;
+	r->resent = 1;
+	r->rep = NULL;
+	next = u->hold.n ? NULL : upstream_free_slot(u);
+	if (next) {
+		req_forward(next, r);
+		return;
+	}
+	r->held = 1;
+	if (hold_push(&u->hold, r, u->p.hold_max, u->p.hold_timeout_ms) < 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "upstream \"%s\": hold queue full (%d waiting)", u->name, u->hold.n);
+		log_warn("%s", msg);
+		req_reject(r, 503, msg, upstream_eta_s(u));
+		return;
+	}
+	upstream_wake(u);
+}
+
 /* The proxy finished a request: free its slot, record activity, drain the queue. */
 static void req_done(const struct proxy_result *res, void *arg)
 {
@@ -195,12 +260,17 @@ static void req_done(const struct proxy_result *res, void *arg)
 	struct upstream *u = r->up;
 	struct replica *rep = r->rep;
 	rep->in_flight--;
-	u->last_activity = gw_now();
+	if (res->unsent && r->req) {
+		req_resend(r, rep);
+		upstream_dispatch(u);
+		up_gauges(u);
+		return;
+	}
+	double now = gw_now();
+	u->last_activity = now;
 	u->last_activity_ms = gw_wall_ms();
 	store_activity(gw.store, u->name, u->last_activity_ms);
-	char l[300];
-	up_labels(u, l, sizeof(l));
-	metrics_observe(gw.metrics, "wakegate_upstream_seconds", l, res->upstream_ms / 1000);
+	metrics_observe(gw.metrics, "wakegate_upstream_seconds", up_label(u, 0), res->upstream_ms / 1000);
 	int status = res->client_gone && !res->status ? 499 : res->status;
 	req_account(r, status, res->bytes_out, res->upstream_ms);
 	r->req = NULL;
@@ -212,22 +282,21 @@ static void req_done(const struct proxy_result *res, void *arg)
 	 * the exit and a new replica rather than get 502s. The tick dispatches after.
 	 */
 	if (res->status >= 502 && res->status <= 504 && res->bytes_out == 0)
-		rep->pause_until = gw_now() + UPSTREAM_PAUSE_S;
+		rep->pause_until = now + UPSTREAM_PAUSE_S;
 	upstream_dispatch(u);
-	up_gauges(u);
 	keepalive_on_done(u);
 }
 
 /* Sends r to rep, which is READY with a free slot. */
 static void req_forward(struct replica *rep, struct wg_request *r)
 {
-	struct upstream *u = rep->up;
 	r->rep = rep;
 	rep->in_flight++;
 	struct proxy_opts o = {
 		.connect_timeout_ms = r->connect_timeout_ms,
 		.read_timeout_ms = r->read_timeout_ms,
 		.request_id = r->id,
+		.unsent_back = !r->resent && !gw.stopping,
 	};
 	if (r->held) {
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
@@ -238,7 +307,6 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		o.extra_header_name = "X-Wakegate-Cold";
 		o.extra_header_value = r->cold_value;
 	}
-	up_gauges(u);
 	proxy_forward(rep->pool, r->req, &o, req_done, req_progress, r);
 }
 
@@ -246,11 +314,12 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 static struct replica *upstream_free_slot(struct upstream *u)
 {
 	struct replica *best = NULL;
-	double now = gw_now();
+	double now = 0;
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
-		if (rep->state != REPLICA_READY || !rep->pool || rep->in_flight >= u->p.max_conns ||
-		    rep->pause_until > now)
+		if (rep->state != REPLICA_READY || !rep->pool || rep->in_flight >= u->p.max_conns)
+			continue;
+		if (rep->pause_until > 0 && rep->pause_until > (now > 0 ? now : (now = gw_now())))
 			continue;
 		if (!best || rep->in_flight < best->in_flight)
 			best = rep;
@@ -266,12 +335,15 @@ void upstream_dispatch(struct upstream *u)
 		return;		/* a done callback inside a forward: the outer loop goes on */
 	depth++;
 	struct replica *rep;
+	int moved = 0;
 	while (u->hold.n && (rep = upstream_free_slot(u)) != NULL) {
 		struct wg_request *r = hold_pop(&u->hold);
 		req_forward(rep, r);
+		moved++;
 	}
 	depth--;
-	up_gauges(u);
+	if (moved)
+		up_gauges(u);
 }
 
 /* Wakes a replica for held requests when none is on its way up. */
@@ -294,6 +366,16 @@ void upstream_wake(struct upstream *u)
 	}
 }
 
+/* snprintf(dst, len, "%s", src) without printf: this runs for every request. */
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* What the access log needs, copied now: the request may be gone when it is written. */
 static void req_fill(struct wg_request *r, struct evhttp_request *req)
 {
@@ -302,17 +384,25 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 	ev_uint16_t port = 0;
 	if (c)
 		evhttp_connection_get_peer(c, &addr, &port);
-	snprintf(r->remote, sizeof(r->remote), "%s", addr ? addr : "-");
+	copy_str(r->remote, sizeof(r->remote), addr ? addr : "-");
 	if (accesslog_enabled()) {	/* only the access log reads these: not on the hot path otherwise */
 		snprintf(r->line, sizeof(r->line), "%s %.400s HTTP/1.1",
 			 proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req));
 		accesslog_time(r->time_local, sizeof(r->time_local));
 	}
 	const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
-	if (id && *id && strlen(id) < sizeof(r->id))
-		snprintf(r->id, sizeof(r->id), "%s", id);
-	else
-		snprintf(r->id, sizeof(r->id), "%08lx%08lx", (unsigned long)random(), (unsigned long)random());
+	if (id && *id && strlen(id) < sizeof(r->id)) {
+		copy_str(r->id, sizeof(r->id), id);
+	} else {
+		/* 16 hex digits, as "%08lx%08lx" of two random(), without printf on every request */
+		static const char hex[] = "0123456789abcdef";
+		unsigned long a = (unsigned long)random(), b = (unsigned long)random();
+		for (int i = 7; i >= 0; i--, a >>= 4, b >>= 4) {
+			r->id[i] = hex[a & 15];
+			r->id[8 + i] = hex[b & 15];
+		}
+		r->id[16] = '\0';
+	}
 }
 
 void upstream_handle(struct upstream *u, struct evhttp_request *req, const struct conf_location *loc,
@@ -392,6 +482,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		scale_tick(u, now);
 		if (u->hold.n)
 			upstream_dispatch(u);	/* after a pause_until */
+		up_gauges(u);
 		if (!u->cf && !busy && !gw.stopping) {
 			/* retired by a reload and now quiet */
 			log_notice("upstream \"%s\": removed", u->name);
