@@ -21,7 +21,7 @@ gateway_wakegate_SOURCES = \
 	gateway/rules.c gateway/rules.h \
 	gateway/metrics.c gateway/metrics.h \
 	gateway/store.c gateway/store.h \
-	gateway/proxy.c gateway/proxy.h gateway/proxy_hdr.c gateway/proxy_hdr.h \
+	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
 gateway_wakegate_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
@@ -50,7 +50,7 @@ gateway_degrade_test_SOURCES = gateway/degrade-test.c gateway/degrade.c gateway/
 # proxy-test: a standalone reverse proxy around proxy.c, for t/38-proxy.t.
 check_PROGRAMS += gateway/proxy-test
 gateway_proxy_test_SOURCES = gateway/proxy-test.c \
-	gateway/proxy.c gateway/proxy.h gateway/proxy_hdr.c gateway/proxy_hdr.h
+	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h
 gateway_proxy_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 gateway_proxy_test_LDADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include "gateway/proxy.h"
+#include "gateway/proxy_int.h"
 #include "gateway/proxy_hdr.h"
 #include "gateway/log.h"
 
@@ -34,68 +35,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/http.h>
-
-#define PROXY_IDLE_MIN 32		/* idle keep-alive connections always allowed per replica */
-#define PROXY_PEAK_WINDOW_MS 10000	/* ...and as many as were in flight at once lately */
-#define PROXY_CLIENT_HIGH (1024 * 1024)	/* client output above this pauses the backend */
-#define PROXY_MAX_HEADERS (64 * 1024)	/* a larger response header is a 502 */
-#define PROXY_PROGRESS_MS 500		/* at most one progress cb per forward this often */
-#define PROXY_EARLY_BODY (64 * 1024)	/* bodies above this may get an answer before they are sent */
-#define PROXY_STALL_MS 500		/* how often to look for evhttp's stall (see stall_cb) */
-
-struct proxy_fwd {
-	LIST_ENTRY(proxy_fwd) link;	/* pool->active, or pool->deferred once finished */
-	struct proxy_pool *pool;
-	struct evhttp_request *creq;
-	struct evhttp_connection *cconn;
-	struct evhttp_request *ureq;
-	struct evhttp_connection *uconn;
-	struct event cwatch;		/* EOF watch on the client socket while we wait (cwatch_on) */
-	struct event uwatch;		/* read interest of our own on the backend socket (uwatch_on) */
-	struct event *ctimer;		/* connect timeout of a new upstream connection */
-	struct event *stimer;		/* stall check, with EVHTTP_CON_READ_ON_WRITE_ERROR */
-	struct event *defer;		/* delivers done when we finished inside proxy_forward */
-	int64_t connect_ms, read_ms;
-	char reqid[PROXY_REQID_MAX];
-	char *extra_name, *extra_value;
-	proxy_done_cb done;
-	proxy_progress_cb progress;
-	void *arg;
-	struct proxy_result res;
-	struct timespec t0;
-	double progress_at;		/* ms after t0 of the last progress cb, -1: none yet */
-	int uerr;			/* last evhttp_request_error, -1 when none */
-	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
-		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1,
-		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1;
-};
-
-/* An idle keep-alive connection and the timeout it was last given. */
-struct pooled {
-	struct evhttp_connection *c;
-	int64_t timeout_ms;
-};
-
-struct proxy_pool {
-	struct event_base *base;
-	char *host;
-	int port;
-	char hostport[300];
-	struct pooled *idle;		/* stack: the most recently used on top */
-	int nidle, cap;
-	int nactive;			/* forwards in flight */
-	int peak, peak_prev;		/* most in flight in this window and the last one */
-	struct timespec peak_t0;	/* start of this window */
-	LIST_HEAD(, proxy_fwd) active;
-	LIST_HEAD(, proxy_fwd) deferred;
-	int freeing;
-	struct proxy_transport tr;	/* bev_new NULL: plain TCP */
-};
 
 static int start_upstream(struct proxy_fwd *f, int fresh_only);
 
@@ -110,110 +52,6 @@ static struct timeval ms_tv(int64_t ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	return tv;
-}
-
-/* The caller owns the pool; host is copied. NULL on allocation failure. */
-struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port)
-{
-	struct proxy_pool *p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	p->base = base;
-	p->port = port;
-	p->host = strdup(host);
-	if (!p->host) {
-		free(p);
-		return NULL;
-	}
-	if (strchr(host, ':'))
-		snprintf(p->hostport, sizeof(p->hostport), "[%s]:%d", host, port);
-	else
-		snprintf(p->hostport, sizeof(p->hostport), "%s:%d", host, port);
-	LIST_INIT(&p->active);
-	LIST_INIT(&p->deferred);
-	clock_gettime(CLOCK_MONOTONIC, &p->peak_t0);
-	return p;
-}
-
-/*
- * An idle keep-alive connection, or a new one (it connects on first use);
- * *timeout_ms: the timeout it has (0: none set yet).
- */
-static struct evhttp_connection *pool_take(struct proxy_pool *p, int fresh_only, int64_t *timeout_ms)
-{
-	struct evhttp_connection *c;
-	*timeout_ms = 0;
-	while (p->nidle > 0 && !fresh_only) {
-		p->nidle--;
-		c = p->idle[p->nidle].c;
-		*timeout_ms = p->idle[p->nidle].timeout_ms;
-		/* a TLS session cannot start over on a connection the backend closed */
-		if (p->tr.bev_new && bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0) {
-			evhttp_connection_free(c);
-			*timeout_ms = 0;
-			continue;
-		}
-		return c;
-	}
-	if (p->tr.bev_new) {
-		struct bufferevent *bev = p->tr.bev_new(p->base, p->tr.arg);
-		c = bev ? evhttp_connection_base_bufferevent_new(p->base, NULL, bev, p->host,
-								 (ev_uint16_t)p->port) : NULL;
-		if (!c && bev)
-			bufferevent_free(bev);
-	} else {
-		c = evhttp_connection_base_new(p->base, NULL, p->host, (ev_uint16_t)p->port);
-	}
-	if (!c)
-		return NULL;
-	evhttp_connection_set_max_headers_size(c, PROXY_MAX_HEADERS);
-	evhttp_connection_set_retries(c, 0);
-	return c;
-}
-
-/* Counts one more forward in flight (started at now) and keeps the recent peak. */
-static void pool_count_up(struct proxy_pool *p, const struct timespec *now)
-{
-	p->nactive++;
-	if ((double)(now->tv_sec - p->peak_t0.tv_sec) * 1e3 +
-	    (double)(now->tv_nsec - p->peak_t0.tv_nsec) / 1e6 >= PROXY_PEAK_WINDOW_MS) {
-		p->peak_prev = p->peak;
-		p->peak = p->nactive;
-		p->peak_t0 = *now;
-	}
-	if (p->nactive > p->peak)
-		p->peak = p->nactive;
-}
-
-/*
- * Takes c back after a clean answer. Keeps as many idle connections as were
- * in flight at once lately (at least PROXY_IDLE_MIN), so that a burst of
- * answers coming back together does not close connections the next burst
- * of requests needs again; frees the rest.
- */
-static void pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms)
-{
-	int want = p->peak > p->peak_prev ? p->peak : p->peak_prev;
-
-	if (want < PROXY_IDLE_MIN)
-		want = PROXY_IDLE_MIN;
-	if (p->freeing || p->nidle >= want) {
-		evhttp_connection_free(c);
-		return;
-	}
-	if (p->nidle == p->cap) {
-		int ncap = p->cap ? 2 * p->cap : PROXY_IDLE_MIN;
-		struct pooled *n = realloc(p->idle, (size_t)ncap * sizeof(*n));
-		if (!n) {
-			evhttp_connection_free(c);
-			return;
-		}
-		p->idle = n;
-		p->cap = ncap;
-	}
-	p->idle[p->nidle].c = c;
-	p->idle[p->nidle].timeout_ms = timeout_ms;
-	p->nidle++;
 }
 
 static void cwatch_stop(struct proxy_fwd *f)
@@ -252,27 +90,6 @@ static void uwatch_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!f->uconn || !(bufferevent_get_enabled(evhttp_connection_get_bufferevent(f->uconn)) & EV_READ))
 		uwatch_stop(f);
-}
-
-/*
- * Runs bev's pending write now, in this loop turn, through libevent's own
- * write callback (the socket write, then evhttp's "sent": a reply is done
- * and the connection reads the next request, or a request is out and its
- * answer awaited). Left to the loop, a message waits a turn for epoll to
- * say the socket is writable, which it always is here, at the price of two
- * epoll_ctl calls (write interest on, then off); this way the two cancel
- * out before they reach epoll. A partial write, an error: libevent goes on
- * as usual. Plain TCP only (a TLS bufferevent writes otherwise).
- */
-static void flush_now(struct bufferevent *bev)
-{
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	struct event *w = &bev->ev_write;
-
-	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) == 0 ||
-	    !event_pending(w, EV_WRITE, NULL) || bufferevent_openssl_get_ssl(bev) != NULL)
-		return;
-	event_get_callback(w)(fd, EV_WRITE, event_get_callback_arg(w));
 }
 
 /*
@@ -680,7 +497,7 @@ static void upstream_failed(struct proxy_fwd *f)
 			 f->reqid, f->pool->hostport);
 		f->retried = 1;
 		/*
-		 * A write that failed in flush_now, right in start_upstream, or one
+		 * A write that failed in proxy_flush_now, right in start_upstream, or one
 		 * the backend's kernel never acknowledged (upstream_close_cb) did not
 		 * reach the backend; any other close may come after the backend read
 		 * the request (and then crashed on it).
@@ -733,18 +550,18 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 	evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
-	pool_put(f->pool, f->uconn, f->read_ms);
+	proxy_pool_put(f->pool, f->uconn, f->read_ms);
 	f->uconn = NULL;
 	/*
 	 * Our EOF watch stays until the reply is out: its read interest keeps
 	 * evhttp's read-off/read-on of the client socket from reaching epoll.
-	 * flush_now may free the connection (a client that asked to close).
+	 * proxy_flush_now may free the connection (a client that asked to close).
 	 */
 	evhttp_connection_set_closecb(f->cconn, NULL, NULL);
 	cbev = evhttp_connection_get_bufferevent(f->cconn);
 	evhttp_send_reply_end(f->creq);
 	f->creq = NULL;
-	flush_now(cbev);
+	proxy_flush_now(cbev);
 	f->cconn = NULL;
 	client_release(f);
 	deliver(f);
@@ -765,12 +582,12 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	int64_t has_ms;
 	int fresh;
 
-	c = pool_take(f->pool, fresh_only, &has_ms);
+	c = proxy_pool_take(f->pool, fresh_only, &has_ms);
 	if (!c)
 		return -1;
 	u = proxy_hdr_request(f->creq, f->pool->hostport, f->reqid, upstream_done_cb, f);
 	if (!u) {
-		pool_put(f->pool, c, has_ms);
+		proxy_pool_put(f->pool, c, has_ms);
 		return -1;
 	}
 	evhttp_request_set_header_cb(u, upstream_header_cb);
@@ -831,7 +648,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	/* a kept-alive connection is writable now: the request goes out in this turn */
 	if (!fresh && !f->pool->tr.bev_new) {
 		f->in_flush = 1;
-		flush_now(evhttp_connection_get_bufferevent(c));
+		proxy_flush_now(evhttp_connection_get_bufferevent(c));
 		f->in_flush = 0;	/* f is still ours: finishing inside proxy_forward is deferred */
 	}
 	return 0;
@@ -870,7 +687,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	proxy_hdr_request_id(req, o ? o->request_id : NULL, f->reqid);
 	f->in_setup = 1;
 	LIST_INSERT_HEAD(&p->active, f, link);
-	pool_count_up(p, &f->t0);
+	proxy_pool_count_up(p, &f->t0);
 
 	if (!f->cconn) {
 		/* the client left while the request was held; libevent detached it */
@@ -932,7 +749,3 @@ void proxy_pool_free(struct proxy_pool *p)
 	free(p);
 }
 
-void proxy_pool_set_transport(struct proxy_pool *p, const struct proxy_transport *t)
-{
-	p->tr = *t;
-}

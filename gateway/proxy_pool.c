@@ -1,0 +1,144 @@
+/*
+ * proxy_pool: the keep-alive connections to one replica (an idle stack
+ * sized by recent concurrency) and the socket-level shortcut the forwards
+ * use to write without waiting a loop turn. See proxy.c for who owns what.
+ */
+#include "config.h"
+
+#include "gateway/proxy_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
+
+/* The caller owns the pool; host is copied. NULL on allocation failure. */
+struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port)
+{
+	struct proxy_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->base = base;
+	p->port = port;
+	p->host = strdup(host);
+	if (!p->host) {
+		free(p);
+		return NULL;
+	}
+	if (strchr(host, ':'))
+		snprintf(p->hostport, sizeof(p->hostport), "[%s]:%d", host, port);
+	else
+		snprintf(p->hostport, sizeof(p->hostport), "%s:%d", host, port);
+	LIST_INIT(&p->active);
+	LIST_INIT(&p->deferred);
+	clock_gettime(CLOCK_MONOTONIC, &p->peak_t0);
+	return p;
+}
+
+/* See proxy_int.h. */
+struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, int64_t *timeout_ms)
+{
+	struct evhttp_connection *c;
+	*timeout_ms = 0;
+	while (p->nidle > 0 && !fresh_only) {
+		p->nidle--;
+		c = p->idle[p->nidle].c;
+		*timeout_ms = p->idle[p->nidle].timeout_ms;
+		/* a TLS session cannot start over on a connection the backend closed */
+		if (p->tr.bev_new && bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0) {
+			evhttp_connection_free(c);
+			*timeout_ms = 0;
+			continue;
+		}
+		return c;
+	}
+	if (p->tr.bev_new) {
+		struct bufferevent *bev = p->tr.bev_new(p->base, p->tr.arg);
+		c = bev ? evhttp_connection_base_bufferevent_new(p->base, NULL, bev, p->host,
+								 (ev_uint16_t)p->port) : NULL;
+		if (!c && bev)
+			bufferevent_free(bev);
+	} else {
+		c = evhttp_connection_base_new(p->base, NULL, p->host, (ev_uint16_t)p->port);
+	}
+	if (!c)
+		return NULL;
+	evhttp_connection_set_max_headers_size(c, PROXY_MAX_HEADERS);
+	evhttp_connection_set_retries(c, 0);
+	return c;
+}
+
+/* Counts one more forward in flight (started at now) and keeps the recent peak. */
+void proxy_pool_count_up(struct proxy_pool *p, const struct timespec *now)
+{
+	p->nactive++;
+	if ((double)(now->tv_sec - p->peak_t0.tv_sec) * 1e3 +
+	    (double)(now->tv_nsec - p->peak_t0.tv_nsec) / 1e6 >= PROXY_PEAK_WINDOW_MS) {
+		p->peak_prev = p->peak;
+		p->peak = p->nactive;
+		p->peak_t0 = *now;
+	}
+	if (p->nactive > p->peak)
+		p->peak = p->nactive;
+}
+
+/*
+ * Takes c back after a clean answer. Keeps as many idle connections as were
+ * in flight at once lately (at least PROXY_IDLE_MIN), so that a burst of
+ * answers coming back together does not close connections the next burst
+ * of requests needs again; frees the rest.
+ */
+void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms)
+{
+	int want = p->peak > p->peak_prev ? p->peak : p->peak_prev;
+
+	if (want < PROXY_IDLE_MIN)
+		want = PROXY_IDLE_MIN;
+	if (p->freeing || p->nidle >= want) {
+		evhttp_connection_free(c);
+		return;
+	}
+	if (p->nidle == p->cap) {
+		int ncap = p->cap ? 2 * p->cap : PROXY_IDLE_MIN;
+		struct pooled *n = realloc(p->idle, (size_t)ncap * sizeof(*n));
+		if (!n) {
+			evhttp_connection_free(c);
+			return;
+		}
+		p->idle = n;
+		p->cap = ncap;
+	}
+	p->idle[p->nidle].c = c;
+	p->idle[p->nidle].timeout_ms = timeout_ms;
+	p->nidle++;
+}
+
+/*
+ * Runs bev's pending write now, in this loop turn, through libevent's own
+ * write callback (the socket write, then evhttp's "sent": a reply is done
+ * and the connection reads the next request, or a request is out and its
+ * answer awaited). Left to the loop, a message waits a turn for epoll to
+ * say the socket is writable, which it always is here, at the price of two
+ * epoll_ctl calls (write interest on, then off); this way the two cancel
+ * out before they reach epoll. A partial write, an error: libevent goes on
+ * as usual. Plain TCP only (a TLS bufferevent writes otherwise).
+ */
+void proxy_flush_now(struct bufferevent *bev)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct event *w = &bev->ev_write;
+
+	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) == 0 ||
+	    !event_pending(w, EV_WRITE, NULL) || bufferevent_openssl_get_ssl(bev) != NULL)
+		return;
+	event_get_callback(w)(fd, EV_WRITE, event_get_callback_arg(w));
+}
+
+void proxy_pool_set_transport(struct proxy_pool *p, const struct proxy_transport *t)
+{
+	p->tr = *t;
+}
