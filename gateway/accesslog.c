@@ -3,7 +3,10 @@
  */
 #include "config.h"
 #include "gateway/accesslog.h"
+#include "gateway/proxy_hdr.h"
 #include "gateway/request.h"
+
+#include <event2/http.h>
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -96,4 +99,25 @@ void accesslog_write(const struct wg_request *r, const char *upstream, const cha
 	}
 	ssize_t w = write(al_fd, line, (size_t)n);
 	(void)w;
+}
+
+void accesslog_refused(struct evhttp_request *req, int status, const char *upstream)
+{
+	if (al_fd < 0 || !req)
+		return;
+	struct wg_request r;
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
+
+	memset(&r, 0, sizeof(r));
+	if (c)
+		evhttp_connection_get_peer(c, &addr, &port);
+	snprintf(r.remote, sizeof(r.remote), "%s", addr ? addr : "-");
+	snprintf(r.line, sizeof(r.line), "%s %.400s HTTP/1.1", proxy_hdr_method(evhttp_request_get_command(req)),
+		 evhttp_request_get_uri(req));
+	accesslog_time(r.time_local, sizeof(r.time_local));
+	snprintf(r.id, sizeof(r.id), "%s", id && *id && strlen(id) < sizeof(r.id) ? id : "-");
+	accesslog_write(&r, upstream, NULL, status, 0, 0);
 }

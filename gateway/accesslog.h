@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct wg_request;
+struct evhttp_request;
 
 /* path NULL or "off": no access log. 0, or -1 with errno (the old one stays). */
 int accesslog_open(const char *path);
@@ -22,5 +23,10 @@ int accesslog_enabled(void);
 void accesslog_time(char *buf, size_t len);
 void accesslog_write(const struct wg_request *r, const char *upstream, const char *replica_url,
 		     int status, uint64_t bytes, double upstream_ms);
+
+/* A line for a request the gateway answers itself, before it is forwarded
+ * or held (404, 413, a limit's 503/429, a degrade rule's return): call it
+ * before the answer is sent, while req is still there. upstream may be NULL. */
+void accesslog_refused(struct evhttp_request *req, int status, const char *upstream);
 
 #endif

@@ -7,6 +7,7 @@
  * client that leaves during the delay is freed then, never touched after.
  */
 #include "config.h"
+#include "gateway/accesslog.h"
 #include "gateway/ratelimit.h"
 #include "gateway/ratelimit_redis.h"
 #include "gateway/conf.h"
@@ -406,6 +407,7 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
 	case LIMIT_REJECT: {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "limiting requests by zone \"%s\"", v->zone);
+		accesslog_refused(req, lim->req_status > 0 ? lim->req_status : 503, loc->proxy_pass);
 		proxy_send_error(req, lim->req_status > 0 ? lim->req_status : 503, msg,
 				 v->retry_after_s > 0 ? (int)v->retry_after_s : 1);
 		break;
@@ -652,6 +654,7 @@ static void conn_reject(struct evhttp_request *req, const struct conf_server *s,
 	snprintf(l, sizeof(l), "zone=\"%s\"", name);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
+	accesslog_refused(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, loc->proxy_pass);
 	proxy_send_error(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, msg, 1);
 }
 

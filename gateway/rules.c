@@ -6,6 +6,7 @@
  * request comes.
  */
 #include "config.h"
+#include "gateway/accesslog.h"
 #include "gateway/rules.h"
 #include "gateway/conf.h"
 #include "gateway/degrade.h"
@@ -206,6 +207,7 @@ void rules_handle(struct evhttp_request *req, const struct conf_location *loc, s
 	snprintf(msg, sizeof(msg), "degraded: %s", d.reason);
 	ratelimit_slots_release(slots);
 	int retry = d.retry_after_ms < 0 ? 0 : (int)ceil((double)d.retry_after_ms / 1000);
+	accesslog_refused(req, d.code, u->name);
 	proxy_send_error(req, d.code, msg, retry);
 }
 

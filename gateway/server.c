@@ -4,6 +4,7 @@
  * time of the request (gw.conf), so a reload needs no rewiring.
  */
 #include "config.h"
+#include "gateway/accesslog.h"
 #include "gateway/server.h"
 #include "gateway/conf.h"
 #include "gateway/cost.h"
@@ -106,6 +107,7 @@ static const struct conf_location *route_checked(struct listener *l, struct evht
 	const struct conf_location *loc = s ? route_location(s, path) : NULL;
 	*sp = s;
 	if (!loc || !loc->proxy_pass) {
+		accesslog_refused(req, 404, NULL);
 		proxy_send_error(req, 404, "no location for this path", 0);
 		return NULL;
 	}
@@ -114,6 +116,7 @@ static const struct conf_location *route_checked(struct listener *l, struct evht
 		char msg[128];
 		snprintf(msg, sizeof(msg), "request body of %zu bytes is larger than client_max_body_size %lld",
 			 body, (long long)loc->client_max_body_size);
+		accesslog_refused(req, 413, loc->proxy_pass);
 		proxy_send_error(req, 413, msg, 0);
 		return NULL;
 	}

@@ -54,6 +54,8 @@ sub counts {
 	cmp_ok($r->{headers}{'retry-after'} // 0, '>=', 50, 'Retry-After is the time until the 1r/m bucket has room (about a minute)');
 	like($r->{content}, qr/"error":\s*"limiting requests by zone \\"nd\\""/, 'the answer says which zone limited it, in JSON');
 	is_deeply([counts('nd')], \@want, '/metrics counts passed, delayed and rejected for the zone');
+	my @logged = slurp($g->{access}) =~ m{"GET /nodelay/\d+ HTTP/1.1" 429 0 upstream=be }g;
+	is(scalar(@logged), $want[2], 'the access log has a line for every rejected request, with its status and upstream');
 	my ($ex) = gw_log($g) =~ /\[error\] .*limiting requests, excess: (\d+\.\d{3}) by zone "nd", client: 127\.0\.0\.1, server: _, request: "GET \/nodelay\/\d HTTP\/1\.1"/;
 	ok(defined $ex, 'the error log says "limiting requests, excess: ... by zone" as nginx does');
 	cmp_ok(abs(($ex // 0) - 4), '<', 0.1, 'the excess logged is the one that overflowed burst=3: 4 requests');
