@@ -143,6 +143,11 @@ static int include_file(struct conf_parse *p, const char *full, const char *show
 
 	if (conf_lex_open(&lx, full, name) < 0)
 		return conf_error(p, "open() \"%s\" failed (%s)", full, strerror(errno));
+	char **inc = realloc(p->c->pub.included, (size_t)(p->c->pub.nincluded + 1) * sizeof(*inc));
+	if (!inc)
+		oom();
+	inc[p->c->pub.nincluded++] = conf_xstrdup(full);
+	p->c->pub.included = inc;
 	p->lx = &lx;
 	p->depth++;
 	rc = conf_parse_block(p, p->ctx, 1);
@@ -543,6 +548,9 @@ void conf_free(struct conf *c)
 	}
 	conf_limits_free(&c->limits);
 	conf_limit_zones_free(c);
+	for (int i = 0; i < c->nincluded; i++)
+		free(c->included[i]);
+	free(c->included);
 	while (cx->names) {
 		struct conf_name *n = cx->names;
 		cx->names = n->next;

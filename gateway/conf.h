@@ -201,6 +201,8 @@ struct conf_server {
 
 struct conf {
 	char *file;		/* the main file as given */
+	char **included;	/* the files include read, full paths, in the order read (for -T) */
+	int nincluded;
 	char *prefix;		/* -p, or the directory the quick start runs in; relative paths resolve here */
 	int daemon;		/* "daemon on|off", default off */
 	char *pid_path;		/* NULL: no pid file */

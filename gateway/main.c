@@ -413,8 +413,11 @@ int main(int argc, char **argv)
 	}
 	int rc;
 	if (test) {
-		if (dump)
+		if (dump) {
 			dump_file(conf_path);
+			for (int i = 0; i < gw.conf->nincluded; i++)
+				dump_file(gw.conf->included[i]);
+		}
 		fprintf(stderr, "wakegate: the configuration file %s syntax is ok\n", conf_path);
 		fprintf(stderr, "wakegate: configuration file %s test is successful\n", conf_path);
 		rc = 0;

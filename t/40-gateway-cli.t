@@ -25,6 +25,16 @@ like($out, qr/configuration file \Q$dir\E\/good.conf test is successful/, '-t sa
 is($rc, 0, 'wakegate -T exits 0');
 like($out, qr/# configuration file .*good.conf:\n.*upstream digits/s, '-T dumps the conf');
 
+# -T dumps every file include read too, after the main one, as nginx -T does
+mkdir "$dir/conf.d";
+spew("$dir/conf.d/extra.conf", "# the extra upstream\n");
+(my $with_inc = $text) =~ s/^(daemon off;)$/$1\ninclude conf.d\/*.conf;/m or die 'no "daemon off;" line to include after';
+spew("$dir/inc.conf", $with_inc);
+($rc, $out) = run_cmd($wg, '-T', '-c', "$dir/inc.conf");
+is($rc, 0, 'wakegate -T on a conf with include exits 0');
+like($out, qr/# configuration file .*inc.conf:\n.*# configuration file \Q$dir\E\/conf.d\/extra.conf:\n# the extra upstream/s,
+	'-T dumps the included file after the main one, under its own heading');
+
 spew("$dir/bad.conf", "daemon off;\n\nfrobnicate on;\n");
 ($rc, $out) = run_cmd($wg, '-t', '-c', "$dir/bad.conf");
 is($rc, 1, 'wakegate -t on a bad conf exits 1');
