@@ -172,6 +172,40 @@ static int open_logs(const struct conf *c)
 	return 0;
 }
 
+static int same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * The Redis connection is made once, at start: the fleet's locks and the
+ * shared state live there, and moving a running gateway to another Redis
+ * under its replicas would leave their locks behind. A reload that changes
+ * the redis line keeps the old one in c, so that every part goes on using
+ * the same Redis, and says so.
+ */
+static void keep_redis(struct conf *c, const struct conf *old)
+{
+	if (same_str(c->redis_host, old->redis_host) && c->redis_port == old->redis_port &&
+	    same_str(c->redis_prefix, old->redis_prefix))
+		return;
+	char was[300];
+	if (old->redis_host)
+		snprintf(was, sizeof(was), "%s:%d, prefix \"%s\"", old->redis_host, old->redis_port,
+			 old->redis_prefix ? old->redis_prefix : "");
+	else
+		snprintf(was, sizeof(was), "no redis (state in memory)");
+	log_warn("reload: the \"redis\" line changed in %s; it takes effect at the next start, "
+		 "this gateway stays on %s", c->file, was);
+	free(c->redis_host);
+	free(c->redis_prefix);
+	c->redis_host = old->redis_host ? strdup(old->redis_host) : NULL;
+	c->redis_prefix = old->redis_prefix ? strdup(old->redis_prefix) : NULL;
+	if ((old->redis_host && !c->redis_host) || (old->redis_prefix && !c->redis_prefix))
+		log_error("reload: out of memory keeping the redis line");
+	c->redis_port = old->redis_port;
+}
+
 /* SIGHUP: a new conf replaces the old only when it loads and its listeners open;
  * otherwise the error is logged and the old conf keeps serving. */
 static void reload(void)
@@ -192,6 +226,7 @@ static void reload(void)
 		conf_free(c);
 		return;
 	}
+	keep_redis(c, gw.conf);
 	struct conf *old = gw.conf;
 	gw.conf = c;
 	if (open_logs(c) < 0)

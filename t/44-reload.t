@@ -49,4 +49,15 @@ kill 'HUP', $g->{pid};
 ok(wait_until(sub { my @n = gw_log($g) =~ /reload done/g; @n >= 2 }, 10), 'the next reload is done');
 ok(wait_until(sub { !IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port2") }, 10), 'a listener removed from the conf is closed');
 
+# a changed redis line waits for a restart (the fleet's locks live in the old one), and says so
+my $rport = free_port();
+spew($g->{conf}, ($text2 =~ s/server \{\n\tlisten 127.0.0.1:$port2;\n\tlocation \/ \{ proxy_pass digits; \}\n\}\n//r)
+	=~ s/^(daemon off;)$/$1\nredis 127.0.0.1:$rport;/mr);
+kill 'HUP', $g->{pid};
+ok(wait_until(sub { my @n = gw_log($g) =~ /reload done/g; @n >= 3 }, 10), 'a reload that adds a redis line is done');
+like(gw_log($g), qr/\[warn\].*the "redis" line changed in .*takes effect at the next start, this gateway stays on no redis/,
+	'and the log says the redis line takes effect at the next start');
+$r = gw_predict($g, $body, timeout => 30);
+is($r->{status}, 200, 'the gateway goes on serving without the redis it was not started with');
+
 done_testing;
