@@ -5,6 +5,7 @@
  * main.c owns gw.base, gw.conf, gw.metrics and gw.store.
  */
 #include "config.h"
+#include "gateway/proxy.h"
 #include "gateway/accesslog.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
@@ -18,6 +19,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -350,6 +352,12 @@ static int run(void)
 			return 1;
 		}
 	}
+	/* host names in replica URLs resolve without blocking the loop; /etc/hosts is read too */
+	struct evdns_base *dns = evdns_base_new(gw.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+						EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!dns)
+		log_warn("no DNS resolver (/etc/resolv.conf): host names in replica URLs resolve with a blocking lookup");
+	proxy_set_dns(dns);
 	if (!gw.conf->redis_host)
 		log_warn("no redis in %s: state is kept in memory only, for this gateway alone", gw.conf->file);
 	gw.store = store_new(gw.base, gw.conf->redis_host, gw.conf->redis_port,
@@ -382,6 +390,9 @@ static int run(void)
 	metrics_free(gw.metrics);
 	remove_pid();
 	log_notice("exit");
+	proxy_set_dns(NULL);
+	if (dns)
+		evdns_base_free(dns, 0);
 	event_base_free(gw.base);
 	return 0;
 }

@@ -59,6 +59,13 @@ typedef void (*proxy_done_cb)(const struct proxy_result *res, void *arg);
 typedef void (*proxy_progress_cb)(void *arg);
 
 struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port);
+
+/* The resolver for host names of every pool's connections and of
+ * tls_http_connection_new(); NULL (the default): libevent resolves with a
+ * blocking getaddrinfo(). The caller keeps owning dns. */
+struct evdns_base;
+void proxy_set_dns(struct evdns_base *dns);
+struct evdns_base *proxy_dns(void);
 /*
  * A pool whose connections are not plain TCP (TLS: tls.c). bev_new makes the
  * unconnected bufferevent of each new connection (NULL on error); why, when

@@ -14,7 +14,20 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+
+static struct evdns_base *pool_dns;	/* owned by whoever set it (main.c) */
+
+void proxy_set_dns(struct evdns_base *dns)
+{
+	pool_dns = dns;
+}
+
+struct evdns_base *proxy_dns(void)
+{
+	return pool_dns;
+}
 
 /* The caller owns the pool; host is copied. NULL on allocation failure. */
 struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int port)
@@ -58,12 +71,12 @@ struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, 
 	}
 	if (p->tr.bev_new) {
 		struct bufferevent *bev = p->tr.bev_new(p->base, p->tr.arg);
-		c = bev ? evhttp_connection_base_bufferevent_new(p->base, NULL, bev, p->host,
+		c = bev ? evhttp_connection_base_bufferevent_new(p->base, pool_dns, bev, p->host,
 								 (ev_uint16_t)p->port) : NULL;
 		if (!c && bev)
 			bufferevent_free(bev);
 	} else {
-		c = evhttp_connection_base_new(p->base, NULL, p->host, (ev_uint16_t)p->port);
+		c = evhttp_connection_base_new(p->base, pool_dns, p->host, (ev_uint16_t)p->port);
 	}
 	if (!c)
 		return NULL;

@@ -354,13 +354,13 @@ struct evhttp_connection *tls_http_connection_new(struct event_base *base, const
 						  const char *url, const char *host, int port)
 {
 	if (!tls_url_is_https(url))
-		return evhttp_connection_base_new(base, NULL, host, (unsigned short)port);
+		return evhttp_connection_base_new(base, proxy_dns(), host, (unsigned short)port);
 	struct tls_peer *peer = tls_peer_new(cf, host);
 	if (!peer)
 		return NULL;
 	struct bufferevent *bev = tls_peer_bev(base, peer);
 	tls_peer_free(peer);	/* the SSL holds its own ref on the context */
-	struct evhttp_connection *c = bev ? evhttp_connection_base_bufferevent_new(base, NULL, bev, host,
+	struct evhttp_connection *c = bev ? evhttp_connection_base_bufferevent_new(base, proxy_dns(), bev, host,
 										 (unsigned short)port) : NULL;
 	if (!c && bev)
 		bufferevent_free(bev);

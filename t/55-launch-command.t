@@ -96,4 +96,24 @@ sub lines_of { my @l = split /\n/, slurp($_[0]); return scalar @l }
 	is(gw_status($g)->{upstreams}{digits}{state}, 'FAILED', '/status shows FAILED');
 }
 
+# 3. a replica URL with a host name: resolved through the gateway's
+# asynchronous resolver (/etc/hosts here), health checks and requests alike
+{
+	unlink "$dir/worker.pid";
+	my $wport = free_port();
+	my ($text, $port, $admin) = conf_with(
+		qq{launch command start="sh $dir/start.sh \$port" stop="sh $dir/stop.sh" url=http://localhost:$wport;},
+		upstream => 'idle_timeout 30s; stop_grace 2s;');
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $r = gw_predict($g, $body, timeout => 60);
+	is($r->{status}, 200, 'a replica at http://localhost:PORT answers through the gateway');
+	is(argmax_of($r->{content}), $label, 'with the right digit');
+	like(gw_log($g), qr/woken by a request on http:\/\/localhost:$wport/, 'the log names the replica by its host name');
+	$r = gw_predict($g, $body, timeout => 30);
+	is($r->{status}, 200, 'a second request goes over the kept-alive connection to the named host');
+	my $wpid = worker_pid();
+	stop_proc($g->{pid}, 'TERM', 30);
+	ok(wait_until(sub { !kill(0, $wpid) }, 10), 'stopping the gateway stops the worker at the named host');
+}
+
 done_testing;
