@@ -219,6 +219,19 @@ static void req_progress(void *arg)
 static void req_forward(struct replica *rep, struct wg_request *r);
 static struct replica *upstream_free_slot(struct upstream *u);
 
+/* Puts r in u's hold queue; 0, or -1 when the queue is full and r was answered 503. */
+static int req_hold(struct upstream *u, struct wg_request *r)
+{
+	r->held = 1;
+	if (hold_push(&u->hold, r, u->p.hold_max, u->p.hold_timeout_ms) == 0)
+		return 0;
+	char msg[300];
+	snprintf(msg, sizeof(msg), "upstream \"%s\": hold queue full (%d waiting)", u->name, u->hold.n);
+	log_warn("%s", msg);
+	req_reject(r, 503, msg, upstream_eta_s(u));
+	return -1;
+}
+
 /*
  * rep's connection failed before a byte of r was sent (a worker that just
  * died refuses it; its exit may not be seen yet): as nginx's
@@ -242,15 +255,8 @@ static void req_resend(struct wg_request *r, struct replica *rep)
 		req_forward(next, r);
 		return;
 	}
-	r->held = 1;
-	if (hold_push(&u->hold, r, u->p.hold_max, u->p.hold_timeout_ms) < 0) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "upstream \"%s\": hold queue full (%d waiting)", u->name, u->hold.n);
-		log_warn("%s", msg);
-		req_reject(r, 503, msg, upstream_eta_s(u));
-		return;
-	}
-	upstream_wake(u);
+	if (req_hold(u, r) == 0)
+		upstream_wake(u);
 }
 
 /* The proxy finished a request: free its slot, record activity, drain the queue. */
@@ -450,12 +456,7 @@ void upstream_handle(struct upstream *u, struct evhttp_request *req, const struc
 		req_reject(r, 503, msg, (int)ceil(failed->retry_at - now));
 		return;
 	}
-	r->held = 1;
-	if (hold_push(&u->hold, r, u->p.hold_max, u->p.hold_timeout_ms) < 0) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "upstream \"%s\": hold queue full (%d waiting)", u->name, u->hold.n);
-		log_warn("%s", msg);
-		req_reject(r, 503, msg, upstream_eta_s(u));
+	if (req_hold(u, r) < 0) {
 		/* with "hold 0" nothing is ever held: still wake, so that a retry finds it warm */
 		upstream_wake(u);
 		return;
