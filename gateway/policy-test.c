@@ -55,6 +55,24 @@ static void observe_arg(struct policy_hist *h, const char *arg)
 		policy_observe_gap(h, ms);
 }
 
+/* --policy SPEC and --boot TIME into pc: 1 when argv[*i] was one (and *i moved past its value). */
+static int conf_opt(struct policy_conf *pc, int argc, char **argv, int *i)
+{
+	const char *err;
+
+	if (!strcmp(argv[*i], "--policy") && *i + 1 < argc) {
+		if (policy_conf_parse(pc, argv[++*i], &err) < 0)
+			die(err, argv[*i]);
+		return 1;
+	}
+	if (!strcmp(argv[*i], "--boot") && *i + 1 < argc) {
+		if (policy_parse_ms(argv[++*i], &pc->boot_ms) < 0)
+			die("bad boot time", argv[*i]);
+		return 1;
+	}
+	return 0;
+}
+
 /* One BUSY argument into counts (days of 1440 minutes). */
 static void busy_arg(uint32_t *counts, long days, const char *arg)
 {
@@ -74,7 +92,6 @@ static int tod_main(int argc, char **argv)
 	struct policy_conf pc;
 	struct policy_hist h[POLICY_TOD_SLOTS];
 	struct policy_tod t;
-	const char *err;
 	long days = strtol(argv[2], NULL, 10), wday0 = strtol(argv[3], NULL, 10);
 	uint32_t *counts;
 
@@ -85,15 +102,8 @@ static int tod_main(int argc, char **argv)
 		die("out of memory", "counts");
 	policy_conf_default(&pc);
 	for (int i = 4; i < argc; i++) {
-		if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
-			if (policy_conf_parse(&pc, argv[++i], &err) < 0)
-				die(err, argv[i]);
-		} else if (!strcmp(argv[i], "--boot") && i + 1 < argc) {
-			if (policy_parse_ms(argv[++i], &pc.boot_ms) < 0)
-				die("bad boot time", argv[i]);
-		} else {
+		if (!conf_opt(&pc, argc, argv, &i))
 			busy_arg(counts, days, argv[i]);
-		}
 	}
 	policy_tod_hists(counts, (int)days, (int)wday0, h);
 	policy_tod_plan(&pc, h, &t);
@@ -112,7 +122,6 @@ int main(int argc, char **argv)
 	struct policy_hist h, back;
 	struct policy_decision d;
 	char str[POLICY_HIST_STRMAX];
-	const char *err;
 	size_t len;
 	int i;
 
@@ -121,12 +130,8 @@ int main(int argc, char **argv)
 	policy_conf_default(&pc);
 	policy_hist_init(&h);
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
-			if (policy_conf_parse(&pc, argv[++i], &err) < 0)
-				die(err, argv[i]);
-		} else if (!strcmp(argv[i], "--boot") && i + 1 < argc) {
-			if (policy_parse_ms(argv[++i], &pc.boot_ms) < 0)
-				die("bad boot time", argv[i]);
+		if (conf_opt(&pc, argc, argv, &i)) {
+			continue;
 		} else if (!strcmp(argv[i], "--load") && i + 1 < argc) {
 			if (policy_hist_parse(&h, argv[++i]) < 0)
 				die("not a histogram", argv[i]);
