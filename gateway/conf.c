@@ -318,6 +318,16 @@ static int check_listens(struct conf_parse *p)
 						goto next;
 					if (!listens_collide(l->addr, l->port, l2->addr, l2->port))
 						continue;
+					/* name-based servers share a port (Host and SNI choose), if it is TLS for all or none */
+					if (strcmp(l->addr, l2->addr) == 0 && s2 != s && l->ssl == l2->ssl)
+						continue;
+					if (strcmp(l->addr, l2->addr) == 0 && s2 != s)
+						return conf_error_at(p, lx->file, lx->line,
+								     "listen %s%s conflicts with listen %s%s at %s:%d: "
+								     "a port speaks TLS for every server on it or for none",
+								     addr_str(b1, sizeof(b1), l->addr, l->port), l->ssl ? " ssl" : "",
+								     addr_str(b2, sizeof(b2), l2->addr, l2->port), l2->ssl ? " ssl" : "",
+								     lx2->file, lx2->line);
 					if (strcmp(l->addr, l2->addr) == 0)
 						return conf_error_at(p, lx->file, lx->line, "a duplicate listen %s",
 								     addr_str(b1, sizeof(b1), l->addr, l->port));

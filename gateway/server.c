@@ -434,6 +434,24 @@ static int server_tls_next(const struct conf *c, struct listener *l, const struc
 }
 
 /*
+ * One more ssl server on a listener this conf already gave a context (the
+ * new one of a reload, or that of a listener opened by this conf): chosen
+ * by SNI. A plain first server leaves no context to add it to: an error,
+ * as the port cannot speak both.
+ */
+static int server_tls_sni(const struct conf *c, struct listener *l, const struct conf_server *s,
+			  char *err, size_t errlen)
+{
+	SSL_CTX *def = l->ssl_next_set ? l->ssl_next : l->ssl;
+	if (!def) {
+		snprintf(err, errlen, "server \"%s\" listens with ssl on %s:%d, where an earlier server listens "
+			 "without it", s->server_name ? s->server_name : "", l->addr, l->port);
+		return -1;
+	}
+	return tls_server_sni_add(def, c, s, err, errlen);
+}
+
+/*
  * New handshakes use the new context; connections already open keep their
  * SSL, which holds its own ref on the old context, so freeing ours is safe.
  */
@@ -488,6 +506,8 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 						l = x;
 			if (l) {
 				if (!l->mark && server_tls_next(c, l, li->ssl ? s : NULL, err, errlen) < 0)
+					goto fail;
+				else if (l->mark && li->ssl && server_tls_sni(c, l, s, err, errlen) < 0)
 					goto fail;
 				l->mark = 1;
 				continue;

@@ -133,6 +133,94 @@ fail:
 	return NULL;
 }
 
+/*
+ * SNI: the other servers on one listener. Their contexts hang on the
+ * listener's default context (ex_data), so they live exactly as long as it
+ * does, handshakes in progress included; the callback switches an SSL to
+ * the context whose server_name the client asked for.
+ */
+struct tls_sni {
+	int n;
+	char **names;
+	SSL_CTX **ctxs;
+};
+
+static int sni_index = -1;
+
+static void sni_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct tls_sni *t = ptr;
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (!t)
+		return;
+	for (int i = 0; i < t->n; i++) {
+		free(t->names[i]);
+		SSL_CTX_free(t->ctxs[i]);
+	}
+	free(t->names);
+	free(t->ctxs);
+	free(t);
+}
+
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	const struct tls_sni *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sni_index);
+	(void)alert, (void)arg;
+	if (!name || !t)
+		return SSL_TLSEXT_ERR_OK;	/* the default server's certificate */
+	for (int i = 0; i < t->n; i++)
+		if (strcasecmp(t->names[i], name) == 0) {
+			SSL_set_SSL_CTX(ssl, t->ctxs[i]);
+			break;
+		}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+int tls_server_sni_add(SSL_CTX *def, const struct conf *c, const struct conf_server *s, char *err, size_t errlen)
+{
+	if (!s->server_name || !*s->server_name)
+		return 0;	/* no name to be asked for: the default's certificate serves it */
+	if (sni_index < 0) {
+		sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_free);
+		if (sni_index < 0) {
+			snprintf(err, errlen, "SSL_CTX_get_ex_new_index() failed");
+			return -1;
+		}
+	}
+	SSL_CTX *ctx = tls_server_ctx_new(c, s, err, errlen);
+	if (!ctx)
+		return -1;
+	struct tls_sni *t = SSL_CTX_get_ex_data(def, sni_index);
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t || !SSL_CTX_set_ex_data(def, sni_index, t)) {
+			free(t);
+			goto oom;
+		}
+		SSL_CTX_set_tlsext_servername_callback(def, sni_cb);
+	}
+	char **names = realloc(t->names, (size_t)(t->n + 1) * sizeof(*names));
+	if (names)
+		t->names = names;
+	SSL_CTX **ctxs = realloc(t->ctxs, (size_t)(t->n + 1) * sizeof(*ctxs));
+	if (ctxs)
+		t->ctxs = ctxs;
+	char *name = strdup(s->server_name);
+	if (!names || !ctxs || !name) {
+		free(name);
+		goto oom;
+	}
+	t->names[t->n] = name;
+	t->ctxs[t->n] = ctx;
+	t->n++;
+	return 0;
+oom:
+	SSL_CTX_free(ctx);
+	snprintf(err, errlen, "out of memory for the certificate of server \"%s\"", s->server_name);
+	return -1;
+}
+
 /* A client context: TLS 1.2+, the peer checked against ca (or the system's CAs) unless insecure. */
 static SSL_CTX *tls_client_ctx_new(const char *ca, int insecure, char *err, size_t errlen)
 {

@@ -5,6 +5,7 @@
  * server's ssl_certificate, ssl_certificate_key, ssl_protocols and
  * ssl_ciphers (server.c owns it; a reload builds a new one and swaps it in,
  * and connections already open keep the old one through their SSL's ref).
+ * The other ssl servers on the same listener are chosen by SNI (server_name).
  *
  * Client side: connections to replicas whose URL is https:// (url= of the
  * command, http and kubernetes launchers, or "tls on" for exec). One client
@@ -33,6 +34,14 @@ struct proxy_pool;
  * owns it (SSL_CTX_free). NULL with a message ending in "in FILE:LINE".
  */
 SSL_CTX *tls_server_ctx_new(const struct conf *c, const struct conf_server *s, char *err, size_t errlen);
+
+/*
+ * Another "listen ... ssl" server s on the listener whose default context
+ * (its first server's) is def: a client that asks for s's server_name by
+ * SNI gets s's certificate, others def's. The new context is owned by def
+ * and freed with it. 0 (also when s has no server_name), or -1 with err.
+ */
+int tls_server_sni_add(SSL_CTX *def, const struct conf *c, const struct conf_server *s, char *err, size_t errlen);
 
 /*
  * Builds (and frees) every context c needs: a bad certificate, a key that

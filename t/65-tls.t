@@ -230,4 +230,36 @@ is($r->{status}, 200, '"tls on" with launch exec: the replica is reached over ht
 like(gw_log($x), qr{BOOTING \(woken by a request on https://127\.0\.0\.1:\d+\)}, 'at an https:// URL');
 stop_proc($x->{pid}, 'TERM', 30);
 
+# Two ssl servers on one port, as nginx does it: the certificate follows the
+# name the client asks for by SNI; a client that names neither gets the first.
+{
+	my ($st, $sp, $sa) = tls_conf(server => 'server_name one.test;', cert => 'wakegate-one');
+	$st =~ s/(location \/ \{ proxy_pass \S+; \}\n\})/$1\nserver {\n\tlisten 127.0.0.1:$sp ssl;\n\tserver_name two.test;\n\tssl_certificate $dir\/wakegate-two.pem;\n\tssl_certificate_key $dir\/wakegate-two.key;\n\tlocation \/ { return 418; }\n}/ or die 'no server block';
+	$st =~ s/\tlocation \/ \{ return 418; \}/\tlocation \/two\/ { proxy_pass digits; }/;
+	my $sg = gw_start(conf => $st, port => $sp, admin => $sa);
+	my %seen;
+	for my $name ('one.test', 'two.test', undef) {
+		my $c = IO::Socket::SSL->new(PeerAddr => "127.0.0.1:$sp", SSL_verify_mode => SSL_VERIFY_NONE,
+			defined $name ? (SSL_hostname => $name) : (SSL_hostname => ''));
+		$seen{$name // 'none'} = $c ? $c->peer_certificate('subject') : "no connection: $SSL_ERROR";
+		close $c if $c;
+	}
+	is($seen{'one.test'}, '/CN=wakegate-one', 'SNI one.test gets the first server\'s certificate');
+	is($seen{'two.test'}, '/CN=wakegate-two', 'SNI two.test gets the second server\'s certificate on the same port');
+	is($seen{none}, '/CN=wakegate-one', 'a client without SNI gets the first server\'s');
+	# and the Host header picks the server: two.test has only /two/
+	my %status;
+	for my $name ('one.test', 'two.test') {
+		my $c = IO::Socket::SSL->new(PeerAddr => "127.0.0.1:$sp", SSL_verify_mode => SSL_VERIFY_NONE, SSL_hostname => $name)
+			or die "connect: $SSL_ERROR";
+		print $c "GET /hello HTTP/1.1\r\nHost: $name:$sp\r\nConnection: close\r\n\r\n";
+		my $line = <$c> // '';
+		$status{$name} = $line =~ /^HTTP\/1\.\d (\d+)/ ? $1 : 0;
+		close $c;
+	}
+	is($status{'one.test'}, 200, 'Host one.test is served by the first server\'s location /');
+	is($status{'two.test'}, 404, 'Host two.test is routed to the second server, which has no location for /hello');
+	stop_proc($sg->{pid}, 'TERM', 30);
+}
+
 done_testing;
