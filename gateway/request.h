@@ -41,6 +41,7 @@ struct wg_request {
 	int in_hold;
 	struct ratelimit_slots *slots;	/* limit_conn slots (ratelimit.c), released in req_free() */
 	int resent;			/* its forward failed unsent once and it was sent again (upstream.c) */
+	int hold_observed;		/* its hold time is in wakegate_hold_seconds already (a resent one may wait twice) */
 };
 
 TAILQ_HEAD(wg_request_list, wg_request);

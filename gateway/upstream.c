@@ -158,8 +158,12 @@ static void req_reject(struct wg_request *r, int code, const char *reason, int r
 	req_free(r);
 }
 
+/* Once a request: a resent one held again is counted by its first wait. */
 static void hold_observe(struct wg_request *r)
 {
+	if (r->hold_observed)
+		return;
+	r->hold_observed = 1;
 	metrics_observe(gw.metrics, "wakegate_hold_seconds", up_label(r->up, 0), r->hold_ms / 1000);
 	cost_hold(r->up, r->hold_ms / 1000);
 }
