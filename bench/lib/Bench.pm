@@ -25,7 +25,7 @@ sub src { return "$src/$_[0]" }
 # A program from the build tree ($WG_BUILD, else the source tree itself).
 sub bin {
 	my ($name) = @_;
-	my %dir = ('wakegate' => 'gateway', 'wakegate-worker' => 'gpu-worker');
+	my %dir = ('wakegate' => 'gateway', 'wakegate-worker' => 'gpu-worker', 'evhttp-floor' => 'bench');
 	my $p = "$build/" . ($dir{$name} // '.') . "/$name";
 	die "bench: no $p: build it first (make $dir{$name}/$name), or set WG_BUILD\n" unless -x $p;
 	return $p;
