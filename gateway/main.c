@@ -325,9 +325,14 @@ static int run(void)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)(time(NULL) ^ getpid()));
-	/* the changelist halves epoll_ctl calls per proxied request */
+	/* the changelist halves epoll_ctl calls per proxied request; the precise
+	 * clock keeps timers from waking the loop early: libevent's default coarse
+	 * clock moves in kernel ticks (4 ms), and each timer then spins through
+	 * 1 ms epoll_waits until the clock catches up (16 of 27 idle wakeups a
+	 * second went that way) */
 	struct event_config *ecfg = event_config_new();
 	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
 	gw.base = event_base_new_with_config(ecfg);
 	event_config_free(ecfg);
 	gw.metrics = metrics_new();
