@@ -6,9 +6,12 @@
 #include "gateway/launch.h"
 #include "gateway/conf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int launch_url_split(const char *url, char *host, size_t hostlen, int *port)
 {
@@ -95,4 +98,37 @@ void launch_free(struct launch *l)
 {
 	if (l)
 		l->ops->free(l);
+}
+
+/* See launch.h. */
+pid_t launch_fork(int errfd)
+{
+	int sync[2];
+	if (pipe2(sync, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sync[0]);
+		close(sync[1]);
+		errno = e;
+		return -1;
+	}
+	if (pid == 0) {
+		if (errfd >= 0 && errfd != 2)
+			dup2(errfd, 2);
+		/* closes the sync pipe too: that is what the parent waits for */
+		if (close_range(3, ~0U, 0) < 0) {
+			long max = sysconf(_SC_OPEN_MAX);
+			for (long fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+				close((int)fd);
+		}
+		return 0;
+	}
+	close(sync[1]);
+	char c;
+	while (read(sync[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(sync[0]);
+	return pid;
 }

@@ -85,6 +85,17 @@ typedef void (*launch_child_fn)(pid_t pid, int status, void *arg);
 int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, void *arg);
 void launch_child_unwatch(pid_t pid);
 
+/*
+ * fork() for the launchers. The child keeps only 0, 1 and 2 (errfd >= 0
+ * becomes its 2), and the parent returns only once the child has let go of
+ * every other descriptor. The wait matters: libevent (with the changelist)
+ * takes a socket out of epoll after closing it, and a child still holding
+ * the socket then keeps it in the gateway's epoll set, under a number the
+ * next accepted client gets: that client sees the dead one's EOF. Returns
+ * 0 in the child, the pid in the parent, -1 (errno set) on failure.
+ */
+pid_t launch_fork(int errfd);
+
 /* exec driver */
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);
 /* How many processes the exec driver has started that have not been reaped yet. */

@@ -46,8 +46,8 @@ struct cmd_launch {
 
 static const char *const cmd_names[] = { "", "start", "", "stop" };
 
-/* Child side of fork: own group, cwd, env, stderr to errfd. Never returns. */
-static void cmd_child(const struct cmd_launch *c, const char *cmd, int errfd)
+/* Child side of launch_fork: own group, cwd, env. Never returns. */
+static void cmd_child(const struct cmd_launch *c, const char *cmd)
 {
 	setpgid(0, 0);
 	sigset_t all;
@@ -59,11 +59,6 @@ static void cmd_child(const struct cmd_launch *c, const char *cmd, int errfd)
 		dup2(fd, 0);
 		close(fd);
 	}
-	if (errfd >= 0 && errfd != 2)
-		dup2(errfd, 2);
-	/* what the command leaves running must not hold the gateway's sockets */
-	for (int i = 3; i < 1024; i++)
-		close(i);
 	setenv("WAKEGATE_UPSTREAM", c->name, 1);
 	setenv("WAKEGATE_URL", c->url, 1);
 	if (c->prefix && chdir(c->prefix) < 0) {
@@ -117,7 +112,9 @@ static int cmd_spawn(struct cmd_launch *c, enum cmd_state st, char *err, size_t 
 		return -1;
 	}
 	int errfd = cmd_errfile();
-	pid_t pid = fork();
+	/* the child keeps only 0-2 (errfd as its stderr): what the command
+	 * leaves running must not hold the gateway's sockets */
+	pid_t pid = launch_fork(errfd);
 	if (pid < 0) {
 		snprintf(err, errlen, "cannot run the %s command: fork: %s", cmd_names[st], strerror(errno));
 		free(cmd);
@@ -126,7 +123,7 @@ static int cmd_spawn(struct cmd_launch *c, enum cmd_state st, char *err, size_t 
 		return -1;
 	}
 	if (pid == 0)
-		cmd_child(c, cmd, errfd);
+		cmd_child(c, cmd);
 	setpgid(pid, pid);
 	if (launch_child_watch(c->evb, pid, cmd_exited, c) < 0) {
 		/* nobody would see it end: take it back now */

@@ -98,7 +98,7 @@ char *launch_expand(const char *cmd, const char *name, int port, const char *pre
 	return out;
 }
 
-/* Child side of fork: new group, cwd, exec. Never returns. */
+/* Child side of launch_fork: new group, cwd, exec. Never returns. */
 static void exec_child(const char *cmd, const char *prefix)
 {
 	setpgid(0, 0);
@@ -136,7 +136,7 @@ static int exec_start(struct launch *l, const char *name, int port, char *err, s
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	pid_t pid = fork();
+	pid_t pid = launch_fork(-1);
 	if (pid < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		free(cmd);
