@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "gateway/hold.h"
+#include "gateway/client_conn.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 
@@ -38,7 +39,7 @@ static void hold_unlink(struct hold *h, struct wg_request *r)
 	if (r->req) {
 		struct evhttp_connection *c = evhttp_request_get_connection(r->req);
 		if (c)
-			evhttp_connection_set_closecb(c, NULL, NULL);
+			client_set_closecb(c, NULL, NULL);
 	}
 }
 
@@ -115,7 +116,10 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 	r->hold = h;
 	struct evhttp_connection *c = evhttp_request_get_connection(r->req);
 	if (c) {
-		evhttp_connection_set_closecb(c, hold_close_cb, r);
+		if (client_set_closecb(c, hold_close_cb, r) != 0) {
+			hold_unlink(h, r);
+			return -1;
+		}
 		struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
 		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
 		if (fd >= 0 && (event_base_get_features(h->base) & EV_FEATURE_EARLY_CLOSE)) {

@@ -4,7 +4,7 @@ gateway_wakegate_SOURCES = \
 	gateway/main.c gateway/gw.h \
 	gateway/log.c gateway/log.h \
 	gateway/upstream.c gateway/upstream.h gateway/request.h gateway/replica.c \
-	gateway/hold.c gateway/hold.h \
+	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
@@ -50,7 +50,8 @@ gateway_degrade_test_SOURCES = gateway/degrade-test.c gateway/degrade.c gateway/
 # proxy-test: a standalone reverse proxy around proxy.c, for t/38-proxy.t.
 check_PROGRAMS += gateway/proxy-test
 gateway_proxy_test_SOURCES = gateway/proxy-test.c \
-	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h
+	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
+	gateway/client_conn.c gateway/client_conn.h
 gateway_proxy_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 gateway_proxy_test_LDADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 

@@ -5,6 +5,7 @@
  * main.c owns gw.base, gw.conf, gw.metrics and gw.store.
  */
 #include "config.h"
+#include "gateway/client_conn.h"
 #include "gateway/proxy.h"
 #include "gateway/accesslog.h"
 #include "gateway/conf.h"
@@ -386,6 +387,7 @@ static int run(void)
 
 	upstream_free_all();
 	server_free_all();
+	client_conn_free_all();
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(sig_ev[i]);
 	if (stop_ev)

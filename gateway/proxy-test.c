@@ -14,6 +14,7 @@
 
 #include "gateway/log.h"
 #include "gateway/proxy.h"
+#include "gateway/client_conn.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -197,6 +198,7 @@ int main(int argc, char **argv)
 
 	proxy_pool_free(a.pool);
 	evhttp_free(http);
+	client_conn_free_all();
 	event_free(sterm);
 	event_free(sint);
 	event_base_free(base);

@@ -21,6 +21,7 @@
 #include "gateway/proxy_int.h"
 #include "gateway/proxy_hdr.h"
 #include "gateway/log.h"
+#include "gateway/client_conn.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -54,10 +55,12 @@ static struct timeval ms_tv(int64_t ms)
 	return tv;
 }
 
+/* Ends our calls from the client socket's watch (the watch stays: see client_conn.h). */
 static void cwatch_stop(struct proxy_fwd *f)
 {
 	if (f->cwatch_on) {
-		event_del(&f->cwatch);
+		if (f->cconn)
+			client_unwatch(f->cconn);
 		f->cwatch_on = 0;
 	}
 }
@@ -180,7 +183,7 @@ static void client_release(struct proxy_fwd *f)
 {
 	cwatch_stop(f);
 	if (f->cconn)
-		evhttp_connection_set_closecb(f->cconn, NULL, NULL);
+		client_set_closecb(f->cconn, NULL, NULL);
 }
 
 /* Drops the upstream side after an error or a cancel: the socket is closed,
@@ -293,12 +296,11 @@ static void client_close_cb(struct evhttp_connection *c, void *arg)
  * the client left; bytes mean a pipelined request, left for libevent to read
  * once this answer is done.
  */
-static void client_watch_cb(evutil_socket_t fd, short what, void *arg)
+static void client_watch_cb(evutil_socket_t fd, void *arg)
 {
 	struct proxy_fwd *f = arg;
 	char c;
 	ssize_t n;
-	(void)what;
 
 	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n > 0) {
@@ -552,12 +554,11 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
 	proxy_pool_put(f->pool, f->uconn, f->read_ms);
 	f->uconn = NULL;
-	/*
-	 * Our EOF watch stays until the reply is out: its read interest keeps
-	 * evhttp's read-off/read-on of the client socket from reaching epoll.
-	 * proxy_flush_now may free the connection (a client that asked to close).
-	 */
-	evhttp_connection_set_closecb(f->cconn, NULL, NULL);
+	/* the client's watch and close callback are ours no more before the
+	 * reply goes: proxy_flush_now may free the connection (a client that
+	 * asked to close) */
+	cwatch_stop(f);
+	client_set_closecb(f->cconn, NULL, NULL);
 	cbev = evhttp_connection_get_bufferevent(f->cconn);
 	evhttp_send_reply_end(f->creq);
 	f->creq = NULL;
@@ -659,8 +660,6 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 		   proxy_done_cb done, proxy_progress_cb progress, void *arg)
 {
 	struct proxy_fwd *f = calloc(1, sizeof(*f));
-	struct bufferevent *cbev;
-	evutil_socket_t fd;
 
 	if (!f) {
 		struct proxy_result r = { .status = 503 };
@@ -701,14 +700,12 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 		finish_error(f, 502, "replica is stopping");
 		goto out;
 	}
-	evhttp_connection_set_closecb(f->cconn, client_close_cb, f);
-	cbev = evhttp_connection_get_bufferevent(f->cconn);
-	fd = bufferevent_getfd(cbev);
-	bufferevent_disable(cbev, EV_READ);
-	if (fd >= 0) {
-		event_assign(&f->cwatch, p->base, fd, EV_READ | EV_PERSIST, client_watch_cb, f);
-		f->cwatch_on = event_add(&f->cwatch, NULL) == 0;
+	if (client_set_closecb(f->cconn, client_close_cb, f) != 0) {
+		finish_error(f, 503, "out of memory");
+		goto out;
 	}
+	f->cwatch_on = client_watch(f->cconn, client_watch_cb, f) == 0;
+	bufferevent_disable(evhttp_connection_get_bufferevent(f->cconn), EV_READ);
 	log_debug("proxy: %s %s %s -> %s", f->reqid,
 		  proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
 		  p->hostport);

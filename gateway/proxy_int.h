@@ -31,7 +31,6 @@ struct proxy_fwd {
 	struct evhttp_connection *cconn;
 	struct evhttp_request *ureq;
 	struct evhttp_connection *uconn;
-	struct event cwatch;		/* EOF watch on the client socket while we wait (cwatch_on) */
 	struct event uwatch;		/* read interest of our own on the backend socket (uwatch_on) */
 	struct event *ctimer;		/* connect timeout of a new upstream connection */
 	struct event *stimer;		/* stall check, with EVHTTP_CON_READ_ON_WRITE_ERROR */

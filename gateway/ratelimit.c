@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "gateway/accesslog.h"
+#include "gateway/client_conn.h"
 #include "gateway/ratelimit.h"
 #include "gateway/ratelimit_redis.h"
 #include "gateway/conf.h"
@@ -494,7 +495,7 @@ static void delay_unlink(struct rl_delay *d)
 	if (d->req) {
 		struct evhttp_connection *c = evhttp_request_get_connection(d->req);
 		if (c)
-			evhttp_connection_set_closecb(c, NULL, NULL);
+			client_set_closecb(c, NULL, NULL);
 	}
 }
 
@@ -595,7 +596,8 @@ static void wait_start(struct evhttp_request *req, const struct conf_server *s, 
 	evtimer_add(d->timer, &tv);
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	if (c) {
-		evhttp_connection_set_closecb(c, delay_close_cb, d);
+		/* without memory for it the wait ends on its timer, not on a close */
+		(void)client_set_closecb(c, delay_close_cb, d);
 		struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
 		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
 		if (fd >= 0 && (event_base_get_features(gw.base) & EV_FEATURE_EARLY_CLOSE)) {
