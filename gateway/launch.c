@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,11 @@ pid_t launch_fork(int errfd)
 		return -1;
 	}
 	if (pid == 0) {
+		setpgid(0, 0);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		if (errfd >= 0 && errfd != 2)
 			dup2(errfd, 2);
 		/* closes the sync pipe too: that is what the parent waits for */
@@ -122,6 +128,11 @@ pid_t launch_fork(int errfd)
 			long max = sysconf(_SC_OPEN_MAX);
 			for (long fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
 				close((int)fd);
+		}
+		int null = open("/dev/null", O_RDONLY);
+		if (null > 0) {
+			dup2(null, 0);
+			close(null);
 		}
 		return 0;
 	}

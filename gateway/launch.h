@@ -86,9 +86,10 @@ int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, v
 void launch_child_unwatch(pid_t pid);
 
 /*
- * fork() for the launchers. The child keeps only 0, 1 and 2 (errfd >= 0
- * becomes its 2), and the parent returns only once the child has let go of
- * every other descriptor. The wait matters: libevent (with the changelist)
+ * fork() for the launchers. The child keeps only 0, 1 and 2 (stdin from
+ * /dev/null; errfd >= 0 becomes its 2), leads its own process group, and has
+ * no blocked signals and SIGPIPE at its default; the parent returns only once
+ * the child has let go of every other descriptor. The wait matters: libevent (with the changelist)
  * takes a socket out of epoll after closing it, and a child still holding
  * the socket then keeps it in the gateway's epoll set, under a number the
  * next accepted client gets: that client sees the dead one's EOF. Returns

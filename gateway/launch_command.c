@@ -46,19 +46,9 @@ struct cmd_launch {
 
 static const char *const cmd_names[] = { "", "start", "", "stop" };
 
-/* Child side of launch_fork: own group, cwd, env. Never returns. */
+/* Child side of launch_fork (own group, clean signals, stdin /dev/null): env, cwd. Never returns. */
 static void cmd_child(const struct cmd_launch *c, const char *cmd)
 {
-	setpgid(0, 0);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	int fd = open("/dev/null", O_RDONLY);
-	if (fd >= 0 && fd != 0) {
-		dup2(fd, 0);
-		close(fd);
-	}
 	setenv("WAKEGATE_UPSTREAM", c->name, 1);
 	setenv("WAKEGATE_URL", c->url, 1);
 	if (c->prefix && chdir(c->prefix) < 0) {

@@ -98,22 +98,11 @@ char *launch_expand(const char *cmd, const char *name, int port, const char *pre
 	return out;
 }
 
-/* Child side of launch_fork: new group, cwd, exec. Never returns. */
+/* Child side of launch_fork (own group, clean signals, stdin /dev/null): cwd, exec. Never returns. */
 static void exec_child(const char *cmd, const char *prefix)
 {
-	setpgid(0, 0);
 	/* a gateway killed hard should not leave GPU workers behind */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	int fd = open("/dev/null", O_RDONLY);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		if (fd > 0)
-			close(fd);
-	}
 	if (prefix && chdir(prefix) < 0) {
 		fprintf(stderr, "wakegate: chdir %s: %s\n", prefix, strerror(errno));
 		_exit(126);
