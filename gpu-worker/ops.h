@@ -44,6 +44,18 @@ int ops_cuda_net_run(struct ops_cuda_net *net, const float *in, int batch, float
 	char *err, size_t errlen);
 void ops_cuda_net_free(struct ops_cuda_net *net);
 
+/*
+ * Sleep level 1 on the device: copies every weight and bias to pinned host
+ * memory the net owns, then frees their device memory (activations too).
+ * ops_cuda_net_run() fails until ops_cuda_net_wake(). 0 or -1 with err; on
+ * -1 the net is unchanged (still awake).
+ */
+int ops_cuda_net_sleep(struct ops_cuda_net *net, char *err, size_t errlen);
+/* Copies the weights back from pinned host memory; 0 or -1 with err. */
+int ops_cuda_net_wake(struct ops_cuda_net *net, char *err, size_t errlen);
+/* Bytes of device memory the net holds now (0 while asleep). */
+size_t ops_cuda_net_device_bytes(const struct ops_cuda_net *net);
+
 #ifdef __cplusplus
 }
 #endif

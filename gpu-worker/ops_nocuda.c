@@ -30,3 +30,20 @@ int ops_cuda_net_run(struct ops_cuda_net *net, const float *in, int batch, float
 void ops_cuda_net_free(struct ops_cuda_net *net)
 {
 }
+
+int ops_cuda_net_sleep(struct ops_cuda_net *net, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "built without CUDA");
+	return -1;
+}
+
+int ops_cuda_net_wake(struct ops_cuda_net *net, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "built without CUDA");
+	return -1;
+}
+
+size_t ops_cuda_net_device_bytes(const struct ops_cuda_net *net)
+{
+	return 0;
+}
