@@ -16,7 +16,7 @@ gateway_wakegate_SOURCES = \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
-	gateway/limit.c gateway/limit.h gateway/degrade.c gateway/degrade.h \
+	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
 	gateway/metrics.c gateway/metrics.h \
@@ -41,7 +41,7 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
-	gateway/limit.c gateway/limit.h gateway/degrade.c gateway/degrade.h
+	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 
 # degrade-test: replays degradation scripts through gateway/degrade.c, for t/51-degrade.t.
 check_PROGRAMS += gateway/degrade-test
@@ -57,4 +57,4 @@ gateway_proxy_test_LDADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 
 # limit-test: replays rate-limit scripts through gateway/limit.c, for t/50-limit.t.
 check_PROGRAMS += gateway/limit-test
-gateway_limit_test_SOURCES = gateway/limit-test.c gateway/limit.c gateway/limit.h
+gateway_limit_test_SOURCES = gateway/limit-test.c gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h
