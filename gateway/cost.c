@@ -1,8 +1,9 @@
 /*
  * cost: GPU time billed, its cost, the always-on comparison, and hold time
- * percentiles, per upstream. See cost.h for what is counted. A 1s timer
- * refreshes the gauges, so /metrics is at most a second behind; /status
- * computes its figures at the time of the request.
+ * percentiles, per upstream. See cost.h for what is counted. Once a second
+ * (on the upstream tick) it refreshes the gauges, so /metrics is at most a
+ * second behind; /status computes its figures at the time of the request.
+ * It learns of runs by subscribing to the replicas' process events.
  */
 #include "config.h"
 #include "gateway/cost.h"
@@ -24,6 +25,7 @@
 #define COST_TICK_MS 1000
 
 struct cost_up {
+	double last_tick;	/* the once-a-second work last ran (gw_now) */
 	char *name;
 	double t_first;		/* gw_now() when first seen: the always-on period starts here */
 	double run_start[UPSTREAM_MAX_REPLICAS];	/* gw_now() at launch; 0: not running */
@@ -36,11 +38,7 @@ struct cost_up {
 	double hold[COST_HOLDS];	/* the last COST_HOLDS hold times, a ring */
 	int nhold, hold_next;
 	int since_sent;		/* stats:UPSTREAM since_ms written (HSETNX: the first gateway's wins) */
-	struct cost_up *next;
 };
-
-static struct cost_up *ups;
-static struct event *tick_ev;
 static double t_started;	/* gw_now() when the metrics were declared: the gateway's start */
 
 /* Rounds a run of s seconds up to whole billing units. */
@@ -53,13 +51,11 @@ static double cost_round(double s, int64_t gran_ms)
 	return ceil(s / g - 1e-9) * g;
 }
 
-/* The state of the upstream called name, made on first use (NULL: out of memory). */
-static struct cost_up *cost_get(const struct upstream *u)
+/* u's state, made on first use and kept in u (NULL: out of memory). */
+static struct cost_up *cost_get(const struct upstream *cu)
 {
-	struct cost_up *c;
-	for (c = ups; c; c = c->next)
-		if (strcmp(c->name, u->name) == 0)
-			break;
+	struct upstream *u = (struct upstream *)cu;	/* the module's own part of it */
+	struct cost_up *c = u->cost;
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (!c || !(c->name = strdup(u->name))) {
@@ -70,8 +66,7 @@ static struct cost_up *cost_get(const struct upstream *u)
 		c->t_first = t_started > 0 && now - t_started < 5 ? t_started : now;
 		snprintf(c->currency, sizeof(c->currency), "USD");
 		c->gran_ms = 1000;
-		c->next = ups;
-		ups = c;
+		u->cost = c;
 	}
 	if (u->cf) {
 		c->price = u->cf->price_per_hour;
@@ -149,21 +144,21 @@ static void cost_publish(struct cost_up *c, double now)
 	}
 }
 
-static void cost_tick_cb(evutil_socket_t fd, short what, void *arg)
+void cost_tick(struct upstream *u, double now)
 {
-	double now = gw_now();
-	for (struct upstream *u = upstream_list(); u; u = u->next)
-		if (u->cf)
-			cost_get(u);
-	for (struct cost_up *c = ups; c; c = c->next) {
-		cost_publish(c, now);
-		if (!c->since_sent && store_connected(gw.store)) {
-			char ms[32], key[512];
-			snprintf(ms, sizeof(ms), "%lld", (long long)(gw_wall_ms() - (int64_t)((now - c->t_first) * 1000)));
-			snprintf(key, sizeof(key), "stats:%s", c->name);
-			store_hsetnx(gw.store, key, "since_ms", ms);
-			c->since_sent = 1;
-		}
+	if (!u->cf)
+		return;
+	struct cost_up *c = cost_get(u);
+	if (!c || now - c->last_tick < COST_TICK_MS / 1000.0)
+		return;
+	c->last_tick = now;
+	cost_publish(c, now);
+	if (!c->since_sent && store_connected(gw.store)) {
+		char ms[32], key[512];
+		snprintf(ms, sizeof(ms), "%lld", (long long)(gw_wall_ms() - (int64_t)((now - c->t_first) * 1000)));
+		snprintf(key, sizeof(key), "stats:%s", c->name);
+		store_hsetnx(gw.store, key, "since_ms", ms);
+		c->since_sent = 1;
 	}
 }
 
@@ -182,15 +177,9 @@ void cost_metrics_declare(struct metrics *m)
 	metrics_declare(m, "wakegate_hold_quantile_seconds", METRICS_GAUGE,
 			"Hold time percentiles over the last 1024 held requests.", NULL, 0);
 	t_started = gw_now();
-	if (!tick_ev && gw.base) {
-		tick_ev = event_new(gw.base, -1, EV_PERSIST, cost_tick_cb, NULL);
-		struct timeval tv = { COST_TICK_MS / 1000, (COST_TICK_MS % 1000) * 1000 };
-		if (tick_ev)
-			event_add(tick_ev, &tv);
-	}
 }
 
-void cost_run_start(const struct replica *rep)
+static void cost_run_start(const struct replica *rep)
 {
 	struct cost_up *c = cost_get(rep->up);
 	if (c && rep->id >= 0 && rep->id < UPSTREAM_MAX_REPLICAS)
@@ -198,7 +187,7 @@ void cost_run_start(const struct replica *rep)
 }
 
 /* A run ended: billed once, rounded up, to the registry and the store. */
-void cost_run_end(const struct replica *rep)
+static void cost_run_end(const struct replica *rep)
 {
 	struct cost_up *c = cost_get(rep->up);
 	if (!c || rep->id < 0 || rep->id >= UPSTREAM_MAX_REPLICAS || c->run_start[rep->id] <= 0)
@@ -256,15 +245,26 @@ json_t *cost_status_json(const struct upstream *u)
 	return o;
 }
 
-void cost_free_all(void)
+/* A replica's process started or ended. */
+static void cost_on_replica(struct replica *rep, const struct replica_change *ch, void *arg)
 {
-	if (tick_ev)
-		event_free(tick_ev);
-	tick_ev = NULL;
-	while (ups) {
-		struct cost_up *c = ups;
-		ups = c->next;
-		free(c->name);
-		free(c);
-	}
+	(void)arg;
+	if (ch->event == REPLICA_EV_LAUNCHED)
+		cost_run_start(rep);
+	else if (ch->event == REPLICA_EV_EXITED)
+		cost_run_end(rep);
+}
+
+void cost_init(void)
+{
+	replica_subscribe(cost_on_replica, NULL);
+}
+
+void cost_free(struct upstream *u)
+{
+	if (!u->cost)
+		return;
+	free(u->cost->name);
+	free(u->cost);
+	u->cost = NULL;
 }

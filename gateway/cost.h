@@ -18,14 +18,17 @@ struct json_t;
 
 void cost_metrics_declare(struct metrics *m);
 
-/* Hooks: a replica's process was launched / ended (replica.c); a held request left the queue after s seconds. */
-void cost_run_start(const struct replica *rep);
-void cost_run_end(const struct replica *rep);
+/* Subscribes to the replicas' process events: a launch starts a run, an exit bills it (at start, once). */
+void cost_init(void);
+/* A held request left the queue after s seconds (dispatch.c). */
 void cost_hold(const struct upstream *u, double s);
+/* Every tick (upstream.c): refreshes u's gauges once a second. */
+void cost_tick(struct upstream *u, double now);
 
 /* The figures /status shows for u, as a new JSON object (the caller owns it). */
 struct json_t *cost_status_json(const struct upstream *u);
 
-void cost_free_all(void);
+/* Frees u's part (when the upstream goes). */
+void cost_free(struct upstream *u);
 
 #endif

@@ -68,18 +68,9 @@ static void fleet_unmirror(struct replica *rep, const char *why)
 {
 	if (!rep->remote)
 		return;
-	if (rep->in_flight) {
-		if (rep->state != REPLICA_DRAINING)
-			replica_move(rep, REPLICA_DRAINING, why);
-		return;
-	}
-	struct proxy_pool *p = rep->pool;
-	rep->pool = NULL;
-	if (p)
-		proxy_pool_free(p);
-	replica_move(rep, REPLICA_STOPPED, why);	/* still remote: the holder's record stays */
-	rep->remote = 0;
-	rep->lock = FLEET_LOCK_NONE;
+	replica_remote_end(rep, why);
+	if (!rep->remote)
+		rep->lock = FLEET_LOCK_NONE;
 }
 
 /* "http://HOST:PORT" -> host, port; -1 when it is not that. */
@@ -133,39 +124,25 @@ static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 		return;		/* the next need follows the holder afresh */
 	}
 	if (ready) {
-		if (rep->pool) {
-			if (rep->in_flight)
-				return;		/* the old pool still serves: look again next poll */
-			proxy_pool_free(rep->pool);
-		}
+		if (rep->pool && rep->in_flight)
+			return;		/* the old pool still serves: look again next poll */
 		/* an https replica another gateway runs is reached over TLS too */
-		rep->pool = rep->up->cf ? tls_pool_new(gw.base, rep->up->cf, url, host, port) :
-			    proxy_pool_new(gw.base, host, port);
-		if (!rep->pool)
+		struct proxy_pool *pool = rep->up->cf ? tls_pool_new(gw.base, rep->up->cf, url, host, port) :
+					  proxy_pool_new(gw.base, host, port);
+		if (!pool)
 			return;
-		int waited = rep->remote && rep->state == REPLICA_BOOTING;
-		rep->remote = 1;
-		snprintf(rep->url, sizeof(rep->url), "%s", url);
-		rep->t_ready = gw_now();
-		rep->busy_at = rep->t_ready;
 		char why[160];
 		snprintf(why, sizeof(why), "another gateway runs it on %s", url);
-		replica_move(rep, REPLICA_READY, why);
-		if (waited)
-			upstream_mark_cold(u, rep->t_ready);
-		upstream_dispatch(u);
-		return;
+		if (replica_remote_ready(rep, url, pool, why) < 0)
+			proxy_pool_free(pool);
+		return;		/* dispatch.c hears of the move and drains the held requests */
 	}
 	if (booting) {
-		if (rep->remote && rep->state == REPLICA_BOOTING)
-			return;
 		if (rep->remote)
-			return;		/* DRAINING: let it finish first */
-		rep->remote = 1;
-		snprintf(rep->url, sizeof(rep->url), "%s", strcmp(url, "-") ? url : "");
-		rep->t_start = gw_now();
-		replica_move(rep, REPLICA_BOOTING, late ? "the gateway running it is late to renew its lock, waiting" :
-			     "another gateway is starting it, waiting for it");
+			return;		/* BOOTING already, or DRAINING: let it finish first */
+		replica_remote_booting(rep, strcmp(url, "-") ? url : "",
+				       late ? "the gateway running it is late to renew its lock, waiting" :
+				       "another gateway is starting it, waiting for it");
 		return;
 	}
 	fleet_unmirror(rep, value ? "another gateway stops it" : "no gateway runs it any more");
@@ -192,14 +169,14 @@ static void fleet_claim_cb(int status, const char *value, int64_t pttl, void *ar
 	if (status == 1) {
 		rep->lock = FLEET_LOCK_OWNED;
 		log_info("upstream \"%s\" replica %d: took the lock, starting it here", u->name, rep->id);
-		replica_wake(rep);
+		replica_wake(rep, rep->wake_cause);
 		return;
 	}
 	if (status < 0) {
 		rep->lock = FLEET_LOCK_ALONE;
 		log_warn("upstream \"%s\" replica %d: redis did not answer, starting it without the lock",
 			 u->name, rep->id);
-		replica_wake(rep);
+		replica_wake(rep, rep->wake_cause);
 		return;
 	}
 	if (!value)
@@ -246,12 +223,14 @@ static void fleet_renew_cb(int status, const char *value, int64_t pttl, void *ar
 	log_error("upstream \"%s\" replica %d: lost its lock to another gateway (%s), stopping it here",
 		  u->name, rep->id, value);
 	rep->lock = FLEET_LOCK_NONE;
-	replica_drain(rep);
+	replica_drain(rep, CAUSE_FLEET_PEER, "lost its lock to another gateway");
 }
 
-void fleet_state(struct replica *rep)
+/* After every state move: publishes it in the lock, or releases the lock. */
+static void fleet_on_move(struct replica *rep, const struct replica_change *ch, void *arg)
 {
-	if (!fleet_on() || rep->remote)
+	(void)arg;
+	if (ch->event != REPLICA_EV_MOVE || !fleet_on() || rep->remote)
 		return;
 	struct upstream *u = rep->up;
 	int down = rep->state == REPLICA_STOPPED || rep->state == REPLICA_FAILED;
@@ -285,8 +264,9 @@ int fleet_tick(struct replica *rep, double now)
 		return 0;
 	struct upstream *u = rep->up;
 	if (rep->remote) {
-		if ((gw.stopping || !u->cf) && rep->state != REPLICA_DRAINING)
-			replica_move(rep, REPLICA_DRAINING, gw.stopping ? "shutting down" : "upstream removed");
+		if ((gw.stopping || !u->cf) && replica_in(rep, RS_UP))
+			replica_move(rep, REPLICA_DRAINING, gw.stopping ? CAUSE_SHUTDOWN : CAUSE_RELOAD,
+				     gw.stopping ? "shutting down" : "upstream removed");
 		if (rep->state == REPLICA_DRAINING) {
 			if (rep->in_flight == 0)
 				fleet_unmirror(rep, "its last request here ended");
@@ -308,6 +288,12 @@ int fleet_tick(struct replica *rep, double now)
 		store_lock_renew(gw.store, u->name, rep->id, fleet_id(), v, fleet_ttl(u), fleet_renew_cb, rep);
 	}
 	return 0;
+}
+
+void fleet_init(void)
+{
+	replica_subscribe(fleet_on_move, NULL);
+	replica_set_claim(fleet_claim);
 }
 
 void fleet_replica_free(struct replica *rep)

@@ -19,14 +19,14 @@ struct replica;
 
 enum { FLEET_LOCK_NONE, FLEET_LOCK_OWNED, FLEET_LOCK_ALONE };
 
+/* Subscribes to replica moves and sets the claim hook (at start, once). */
+void fleet_init(void);
 /*
- * Called by replica_wake() before it launches: 1 to go on (this gateway holds
+ * The claim hook replica_wake() asks before it launches: 1 to go on (this gateway holds
  * the lock, or acts alone), 0 when the lock is being asked for; its answer
  * wakes the replica or makes it a mirror of the holder's.
  */
 int fleet_claim(struct replica *rep);
-/* After every state move: publishes it in the lock, or releases the lock. */
-void fleet_state(struct replica *rep);
 /* Every tick: renews a held lock, polls a remote replica. 1: the replica is remote, skip its local tick. */
 int fleet_tick(struct replica *rep, double now);
 /* Before a replica is freed: cancels its pending calls, releases its lock. */

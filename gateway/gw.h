@@ -1,7 +1,7 @@
 /*
  * gw: the few things the whole daemon shares: the loop, the conf now in
- * force, the metrics registry and the store. main.c owns all of them; other
- * modules only read these pointers (a reload swaps gw.conf).
+ * force, the metrics registry and the store (defined in gw.c). main.c owns
+ * all of them; other modules only read these pointers (a reload swaps gw.conf).
  */
 #ifndef WG_GW_H
 #define WG_GW_H

@@ -1,25 +1,16 @@
 /*
- * hold: FIFO of waiting requests with a timer each and a watch on the
- * client's connection. libevent 2.1 stops reading a connection once its
- * request is handed to us, so it would not notice a client that leaves while
- * held: we watch the socket for EV_CLOSED ourselves and free the connection
- * (and with it the request) when the client is gone. The caller then only
- * sees r->req == NULL. The close callback covers a connection that libevent
- * itself tears down (it detaches the request first: evcon becomes NULL).
+ * hold: FIFO of waiting requests with a timer each; the client is parked
+ * (park.c watches it) while it waits, so a client that leaves is freed then
+ * and the callee only sees r->req == NULL.
  */
 #include "config.h"
 #include "gateway/hold.h"
-#include "gateway/client_conn.h"
-#include "gateway/gw.h"
-#include "gateway/log.h"
+#include "gateway/park.h"
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 
-/* Takes r out of the queue with its timer, socket watch and close callback. */
+/* Takes r out of the queue with its timer and its park. */
 static void hold_unlink(struct hold *h, struct wg_request *r)
 {
 	if (!r->in_hold)
@@ -32,37 +23,14 @@ static void hold_unlink(struct hold *h, struct wg_request *r)
 		event_free(r->hold_timer);
 		r->hold_timer = NULL;
 	}
-	if (r->gone_watch) {
-		event_free(r->gone_watch);
-		r->gone_watch = NULL;
-	}
-	if (r->req) {
-		struct evhttp_connection *c = evhttp_request_get_connection(r->req);
-		if (c)
-			client_set_closecb(c, NULL, NULL);
-	}
+	client_unpark(r);
 }
 
-/* The client's socket saw EOF or an error while held: it left. */
-static void hold_watch_cb(evutil_socket_t fd, short what, void *arg)
+/* The client left while held (park.c freed its connection). */
+static void hold_gone(struct wg_request *r, void *arg)
 {
-	struct wg_request *r = arg;
-	struct hold *h = r->hold;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n > 0 && !(what & EV_CLOSED)) {
-		/* pipelined bytes, not a close: keep watching */
-		event_add(r->gone_watch, NULL);
-		return;
-	}
-	struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
-	struct evhttp_request *req = r->req;
+	struct hold *h = arg;
 	hold_unlink(h, r);
-	r->req = NULL;
-	if (conn)
-		evhttp_connection_free(conn);	/* frees req too */
-	else
-		evhttp_request_free(req);
 	h->on_gone(r, h->arg);
 }
 
@@ -73,20 +41,6 @@ static void hold_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct hold *h = r->hold;
 	hold_unlink(h, r);
 	h->on_timeout(r, h->arg);
-}
-
-/* The client closed while held: drop it from the queue, free what libevent left us. */
-static void hold_close_cb(struct evhttp_connection *c, void *arg)
-{
-	struct wg_request *r = arg;
-	struct hold *h = r->hold;
-	struct evhttp_request *req = r->req;
-	r->req = NULL;		/* hold_unlink must not touch the dying connection */
-	hold_unlink(h, r);
-	/* detached from its connection: nobody else will free it */
-	if (req && evhttp_request_get_connection(req) == NULL)
-		evhttp_request_free(req);
-	h->on_gone(r, h->arg);
 }
 
 void hold_init(struct hold *h, struct event_base *base, hold_cb on_timeout, hold_cb on_gone, void *arg)
@@ -114,19 +68,9 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 	h->n++;
 	r->in_hold = 1;
 	r->hold = h;
-	struct evhttp_connection *c = evhttp_request_get_connection(r->req);
-	if (c) {
-		if (client_set_closecb(c, hold_close_cb, r) != 0) {
-			hold_unlink(h, r);
-			return -1;
-		}
-		struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-		if (fd >= 0 && (event_base_get_features(h->base) & EV_FEATURE_EARLY_CLOSE)) {
-			r->gone_watch = event_new(h->base, fd, EV_CLOSED, hold_watch_cb, r);
-			if (r->gone_watch)
-				event_add(r->gone_watch, NULL);
-		}
+	if (client_park(h->base, r, hold_gone, h) != 0) {
+		hold_unlink(h, r);
+		return -1;
 	}
 	return 0;
 }
@@ -142,10 +86,4 @@ struct wg_request *hold_pop(struct hold *h)
 void hold_remove(struct hold *h, struct wg_request *r)
 {
 	hold_unlink(h, r);
-}
-
-double hold_oldest_wait(const struct hold *h, double now)
-{
-	struct wg_request *r = TAILQ_FIRST(&h->q);
-	return r ? now - r->t_arrive : 0;
 }

@@ -1,8 +1,8 @@
 /*
  * hold: the bounded FIFO of requests that wait for a replica, one per
  * upstream. The queue does not own the requests: it links them, arms each
- * one's timeout, and watches its client's connection. Timeout and client
- * loss are reported through callbacks; the callee decides the answer.
+ * one's timeout, and parks its client (park.h). Timeout and client loss are
+ * reported through callbacks; the callee decides the answer.
  */
 #ifndef WG_HOLD_H
 #define WG_HOLD_H
@@ -33,7 +33,5 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 struct wg_request *hold_pop(struct hold *h);
 /* Unlinks r wherever it stands in the queue. */
 void hold_remove(struct hold *h, struct wg_request *r);
-/* Seconds the oldest request has waited (0 when empty). */
-double hold_oldest_wait(const struct hold *h, double now);
 
 #endif

@@ -11,6 +11,7 @@
 #include "gateway/metrics.h"
 #include "gateway/policy.h"
 #include "gateway/policy_tod.h"
+#include "gateway/scale.h"
 #include "gateway/schedule.h"
 #include "gateway/store.h"
 #include "gateway/upstream.h"
@@ -23,10 +24,10 @@
 
 #define KA_TICK_MS 1000
 #define KA_FLUSH_S 5		/* new gaps go to Redis at most this often */
-#define KA_DEFAULT_BOOT_MS 30000	/* boot + warmup until one is measured */
 
 struct ka_up {
 	char *name;
+	struct upstream *u;	/* the upstream this is part of (u->ka) */
 	struct policy_hist hist;	/* the gaps: Redis's at the last sync, plus the new ones */
 	struct policy_hist pending;	/* new gaps not yet merged into Redis */
 	int loaded;		/* Redis was read once (or there is no Redis) */
@@ -39,43 +40,14 @@ struct ka_up {
 	int prewarmed;		/* the policy's pre-warm time came in this idle period */
 	double hold_until;	/* gw_now(): a pre-warmed replica stays up at least until then; 0: none */
 	uint64_t prewarms;
-	int waking;		/* a pre-warm wake is on its way (the fleet lock may answer later) */
+	double last_second;	/* the once-a-second work last ran (gw_now) */
 	const struct conf_upstream *cf_seen;	/* the conf the decision was made with */
 	struct event *prewarm_ev;
-	struct ka_up *next;
 };
-
-static struct ka_up *kas;
-static struct event *tick_ev;
-
-static struct ka_up *ka_find(const char *name)
-{
-	for (struct ka_up *k = kas; k; k = k->next)
-		if (strcmp(k->name, name) == 0)
-			return k;
-	return NULL;
-}
 
 static int ka_adaptive(const struct upstream *u)
 {
 	return u->cf && u->cf->keepalive_adaptive;
-}
-
-void keepalive_policy_conf(const struct upstream *u, struct policy_conf *pc)
-{
-	policy_conf_default(pc);
-	pc->kind = ka_adaptive(u) ? POLICY_ADAPTIVE : POLICY_FIXED;
-	pc->fixed_ms = u->p.idle_timeout_ms;
-	if (u->cf) {
-		pc->min_ms = u->cf->keepalive_min_ms;
-		pc->max_ms = u->cf->keepalive_max_ms;
-		pc->percentile = u->cf->keepalive_percentile;
-		if (pc->prewarm_percentile >= pc->percentile)
-			pc->prewarm_percentile = pc->percentile / 2;
-		pc->budget_pct = u->cf->keepalive_budget_pct;
-		pc->tod = u->cf->keepalive_tod;
-	}
-	pc->boot_ms = u->boot_s > 0 ? (int64_t)((u->boot_s + u->warm_s) * 1000) : KA_DEFAULT_BOOT_MS;
 }
 
 /* Decides again from the gaps, and where that is the fixed fallback from the
@@ -84,7 +56,7 @@ void keepalive_policy_conf(const struct upstream *u, struct policy_conf *pc)
 static void ka_decide(struct ka_up *k, const struct upstream *u)
 {
 	struct policy_conf pc;
-	keepalive_policy_conf(u, &pc);
+	schedule_policy_conf(u, &pc);
 	k->d = policy_tod_apply(schedule_tod(u), k->idle_start > 0 ? k->idle_slot : schedule_tod_slot(),
 				policy_decide(&pc, &k->hist));
 	k->cf_seen = u->cf;
@@ -104,29 +76,27 @@ static void ka_decide(struct ka_up *k, const struct upstream *u)
 		snprintf(k->last_logged, sizeof(k->last_logged), "%s", key);
 	}
 	if (gw.metrics) {
-		char name[256], l[300];
-		metrics_escape(u->name, name, sizeof(name));
-		snprintf(l, sizeof(l), "upstream=\"%s\"", name);
+		const char *l = upstream_label((struct upstream *)u, 0);
 		metrics_set(gw.metrics, "wakegate_keepalive_seconds", l, (double)keepalive_idle_ms(u) / 1000);
 		metrics_set(gw.metrics, "wakegate_idle_gaps", l, (double)k->hist.total);
 	}
 }
 
-/* The state of u, made on first use (NULL: out of memory). */
-static struct ka_up *ka_get(const struct upstream *u)
+/* The state of u, made on first use and kept in u (NULL: out of memory). */
+static struct ka_up *ka_get(const struct upstream *cu)
 {
-	struct ka_up *k = ka_find(u->name);
-	if (k)
-		return k;
-	k = calloc(1, sizeof(*k));
+	struct upstream *u = (struct upstream *)cu;	/* the module's own part of it */
+	if (u->ka)
+		return u->ka;
+	struct ka_up *k = calloc(1, sizeof(*k));
 	if (!k || !(k->name = strdup(u->name))) {
 		free(k);
 		return NULL;
 	}
+	k->u = u;
 	policy_hist_init(&k->hist);
 	policy_hist_init(&k->pending);
-	k->next = kas;
-	kas = k;
+	u->ka = k;
 	ka_decide(k, u);
 	return k;
 }
@@ -156,8 +126,8 @@ static void hist_merge(struct policy_hist *to, const struct policy_hist *from)
 static void ka_sync_cb(const char *value, void *arg)
 {
 	char *name = arg;
-	struct ka_up *k = ka_find(name);
-	struct upstream *u = upstream_find(name);
+	struct upstream *u = upstream_find(name);	/* by name: a reload may have freed the one that asked */
+	struct ka_up *k = u ? u->ka : NULL;
 	free(name);
 	if (!k)
 		return;
@@ -183,8 +153,7 @@ static void ka_sync_cb(const char *value, void *arg)
 		snprintf(key, sizeof(key), "hist:%s", k->name);
 		store_set(gw.store, key, buf);
 	}
-	if (u)
-		ka_decide(k, u);
+	ka_decide(k, u);
 }
 
 /* Reads (first time) or merges into (then) the Redis histogram. */
@@ -208,35 +177,66 @@ static void ka_sync(struct ka_up *k, double now)
 	store_get(gw.store, key, ka_sync_cb, arg);
 }
 
-/* Whether a replica of u is up or on its way up. */
-static int ka_any_up(const struct upstream *u)
+/* Idle check answer from the store: another gateway may have seen traffic. */
+static void ka_idle_answer(int64_t ms, void *arg)
 {
-	for (int i = 0; i < u->nrep; i++) {
-		enum replica_state s = u->rep[i].state;
-		if (s == REPLICA_BOOTING || s == REPLICA_WARMING || s == REPLICA_READY)
-			return 1;
+	struct replica *rep = arg;
+	rep->idle_query = 0;
+	struct upstream *u = rep->up;
+	if (rep->state != REPLICA_READY || rep->in_flight || u->hold.n)
+		return;
+	int64_t now_ms = gw_wall_ms();
+	if (ms > 0 && now_ms - ms < u->p.idle_timeout_ms && ms > u->last_activity_ms) {
+		double ago = (double)(now_ms - ms) / 1000.0;
+		log_info("upstream \"%s\": another gateway saw activity %.1fs ago, staying up", u->name, ago);
+		u->last_activity = gw_now() - ago;
+		return;
 	}
-	return 0;
+	char why[64];
+	snprintf(why, sizeof(why), "idle for %.1fs", gw_now() - u->last_activity);
+	replica_drain(rep, CAUSE_IDLE, why);
 }
 
-static void ka_tick_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * An idle READY replica of ours stops after the keep-alive time (counted
+ * from the last activity), unless min_warm keeps it or another gateway
+ * sharing Redis saw activity meanwhile (asked once, then answered above).
+ */
+static void ka_idle_check(struct upstream *u, double now)
 {
-	double now = gw_now();
-	for (struct upstream *u = upstream_list(); u; u = u->next) {
-		if (!u->cf)
+	if (!u->cf || gw.stopping || u->hold.n)
+		return;
+	int ready = upstream_count(u, RS(REPLICA_READY));
+	if (ready <= scale_min_warm(u, now) || (now - u->last_activity) * 1000 < (double)keepalive_idle_ms(u))
+		return;
+	for (int i = 0; i < u->nrep; i++) {
+		struct replica *rep = &u->rep[i];
+		if (rep->state != REPLICA_READY || rep->remote || rep->in_flight || rep->idle_query)
 			continue;
-		struct ka_up *k = ka_get(u);
-		int was_loaded = k && k->loaded;
-		if (k)
-			ka_sync(k, now);
-		if (k && !was_loaded && k->loaded)
-			ka_decide(k, u);	/* the first decision worth logging */
-		if (k && k->waking && ka_any_up(u))
-			k->waking = 0;	/* the pre-warmed replica is launched (here or by another gateway) */
-		if (k && k->cf_seen != u->cf)
-			ka_decide(k, u);	/* a reload may have changed the policy */
-		schedule_tick(u);
+		rep->idle_query = 1;
+		store_newest_activity(gw.store, u->name, ka_idle_answer, rep);
 	}
+}
+
+void keepalive_tick(struct upstream *u, double now)
+{
+	if (!u->cf)
+		return;
+	ka_idle_check(u, now);
+	struct ka_up *k = ka_get(u);
+	if (!k || now - k->last_second < KA_TICK_MS / 1000.0)
+		return;
+	k->last_second = now;
+	int was_loaded = k->loaded;
+	ka_sync(k, now);
+	if (!was_loaded && k->loaded)
+		ka_decide(k, u);	/* the first decision worth logging */
+	if (k->cf_seen != u->cf || schedule_replanned(u))
+		ka_decide(k, u);	/* a reload, or a new time-of-day plan, may have changed the policy */
+	char why[200];
+	double hold_s = 0;
+	if (schedule_tick(u, why, sizeof(why), &hold_s) && keepalive_prewarm(u, CAUSE_SCHEDULE, why, hold_s) == 0)
+		schedule_woke(u);
 }
 
 void keepalive_metrics_declare(struct metrics *m)
@@ -247,19 +247,13 @@ void keepalive_metrics_declare(struct metrics *m)
 			"Idle gaps in the upstream's histogram.", NULL, 0);
 	metrics_declare(m, "wakegate_prewarms_total", METRICS_COUNTER,
 			"Replicas woken ahead of traffic (not counted as cold starts).", NULL, 0);
-	if (!tick_ev && gw.base) {
-		tick_ev = event_new(gw.base, -1, EV_PERSIST, ka_tick_cb, NULL);
-		struct timeval tv = { KA_TICK_MS / 1000, (KA_TICK_MS % 1000) * 1000 };
-		if (tick_ev)
-			event_add(tick_ev, &tv);
-	}
 }
 
 /* Shared by the policy's timer and the schedule: one wake, counted as a pre-warm. */
-int keepalive_prewarm(struct upstream *u, const char *why, double hold_s)
+int keepalive_prewarm(struct upstream *u, enum replica_cause cause, const char *why, double hold_s)
 {
 	struct ka_up *k = ka_get(u);
-	if (!k || !u->cf || gw.stopping || ka_any_up(u) || u->hold.n)
+	if (!k || !u->cf || gw.stopping || upstream_count(u, RS_UP) || u->hold.n)
 		return -1;
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
@@ -267,18 +261,12 @@ int keepalive_prewarm(struct upstream *u, const char *why, double hold_s)
 				     (rep->state == REPLICA_FAILED && gw_now() >= rep->retry_at)))
 			continue;
 		log_notice("upstream \"%s\": pre-warm: waking replica %d (%s)", u->name, rep->id, why);
-		k->waking = 1;
-		if (replica_wake(rep) < 0) {
-			k->waking = 0;
+		if (replica_wake(rep, cause) < 0)
 			return -1;
-		}
 		k->prewarms++;
 		if (hold_s > 0)
 			k->hold_until = gw_now() + hold_s;
-		char name[256], l[300];
-		metrics_escape(u->name, name, sizeof(name));
-		snprintf(l, sizeof(l), "upstream=\"%s\"", name);
-		metrics_add(gw.metrics, "wakegate_prewarms_total", l, 1);
+		metrics_add(gw.metrics, "wakegate_prewarms_total", upstream_label(u, 0), 1);
 		store_add(gw.store, u->name, "prewarms", 1);
 		return 0;
 	}
@@ -289,14 +277,14 @@ int keepalive_prewarm(struct upstream *u, const char *why, double hold_s)
 static void ka_prewarm_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ka_up *k = arg;
-	struct upstream *u = upstream_find(k->name);
-	if (!u || k->idle_start <= 0 || !ka_adaptive(u))
+	struct upstream *u = k->u;	/* k is freed with u, and this timer with k */
+	if (!u->cf || k->idle_start <= 0 || !ka_adaptive(u))
 		return;
 	k->prewarmed = 1;	/* from now on an idle replica stops at the decision's until */
 	char why[200];
 	snprintf(why, sizeof(why), "policy: %.0fs after the last request, up until %.0fs (%s)",
 		 gw_now() - k->idle_start, (double)k->d.until_ms / 1000, k->d.reason);
-	keepalive_prewarm(u, why, 0);
+	keepalive_prewarm(u, CAUSE_PREWARM, why, 0);
 }
 
 void keepalive_on_request(struct upstream *u)
@@ -315,7 +303,6 @@ void keepalive_on_request(struct upstream *u)
 	k->idle_start = 0;
 	k->prewarmed = 0;
 	k->hold_until = 0;
-	k->waking = 0;	/* a wake from now on is for this request */
 	schedule_count(u);
 }
 
@@ -343,22 +330,15 @@ void keepalive_on_done(struct upstream *u)
 	evtimer_add(k->prewarm_ev, &tv);
 }
 
-void keepalive_replan(const struct upstream *u)
-{
-	struct ka_up *k = ka_find(u->name);
-	if (k)
-		ka_decide(k, u);
-}
-
 int64_t keepalive_idle_ms(const struct upstream *u)
 {
 	if (!ka_adaptive(u)) {
-		const struct ka_up *k = ka_find(u->name);
+		const struct ka_up *k = u->ka;
 		double left = k && k->hold_until > 0 ? k->hold_until - u->last_activity : 0;
 		int64_t ms = left > 0 ? (int64_t)(left * 1000) : 0;
 		return ms > u->p.idle_timeout_ms ? ms : u->p.idle_timeout_ms;
 	}
-	const struct ka_up *k = ka_find(u->name);
+	const struct ka_up *k = u->ka;
 	if (!k)
 		return u->p.idle_timeout_ms;
 	if (k->hold_until > 0) {
@@ -373,12 +353,6 @@ int64_t keepalive_idle_ms(const struct upstream *u)
 		return left > 0 ? (int64_t)(left * 1000) : 0;
 	}
 	return k->d.keepalive_ms;
-}
-
-int keepalive_waking(const struct upstream *u)
-{
-	const struct ka_up *k = u ? ka_find(u->name) : NULL;
-	return k && k->waking;
 }
 
 json_t *keepalive_status_json(const struct upstream *u)
@@ -410,18 +384,15 @@ json_t *keepalive_status_json(const struct upstream *u)
 	return o;
 }
 
-void keepalive_free_all(void)
+void keepalive_free(struct upstream *u)
 {
-	if (tick_ev)
-		event_free(tick_ev);
-	tick_ev = NULL;
-	while (kas) {
-		struct ka_up *k = kas;
-		kas = k->next;
+	struct ka_up *k = u->ka;
+	if (k) {
 		if (k->prewarm_ev)
 			event_free(k->prewarm_ev);
 		free(k->name);
 		free(k);
+		u->ka = NULL;
 	}
-	schedule_free_all();
+	schedule_free(u);
 }

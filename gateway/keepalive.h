@@ -10,13 +10,14 @@
  * next request is due. The histogram lives in Redis (PREFIX hist:UPSTREAM,
  * policy_hist_format()'s string), read at start and merged with the new
  * gaps every few seconds, so it survives restarts and gateways share it.
- * State is kept by upstream name (it survives a reload) until
- * keepalive_free_all().
+ * State is kept in the upstream (u->ka: it survives a reload) until
+ * keepalive_free().
  */
 #ifndef WG_KEEPALIVE_H
 #define WG_KEEPALIVE_H
 
 #include <stdint.h>
+#include "gateway/replica.h"
 
 struct upstream;
 struct metrics;
@@ -25,22 +26,21 @@ struct policy_conf;
 
 void keepalive_metrics_declare(struct metrics *m);
 
-/* Hooks from upstream.c: a request arrived (before it is forwarded or held); a request ended. */
+/* Hooks from dispatch.c: a request arrived (before it is forwarded or held); a request ended. */
 void keepalive_on_request(struct upstream *u);
 void keepalive_on_done(struct upstream *u);
 
-/* The policy conf of u (fixed: idle_timeout; boot time: measured, 30s until
- * then): the one place it is made, for the decision and the time-of-day plan. */
-void keepalive_policy_conf(const struct upstream *u, struct policy_conf *pc);
-
-/* u's time-of-day plan changed (gateway/schedule.c): decide again. */
-void keepalive_replan(const struct upstream *u);
+/*
+ * Every tick (upstream.c): stops an idle READY replica after the keep-alive
+ * time (cause idle), and once a second syncs the gaps with Redis, decides
+ * again when the conf or the time-of-day plan changed, and wakes for the
+ * schedule.
+ */
+void keepalive_tick(struct upstream *u, double now);
 
 /* How long u's READY replicas may stay idle now, in ms (idle_timeout unless adaptive). */
 int64_t keepalive_idle_ms(const struct upstream *u);
 
-/* 1 while a pre-warm wakes u: replica_wake() does not count it as a cold start. */
-int keepalive_waking(const struct upstream *u);
 
 /*
  * Wakes a replica of u ahead of traffic (a pre-warm: counted in
@@ -48,11 +48,12 @@ int keepalive_waking(const struct upstream *u);
  * way; why goes to the log. Until a request comes, an idle replica then
  * stays up at least hold_s seconds from now. 0 when a replica was woken.
  */
-int keepalive_prewarm(struct upstream *u, const char *why, double hold_s);
+int keepalive_prewarm(struct upstream *u, enum replica_cause cause, const char *why, double hold_s);
 
 /* The policy, its last decision, the gaps and the time-of-day plan, as a new JSON object for /status. */
 struct json_t *keepalive_status_json(const struct upstream *u);
 
-void keepalive_free_all(void);
+/* Frees u's part and its schedule's (when the upstream goes). */
+void keepalive_free(struct upstream *u);
 
 #endif

@@ -1,9 +1,11 @@
 # gateway: the wakegate daemon.
 sbin_PROGRAMS += gateway/wakegate
 gateway_wakegate_SOURCES = \
-	gateway/main.c gateway/gw.h \
+	gateway/main.c gateway/gw.c gateway/gw.h \
 	gateway/log.c gateway/log.h \
-	gateway/upstream.c gateway/upstream.h gateway/request.h gateway/replica.c \
+	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
+	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
+	gateway/replica.c gateway/replica.h gateway/probe.c gateway/probe.h \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
@@ -11,7 +13,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch.h gateway/launch_exec.c \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
-	gateway/server.c gateway/server.h \
+	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h \
 	gateway/accesslog.c gateway/accesslog.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \

@@ -32,8 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct gw gw;
-
 static char *conf_path;		/* as resolved from -c and -p */
 static char *prefix;
 static double stop_started;
@@ -44,19 +42,6 @@ static char *pid_written;	/* the pid file we made, to remove at exit */
 
 #define SHUTDOWN_GRACE_S 30
 
-double gw_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-int64_t gw_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void usage(FILE *f)
 {
@@ -342,6 +327,7 @@ static int run(void)
 		return 1;
 	}
 	upstream_metrics_declare(gw.metrics);
+	server_init();
 	/* bind before going to the background, so that a busy port fails the start */
 	if (server_configure(gw.conf, err, sizeof(err)) < 0) {
 		log_emerg("%s", err);

@@ -478,8 +478,13 @@ static void upstream_failed(struct proxy_fwd *f)
 			code = 504;
 			snprintf(why, sizeof(why), "connect timed out after %lldms", (long long)f->read_ms);
 		} else {
-			snprintf(why, sizeof(why), "connect failed%s%s", err == ECONNREFUSED ? ": " : "",
-				 err == ECONNREFUSED ? strerror(err) : "");
+			/* after a kept-alive connection closed under a request that may have reached
+			 * the backend (a worker killed with it), "connect failed" alone would say
+			 * the request never left: say both */
+			snprintf(why, sizeof(why), "%sconnect failed%s%s",
+				 f->retried && f->maybe_sent ? "the backend closed the connection after the request "
+				 "may have reached it, then " : "",
+				 err == ECONNREFUSED ? ": " : "", err == ECONNREFUSED ? strerror(err) : "");
 		}
 	} else if (f->uerr == EVREQ_HTTP_TIMEOUT) {
 		/* evhttp reports TIMEOUT only once connected; a connect timeout comes as uerr -1 */

@@ -2,13 +2,12 @@
  * ratelimit: limit_req and limit_conn on the request path. Zones live here,
  * not in the conf, so that a reload keeps their buckets and counts (nginx
  * keeps a shared zone whose name, size and key stay); the conf's zone
- * descriptions only point the way. A delayed request waits on a timer
- * with a watch on its client's socket, as a held one does (hold.c): a
- * client that leaves during the delay is freed then, never touched after.
+ * descriptions only point the way. A delayed request waits on a timer,
+ * parked as a held one is (park.c): a client that leaves during the delay
+ * is freed then, never touched after.
  */
 #include "config.h"
 #include "gateway/accesslog.h"
-#include "gateway/client_conn.h"
 #include "gateway/ratelimit.h"
 #include "gateway/ratelimit_redis.h"
 #include "gateway/conf.h"
@@ -17,8 +16,9 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
-#include "gateway/rules.h"
-#include "gateway/server.h"
+#include "gateway/park.h"
+#include "gateway/phase.h"
+#include "gateway/request.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -80,13 +80,9 @@ struct rl_decision {
 
 /* A request waiting out its limit_req delay (check NULL), or Redis' answer on check. */
 struct rl_delay {
-	struct evhttp_request *req;
-	const struct conf_server *s;	/* valid while gen == conf_gen */
-	const struct conf_location *loc;
-	void *listener;			/* server.c's, for a re-route after a reload */
-	unsigned gen;
+	struct wg_request *r;		/* parked (park.c) while it waits */
+	unsigned gen;			/* conf_gen when parked: r->srv and r->loc are valid while equal */
 	struct event *timer;
-	struct event *watch;		/* EV_CLOSED on the client's socket */
 	struct rl_check *check;		/* waiting for Redis: the check to decide */
 	void *ticket;			/* rlr_check()'s, while its answer is pending */
 	LIST_ENTRY(rl_delay) link;
@@ -376,13 +372,12 @@ static enum conf_log_level lower_level(enum conf_log_level l)
 	return l < LOG_LVL_DEBUG ? l + 1 : LOG_LVL_DEBUG;
 }
 
-static void wait_start(struct evhttp_request *req, const struct conf_server *s, const struct conf_location *loc,
-		       void *listener, uint64_t ms, struct rl_check *ck);
+static enum phase_rc wait_start(struct wg_request *r, uint64_t ms, struct rl_check *ck);
 
-/* Logs a limit_req decision as nginx does, and acts on it. */
-static void act(struct evhttp_request *req, const struct conf_server *s, const struct conf_location *loc,
-		void *listener, const struct rl_decision *v)
+/* Logs a limit_req decision as nginx does, and acts on it: NEXT (passed), AGAIN (delayed), DONE (answered). */
+static enum phase_rc act(struct wg_request *r, const struct rl_decision *v)
 {
+	const struct conf_location *loc = r->loc;
 	const struct conf_limits *lim = &loc->limits;
 	enum conf_log_level lvl = (int)lim->req_log_level >= 0 ? lim->req_log_level : LOG_LVL_ERROR;
 	int rejected = v->status == LIMIT_REJECTED || v->status == LIMIT_REJECTED_DRY_RUN;
@@ -390,7 +385,7 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
 	unsigned long long ei = (unsigned long long)(v->excess / 1000), ef = (unsigned long long)(v->excess % 1000);
 	if ((rejected && log_enabled(lvl)) || (delayed && log_enabled(lower_level(lvl)))) {
 		char where[700];
-		req_where(req, s, where, sizeof(where));
+		req_where(r->req, r->srv, where, sizeof(where));
 		if (rejected)
 			log_msg(lvl, "limiting requests%s, excess: %llu.%03llu by zone \"%s\", %s",
 				v->dry ? ", dry run" : "", ei, ef, v->zone, where);
@@ -400,20 +395,19 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
 	}
 	switch (v->verdict) {
 	case LIMIT_PASS:
-		ratelimit_continue(req, s, loc);
-		break;
+		return PHASE_NEXT;
 	case LIMIT_DELAY:
-		wait_start(req, s, loc, listener, v->delay_ms, NULL);
-		break;
+		return wait_start(r, v->delay_ms, NULL);
 	case LIMIT_REJECT: {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "limiting requests by zone \"%s\"", v->zone);
-		accesslog_refused(req, lim->req_status > 0 ? lim->req_status : 503, loc->proxy_pass);
-		proxy_send_error(req, lim->req_status > 0 ? lim->req_status : 503, msg,
+		accesslog_refused(r->req, lim->req_status > 0 ? lim->req_status : 503, loc->proxy_pass);
+		proxy_send_error(r->req, lim->req_status > 0 ? lim->req_status : 503, msg,
 				 v->retry_after_s > 0 ? (int)v->retry_after_s : 1);
-		break;
+		return PHASE_DONE;
 	}
 	}
+	return PHASE_NEXT;
 }
 
 /*
@@ -424,8 +418,7 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
  * rolled back when Redis rejects after them, nor Redis' when a local rule
  * rejects: only rules of one kind combine exactly as nginx's.
  */
-static void decide(struct evhttp_request *req, const struct conf_server *s, const struct conf_location *loc,
-		   void *listener, struct rl_check *ck, const struct rlr_answer *a)
+static enum phase_rc decide(struct wg_request *r, struct rl_check *ck, const struct rlr_answer *a)
 {
 	struct rl_decision v = { .verdict = LIMIT_PASS, .status = LIMIT_UNCOUNTED, .zone = "", .dry = ck->dry };
 	if (a && a->verdict == LIMIT_REJECT) {
@@ -435,8 +428,7 @@ static void decide(struct evhttp_request *req, const struct conf_server *s, cons
 			.status = ck->dry ? LIMIT_REJECTED_DRY_RUN : LIMIT_REJECTED, .zone = zone,
 			.excess = a->excess, .retry_after_s = a->retry_after_s, .dry = ck->dry };
 		check_free(ck);
-		act(req, s, loc, listener, &v);
-		return;
+		return act(r, &v);
 	}
 	struct limit_req_rule *rules = calloc(ck->n ? ck->n : 1, sizeof(*rules));
 	struct limit_counters *before = calloc(ck->n ? ck->n : 1, sizeof(*before));
@@ -462,9 +454,9 @@ static void decide(struct evhttp_request *req, const struct conf_server *s, cons
 	v.retry_after_s = res.retry_after_s;
 	int local_rejected = res.status == LIMIT_REJECTED || res.status == LIMIT_REJECTED_DRY_RUN;
 	if (a && !local_rejected) {
-		for (size_t r = 0; r < ck->nr; r++)
-			count_one(limit_zone_name(ck->rules[ck->ridx[r]].zone),
-				  a->verdict == LIMIT_DELAY && r == a->rule ? "delayed" : "passed", ck->dry);
+		for (size_t i = 0; i < ck->nr; i++)
+			count_one(limit_zone_name(ck->rules[ck->ridx[i]].zone),
+				  a->verdict == LIMIT_DELAY && i == a->rule ? "delayed" : "passed", ck->dry);
 		if (a->verdict == LIMIT_DELAY && a->delay_ms >= res.delay_ms && a->rule < ck->nr) {
 			v.zone = limit_zone_name(ck->rules[ck->ridx[a->rule]].zone);
 			v.excess = a->excess;
@@ -478,7 +470,16 @@ static void decide(struct evhttp_request *req, const struct conf_server *s, cons
 	free(rules);
 	free(before);
 	check_free(ck);
-	act(req, s, loc, listener, &v);
+	return act(r, &v);
+}
+
+/* A parked request's outcome after its wait: on, answered, or parked again. */
+static void resume(struct wg_request *r, enum phase_rc rc)
+{
+	if (rc == PHASE_NEXT)
+		phase_continue(r);
+	else if (rc == PHASE_DONE)
+		request_free(r);
 }
 
 static void delay_unlink(struct rl_delay *d)
@@ -486,20 +487,14 @@ static void delay_unlink(struct rl_delay *d)
 	LIST_REMOVE(d, link);
 	if (d->timer)
 		event_free(d->timer);
-	if (d->watch)
-		event_free(d->watch);
-	d->timer = d->watch = NULL;
+	d->timer = NULL;
 	if (d->ticket)
 		rlr_cancel(d->ticket);
 	d->ticket = NULL;
-	if (d->req) {
-		struct evhttp_connection *c = evhttp_request_get_connection(d->req);
-		if (c)
-			client_set_closecb(c, NULL, NULL);
-	}
+	client_unpark(d->r);
 }
 
-/* Frees a waiting request's own parts; its req is the caller's business. */
+/* Frees a waiting request's own parts; its wg_request is the caller's business. */
 static void delay_free(struct rl_delay *d)
 {
 	check_free(d->check);
@@ -509,19 +504,20 @@ static void delay_free(struct rl_delay *d)
 /* The wait is over (delay done, or Redis too slow: a is NULL): on with the request. */
 static void wait_over(struct rl_delay *d, const struct rlr_answer *a)
 {
-	struct evhttp_request *req = d->req;
+	struct wg_request *r = d->r;
 	struct rl_check *ck = d->check;
 	d->check = NULL;
 	delay_unlink(d);
-	if (d->gen != conf_gen) {
-		check_free(ck);
-		server_resume(req, d->listener);	/* the conf changed meanwhile: route again */
-	} else if (ck) {
-		decide(req, d->s, d->loc, d->listener, ck, a);
-	} else {
-		ratelimit_continue(req, d->s, d->loc);
-	}
+	unsigned gen = d->gen;
 	free(d);
+	if (gen != conf_gen) {
+		check_free(ck);
+		phase_restart(r);	/* the conf changed meanwhile: route again */
+	} else if (ck) {
+		resume(r, decide(r, ck, a));
+	} else {
+		phase_continue(r);
+	}
 }
 
 static void delay_done_cb(evutil_socket_t fd, short what, void *arg)
@@ -540,79 +536,40 @@ static void redis_answer_cb(const struct rlr_answer *a, void *arg)
 	wait_over(d, a);
 }
 
-/* The waiting client's socket saw EOF or an error: it left; free its connection. */
-static void delay_watch_cb(evutil_socket_t fd, short what, void *arg)
+/* The waiting client left (park.c freed its connection). */
+static void delay_gone(struct wg_request *r, void *arg)
 {
 	struct rl_delay *d = arg;
-	char ch;
-	if (recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT) > 0 && !(what & EV_CLOSED)) {
-		event_add(d->watch, NULL);	/* pipelined bytes, not a close */
-		return;
-	}
-	struct evhttp_request *req = d->req;
-	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	delay_unlink(d);
 	log_info("limit_req: a delayed client left");
-	if (conn)
-		evhttp_connection_free(conn);	/* frees req too */
-	else
-		evhttp_request_free(req);
 	delay_free(d);
+	request_free(r);
 }
 
-/* libevent closes the waiting client's connection itself. */
-static void delay_close_cb(struct evhttp_connection *c, void *arg)
-{
-	struct rl_delay *d = arg;
-	struct evhttp_request *req = d->req;
-	d->req = NULL;		/* delay_unlink must not touch the dying connection */
-	delay_unlink(d);
-	if (req && evhttp_request_get_connection(req) == NULL)
-		evhttp_request_free(req);
-	delay_free(d);
-}
-
-/* Parks a request for ms: its limit_req delay (ck NULL), or the wait for Redis' answer on ck. */
-static void wait_start(struct evhttp_request *req, const struct conf_server *s, const struct conf_location *loc,
-		       void *listener, uint64_t ms, struct rl_check *ck)
+/* Parks r for ms: its limit_req delay (ck NULL), or the wait for Redis' answer on ck. */
+static enum phase_rc wait_start(struct wg_request *r, uint64_t ms, struct rl_check *ck)
 {
 	struct rl_delay *d = calloc(1, sizeof(*d));
 	if (!d || !(d->timer = evtimer_new(gw.base, delay_done_cb, d))) {
 		free(d);
-		if (ck)	/* out of memory: decide locally, or let it through rather than drop it */
-			decide(req, s, loc, listener, ck, NULL);
-		else
-			ratelimit_continue(req, s, loc);
-		return;
+		/* out of memory: decide locally, or let it through rather than drop it */
+		return ck ? decide(r, ck, NULL) : PHASE_NEXT;
 	}
-	d->req = req;
-	d->s = s;
-	d->loc = loc;
-	d->listener = listener;
+	d->r = r;
 	d->gen = conf_gen;
 	d->check = ck;
 	LIST_INSERT_HEAD(&delays, d, link);
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 	evtimer_add(d->timer, &tv);
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c) {
-		/* without memory for it the wait ends on its timer, not on a close */
-		(void)client_set_closecb(c, delay_close_cb, d);
-		struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-		if (fd >= 0 && (event_base_get_features(gw.base) & EV_FEATURE_EARLY_CLOSE)) {
-			d->watch = event_new(gw.base, fd, EV_CLOSED, delay_watch_cb, d);
-			if (d->watch)
-				event_add(d->watch, NULL);
-		}
-	}
+	/* without memory for the park the wait ends on its timer, not on a close */
+	(void)client_park(gw.base, r, delay_gone, d);
 	if (!ck)
-		return;
+		return PHASE_AGAIN;
 	/* the Redis rules go in one script; the answer or the timer, whichever first, goes on */
 	struct rlr_rule *rr = calloc(ck->nr, sizeof(*rr));
-	for (size_t r = 0; rr && r < ck->nr; r++) {
-		const struct limit_req_rule *x = &ck->rules[ck->ridx[r]];
-		rr[r] = (struct rlr_rule){ .zone = limit_zone_name(x->zone), .key = x->key, .keylen = x->keylen,
+	for (size_t i = 0; rr && i < ck->nr; i++) {
+		const struct limit_req_rule *x = &ck->rules[ck->ridx[i]];
+		rr[i] = (struct rlr_rule){ .zone = limit_zone_name(x->zone), .key = x->key, .keylen = x->keylen,
 			.rate = limit_zone_rate(x->zone), .burst = x->burst, .delay = x->delay };
 	}
 	d->ticket = rr ? rlr_check(rr, ck->nr, redis_answer_cb, d) : NULL;
@@ -621,86 +578,90 @@ static void wait_start(struct evhttp_request *req, const struct conf_server *s, 
 		d->check = NULL;
 		delay_unlink(d);
 		free(d);
-		decide(req, s, loc, listener, ck, NULL);
+		return decide(r, ck, NULL);
 	}
+	return PHASE_AGAIN;
 }
 
-void ratelimit_handle(struct evhttp_request *req, const struct conf_server *s,
-		      const struct conf_location *loc, void *listener)
+/* The limit_req phase. */
+static enum phase_rc limit_req_phase(struct wg_request *r)
 {
-	if (!loc->limits.req) {
-		ratelimit_continue(req, s, loc);
-		return;
-	}
-	struct rl_check *ck = check_new(req, s, loc);
+	if (!r->loc->limits.req)
+		return PHASE_NEXT;
+	struct rl_check *ck = check_new(r->req, r->srv, r->loc);
 	if (!ck) {
-		proxy_send_error(req, 500, "out of memory", 0);
-		return;
+		proxy_send_error(r->req, 500, "out of memory", 0);
+		return PHASE_DONE;
 	}
 	if (ck->nr && rlr_ready())
-		wait_start(req, s, loc, listener, RL_REDIS_WAIT_MS, ck);
-	else
-		decide(req, s, loc, listener, ck, NULL);
+		return wait_start(r, RL_REDIS_WAIT_MS, ck);
+	return decide(r, ck, NULL);
 }
 
 /* limit_conn refused the request: log as nginx, count, answer. */
-static void conn_reject(struct evhttp_request *req, const struct conf_server *s, const struct conf_location *loc,
-			const struct rl_zone *z)
+static void conn_reject(struct wg_request *r, const struct rl_zone *z)
 {
+	const struct conf_location *loc = r->loc;
 	char where[700], name[256], l[300], msg[300];
 	if (log_enabled(LOG_LVL_ERROR)) {
-		req_where(req, s, where, sizeof(where));
+		req_where(r->req, r->srv, where, sizeof(where));
 		log_error("limiting connections by zone \"%s\", %s", z->name, where);
 	}
 	metrics_escape(z->name, name, sizeof(name));
 	snprintf(l, sizeof(l), "zone=\"%s\"", name);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
-	accesslog_refused(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, loc->proxy_pass);
-	proxy_send_error(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, msg, 1);
+	accesslog_refused(r->req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, loc->proxy_pass);
+	proxy_send_error(r->req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, msg, 1);
 }
 
-void ratelimit_continue(struct evhttp_request *req, const struct conf_server *s,
-			const struct conf_location *loc)
+/* The limit_conn phase: takes a slot per rule, given back when the request ends (request_free). */
+static enum phase_rc limit_conn_phase(struct wg_request *r)
 {
 	size_t n = 0;
-	for (const struct conf_limit_conn *r = loc->limits.conn; r; r = r->next)
+	for (const struct conf_limit_conn *c = r->loc->limits.conn; c; c = c->next)
 		n++;
-	struct ratelimit_slots *slots = NULL;
-	if (n) {
-		slots = calloc(1, sizeof(*slots) + n * sizeof(slots->s[0]));
-		if (!slots) {
-			proxy_send_error(req, 500, "out of memory", 0);
-			return;
-		}
+	if (!n)
+		return PHASE_NEXT;
+	struct ratelimit_slots *slots = calloc(1, sizeof(*slots) + n * sizeof(slots->s[0]));
+	if (!slots) {
+		proxy_send_error(r->req, 500, "out of memory", 0);
+		return PHASE_DONE;
 	}
-	struct rl_vars v = { .req = req, .s = s };
-	for (const struct conf_limit_conn *r = loc->limits.conn; r; r = r->next) {
-		struct rl_zone *z = zone_of(r->zone);
+	struct rl_vars v = { .req = r->req, .s = r->srv };
+	for (const struct conf_limit_conn *c = r->loc->limits.conn; c; c = c->next) {
+		struct rl_zone *z = zone_of(c->zone);
 		if (!z || !z->cz)
 			continue;
 		/* longer than LIMIT_CONN_KEY_MAX (-1) or empty: not counted, as in nginx */
-		ssize_t len = limit_key_eval(r->zone->key, rl_var, &v, keybuf, LIMIT_CONN_KEY_MAX + 1);
+		ssize_t len = limit_key_eval(c->zone->key, rl_var, &v, keybuf, LIMIT_CONN_KEY_MAX + 1);
 		if (len <= 0)
 			continue;
 		char *key = malloc((size_t)len);
 		if (!key)
 			continue;
 		memcpy(key, keybuf, (size_t)len);
-		if (limit_conn_acquire(z->cz, key, (size_t)len, r->max) < 0) {
+		if (limit_conn_acquire(z->cz, key, (size_t)len, c->max) < 0) {
 			free(key);
 			ratelimit_slots_release(slots);
-			conn_reject(req, s, loc, z);
-			return;
+			conn_reject(r, z);
+			return PHASE_DONE;
 		}
 		z->refs++;
 		slots->s[slots->n++] = (struct rl_slot){ .z = z, .key = key, .len = (size_t)len };
 	}
-	if (slots && !slots->n) {
+	if (!slots->n)
 		free(slots);
-		slots = NULL;
-	}
-	rules_handle(req, loc, slots);
+	else
+		r->slots = slots;
+	return PHASE_NEXT;
+}
+
+void ratelimit_init(void)
+{
+	phase_register(PHASE_LIMIT_REQ, limit_req_phase);
+	phase_register(PHASE_LIMIT_CONN, limit_conn_phase);
+	request_set_slots_release(ratelimit_slots_release);
 }
 
 void ratelimit_slots_release(struct ratelimit_slots *slots)
@@ -724,10 +685,12 @@ void ratelimit_shutdown(void)
 {
 	struct rl_delay *d;
 	while ((d = LIST_FIRST(&delays)) != NULL) {
-		struct evhttp_request *req = d->req;
+		struct wg_request *r = d->r;
 		delay_unlink(d);
 		delay_free(d);
-		proxy_send_error(req, 503, "wakegate is shutting down", 0);
+		if (r->req)
+			proxy_send_error(r->req, 503, "wakegate is shutting down", 0);
+		request_free(r);
 	}
 }
 

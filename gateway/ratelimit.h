@@ -5,12 +5,11 @@
  * a shared zone), checks each routed request, delays it on a timer or
  * rejects it, and holds its limit_conn slots until the request ends.
  *
- * A request's way: server.c routes it and calls ratelimit_handle();
- * limit_req passes, delays (a timer; a client that leaves meanwhile is
- * dropped) or rejects (limit_req_status, Retry-After, a JSON reason); then
- * limit_conn counts it (over: limit_conn_status, Retry-After: 1), and
- * rules_handle() (degradation) takes it on with its slots, which
- * upstream.c releases when the request ends, however it ends. Zones with
+ * Two phases (phase.h): limit_req passes, delays (parked on a timer; a
+ * client that leaves meanwhile is dropped) or rejects (limit_req_status,
+ * Retry-After, a JSON reason); then limit_conn counts it (over:
+ * limit_conn_status, Retry-After: 1) and keeps its slots in the request,
+ * given back by request_free() when the request ends, however it ends. Zones with
  * "redis" are checked in Redis (ratelimit_redis.c) while it answers; the
  * request waits for the answer as a delayed one waits, up to 250ms, and
  * its local buckets decide when Redis is down or slow.
@@ -21,20 +20,13 @@
 struct conf;
 struct conf_server;
 struct conf_location;
-struct evhttp_request;
 struct ratelimit_slots;
 
 /* Makes or keeps the zones of c; called by server_configure() once c's listeners are up. */
 void ratelimit_configure(const struct conf *c);
 
-/* A routed request: limit_req, then (at once or after a delay) ratelimit_continue(). listener
- * is server.c's, handed back to server_resume() when a reload came during the delay. */
-void ratelimit_handle(struct evhttp_request *req, const struct conf_server *s,
-		      const struct conf_location *loc, void *listener);
-
-/* After limit_req (or a re-route after a reload): limit_conn, then the degradation rules. */
-void ratelimit_continue(struct evhttp_request *req, const struct conf_server *s,
-			const struct conf_location *loc);
+/* Registers the limit_req and limit_conn phases (at start, once). */
+void ratelimit_init(void);
 
 /* Gives back a request's limit_conn slots and frees them; NULL is fine. */
 void ratelimit_slots_release(struct ratelimit_slots *slots);

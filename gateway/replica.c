@@ -1,22 +1,19 @@
 /*
- * replica: one replica's life. replica_set_state() is the only writer of
- * rep->state; it logs every move, updates the state gauge and the store.
- * Health polling, boot timeout, drain grace and backoff are all driven by
- * the upstream module's 100ms tick (replica_tick), so a replica owns no
- * timer of its own.
+ * replica: one replica's life (see replica.h). replica_move() is the only
+ * writer of rep->state. The timers of a boot (timeout), a drain (grace) and
+ * a failure (backoff) are read on the upstream's 100ms tick (replica_tick);
+ * the health probe and the warmer call back when they are done.
  */
 #include "config.h"
+#include "gateway/replica.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
-#include "gateway/cost.h"
-#include "gateway/keepalive.h"
-#include "gateway/fleet.h"
 #include "gateway/gw.h"
 #include "gateway/launch.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/probe.h"
 #include "gateway/proxy.h"
-#include "gateway/scale.h"
 #include "gateway/store.h"
 #include "gateway/tls.h"
 #include "warmer/warmer.h"
@@ -24,7 +21,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -40,9 +36,84 @@ static const char *const state_names[REPLICA_NSTATES] = {
 	"STOPPED", "BOOTING", "WARMING", "READY", "DRAINING", "FAILED"
 };
 
+static const char *const cause_names[CAUSE_NCAUSES] = {
+	[CAUSE_REQUEST] = "request", [CAUSE_MIN_WARM] = "min_warm", [CAUSE_SCHEDULE] = "schedule",
+	[CAUSE_PREWARM] = "prewarm", [CAUSE_SCALE_UP] = "scale_up", [CAUSE_SCALE_DOWN] = "scale_down",
+	[CAUSE_ADMIN] = "admin", [CAUSE_RELOAD] = "reload", [CAUSE_SHUTDOWN] = "shutdown",
+	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
+	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
+};
+
+/*
+ * The allowed moves: allowed[from] is the set of states a replica in
+ * `from` may go to. Anything else is a bug in the caller and is refused.
+ * The remote moves (a mirror of another gateway's replica) are the
+ * STOPPED/FAILED -> READY and BOOTING -> READY/STOPPED ones.
+ */
+static const unsigned allowed[REPLICA_NSTATES] = {
+	[REPLICA_STOPPED] = RS(REPLICA_BOOTING) | RS(REPLICA_READY) | RS(REPLICA_FAILED),
+	[REPLICA_BOOTING] = RS(REPLICA_WARMING) | RS(REPLICA_READY) | RS(REPLICA_DRAINING) |
+			    RS(REPLICA_FAILED) | RS(REPLICA_STOPPED),
+	[REPLICA_WARMING] = RS(REPLICA_READY) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
+	[REPLICA_READY] = RS(REPLICA_DRAINING) | RS(REPLICA_FAILED) | RS(REPLICA_STOPPED),
+	[REPLICA_DRAINING] = RS(REPLICA_STOPPED),
+	[REPLICA_FAILED] = RS(REPLICA_BOOTING) | RS(REPLICA_READY) | RS(REPLICA_FAILED),
+};
+
+#define REPLICA_MAX_WATCHERS 8
+static struct {
+	replica_watch_fn fn;
+	void *arg;
+} watchers[REPLICA_MAX_WATCHERS];
+static int nwatchers;
+static replica_claim_fn claim_hook;
+static struct replica *all_reps;	/* every replica (replica_init .. replica_free), for ports */
+
 const char *replica_state_name(enum replica_state s)
 {
 	return (unsigned)s < REPLICA_NSTATES ? state_names[s] : "?";
+}
+
+const char *replica_cause_name(enum replica_cause c)
+{
+	return (unsigned)c < CAUSE_NCAUSES ? cause_names[c] : "?";
+}
+
+void replica_subscribe(replica_watch_fn fn, void *arg)
+{
+	if (nwatchers == REPLICA_MAX_WATCHERS) {
+		log_error("replica: more than %d subscribers", REPLICA_MAX_WATCHERS);
+		abort();	/* a programming error, found at start */
+	}
+	watchers[nwatchers].fn = fn;
+	watchers[nwatchers].arg = arg;
+	nwatchers++;
+}
+
+void replica_set_claim(replica_claim_fn fn)
+{
+	claim_hook = fn;
+}
+
+static void replica_tell(struct replica *rep, const struct replica_change *ch)
+{
+	for (int i = 0; i < nwatchers; i++)
+		watchers[i].fn(rep, ch, watchers[i].arg);
+}
+
+static void replica_tell_process(struct replica *rep, enum replica_event ev)
+{
+	struct replica_change ch = { ev, rep->state, rep->state, rep->cause, "" };
+	replica_tell(rep, &ch);
+}
+
+void replica_init(struct replica *rep, struct upstream *u, int id)
+{
+	rep->up = u;
+	rep->id = id;
+	rep->since = gw_now();	/* STOPPED since the upstream was made, not since the host booted */
+	rep->next_all = all_reps;
+	all_reps = rep;
 }
 
 /* wakegate_replica_state: 1 for the current state, 0 for the others. */
@@ -59,10 +130,19 @@ static void replica_gauge(struct replica *rep)
 	}
 }
 
-/* The one place a replica changes state. why: a short reason for the log, or NULL. */
-static void replica_set_state(struct replica *rep, enum replica_state to, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void replica_set_state(struct replica *rep, enum replica_state to, const char *fmt, ...)
+static void replica_count_move(struct replica *rep, enum replica_state from, enum replica_state to,
+			       enum replica_cause cause)
+{
+	if (!gw.metrics)
+		return;
+	char name[256], labels[512];
+	metrics_escape(rep->up->name, name, sizeof(name));
+	snprintf(labels, sizeof(labels), "upstream=\"%s\",from=\"%s\",to=\"%s\",cause=\"%s\"",
+		 name, state_names[from], state_names[to], cause_names[cause]);
+	metrics_add(gw.metrics, "wakegate_replica_moves_total", labels, 1);
+}
+
+int replica_move(struct replica *rep, enum replica_state to, enum replica_cause cause, const char *fmt, ...)
 {
 	char why[300] = "";
 	if (fmt) {
@@ -72,38 +152,42 @@ static void replica_set_state(struct replica *rep, enum replica_state to, const 
 		va_end(ap);
 	}
 	enum replica_state from = rep->state;
+	if ((unsigned)to >= REPLICA_NSTATES || (unsigned)cause >= CAUSE_NCAUSES || !(allowed[from] & RS(to))) {
+		log_error("upstream \"%s\" replica %d: refused move %s -> %s (%s%s%s): not in the move table",
+			  rep->up->name, rep->id, replica_state_name(from), replica_state_name(to),
+			  replica_cause_name(cause), *why ? ": " : "", why);
+		if (getenv("WAKEGATE_STRICT_MOVES"))
+			abort();
+		return -1;
+	}
 	rep->state = to;
+	rep->cause = cause;
 	rep->gen++;
 	rep->since = gw_now();
 	enum conf_log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
 	if (*why)
-		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s (%s)", rep->up->name, rep->id,
-			state_names[from], state_names[to], why);
+		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s (%s) cause=%s", rep->up->name, rep->id,
+			state_names[from], state_names[to], why, cause_names[cause]);
 	else
-		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s", rep->up->name, rep->id,
-			state_names[from], state_names[to]);
+		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s cause=%s", rep->up->name, rep->id,
+			state_names[from], state_names[to], cause_names[cause]);
 	replica_gauge(rep);
+	replica_count_move(rep, from, to, cause);
 	if (!rep->remote)	/* the holder publishes a remote one */
 		store_replica_state(gw.store, rep->up->name, rep->id, state_names[to],
 				    to == REPLICA_STOPPED ? "" : rep->url);
-	fleet_state(rep);
-}
-
-void replica_move(struct replica *rep, enum replica_state to, const char *why)
-{
-	replica_set_state(rep, to, why ? "%s" : NULL, why);
+	struct replica_change ch = { REPLICA_EV_MOVE, from, to, cause, why };
+	replica_tell(rep, &ch);
+	return 0;
 }
 
 /* 1 when a replica of this gateway that is not STOPPED holds port: a booting
  * worker has been given its port but may not have bound it yet. */
 static int replica_port_taken(const struct replica *self, int port)
 {
-	for (const struct upstream *u = upstream_list(); u; u = u->next)
-		for (int i = 0; i < u->nrep; i++) {
-			const struct replica *r = &u->rep[i];
-			if (r != self && r->state != REPLICA_STOPPED && r->port == port)
-				return 1;
-		}
+	for (const struct replica *r = all_reps; r; r = r->next_all)
+		if (r != self && r->state != REPLICA_STOPPED && r->port == port)
+			return 1;
 	return 0;
 }
 
@@ -161,29 +245,11 @@ static int replica_pick_port(const struct replica *self)
 	return port;
 }
 
-static void deferred_conn_free(evutil_socket_t fd, short what, void *arg)
+static void replica_probe_free(struct replica *rep)
 {
-	evhttp_connection_free(arg);
+	probe_free(rep->probe);
+	rep->probe = NULL;
 }
-
-/* Health connections may be inside their own callback: free them on the next loop turn. */
-static void replica_health_close(struct replica *rep)
-{
-	if (rep->health_ev) {
-		event_free(rep->health_ev);
-		rep->health_ev = NULL;
-	}
-	rep->health_delay_ms = 0;
-	if (!rep->health)
-		return;
-	struct timeval zero = { 0, 0 };
-	if (event_base_once(gw.base, -1, EV_TIMEOUT, deferred_conn_free, rep->health, &zero) < 0)
-		evhttp_connection_free(rep->health);
-	rep->health = NULL;
-	rep->health_pending = 0;
-}
-
-static void replica_health_again(struct replica *rep);
 
 /* Cancels a running warmup and frees the copies its options point to. */
 static void replica_warm_free(struct replica *rep)
@@ -197,20 +263,27 @@ static void replica_warm_free(struct replica *rep)
 	rep->warm_model = rep->warm_path = rep->warm_body = NULL;
 }
 
+static void up_labels(const struct upstream *u, char *buf, size_t len)
+{
+	char name[256];
+	metrics_escape(u->name, name, sizeof(name));
+	snprintf(buf, len, "upstream=\"%s\"", name);
+}
+
 /* Writes the GPU and idle seconds counted so far to metrics and the store. */
 static void replica_account(struct replica *rep, double now, int flush)
 {
 	if (rep->acct_at > 0 && rep->launch && rep->launch->ops->running(rep->launch)) {
 		double dt = now - rep->acct_at;
+		int idle = rep->state == REPLICA_READY && rep->in_flight == 0;
 		rep->gpu_s += dt;
-		if (rep->state == REPLICA_READY && rep->in_flight == 0)
+		if (idle)
 			rep->idle_s += dt;
 		if (gw.metrics) {
-			char name[256], labels[300];
-			metrics_escape(rep->up->name, name, sizeof(name));
-			snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+			char labels[300];
+			up_labels(rep->up, labels, sizeof(labels));
 			metrics_add(gw.metrics, "wakegate_gpu_seconds_total", labels, dt);
-			if (rep->state == REPLICA_READY && rep->in_flight == 0)
+			if (idle)
 				metrics_add(gw.metrics, "wakegate_idle_seconds_total", labels, dt);
 		}
 	}
@@ -242,14 +315,15 @@ static void replica_pool_free(struct replica *rep)
 }
 
 /*
- * Moves to FAILED: releases health, warmer, pool, asks the process to stop,
- * arms the backoff. Held requests get 503 unless they can wait for a restart.
+ * Moves to FAILED: releases probe, warmer, pool, asks the process to stop,
+ * arms the backoff. Held requests are the subscribers' business (dispatch.c
+ * answers them 503 unless another replica or a restart can take them): they
+ * hear of the move first, as the probe, warmer and pool are let go after it.
  */
-static void replica_fail(struct replica *rep, int crashed_ready, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void replica_fail(struct replica *rep, int crashed_ready, const char *fmt, ...)
+static void replica_fail(struct replica *rep, enum replica_cause cause, int crashed_ready, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void replica_fail(struct replica *rep, enum replica_cause cause, int crashed_ready, const char *fmt, ...)
 {
-	struct upstream *u = rep->up;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
@@ -260,21 +334,11 @@ static void replica_fail(struct replica *rep, int crashed_ready, const char *fmt
 		backoff = 30;
 	rep->retry_at = gw_now() + backoff;
 	rep->crashed_ready = crashed_ready;
-	replica_set_state(rep, REPLICA_FAILED, "%s; next try in %gs", rep->reason, backoff);
-	replica_health_close(rep);
+	replica_move(rep, REPLICA_FAILED, cause, "%s; next try in %gs", rep->reason, backoff);
+	replica_probe_free(rep);
 	replica_warm_free(rep);
 	replica_pool_free(rep);
 	replica_stop_process(rep);
-	if (crashed_ready)
-		return;
-	for (int i = 0; i < u->nrep; i++) {
-		enum replica_state s = u->rep[i].state;
-		if (s == REPLICA_BOOTING || s == REPLICA_WARMING || s == REPLICA_READY)
-			return;	/* another replica will take them */
-	}
-	char msg[400];
-	snprintf(msg, sizeof(msg), "upstream \"%s\": %s", u->name, rep->reason);
-	upstream_fail_held(u, 503, msg, (int)ceil(backoff));
 }
 
 /* The launcher saw the process end: what that means depends on the state. */
@@ -291,7 +355,7 @@ static void replica_exit_cb(int status, void *arg)
 	else
 		snprintf(how, sizeof(how), "ended");
 	replica_account(rep, gw_now(), 1);
-	cost_run_end(rep);
+	replica_tell_process(rep, REPLICA_EV_EXITED);
 	struct launch *l = rep->launch;
 	rep->launch = NULL;
 	rep->stop_sent = 0;
@@ -299,17 +363,17 @@ static void replica_exit_cb(int status, void *arg)
 	launch_free(l);
 	switch (rep->state) {
 	case REPLICA_BOOTING:
-		replica_fail(rep, 0, "%s%s", how, status == LAUNCH_WHY ? "" : " during boot");
+		replica_fail(rep, CAUSE_BOOT, 0, "%s%s", how, status == LAUNCH_WHY ? "" : " during boot");
 		break;
 	case REPLICA_WARMING:
-		replica_fail(rep, 0, "%s during warmup", how);
+		replica_fail(rep, CAUSE_WARMUP, 0, "%s during warmup", how);
 		break;
 	case REPLICA_READY:
-		replica_fail(rep, 1, "%s while ready", how);
+		replica_fail(rep, CAUSE_CRASH, 1, "%s while ready", how);
 		break;
 	case REPLICA_DRAINING:
 		replica_pool_free(rep);
-		replica_set_state(rep, REPLICA_STOPPED, "%s after %.1fs up", how, gw_now() - rep->t_start);
+		replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "%s after %.1fs up", how, gw_now() - rep->t_start);
 		break;
 	default:
 		log_info("upstream \"%s\" replica %d: process %s", rep->up->name, rep->id, how);
@@ -317,25 +381,28 @@ static void replica_exit_cb(int status, void *arg)
 	}
 }
 
-/* Starts a replica from STOPPED or FAILED (after its backoff). 0, or -1 when it failed at once. */
-int replica_wake(struct replica *rep)
+static void replica_probe_cb(int ok, const char *why, void *arg);
+
+int replica_wake(struct replica *rep, enum replica_cause cause)
 {
 	struct upstream *u = rep->up;
-	if (!u->cf || gw.stopping || rep->launch || rep->remote)
+	if (!u->cf || gw.stopping || rep->launch || rep->remote || !replica_in(rep, RS_DOWN))
 		return -1;
-	if (!fleet_claim(rep))
-		return 0;	/* asking the other gateways first */
+	if (rep->state == REPLICA_FAILED && gw_now() < rep->retry_at)
+		return -1;
+	rep->wake_cause = cause;
+	if (claim_hook && !claim_hook(rep))
+		return 0;	/* asking the other gateways first; the answer wakes it */
 	char err[256];
 	rep->port = replica_pick_port(rep);
 	if (rep->port <= 0) {
-		replica_fail(rep, 0, "no free local port");
+		replica_fail(rep, CAUSE_BOOT, 0, "no free local port");
 		return -1;
 	}
 	snprintf(rep->url, sizeof(rep->url), "%s://127.0.0.1:%d", u->cf->tls ? "https" : "http", rep->port);
-	rep->launch = launch_new(gw.base, u->cf, gw.conf->prefix,
-				 replica_exit_cb, rep, err, sizeof(err));
+	rep->launch = launch_new(gw.base, u->cf, gw.conf->prefix, replica_exit_cb, rep, err, sizeof(err));
 	if (!rep->launch) {
-		replica_fail(rep, 0, "cannot launch: %s", err);
+		replica_fail(rep, CAUSE_BOOT, 0, "cannot launch: %s", err);
 		return -1;
 	}
 	if (rep->launch->ops->url)	/* command, http, kubernetes: the replica answers at url= */
@@ -346,25 +413,31 @@ int replica_wake(struct replica *rep)
 	if (rep->launch->ops->start(rep->launch, u->name, rep->port, err, sizeof(err)) < 0) {
 		launch_free(rep->launch);
 		rep->launch = NULL;
-		replica_fail(rep, 0, "cannot launch: %s", err);
+		replica_fail(rep, CAUSE_BOOT, 0, "cannot launch: %s", err);
 		return -1;
 	}
-	cost_run_start(rep);
-	if (!keepalive_waking(u)) {	/* a pre-warm is counted by keepalive.c, not as a cold start */
+	replica_tell_process(rep, REPLICA_EV_LAUNCHED);
+	if (cause != CAUSE_PREWARM && cause != CAUSE_SCHEDULE) {	/* ahead of traffic: not a cold start */
 		u->cold_starts++;
-		char name[256], labels[300];
-		metrics_escape(u->name, name, sizeof(name));
-		snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+		char labels[300];
+		up_labels(u, labels, sizeof(labels));
 		metrics_add(gw.metrics, "wakegate_cold_starts_total", labels, 1);
 		store_add(gw.store, u->name, "cold_starts", 1);
 	}
-	replica_set_state(rep, REPLICA_BOOTING, "%s on %s", keepalive_waking(u) ? "pre-warm" :
-			  u->hold.n ? "woken by a request" : scale_wake_reason(u), rep->url);
-	replica_health_again(rep);
+	const char *path = u->cf->health_path ? u->cf->health_path : "/v2/health/ready";
+	rep->probe = probe_start(gw.base, u->cf, rep->url, path, replica_probe_cb, rep);
+	static const char *const woken_by[CAUSE_NCAUSES] = {
+		[CAUSE_REQUEST] = "woken by a request", [CAUSE_MIN_WARM] = "min_warm", [CAUSE_SCHEDULE] = "schedule",
+		[CAUSE_PREWARM] = "pre-warm", [CAUSE_SCALE_UP] = "scale up", [CAUSE_ADMIN] = "woken by the admin API",
+	};
+	replica_move(rep, REPLICA_BOOTING, cause, "%s on %s", woken_by[cause] ? woken_by[cause] : cause_names[cause],
+		     rep->url);
+	if (!rep->probe)
+		replica_fail(rep, CAUSE_BOOT, 0, "out of memory for the health probe");
 	return 0;
 }
 
-/* WARMING -> READY: make the pool, measure the warmup, drain held requests. */
+/* WARMING -> READY: make the pool, measure the warmup. */
 static void replica_ready(struct replica *rep)
 {
 	struct upstream *u = rep->up;
@@ -374,22 +447,19 @@ static void replica_ready(struct replica *rep)
 	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
 		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
-		replica_fail(rep, 0, "cannot make a connection pool");
+		replica_fail(rep, CAUSE_WARMUP, 0, "cannot make a connection pool");
 		return;
 	}
 	rep->t_ready = now;
 	rep->fails = 0;
 	u->warm_s = now - rep->t_health;
-	char name[256], labels[300];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	char labels[300];
+	up_labels(u, labels, sizeof(labels));
 	metrics_observe(gw.metrics, "wakegate_warmup_seconds", labels, u->warm_s);
 	store_add(gw.store, u->name, "warmup_seconds", u->warm_s);
 	/* a fresh replica counts as activity: the idle timer starts now, not at boot */
 	u->last_activity = now;
-	replica_set_state(rep, REPLICA_READY, "cold start took %.2fs", now - rep->t_start);
-	upstream_mark_cold(u, now);
-	upstream_dispatch(u);
+	replica_move(rep, REPLICA_READY, CAUSE_WARMUP, "cold start took %.2fs", now - rep->t_start);
 }
 
 /* The warmer is done: READY, or FAILED with its reason. */
@@ -400,7 +470,7 @@ static void replica_warm_done(int ok, const char *reason, const struct warmer_re
 	if (rep->state != REPLICA_WARMING)
 		return;
 	if (!ok) {
-		replica_fail(rep, 0, "warmup failed: %s", reason ? reason : "?");
+		replica_fail(rep, CAUSE_WARMUP, 0, "warmup failed: %s", reason ? reason : "?");
 		return;
 	}
 	log_info("upstream \"%s\" replica %d: warmup ok: %d requests, first %.1fms, last %.1fms, %.0fms in all",
@@ -416,17 +486,14 @@ static char *read_file(const char *path, size_t *len)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
-	size_t cap = 4096, n = 0;
+	size_t cap = 4096, n = 0, got;
 	char *buf = malloc(cap);
-	size_t got;
 	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
 		n += got;
 		if (n == cap) {
 			char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
+			if (!nb)
 				free(buf);
-				buf = NULL;
-			}
 			buf = nb;
 		}
 	}
@@ -440,18 +507,14 @@ static char *read_file(const char *path, size_t *len)
 static void replica_start_warmup(struct replica *rep)
 {
 	struct upstream *u = rep->up;
-	const struct conf_warmup *w = u->cf ? &u->cf->warmup : NULL;
-	if (!w || w->off) {
-		replica_ready(rep);
-		return;
-	}
-	replica_set_state(rep, REPLICA_WARMING, "health ok after %.2fs", rep->t_health - rep->t_start);
+	const struct conf_warmup *w = &u->cf->warmup;
+	replica_move(rep, REPLICA_WARMING, CAUSE_BOOT, "health ok after %.2fs", rep->t_health - rep->t_start);
 	rep->warm_model = strdup(w->model ? w->model : u->name);
 	rep->warm_path = w->path ? strdup(w->path) : NULL;
 	if (w->body_file) {
 		rep->warm_body = read_file(w->body_file, &rep->warm_body_len);
 		if (!rep->warm_body) {
-			replica_fail(rep, 0, "warmup body %s cannot be read", w->body_file);
+			replica_fail(rep, CAUSE_WARMUP, 0, "warmup body %s cannot be read", w->body_file);
 			return;
 		}
 	}
@@ -469,217 +532,135 @@ static void replica_start_warmup(struct replica *rep)
 	};
 	rep->warmer = warmer_start(gw.base, &o, replica_warm_done, rep);
 	if (!rep->warmer)
-		replica_fail(rep, 0, "warmup could not start");
+		replica_fail(rep, CAUSE_WARMUP, 0, "warmup could not start");
 }
 
-static void replica_health_poll(struct replica *rep);
-
-static void replica_health_timer_cb(evutil_socket_t fd, short what, void *arg)
+/* The health probe is done: 200 ends BOOTING; a permanent failure fails the boot. */
+static void replica_probe_cb(int ok, const char *why, void *arg)
 {
 	struct replica *rep = arg;
-	if (rep->state == REPLICA_BOOTING)
-		replica_health_poll(rep);
-}
-
-/*
- * A worker is often healthy a few ms after fork: poll again soon, backing
- * off from 5ms to the 100ms tick, so a cold start is not rounded up to it.
- */
-static void replica_health_again(struct replica *rep)
-{
 	if (rep->state != REPLICA_BOOTING)
 		return;
-	if (!rep->health_ev)
-		rep->health_ev = evtimer_new(gw.base, replica_health_timer_cb, rep);
-	if (!rep->health_ev)
-		return;
-	rep->health_delay_ms = rep->health_delay_ms ? rep->health_delay_ms * 2 : 5;
-	if (rep->health_delay_ms > 100)
-		rep->health_delay_ms = 100;
-	struct timeval tv = { 0, rep->health_delay_ms * 1000 };
-	evtimer_add(rep->health_ev, &tv);
-}
-
-/* One health answer: 200 ends BOOTING; anything else polls again soon. */
-static void replica_health_cb(struct evhttp_request *req, void *arg)
-{
-	struct replica *rep = arg;
-	rep->health_pending = 0;
-	if (rep->state != REPLICA_BOOTING)
-		return;
-	int code = req ? evhttp_request_get_response_code(req) : 0;
-	if (code != 200 && rep->health && tls_url_is_https(rep->url)) {
-		/* an untrusted certificate will not fix itself; else a new TLS session next time */
-		char tbuf[200];
-		int permanent;
-		const char *twhy = tls_connection_error(rep->health, tbuf, sizeof(tbuf), &permanent);
-		if (twhy && permanent) {
-			replica_fail(rep, 0, "%s: %s", rep->url, twhy);
-			return;
-		}
-		struct timeval zero = { 0, 0 };
-		if (event_base_once(gw.base, -1, EV_TIMEOUT, deferred_conn_free, rep->health, &zero) < 0)
-			evhttp_connection_free(rep->health);
-		rep->health = NULL;
-	}
-	if (code != 200) {
-		replica_health_again(rep);
+	if (!ok) {
+		replica_fail(rep, CAUSE_HEALTH, 0, "%s", why);
 		return;
 	}
 	struct upstream *u = rep->up;
 	rep->t_health = gw_now();
 	u->boot_s = rep->t_health - rep->t_start;
-	char name[256], labels[300];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	char labels[300];
+	up_labels(u, labels, sizeof(labels));
 	metrics_observe(gw.metrics, "wakegate_boot_seconds", labels, u->boot_s);
 	store_add(gw.store, u->name, "boot_seconds", u->boot_s);
-	replica_health_close(rep);
-	if (u->cf && !u->cf->warmup.off)
+	replica_probe_free(rep);
+	if (u->cf && !u->cf->warmup.off) {
 		replica_start_warmup(rep);
-	else {
-		replica_set_state(rep, REPLICA_WARMING, "health ok after %.2fs, warmup off", u->boot_s);
+	} else {
+		replica_move(rep, REPLICA_WARMING, CAUSE_BOOT, "health ok after %.2fs, warmup off", u->boot_s);
 		replica_ready(rep);
 	}
 }
 
-/* One GET of the health path at a time, on a connection kept for the boot. */
-static void replica_health_poll(struct replica *rep)
+void replica_drain(struct replica *rep, enum replica_cause cause, const char *why)
 {
-	if (rep->health_pending)
+	if (!replica_in(rep, RS_UP))
 		return;
-	char host[256];
-	int port;
-	if (launch_url_split(rep->url, host, sizeof(host), &port) < 0)
-		return;
-	if (!rep->health) {
-		rep->health = tls_http_connection_new(gw.base, rep->up->cf, rep->url, host, port);
-		if (!rep->health)
-			return;
-		evhttp_connection_set_timeout(rep->health, 2);
-		evhttp_connection_set_retries(rep->health, 0);
-	}
-	struct evhttp_request *req = evhttp_request_new(replica_health_cb, rep);
-	if (!req)
-		return;
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
-	const char *path = rep->up->cf && rep->up->cf->health_path ? rep->up->cf->health_path : "/v2/health/ready";
-	if (evhttp_make_request(rep->health, req, EVHTTP_REQ_GET, path) == 0)
-		rep->health_pending = 1;
-}
-
-/* Idle check answer from the store: another gateway may have seen traffic. */
-static void replica_idle_answer(int64_t ms, void *arg)
-{
-	struct replica *rep = arg;
-	rep->idle_query = 0;
-	struct upstream *u = rep->up;
-	if (rep->state != REPLICA_READY || rep->in_flight || u->hold.n)
-		return;
-	int64_t now_ms = gw_wall_ms();
-	if (ms > 0 && now_ms - ms < u->p.idle_timeout_ms && ms > u->last_activity_ms) {
-		double ago = (double)(now_ms - ms) / 1000.0;
-		log_info("upstream \"%s\": another gateway saw activity %.1fs ago, staying up", u->name, ago);
-		u->last_activity = gw_now() - ago;
-		return;
-	}
-	replica_set_state(rep, REPLICA_DRAINING, "idle for %.1fs", gw_now() - u->last_activity);
-}
-
-void replica_drain(struct replica *rep)
-{
-	switch (rep->state) {
-	case REPLICA_BOOTING:
-	case REPLICA_WARMING:
-		replica_health_close(rep);
-		replica_warm_free(rep);
-		/* fall through */
-	case REPLICA_READY:
-		replica_set_state(rep, REPLICA_DRAINING, gw.stopping ? "shutting down" : NULL);
-		break;
-	default:
-		break;
-	}
+	replica_probe_free(rep);
+	replica_warm_free(rep);
+	replica_move(rep, REPLICA_DRAINING, cause, why ? "%s" : NULL, why);
 }
 
 void replica_tick(struct replica *rep, double now)
 {
 	struct upstream *u = rep->up;
-	if (fleet_tick(rep, now))
-		return;		/* another gateway runs it */
 	replica_account(rep, now, 0);
 	switch (rep->state) {
 	case REPLICA_BOOTING:
 		if ((now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
-			replica_fail(rep, 0, "boot timed out after %gs", (double)u->p.boot_timeout_ms / 1000);
-			break;
+			char got[300] = "";
+			if (rep->probe)
+				probe_describe(rep->probe, got, sizeof(got));
+			replica_fail(rep, CAUSE_BOOT, 0, "boot timed out after %gs%s%s%s",
+				     (double)u->p.boot_timeout_ms / 1000, *got ? " (health " : "", got, *got ? ")" : "");
 		}
-		replica_health_poll(rep);
 		break;
-	case REPLICA_READY: {
-		if (gw.stopping || !u->cf) {
-			replica_drain(rep);
-			break;
-		}
-		int ready = 0;
-		for (int i = 0; i < u->nrep; i++)
-			ready += u->rep[i].state == REPLICA_READY;
-		if (rep->in_flight || u->hold.n || rep->idle_query || ready <= scale_min_warm(u, now))
-			break;
-		if ((now - u->last_activity) * 1000 < (double)keepalive_idle_ms(u))
-			break;
-		rep->idle_query = 1;
-		store_newest_activity(gw.store, u->name, replica_idle_answer, rep);
+	case REPLICA_READY:
+		if (gw.stopping || !u->cf)
+			replica_drain(rep, gw.stopping ? CAUSE_SHUTDOWN : CAUSE_RELOAD,
+				      gw.stopping ? "shutting down" : "upstream removed");
 		break;
-	}
 	case REPLICA_DRAINING:
 		if (!rep->launch) {
 			replica_pool_free(rep);
-			replica_set_state(rep, REPLICA_STOPPED, "nothing was running");
+			replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "nothing was running");
 			break;
 		}
 		if (rep->in_flight == 0 || (now - rep->since) * 1000 >= (double)u->p.stop_grace_ms)
 			replica_stop_process(rep);
 		break;
-	case REPLICA_FAILED:
-		if (rep->launch || now < rep->retry_at || gw.stopping || !u->cf)
-			break;
-		if (u->hold.n) {
-			replica_wake(rep);
-			break;
-		}
-		/* min_warm: FAILED counts as down */
-		/* fall through */
-	case REPLICA_STOPPED: {
-		if (gw.stopping || !u->cf || rep->launch)
-			break;
-		int up = 0;
-		for (int i = 0; i < u->nrep; i++) {
-			enum replica_state s = u->rep[i].state;
-			up += s == REPLICA_BOOTING || s == REPLICA_WARMING || s == REPLICA_READY;
-		}
-		if ((u->hold.n && up == 0) || up < scale_min_warm(u, now))
-			replica_wake(rep);
-		break;
-	}
 	default:
 		break;
 	}
 }
 
-/* At exit or when a retired upstream goes: nothing may be left running. */
 void replica_free(struct replica *rep)
 {
-	fleet_replica_free(rep);
-	if (rep->idle_query) {	/* the store must not answer into a freed replica */
+	if (gw.store)	/* the store must not answer into a freed replica */
 		store_cancel(gw.store, rep);
-		rep->idle_query = 0;
-	}
-	replica_health_close(rep);
+	rep->idle_query = 0;
+	rep->lock_pending = 0;
+	replica_probe_free(rep);
 	replica_warm_free(rep);
 	replica_pool_free(rep);
 	if (rep->launch) {
 		launch_free(rep->launch);
 		rep->launch = NULL;
 	}
+	for (struct replica **pp = &all_reps; *pp; pp = &(*pp)->next_all)
+		if (*pp == rep) {
+			*pp = rep->next_all;
+			break;
+		}
+}
+
+int replica_remote_ready(struct replica *rep, const char *url, struct proxy_pool *pool, const char *why)
+{
+	struct proxy_pool *old = rep->pool;
+	int was_remote = rep->remote;
+	rep->pool = pool;
+	rep->remote = 1;
+	snprintf(rep->url, sizeof(rep->url), "%s", url);
+	rep->t_ready = gw_now();
+	rep->busy_at = rep->t_ready;
+	if (replica_move(rep, REPLICA_READY, CAUSE_FLEET_PEER, "%s", why) < 0) {
+		rep->pool = old;
+		rep->remote = was_remote;
+		return -1;
+	}
+	if (old)
+		proxy_pool_free(old);
+	return 0;
+}
+
+int replica_remote_booting(struct replica *rep, const char *url, const char *why)
+{
+	rep->remote = 1;
+	snprintf(rep->url, sizeof(rep->url), "%s", url);
+	rep->t_start = gw_now();
+	return replica_move(rep, REPLICA_BOOTING, CAUSE_FLEET_PEER, "%s", why);
+}
+
+void replica_remote_end(struct replica *rep, const char *why)
+{
+	if (!rep->remote)
+		return;
+	if (rep->in_flight) {
+		if (rep->state != REPLICA_DRAINING)
+			replica_move(rep, REPLICA_DRAINING, CAUSE_FLEET_PEER, "%s", why);
+		return;
+	}
+	replica_pool_free(rep);
+	if (rep->state != REPLICA_STOPPED)
+		replica_move(rep, REPLICA_STOPPED, CAUSE_FLEET_PEER, "%s", why);	/* still remote: the holder's record stays */
+	rep->remote = 0;
 }

@@ -1,9 +1,11 @@
 /*
- * request: what the gateway keeps about one client request from routing to
- * its last byte (held, then proxied). upstream.c owns it: made in
- * upstream_handle(), freed after the access log line is written. req is the
- * libevent request; it is NULL once the client left while the request was
- * held (libevent owns or freed it then).
+ * request: what the gateway keeps about one client request from its arrival
+ * to its last byte. phase.c makes it when evhttp hands the request over and
+ * runs it through the phases (phase.h); the phase that answers or forwards
+ * it owns it from then on, and request_free() is the one place it is freed,
+ * after the access log line is written. req is the libevent request; it is
+ * NULL once the client left while the request was parked (libevent owns or
+ * freed it then).
  */
 #ifndef WG_REQUEST_H
 #define WG_REQUEST_H
@@ -16,11 +18,30 @@ struct upstream;
 struct replica;
 struct event;
 struct hold;
+struct conf_server;
+struct conf_location;
 struct ratelimit_slots;
+struct wg_request;
+
+/* A parked client left; r->req is NULL already (see park.h). */
+typedef void (*park_gone_fn)(struct wg_request *r, void *arg);
 
 struct wg_request {
 	struct evhttp_request *req;
-	struct upstream *up;
+	/* the phases (phase.c) */
+	void *listener;			/* server.c's listener it came in on */
+	const struct conf_server *srv;	/* valid while conf_gen is the conf's */
+	const struct conf_location *loc;
+	unsigned conf_gen;		/* phase_conf_gen() when routed */
+	int phase;			/* the phase it is in (enum phase_id) */
+	struct upstream *up;		/* chosen by the route phase, maybe changed by degrade */
+	struct ratelimit_slots *slots;	/* limit_conn slots, released in request_free() */
+	/* parked (park.c): the watch on the client's socket while it waits */
+	struct event *park_watch;
+	park_gone_fn park_gone;
+	void *park_arg;
+	int parked;
+	/* the upstream phase (dispatch.c) */
 	struct replica *rep;		/* while proxied */
 	int64_t connect_timeout_ms;
 	int64_t read_timeout_ms;
@@ -37,13 +58,18 @@ struct wg_request {
 	TAILQ_ENTRY(wg_request) hold_link;
 	struct event *hold_timer;
 	struct hold *hold;		/* the queue it stands in */
-	struct event *gone_watch;	/* EV_CLOSED on the client's socket while held */
 	int in_hold;
-	struct ratelimit_slots *slots;	/* limit_conn slots (ratelimit.c), released in req_free() */
-	int resent;			/* its forward failed unsent once and it was sent again (upstream.c) */
-	int hold_observed;		/* its hold time is in wakegate_hold_seconds already (a resent one may wait twice) */
+	int resent;			/* its forward failed unsent once and it was sent again */
+	int hold_observed;		/* its hold time is in wakegate_hold_seconds already */
 };
 
 TAILQ_HEAD(wg_request_list, wg_request);
+
+/* A new request for req, or NULL when out of memory. */
+struct wg_request *request_new(struct evhttp_request *req, void *listener);
+/* Frees r: out of the hold queue and unparked first, its limit_conn slots given back. */
+void request_free(struct wg_request *r);
+/* How request_free() gives limit_conn slots back (ratelimit.c sets it at start). */
+void request_set_slots_release(void (*fn)(struct ratelimit_slots *slots));
 
 #endif

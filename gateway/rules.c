@@ -1,6 +1,6 @@
 /*
- * rules: degradation on the request path. Signals are kept per upstream
- * name (they outlive reloads); rule state per location is rebuilt with each
+ * rules: degradation on the request path, the degrade phase. Signals are
+ * kept in the upstream (u->sig: they outlive reloads); rule state per location is rebuilt with each
  * conf, since a location's rules may have changed. A timer samples every
  * location's rules once a second, so that "for" runs on time even when no
  * request comes.
@@ -14,7 +14,9 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
-#include "gateway/ratelimit.h"
+#include "gateway/dispatch.h"
+#include "gateway/phase.h"
+#include "gateway/request.h"
 #include "gateway/upstream.h"
 
 #include <event2/event.h>
@@ -24,13 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One upstream's signals, by name. */
-struct rules_sig {
-	char *name;
-	struct degrade_sig sig;
-	struct rules_sig *next;
-};
-
 /* One location's rule states, for the conf in force. */
 struct rules_loc {
 	const struct conf_location *loc;
@@ -38,30 +33,12 @@ struct rules_loc {
 	struct rules_loc *next;
 };
 
-static struct rules_sig *sigs;
 static struct rules_loc *locs;
 static struct event *sample_ev;
 
 static int64_t now_ms(void)
 {
 	return (int64_t)(gw_now() * 1000);
-}
-
-/* The signals of an upstream, made on first use; NULL only when memory runs out. */
-static struct rules_sig *sig_of(const char *name)
-{
-	for (struct rules_sig *s = sigs; s; s = s->next)
-		if (strcmp(s->name, name) == 0)
-			return s;
-	struct rules_sig *s = calloc(1, sizeof(*s));
-	if (!s || !(s->name = strdup(name))) {
-		free(s);
-		return NULL;
-	}
-	degrade_sig_init(&s->sig);
-	s->next = sigs;
-	sigs = s;
-	return s;
 }
 
 static void locs_free(void)
@@ -85,14 +62,9 @@ static struct rules_loc *loc_state(const struct conf_location *loc)
 /* What the rules of a location look at: its own upstream now. */
 static void rules_input(struct upstream *u, struct degrade_input *in)
 {
-	int ready = 0;
-	for (int i = 0; i < u->nrep; i++)
-		if (u->rep[i].state == REPLICA_READY)
-			ready = 1;
-	struct rules_sig *s = sig_of(u->name);
 	in->queue = u->hold.n;
-	in->cold = !ready;
-	in->sig = s ? &s->sig : NULL;
+	in->cold = !upstream_count(u, RS(REPLICA_READY));
+	in->sig = &u->sig;
 }
 
 /* Samples every location's rules, so that "for" counts between requests. */
@@ -158,23 +130,16 @@ static void count(const struct conf_location *loc, const struct degrade_decision
 	metrics_add(gw.metrics, "wakegate_degraded_total", l, 1);
 }
 
-void rules_handle(struct evhttp_request *req, const struct conf_location *loc, struct ratelimit_slots *slots)
+/* The degrade phase: the location's rules may send the request to another upstream, or answer it. */
+static enum phase_rc rules_phase(struct wg_request *r)
 {
-	struct upstream *u = upstream_find(loc->proxy_pass);
-	if (!u) {
-		ratelimit_slots_release(slots);
-		proxy_send_error(req, 502, "no such upstream", 0);
-		return;
-	}
+	const struct conf_location *loc = r->loc;
+	struct upstream *u = r->up;
 	int64_t now = now_ms();
-	struct rules_sig *sig = sig_of(u->name);
-	if (sig)
-		degrade_sig_request_start(&sig->sig, now);
+	degrade_sig_request_start(&u->sig, now);
 	struct rules_loc *l = loc->ndegrade ? loc_state(loc) : NULL;
-	if (!l) {
-		upstream_handle(u, req, loc, slots);
-		return;
-	}
+	if (!l)
+		return PHASE_NEXT;
 	struct degrade_input in;
 	struct degrade_decision d;
 	rules_input(u, &in);
@@ -184,44 +149,35 @@ void rules_handle(struct evhttp_request *req, const struct conf_location *loc, s
 		if (d.action == DEGRADE_TO)
 			log_error("location \"%s\": degrade to \"%s\": no such upstream now, serving as usual",
 				  loc->path, d.to_name);
-		upstream_handle(u, req, loc, slots);
-		return;
+		return PHASE_NEXT;
 	}
 	char hdr[DEGRADE_REASON_MAX + 300];
 	if (d.action == DEGRADE_TO)
 		snprintf(hdr, sizeof(hdr), "%s %s", d.to_name, d.reason);
 	else
 		snprintf(hdr, sizeof(hdr), "%d %s", d.code, d.reason);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Wakegate-Degraded", hdr);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "X-Wakegate-Degraded", hdr);
 	count(loc, &d, &loc->degrade[d.rule]);
 	log_info("location \"%s\": degraded (%s) by the rule at %s:%d", loc->path, hdr,
 		 loc->degrade[d.rule].file ? loc->degrade[d.rule].file : "?", loc->degrade[d.rule].line);
 	/* the rule must not keep the upstream cold: wake it, without holding this request */
 	if (in.cold)
-		upstream_wake(u);
+		dispatch_wake(u, CAUSE_REQUEST);
 	if (d.action == DEGRADE_TO) {
-		upstream_handle(to, req, loc, slots);
-		return;
+		r->up = to;
+		return PHASE_NEXT;
 	}
 	char msg[DEGRADE_REASON_MAX + 64];
 	snprintf(msg, sizeof(msg), "degraded: %s", d.reason);
-	ratelimit_slots_release(slots);
 	int retry = d.retry_after_ms < 0 ? 0 : (int)ceil((double)d.retry_after_ms / 1000);
-	accesslog_refused(req, d.code, u->name);
-	proxy_send_error(req, d.code, msg, retry);
+	accesslog_refused(r->req, d.code, u->name);
+	proxy_send_error(r->req, d.code, msg, retry);
+	return PHASE_DONE;
 }
 
-void rules_request_end(const char *upstream, int status, double latency_ms)
+void rules_init(void)
 {
-	struct rules_sig *s = sig_of(upstream);
-	if (s)
-		degrade_sig_request_end(&s->sig, now_ms(), (int64_t)latency_ms, status >= 500);
-}
-
-const struct degrade_sig *rules_sig(const char *upstream)
-{
-	struct rules_sig *s = sig_of(upstream);
-	return s ? &s->sig : NULL;
+	phase_register(PHASE_DEGRADE, rules_phase);
 }
 
 void rules_free_all(void)
@@ -230,10 +186,4 @@ void rules_free_all(void)
 		event_free(sample_ev);
 	sample_ev = NULL;
 	locs_free();
-	while (sigs) {
-		struct rules_sig *s = sigs;
-		sigs = s->next;
-		free(s->name);
-		free(s);
-	}
 }

@@ -1,8 +1,8 @@
 /*
  * rules: the gateway side of the degradation rules (gateway/degrade.c does
- * the deciding). It keeps one struct degrade_sig per upstream, fed as
- * requests start (counted on the upstream the location names: the demand)
- * and end (on the upstream that served them: latency and errors), the
+ * the deciding). It feeds each upstream's struct degrade_sig (u->sig) as
+ * requests start (counted on the upstream the location names: the demand;
+ * dispatch.c feeds the ends: latency and errors), keeps the
  * hysteresis state of every location's rules, sampled at each request and
  * once a second, and applies a decision: another upstream, or an answer.
  */
@@ -18,18 +18,10 @@ struct ratelimit_slots;
 /* New rule state for c's locations (the old is dropped); called by server_configure(). */
 void rules_configure(const struct conf *c);
 
-/* A request that passed the limits: degrade it or hand it to the location's upstream.
- * slots (may be NULL) go with it and are released when it ends. */
-void rules_handle(struct evhttp_request *req, const struct conf_location *loc,
-		  struct ratelimit_slots *slots);
+/* Registers the degrade phase (at start, once). */
+void rules_init(void);
 
-/* upstream.c, when a request ends: status sent (499: the client left), latency in ms. */
-void rules_request_end(const char *upstream, int status, double latency_ms);
-
-/* An upstream's latency window, for scale.c's scale_p99; owned here, NULL only out of memory. */
-const struct degrade_sig *rules_sig(const char *upstream);
-
-/* At exit: the timer and the signals. */
+/* At exit: the timer and the rule states. */
 void rules_free_all(void);
 
 #endif

@@ -11,18 +11,10 @@
 #include "gateway/fleet.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
-#include "gateway/rules.h"
 #include "gateway/upstream.h"
 
 #include <stdio.h>
 #include <time.h>
-
-static const struct upstream *scale_waking;	/* set during scale_tick's replica_wake() */
-
-const char *scale_wake_reason(const struct upstream *u)
-{
-	return u == scale_waking ? "scale up" : "min_warm";
-}
 
 int scale_in_window(int m, int from, int to)
 {
@@ -108,7 +100,7 @@ static int scale_p99(struct upstream *u, int ready, int coming, int max, double 
 		return 0;
 	}
 	struct degrade_stats st;
-	degrade_sig_stats(rules_sig(u->name), (int64_t)(now * 1000), &st);
+	degrade_sig_stats(&u->sig, (int64_t)(now * 1000), &st);
 	if (now < u->p99_quiet_until || st.p99_ms <= cf->scale_p99_ms) {
 		u->p99_high_since = 0;
 		return 0;
@@ -126,16 +118,28 @@ static int scale_p99(struct upstream *u, int ready, int coming, int max, double 
 	log_notice("upstream \"%s\": scale up: p99 %lldms > %s for %s, %d ready, starting replica %d",
 		   u->name, (long long)st.p99_ms, thr, f, ready, rep->id);
 	u->p99_high_since = 0;
-	scale_waking = u;
-	replica_wake(rep);
-	scale_waking = NULL;
+	replica_wake(rep, CAUSE_SCALE_UP);
 	return 1;
+}
+
+/* min_warm (and replicas min=): wake down replicas until that many are up or on their way. */
+static void scale_min_warm_wake(struct upstream *u, double now)
+{
+	int floor = scale_min_warm(u, now);
+	for (int i = 0; i < u->nrep && upstream_count(u, RS_UP) < floor; i++) {
+		struct replica *rep = &u->rep[i];
+		if (rep->launch || rep->remote)
+			continue;
+		if (rep->state == REPLICA_STOPPED || (rep->state == REPLICA_FAILED && now >= rep->retry_at))
+			replica_wake(rep, CAUSE_MIN_WARM);
+	}
 }
 
 void scale_tick(struct upstream *u, double now)
 {
 	if (!u->cf || gw.stopping)
 		return;
+	scale_min_warm_wake(u, now);
 	int max = u->cf->replicas_max < u->nrep ? u->cf->replicas_max : u->nrep;
 	int ready = 0, coming = 0, load = u->hold.n;
 	for (int i = 0; i < u->nrep; i++) {
@@ -160,9 +164,7 @@ void scale_tick(struct upstream *u, double now)
 		if (rep) {
 			log_notice("upstream \"%s\": %d requests for %d ready replica%s (target_concurrency %d), "
 				   "starting replica %d", u->name, load, ready, ready == 1 ? "" : "s", target, rep->id);
-			scale_waking = u;
-			replica_wake(rep);
-			scale_waking = NULL;
+			replica_wake(rep, CAUSE_SCALE_UP);
 		}
 		return;
 	}
@@ -183,8 +185,9 @@ void scale_tick(struct upstream *u, double now)
 			victim = rep;
 	}
 	if (victim) {
-		log_notice("upstream \"%s\": replica %d had nothing in flight for %.1fs, %d ready, scaling down",
-			   u->name, victim->id, now - victim->busy_at, ready);
-		replica_drain(victim);
+		char why[160];
+		snprintf(why, sizeof(why), "nothing in flight for %.1fs, %d ready", now - victim->busy_at, ready);
+		log_notice("upstream \"%s\": replica %d had %s, scaling down", u->name, victim->id, why);
+		replica_drain(victim, CAUSE_SCALE_DOWN, why);
 	}
 }

@@ -6,7 +6,7 @@
  * replica that had nothing in flight for idle_timeout. "scale_p99 T for F"
  * starts another once the p99 of the last 10s stayed above T for F, then
  * waits for it to be READY and one more window. Routing to the least
- * busy READY replica is upstream.c's (upstream_free_slot).
+ * busy READY replica is dispatch.c's.
  */
 #ifndef WG_SCALE_H
 #define WG_SCALE_H
@@ -17,10 +17,8 @@ struct upstream;
 int scale_min_warm(const struct upstream *u, double now);
 /* 1 when minute-of-day m is in [from, to) (to < from wraps midnight). */
 int scale_in_window(int m, int from, int to);
-/* Every tick, after the replicas' own: scale up or down. */
+/* Every tick, after the replicas' own: wakes for min_warm, scales up or down. */
 void scale_tick(struct upstream *u, double now);
-/* Why a replica starts with no request held: "scale up" while scale_tick wakes one, else "min_warm". */
-const char *scale_wake_reason(const struct upstream *u);
 /* After a (re)configure: the number of replica slots follows replicas max=. */
 void scale_configure(struct upstream *u);
 

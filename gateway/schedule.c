@@ -1,14 +1,13 @@
 /*
  * schedule: per-minute request counts in Redis, the time-of-day pre-warm
  * and the time-of-day keep-alive plan they drive. See schedule.h for
- * exactly what is computed. State is kept by upstream name until
- * schedule_free_all().
+ * exactly what is computed. State is kept in the upstream (u->sched)
+ * until schedule_free().
  */
 #include "config.h"
 #include "gateway/schedule.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
-#include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "gateway/policy.h"
 #include "gateway/policy_tod.h"
@@ -28,6 +27,7 @@
 
 struct sched_up {
 	char *name;
+	int replanned;		/* a new plan came: the keep-alive decides again (schedule_replanned) */
 	int64_t cur_min;	/* epoch minute being counted */
 	long long n;		/* requests in cur_min not yet written */
 	double last_flush;
@@ -44,10 +44,7 @@ struct sched_up {
 	struct policy_tod tod;	/* the time-of-day plan of the last read */
 	int tod_logged_on;	/* the plan last logged: on, off, or -1 (none yet) */
 	const char *tod_logged_reason;
-	struct sched_up *next;
 };
-
-static struct sched_up *scheds;
 
 /* Scratch for the plan, used only inside sched_table_cb (one loop, one call at a time). */
 static uint32_t tod_counts[POLICY_TOD_DAYS * DAY_MIN];
@@ -57,29 +54,47 @@ _Static_assert(SCHEDULE_DAYS == POLICY_SCHED_DAYS && SCHEDULE_MIN_DAYS == POLICY
 	       DAY_MIN == POLICY_SCHED_DAY_MIN, "schedule.h and policy.h state the same rule");
 _Static_assert(POLICY_TOD_DAYS <= SCHEDULE_DAYS, "the plan's days are within those read");
 
-static struct sched_up *sched_find(const char *name)
+/* u's state, made on first use and kept in u (NULL: out of memory). */
+static struct sched_up *sched_get(const struct upstream *cu)
 {
-	for (struct sched_up *s = scheds; s; s = s->next)
-		if (strcmp(s->name, name) == 0)
-			return s;
-	return NULL;
-}
-
-static struct sched_up *sched_get(const struct upstream *u)
-{
-	struct sched_up *s = sched_find(u->name);
-	if (s)
-		return s;
-	s = calloc(1, sizeof(*s));
+	struct upstream *u = (struct upstream *)cu;	/* the module's own part of it */
+	if (u->sched)
+		return u->sched;
+	struct sched_up *s = calloc(1, sizeof(*s));
 	if (!s || !(s->name = strdup(u->name))) {
 		free(s);
 		return NULL;
 	}
 	s->table_day = -1;
 	s->tod_logged_on = -1;
-	s->next = scheds;
-	scheds = s;
+	u->sched = s;
 	return s;
+}
+
+void schedule_policy_conf(const struct upstream *u, struct policy_conf *pc)
+{
+	policy_conf_default(pc);
+	pc->kind = u->cf && u->cf->keepalive_adaptive ? POLICY_ADAPTIVE : POLICY_FIXED;
+	pc->fixed_ms = u->p.idle_timeout_ms;
+	if (u->cf) {
+		pc->min_ms = u->cf->keepalive_min_ms;
+		pc->max_ms = u->cf->keepalive_max_ms;
+		pc->percentile = u->cf->keepalive_percentile;
+		if (pc->prewarm_percentile >= pc->percentile)
+			pc->prewarm_percentile = pc->percentile / 2;
+		pc->budget_pct = u->cf->keepalive_budget_pct;
+		pc->tod = u->cf->keepalive_tod;
+	}
+	pc->boot_ms = u->boot_s > 0 ? (int64_t)((u->boot_s + u->warm_s) * 1000) : SCHEDULE_DEFAULT_BOOT_MS;
+}
+
+int schedule_replanned(const struct upstream *u)
+{
+	struct sched_up *s = u->sched;
+	if (!s || !s->replanned)
+		return 0;
+	s->replanned = 0;
+	return 1;
 }
 
 /* Minutes to add to a UTC epoch minute for the gateway's local time, now. */
@@ -158,7 +173,7 @@ static void sched_plan(struct sched_up *s, const struct upstream *u, int64_t tod
 	struct policy_conf pc;
 	int64_t day0 = today - POLICY_TOD_DAYS;
 
-	keepalive_policy_conf(u, &pc);
+	schedule_policy_conf(u, &pc);
 	/* local day 0, 1970-01-01, was a Thursday (tm_wday 4) */
 	policy_tod_hists(tod_counts, POLICY_TOD_DAYS, (int)(((day0 + 4) % 7 + 7) % 7), tod_hists);
 	policy_tod_plan(&pc, tod_hists, &s->tod);
@@ -174,7 +189,7 @@ static void sched_plan(struct sched_up *s, const struct upstream *u, int64_t tod
 		s->tod_logged_on = s->tod.on;
 		s->tod_logged_reason = s->tod.reason;
 	}
-	keepalive_replan(u);
+	s->replanned = 1;
 }
 
 /* The minute hash arrived: rebuild the table of the last SCHEDULE_DAYS days
@@ -182,14 +197,14 @@ static void sched_plan(struct sched_up *s, const struct upstream *u, int64_t tod
 static void sched_table_cb(const char *const *fields, const char *const *values, int n, void *arg)
 {
 	char *name = arg;
-	struct sched_up *s = sched_find(name);
+	struct upstream *u = upstream_find(name);	/* by name: a reload may have freed the one that asked */
+	struct sched_up *s = u ? u->sched : NULL;
 	free(name);
 	if (!s)
 		return;
 	s->refreshing = 0;
 	if (!fields && !store_connected(gw.store))
 		return;		/* not read: try again later */
-	const struct upstream *u = upstream_find(s->name);
 	int64_t off = local_offset_min(), now_min = gw_wall_ms() / 60000;
 	int64_t today = floordiv(now_min + off, DAY_MIN);
 	char key[512];
@@ -230,17 +245,17 @@ static void sched_table_cb(const char *const *fields, const char *const *values,
 		s->tod_loaded = 0;
 }
 
-void schedule_tick(struct upstream *u)
+int schedule_tick(struct upstream *u, char *why, size_t whylen, double *hold_s)
 {
 	struct sched_up *s = sched_get(u);
 	if (!s)
-		return;
+		return 0;
 	double now = gw_now();
 	int64_t now_min = gw_wall_ms() / 60000;
 	if (s->n > 0 && (now_min != s->cur_min || now - s->last_flush >= SCHED_FLUSH_S))
 		sched_flush(s, now);
 	if (!sched_wanted(u))
-		return;
+		return 0;
 	int64_t off = local_offset_min(), today = floordiv(now_min + off, DAY_MIN);
 	if (!s->refreshing && store_connected(gw.store) && (!s->loaded || s->table_day != today ||
 	    s->cf_seen != u->cf || now - s->last_refresh >= SCHED_REFRESH_S)) {
@@ -254,22 +269,27 @@ void schedule_tick(struct upstream *u)
 		}
 	}
 	if (!u->cf->prewarm_schedule || !s->loaded || !s->busy_n)
-		return;
+		return 0;
 	/* the first stretch start from a minute ago (a gateway that just came up) to lead minutes ahead */
 	int64_t target = 0;
 	for (int64_t t = now_min - 1; t <= now_min + sched_lead(u) && !target; t++)
 		if (t > s->woken_for && sched_start(s, t + off))
 			target = t;
 	if (!target)
-		return;
+		return 0;
 	s->woken_for = target;
 	int64_t lm = ((target + off) % DAY_MIN + DAY_MIN) % DAY_MIN;
-	char why[160];
-	snprintf(why, sizeof(why), "schedule: a busy stretch starts at %02d:%02d (requests on %d of the last %d days)",
+	snprintf(why, whylen, "schedule: a busy stretch starts at %02d:%02d (requests on %d of the last %d days)",
 		 (int)(lm / 60), (int)(lm % 60), __builtin_popcount(s->days[lm]), SCHEDULE_DAYS);
 	/* up until idle_timeout after the stretch starts, whatever the keep-alive says */
-	if (keepalive_prewarm(u, why, (double)sched_lead(u) * 60 + (double)u->p.idle_timeout_ms / 1000) == 0)
-		s->wakes++;
+	*hold_s = (double)sched_lead(u) * 60 + (double)u->p.idle_timeout_ms / 1000;
+	return 1;
+}
+
+void schedule_woke(const struct upstream *u)
+{
+	if (u->sched)
+		u->sched->wakes++;
 }
 
 json_t *schedule_status_json(const struct upstream *u)
@@ -300,7 +320,7 @@ json_t *schedule_status_json(const struct upstream *u)
 
 const struct policy_tod *schedule_tod(const struct upstream *u)
 {
-	const struct sched_up *s = sched_tod_wanted(u) ? sched_find(u->name) : NULL;
+	const struct sched_up *s = sched_tod_wanted(u) ? u->sched : NULL;
 	return s && s->tod_loaded ? &s->tod : NULL;
 }
 
@@ -355,12 +375,11 @@ json_t *schedule_tod_json(const struct upstream *u)
 	return o;
 }
 
-void schedule_free_all(void)
+void schedule_free(struct upstream *u)
 {
-	while (scheds) {
-		struct sched_up *s = scheds;
-		scheds = s->next;
-		free(s->name);
-		free(s);
-	}
+	if (!u->sched)
+		return;
+	free(u->sched->name);
+	free(u->sched);
+	u->sched = NULL;
 }

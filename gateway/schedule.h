@@ -22,17 +22,32 @@
 #ifndef WG_SCHEDULE_H
 #define WG_SCHEDULE_H
 
+#include <stddef.h>
+
 #define SCHEDULE_DAYS 7
+#define SCHEDULE_DEFAULT_BOOT_MS 30000	/* boot + warmup until one is measured */
 #define SCHEDULE_MIN_DAYS 4	/* at least half of the 7 days */
 
 struct upstream;
 struct json_t;
 struct policy_tod;
+struct policy_conf;
 
 /* A request arrived at u (counted whatever u's prewarm setting: the counts are the history). */
 void schedule_count(const struct upstream *u);
 /* Once a second, from keepalive.c: flush the counts, refresh the table, wake when due. */
-void schedule_tick(struct upstream *u);
+/*
+ * Every second: flushes the counts, reads the table, and says whether the
+ * schedule wants a pre-warm now: 1 with why and how long the replica should
+ * stay up (hold_s); the caller wakes it and calls schedule_woke().
+ */
+int schedule_tick(struct upstream *u, char *why, size_t whylen, double *hold_s);
+void schedule_woke(const struct upstream *u);
+/* 1 once after a new time-of-day plan came: the keep-alive decides again. */
+int schedule_replanned(const struct upstream *u);
+/* The policy conf of u (fixed: idle_timeout; boot time: measured, 30s until
+ * then): the one place it is made, for the keep-alive decision and the plan. */
+void schedule_policy_conf(const struct upstream *u, struct policy_conf *pc);
 /* The busy table's summary for /status; a new object, or NULL when schedule is off. */
 struct json_t *schedule_status_json(const struct upstream *u);
 /* u's time-of-day plan, owned by the schedule until the next read; NULL
@@ -42,6 +57,7 @@ const struct policy_tod *schedule_tod(const struct upstream *u);
 int schedule_tod_slot(void);
 /* The plan for /status: a new object, or NULL when u is not adaptive. */
 struct json_t *schedule_tod_json(const struct upstream *u);
-void schedule_free_all(void);
+/* Frees u's part (when the upstream goes). */
+void schedule_free(struct upstream *u);
 
 #endif

@@ -1,18 +1,20 @@
 /*
- * server: listeners, routing and the admin endpoints. A listener is one
- * evhttp bound to one addr:port; routing looks up the conf in force at the
- * time of the request (gw.conf), so a reload needs no rewiring.
+ * server: listeners and the route phase. A listener is one evhttp bound to
+ * one addr:port; a request on it runs through the phases (phase.h), the
+ * first of which, routing, looks up the conf in force at the time of the
+ * request (gw.conf), so a reload needs no rewiring. The admin listener's
+ * endpoints are admin.c's.
  */
 #include "config.h"
 #include "gateway/accesslog.h"
 #include "gateway/server.h"
 #include "gateway/conf.h"
-#include "gateway/cost.h"
-#include "gateway/keepalive.h"
+#include "gateway/admin.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
-#include "gateway/metrics.h"
+#include "gateway/phase.h"
 #include "gateway/proxy.h"
+#include "gateway/request.h"
 #include "gateway/ratelimit.h"
 #include "gateway/rules.h"
 #include "gateway/tls.h"
@@ -24,7 +26,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/util.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -95,21 +96,23 @@ static const struct conf_location *route_location(const struct conf_server *s, c
 	return best;
 }
 
-/* Routes a request and checks its body limit; NULL when it was answered (404, 413, 502). */
-static const struct conf_location *route_checked(struct listener *l, struct evhttp_request *req,
-						 const struct conf_server **sp)
+/* The route phase: server, location, body limit and upstream; answered here when none fits (404, 413, 502). */
+static enum phase_rc route_phase(struct wg_request *r)
 {
+	struct evhttp_request *req = r->req;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path || !*path)
 		path = "/";
-	const struct conf_server *s = route_server(l, req);
+	const struct conf_server *s = route_server(r->listener, req);
 	const struct conf_location *loc = s ? route_location(s, path) : NULL;
-	*sp = s;
+	r->srv = s;
+	r->loc = loc;
+	r->conf_gen = phase_conf_gen();
 	if (!loc || !loc->proxy_pass) {
 		accesslog_refused(req, 404, NULL);
 		proxy_send_error(req, 404, "no location for this path", 0);
-		return NULL;
+		return PHASE_DONE;
 	}
 	size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 	if (loc->client_max_body_size > 0 && (int64_t)body > loc->client_max_body_size) {
@@ -118,168 +121,20 @@ static const struct conf_location *route_checked(struct listener *l, struct evht
 			 body, (long long)loc->client_max_body_size);
 		accesslog_refused(req, 413, loc->proxy_pass);
 		proxy_send_error(req, 413, msg, 0);
-		return NULL;
+		return PHASE_DONE;
 	}
-	if (!upstream_find(loc->proxy_pass)) {
+	r->up = upstream_find(loc->proxy_pass);
+	if (!r->up) {
 		proxy_send_error(req, 502, "no such upstream", 0);
-		return NULL;
+		return PHASE_DONE;
 	}
-	return loc;
+	return PHASE_NEXT;
 }
 
-/* Every client request: route, then limits (ratelimit.c), degradation (rules.c), the upstream. */
+/* Every client request: the phases, from routing to the upstream (phase.h). */
 static void main_cb(struct evhttp_request *req, void *arg)
 {
-	const struct conf_server *s = NULL;
-	const struct conf_location *loc = route_checked(arg, req, &s);
-	if (loc)
-		ratelimit_handle(req, s, loc, arg);
-}
-
-void server_resume(struct evhttp_request *req, void *listener)
-{
-	const struct conf_server *s = NULL;
-	const struct conf_location *loc = route_checked(listener, req, &s);
-	if (loc)
-		ratelimit_continue(req, s, loc);
-}
-
-/* GET /status: one JSON object per upstream. */
-static json_t *status_json(void)
-{
-	json_t *root = json_object(), *ups = json_object();
-	double now = gw_now();
-	for (struct upstream *u = upstream_list(); u; u = u->next) {
-		if (!u->cf)
-			continue;
-		json_t *o = json_object(), *reps = json_array();
-		const struct replica *main_rep = &u->rep[0];
-		int inflight = 0;
-		for (int i = 0; i < u->nrep; i++) {
-			const struct replica *rep = &u->rep[i];
-			inflight += rep->in_flight;
-			json_t *ro = json_pack("{s:i, s:s, s:s, s:i, s:f}", "id", rep->id,
-					       "state", replica_state_name(rep->state),
-					       "url", rep->state == REPLICA_STOPPED ? "" : rep->url,
-					       "in_flight", rep->in_flight, "state_seconds", now - rep->since);
-			if (rep->state == REPLICA_FAILED)
-				json_object_set_new(ro, "reason", json_string(rep->reason));
-			json_array_append_new(reps, ro);
-			if (rep->state > main_rep->state && main_rep->state != REPLICA_READY)
-				main_rep = rep;
-		}
-		json_object_set_new(o, "state", json_string(replica_state_name(main_rep->state)));
-		json_object_set_new(o, "url", json_string(main_rep->state == REPLICA_STOPPED ? "" : main_rep->url));
-		json_object_set_new(o, "in_flight", json_integer(inflight));
-		json_object_set_new(o, "held", json_integer(u->hold.n));
-		json_object_set_new(o, "last_activity_ms", u->last_activity_ms ? json_integer(u->last_activity_ms) : json_null());
-		json_object_set_new(o, "idle_seconds", json_real(u->last_activity > 0 ? now - u->last_activity : 0));
-		json_object_set_new(o, "cold_starts", json_integer(u->cold_starts));
-		json_object_set_new(o, "requests", json_integer((json_int_t)u->requests));
-		json_object_set_new(o, "boot_seconds", u->boot_s > 0 ? json_real(u->boot_s) : json_null());
-		json_object_set_new(o, "warmup_seconds", u->boot_s > 0 ? json_real(u->warm_s) : json_null());
-		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
-		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
-		json_object_set_new(o, "replicas", reps);
-		json_object_set_new(o, "cost", cost_status_json(u));
-		json_object_set_new(o, "keepalive", keepalive_status_json(u));
-		json_object_set_new(ups, u->name, o);
-	}
-	json_object_set_new(root, "upstreams", ups);
-	return root;
-}
-
-/* The admin listener: read-only views, GET only. */
-/*
- * POST /upstreams/NAME/wake and /upstreams/NAME/sleep: an operator starts a
- * worker ahead of traffic, or stops it now instead of after idle_timeout.
- * Sleep drains (in-flight requests finish) and is refused while requests are
- * held, since they are waiting for exactly that worker. Answers 202 with the
- * upstream's state, 404 for an unknown upstream.
- */
-static void admin_upstream_action(struct evhttp_request *req, const char *path)
-{
-	char name[256], action[16];
-	if (sscanf(path, "/upstreams/%255[^/]/%15s", name, action) != 2 ||
-	    (strcmp(action, "wake") != 0 && strcmp(action, "sleep") != 0)) {
-		proxy_send_error(req, 404, "try POST /upstreams/NAME/wake or /upstreams/NAME/sleep", 0);
-		return;
-	}
-	struct upstream *u = upstream_find(name);
-	if (!u || !u->cf) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "no upstream \"%s\"", name);
-		proxy_send_error(req, 404, msg, 0);
-		return;
-	}
-	if (strcmp(action, "wake") == 0) {
-		log_notice("upstream \"%s\": woken by the admin API", u->name);
-		upstream_wake(u);
-	} else {
-		if (u->hold.n) {
-			proxy_send_error(req, 409, "requests are held for this upstream: not put to sleep", 0);
-			return;
-		}
-		log_notice("upstream \"%s\": put to sleep by the admin API", u->name);
-		for (int i = 0; i < u->nrep; i++)
-			if (!u->rep[i].remote)
-				replica_drain(&u->rep[i]);
-	}
-	/* the most awake replica speaks for the upstream */
-	static const int rank[] = { [REPLICA_BOOTING] = 2, [REPLICA_WARMING] = 3, [REPLICA_READY] = 4,
-				    [REPLICA_DRAINING] = 1 };
-	enum replica_state best = u->rep[0].state;
-	for (int i = 1; i < u->nrep; i++)
-		if (rank[u->rep[i].state] > rank[best])
-			best = u->rep[i].state;
-	const char *state = replica_state_name(best);
-	json_t *j = json_pack("{s:s, s:s, s:s}", "upstream", u->name, "action", action, "state", state);
-	char *body = json_dumps(j, JSON_COMPACT);
-	struct evbuffer *out = evbuffer_new();
-	evbuffer_add_printf(out, "%s\n", body ? body : "{}");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evhttp_send_reply(req, 202, "Accepted", out);
-	evbuffer_free(out);
-	free(body);
-	json_decref(j);
-}
-
-static void admin_cb(struct evhttp_request *req, void *arg)
-{
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : "/";
-	if (path && strncmp(path, "/upstreams/", 11) == 0) {
-		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-			proxy_send_error(req, 405, "use POST", 0);
-			return;
-		}
-		admin_upstream_action(req, path);
-		return;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		proxy_send_error(req, 405, "only GET here", 0);
-		return;
-	}
-	struct evbuffer *out = evbuffer_new();
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	if (path && strcmp(path, "/metrics") == 0) {
-		metrics_render(gw.metrics, out);
-		evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
-	} else if (path && strcmp(path, "/status") == 0) {
-		json_t *j = status_json();
-		char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
-		evbuffer_add_printf(out, "%s\n", s ? s : "{}");
-		free(s);
-		json_decref(j);
-		evhttp_add_header(h, "Content-Type", "application/json");
-	} else {
-		evbuffer_free(out);
-		proxy_send_error(req, 404, "try /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
-		return;
-	}
-	evhttp_send_reply(req, 200, "OK", out);
-	evbuffer_free(out);
+	phase_start(req, arg);
 }
 
 /* evhttp asks for each accepted connection's bufferevent: a TLS one on ssl listeners. */
@@ -554,6 +409,7 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 	}
 	ratelimit_configure(c);
 	rules_configure(c);
+	phase_conf_changed();
 	return 0;
 fail:
 	while (fresh) {
@@ -563,6 +419,13 @@ fail:
 	}
 	server_tls_drop();
 	return -1;
+}
+
+void server_init(void)
+{
+	phase_register(PHASE_ROUTE, route_phase);
+	ratelimit_init();
+	rules_init();
 }
 
 void server_stop_accepting(void)

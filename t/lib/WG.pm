@@ -19,6 +19,10 @@ my $src = $ENV{WG_SRC} // abs_path(dirname(__FILE__) . '/../..');
 my $build = $ENV{WG_BUILD} // $src;
 my %procs;    # pid => name
 
+# A replica move outside the gateway's move table aborts it (replica.c):
+# every test that starts a gateway checks the table as it runs.
+$ENV{WAKEGATE_STRICT_MOVES} = 1;
+
 sub src { return "$src/$_[0]" }
 
 # bin('wakegate-worker') -> the program in the build tree

@@ -1,0 +1,162 @@
+/*
+ * admin: the admin listener's endpoints. GET /metrics (Prometheus text),
+ * GET /status (JSON: each upstream, its replicas with state, cause and
+ * time in it, cost and keep-alive), POST /upstreams/NAME/wake|sleep.
+ */
+#include "config.h"
+#include "gateway/admin.h"
+#include "gateway/conf.h"
+#include "gateway/cost.h"
+#include "gateway/dispatch.h"
+#include "gateway/gw.h"
+#include "gateway/keepalive.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/proxy.h"
+#include "gateway/upstream.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* GET /status: one JSON object per upstream. */
+static json_t *status_json(void)
+{
+	json_t *root = json_object(), *ups = json_object();
+	double now = gw_now();
+	for (struct upstream *u = upstream_list(); u; u = u->next) {
+		if (!u->cf)
+			continue;
+		json_t *o = json_object(), *reps = json_array();
+		const struct replica *main_rep = &u->rep[0];
+		int inflight = 0;
+		for (int i = 0; i < u->nrep; i++) {
+			const struct replica *rep = &u->rep[i];
+			inflight += rep->in_flight;
+			json_t *ro = json_pack("{s:i, s:s, s:s, s:i, s:f}", "id", rep->id,
+					       "state", replica_state_name(rep->state),
+					       "url", rep->state == REPLICA_STOPPED ? "" : rep->url,
+					       "in_flight", rep->in_flight, "state_seconds", now - rep->since);
+			json_object_set_new(ro, "cause", json_string(replica_cause_name(rep->cause)));
+			if (rep->state == REPLICA_FAILED)
+				json_object_set_new(ro, "reason", json_string(rep->reason));
+			json_array_append_new(reps, ro);
+			if (rep->state > main_rep->state && main_rep->state != REPLICA_READY)
+				main_rep = rep;
+		}
+		json_object_set_new(o, "state", json_string(replica_state_name(main_rep->state)));
+		json_object_set_new(o, "url", json_string(main_rep->state == REPLICA_STOPPED ? "" : main_rep->url));
+		json_object_set_new(o, "in_flight", json_integer(inflight));
+		json_object_set_new(o, "held", json_integer(u->hold.n));
+		json_object_set_new(o, "last_activity_ms", u->last_activity_ms ? json_integer(u->last_activity_ms) : json_null());
+		json_object_set_new(o, "idle_seconds", json_real(u->last_activity > 0 ? now - u->last_activity : 0));
+		json_object_set_new(o, "cold_starts", json_integer(u->cold_starts));
+		json_object_set_new(o, "requests", json_integer((json_int_t)u->requests));
+		json_object_set_new(o, "boot_seconds", u->boot_s > 0 ? json_real(u->boot_s) : json_null());
+		json_object_set_new(o, "warmup_seconds", u->boot_s > 0 ? json_real(u->warm_s) : json_null());
+		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
+		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
+		json_object_set_new(o, "replicas", reps);
+		json_object_set_new(o, "cost", cost_status_json(u));
+		json_object_set_new(o, "keepalive", keepalive_status_json(u));
+		json_object_set_new(ups, u->name, o);
+	}
+	json_object_set_new(root, "upstreams", ups);
+	return root;
+}
+
+/*
+ * POST /upstreams/NAME/wake and /upstreams/NAME/sleep: an operator starts a
+ * worker ahead of traffic, or stops it now instead of after idle_timeout.
+ * Sleep drains (in-flight requests finish) and is refused while requests are
+ * held, since they are waiting for exactly that worker. Answers 202 with the
+ * upstream's state, 404 for an unknown upstream.
+ */
+static void admin_upstream_action(struct evhttp_request *req, const char *path)
+{
+	char name[256], action[16];
+	if (sscanf(path, "/upstreams/%255[^/]/%15s", name, action) != 2 ||
+	    (strcmp(action, "wake") != 0 && strcmp(action, "sleep") != 0)) {
+		proxy_send_error(req, 404, "try POST /upstreams/NAME/wake or /upstreams/NAME/sleep", 0);
+		return;
+	}
+	struct upstream *u = upstream_find(name);
+	if (!u || !u->cf) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "no upstream \"%s\"", name);
+		proxy_send_error(req, 404, msg, 0);
+		return;
+	}
+	if (strcmp(action, "wake") == 0) {
+		log_notice("upstream \"%s\": woken by the admin API", u->name);
+		dispatch_wake(u, CAUSE_ADMIN);
+	} else {
+		if (u->hold.n) {
+			proxy_send_error(req, 409, "requests are held for this upstream: not put to sleep", 0);
+			return;
+		}
+		log_notice("upstream \"%s\": put to sleep by the admin API", u->name);
+		for (int i = 0; i < u->nrep; i++)
+			if (!u->rep[i].remote)
+				replica_drain(&u->rep[i], CAUSE_ADMIN, "put to sleep by the admin API");
+	}
+	/* the most awake replica speaks for the upstream */
+	static const int rank[] = { [REPLICA_BOOTING] = 2, [REPLICA_WARMING] = 3, [REPLICA_READY] = 4,
+				    [REPLICA_DRAINING] = 1 };
+	enum replica_state best = u->rep[0].state;
+	for (int i = 1; i < u->nrep; i++)
+		if (rank[u->rep[i].state] > rank[best])
+			best = u->rep[i].state;
+	const char *state = replica_state_name(best);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "upstream", u->name, "action", action, "state", state);
+	char *body = json_dumps(j, JSON_COMPACT);
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add_printf(out, "%s\n", body ? body : "{}");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_send_reply(req, 202, "Accepted", out);
+	evbuffer_free(out);
+	free(body);
+	json_decref(j);
+}
+
+void admin_cb(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : "/";
+	if (path && strncmp(path, "/upstreams/", 11) == 0) {
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+			proxy_send_error(req, 405, "use POST", 0);
+			return;
+		}
+		admin_upstream_action(req, path);
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		proxy_send_error(req, 405, "only GET here", 0);
+		return;
+	}
+	struct evbuffer *out = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	if (path && strcmp(path, "/metrics") == 0) {
+		metrics_render(gw.metrics, out);
+		evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
+	} else if (path && strcmp(path, "/status") == 0) {
+		json_t *j = status_json();
+		char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+		evbuffer_add_printf(out, "%s\n", s ? s : "{}");
+		free(s);
+		json_decref(j);
+		evhttp_add_header(h, "Content-Type", "application/json");
+	} else {
+		evbuffer_free(out);
+		proxy_send_error(req, 404, "try /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
+		return;
+	}
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+

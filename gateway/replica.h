@@ -1,0 +1,165 @@
+/*
+ * replica: one replica's life, in one place. replica_move() is the only
+ * writer of rep->state: it checks the move against the table of allowed
+ * moves (replica.c, docs/ARCHITECTURE.md), refuses any other loudly (the
+ * error log; an abort when WAKEGATE_STRICT_MOVES is set, as the tests do),
+ * logs the move with its typed cause, counts it in
+ * wakegate_replica_moves_total{upstream,from,to,cause}, publishes it in the
+ * store and tells every subscriber. Nobody else writes replica state.
+ *
+ * The modules above (dispatch, fleet, keepalive, scale, cost, admin) ask
+ * for moves with replica_wake() / replica_drain() / replica_remote_*() and
+ * learn of them by subscribing; replica.c calls none of them by name.
+ *
+ * Ownership: a replica is embedded in its upstream and lives as long as it.
+ * It owns its launch (while a process may run), its health probe (BOOTING),
+ * its warmer (WARMING) and its connection pool (READY, DRAINING). The
+ * fleet part (lock fields) is fleet.c's; scale_busy_at is scale.c's;
+ * idle_query is keepalive.c's.
+ */
+#ifndef WG_REPLICA_H
+#define WG_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct upstream;
+struct launch;
+struct proxy_pool;
+struct probe;
+struct warmer;
+
+/* The states; each comment says what the replica holds while in it. */
+enum replica_state {
+	REPLICA_STOPPED,	/* nothing runs; no port, no pool */
+	REPLICA_BOOTING,	/* launched; the probe polls its health URL */
+	REPLICA_WARMING,	/* healthy; the warmer sends warmup requests */
+	REPLICA_READY,		/* takes traffic through its pool */
+	REPLICA_DRAINING,	/* no new requests; in-flight ones finish, then the launcher stops it */
+	REPLICA_FAILED,		/* a boot, warmup or run failed; the next wake waits out a backoff */
+	REPLICA_NSTATES
+};
+
+/* Sets of states as masks (HAProxy's sc_state_in). */
+#define RS(s) (1u << (s))
+#define RS_UP (RS(REPLICA_BOOTING) | RS(REPLICA_WARMING) | RS(REPLICA_READY))	/* up or on its way up */
+#define RS_COMING (RS(REPLICA_BOOTING) | RS(REPLICA_WARMING))
+#define RS_DOWN (RS(REPLICA_STOPPED) | RS(REPLICA_FAILED))
+
+/* Why a replica moved. Every move carries one; the log, /status and the moves counter show it. */
+enum replica_cause {
+	CAUSE_REQUEST,		/* a request (held, or degraded away) wanted it */
+	CAUSE_MIN_WARM,		/* min_warm / replicas min= keeps it up */
+	CAUSE_SCHEDULE,		/* the time-of-day schedule woke it ahead of traffic */
+	CAUSE_PREWARM,		/* the keep-alive policy woke it ahead of traffic */
+	CAUSE_SCALE_UP,		/* target_concurrency or scale_p99 wanted one more */
+	CAUSE_SCALE_DOWN,	/* an extra replica idle for idle_timeout */
+	CAUSE_ADMIN,		/* the admin API (wake, sleep) */
+	CAUSE_RELOAD,		/* a reload removed its upstream */
+	CAUSE_SHUTDOWN,		/* the gateway is stopping */
+	CAUSE_IDLE,		/* idle for the keep-alive time */
+	CAUSE_BOOT,		/* boot progress: health ok, boot timeout, exit during boot, launch failure */
+	CAUSE_WARMUP,		/* warmup done or failed */
+	CAUSE_CRASH,		/* the process ended while READY */
+	CAUSE_HEALTH,		/* the health check cannot succeed (an untrusted certificate) */
+	CAUSE_EXIT,		/* the process ended as asked (DRAINING -> STOPPED) */
+	CAUSE_FLEET_PEER,	/* another gateway runs, stops or took it (Redis lock) */
+	CAUSE_NCAUSES
+};
+
+struct replica {
+	struct upstream *up;
+	int id;
+	enum replica_state state;	/* written only by replica_move() */
+	enum replica_cause cause;	/* of the last move */
+	unsigned gen;			/* bumps on every move; stale callbacks compare it */
+	double since;			/* entered the state (gw_now); 0: never moved */
+	struct launch *launch;		/* while a process may run */
+	int port;
+	char url[128];			/* http(s)://HOST:PORT, from the launcher or the fleet */
+	struct proxy_pool *pool;	/* READY and DRAINING */
+	int in_flight;			/* dispatch.c counts its forwards here */
+	struct probe *probe;		/* BOOTING */
+	struct warmer *warmer;		/* WARMING */
+	char *warm_model, *warm_path, *warm_body;
+	size_t warm_body_len;
+	double t_start, t_health, t_ready;
+	char reason[256];		/* why it FAILED */
+	int fails;			/* consecutive failures, for the backoff */
+	double retry_at;		/* FAILED: no wake before */
+	int crashed_ready;		/* FAILED after READY: held requests wait for a new one */
+	int stop_sent;
+	enum replica_cause wake_cause;	/* of the wake in progress (kept across the fleet lock's answer) */
+	double acct_at;			/* last GPU/idle seconds accounting */
+	double gpu_s, idle_s;		/* not yet written to the store */
+	double pause_until;		/* dispatch.c: a forward just broke, none sent before (gw_now) */
+	int remote;			/* mirrors a replica another gateway runs: no launch, no stop */
+	/* fleet.c's part */
+	int lock;			/* FLEET_LOCK_* */
+	int lock_pending;		/* a lock call is in flight */
+	double lock_at;			/* last renew or poll (gw_now) */
+	/* keepalive.c's part */
+	int idle_query;			/* a store_newest_activity() is pending */
+	/* scale.c's part */
+	double busy_at;			/* last tick with requests in flight */
+	struct replica *next_all;	/* every replica of the gateway (ports) */
+};
+
+/* What a subscriber hears: a state move, or the process starting or ending. */
+enum replica_event { REPLICA_EV_MOVE, REPLICA_EV_LAUNCHED, REPLICA_EV_EXITED };
+
+struct replica_change {
+	enum replica_event event;
+	enum replica_state from, to;	/* to == from for the process events */
+	enum replica_cause cause;
+	const char *why;		/* the log's reason, "" when none */
+};
+
+typedef void (*replica_watch_fn)(struct replica *rep, const struct replica_change *ch, void *arg);
+
+/* Adds a subscriber, told after every move, in the order they subscribed (at start, once). */
+void replica_subscribe(replica_watch_fn fn, void *arg);
+
+/*
+ * The claim hook (fleet.c sets it): asked before a launch; 1 to go on, 0
+ * when it answers later (it then calls replica_wake() again, or makes the
+ * replica a mirror). NULL: always go on.
+ */
+typedef int (*replica_claim_fn)(struct replica *rep);
+void replica_set_claim(replica_claim_fn fn);
+
+const char *replica_state_name(enum replica_state s);
+const char *replica_cause_name(enum replica_cause c);
+/* 1 when rep's state is in the mask. */
+static inline int replica_in(const struct replica *rep, unsigned mask)
+{
+	return (RS(rep->state) & mask) != 0;
+}
+
+/* Links rep into its upstream u as replica id (once, when the upstream is made). */
+void replica_init(struct replica *rep, struct upstream *u, int id);
+
+/*
+ * The one writer of rep->state: moves it to `to` for `cause` if the table
+ * allows it, and tells the subscribers. 0, or -1 (refused, logged) when the
+ * move is not in the table. fmt: a short reason for the log, or NULL.
+ */
+int replica_move(struct replica *rep, enum replica_state to, enum replica_cause cause, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Starts a local replica from STOPPED, or FAILED after its backoff. 0, or -1 when it failed at once. */
+int replica_wake(struct replica *rep, enum replica_cause cause);
+/* BOOTING, WARMING or READY -> DRAINING (its in-flight requests finish). */
+void replica_drain(struct replica *rep, enum replica_cause cause, const char *why);
+/* The boot timeout, the health poll, drain grace and exits; every tick, for a local replica. */
+void replica_tick(struct replica *rep, double now);
+/* At exit, or when a retired upstream goes: nothing may be left running. */
+void replica_free(struct replica *rep);
+
+/* Mirrors of a replica another gateway runs (fleet.c asks, replica.c writes). */
+int replica_remote_ready(struct replica *rep, const char *url, struct proxy_pool *pool, const char *why);
+int replica_remote_booting(struct replica *rep, const char *url, const char *why);
+/* A mirror this gateway no longer routes to: DRAINING while requests are in flight, else STOPPED. */
+void replica_remote_end(struct replica *rep, const char *why);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * upstream_set: the list of upstreams and the lookups every module may make
+ * on it. It calls nothing of the gateway's but the metrics escaper, so any
+ * module can use it without a loop (upstream.c makes and frees the members).
+ */
+#include "config.h"
+#include "gateway/upstream.h"
+#include "gateway/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static struct upstream *all;
+
+struct upstream *upstream_list(void)
+{
+	return all;
+}
+
+struct upstream *upstream_find(const char *name)
+{
+	for (struct upstream *u = all; u; u = u->next)
+		if (u->cf && strcmp(u->name, name) == 0)
+			return u;
+	return NULL;
+}
+
+void upstream_set_add(struct upstream *u)
+{
+	u->next = all;
+	all = u;
+}
+
+void upstream_set_remove(struct upstream *u)
+{
+	for (struct upstream **pp = &all; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			return;
+		}
+}
+
+/* Every request asks for one or two of these: they are made once and kept in u. */
+const char *upstream_label(struct upstream *u, int status)
+{
+	if (!u->label[0]) {
+		char esc[256];
+		metrics_escape(u->name, esc, sizeof(esc));
+		snprintf(u->label, sizeof(u->label), "upstream=\"%s\"", esc);
+	}
+	if (status <= 0)
+		return u->label;
+	if (u->label_code_n != status) {
+		size_t n = strlen(u->label);	/* < 300, so the code always fits */
+		memcpy(u->label_code, u->label, n);
+		snprintf(u->label_code + n, sizeof(u->label_code) - n, ",code=\"%d\"", status);
+		u->label_code_n = status;
+	}
+	return u->label_code;
+}
