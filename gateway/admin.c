@@ -22,6 +22,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The admin action's answer: the most awake replica speaks for the upstream. */
+static int state_rank(enum replica_state s)
+{
+	static const int rank[REPLICA_NSTATES] = {
+		[REPLICA_STOPPED] = 0, [REPLICA_FAILED] = 1, [REPLICA_DRAINING] = 2, [REPLICA_ASLEEP2] = 3,
+		[REPLICA_ASLEEP1] = 4, [REPLICA_BOOTING] = 5, [REPLICA_WAKING] = 6, [REPLICA_WARMING] = 7,
+		[REPLICA_READY] = 8,
+	};
+	return (unsigned)s < REPLICA_NSTATES ? rank[s] : 0;
+}
+
+/* /status: the first READY replica speaks for its upstream, else the one furthest along this order
+ * (a failure or a drain outranks a boot, so that it is seen). */
+static int status_rank(enum replica_state s)
+{
+	static const int rank[REPLICA_NSTATES] = {
+		[REPLICA_STOPPED] = 0, [REPLICA_ASLEEP2] = 1, [REPLICA_ASLEEP1] = 2, [REPLICA_BOOTING] = 3,
+		[REPLICA_WAKING] = 4, [REPLICA_WARMING] = 5, [REPLICA_READY] = 6, [REPLICA_DRAINING] = 7,
+		[REPLICA_FAILED] = 8,
+	};
+	return (unsigned)s < REPLICA_NSTATES ? rank[s] : 0;
+}
+
 /* GET /status: one JSON object per upstream. */
 static json_t *status_json(void)
 {
@@ -44,7 +67,7 @@ static json_t *status_json(void)
 			if (rep->state == REPLICA_FAILED)
 				json_object_set_new(ro, "reason", json_string(rep->reason));
 			json_array_append_new(reps, ro);
-			if (rep->state > main_rep->state && main_rep->state != REPLICA_READY)
+			if (status_rank(rep->state) > status_rank(main_rep->state) && main_rep->state != REPLICA_READY)
 				main_rep = rep;
 		}
 		json_object_set_new(o, "state", json_string(replica_state_name(main_rep->state)));
@@ -57,6 +80,13 @@ static json_t *status_json(void)
 		json_object_set_new(o, "requests", json_integer((json_int_t)u->requests));
 		json_object_set_new(o, "boot_seconds", u->boot_s > 0 ? json_real(u->boot_s) : json_null());
 		json_object_set_new(o, "warmup_seconds", u->boot_s > 0 ? json_real(u->warm_s) : json_null());
+		json_t *wk = json_object();
+		for (int lv = 1; lv <= 2; lv++) {
+			char k[2] = { (char)('0' + lv), 0 };
+			json_object_set_new(wk, k, u->wake_s[lv] > 0 ? json_real(u->wake_s[lv]) : json_null());
+		}
+		json_object_set_new(o, "wake_seconds", wk);
+		json_object_set_new(o, "eta_seconds", json_integer(upstream_eta_s(u)));
 		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
 		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
 		json_object_set_new(o, "replicas", reps);
@@ -98,17 +128,36 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 			proxy_send_error(req, 409, "requests are held for this upstream: not put to sleep", 0);
 			return;
 		}
-		log_notice("upstream \"%s\": put to sleep by the admin API", u->name);
-		for (int i = 0; i < u->nrep; i++)
-			if (!u->rep[i].remote)
-				replica_drain(&u->rep[i], CAUSE_ADMIN, "put to sleep by the admin API");
+		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+		const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+		int level = q && strcmp(q, "level=1") == 0 ? 1 : q && strcmp(q, "level=2") == 0 ? 2 : 0;
+		if (q && *q && !level) {
+			proxy_send_error(req, 400, "sleep takes ?level=1 or ?level=2, or nothing to stop it", 0);
+			return;
+		}
+		if (level) {
+			/* the sleep ladder's level now, through the backend's sleep API */
+			log_notice("upstream \"%s\": put to sleep at level %d by the admin API", u->name, level);
+			int slept = 0;
+			for (int i = 0; i < u->nrep; i++)
+				if (!u->rep[i].remote)
+					slept += replica_sleep(&u->rep[i], level, CAUSE_ADMIN, "by the admin API") == 0;
+			if (!slept) {
+				proxy_send_error(req, 409, "no replica can sleep now (none READY with nothing in flight, "
+						 "or already asleep at that level)", 0);
+				return;
+			}
+		} else {
+			log_notice("upstream \"%s\": put to sleep by the admin API", u->name);
+			for (int i = 0; i < u->nrep; i++)
+				if (!u->rep[i].remote)
+					replica_drain(&u->rep[i], CAUSE_ADMIN, "put to sleep by the admin API");
+		}
 	}
 	/* the most awake replica speaks for the upstream */
-	static const int rank[] = { [REPLICA_BOOTING] = 2, [REPLICA_WARMING] = 3, [REPLICA_READY] = 4,
-				    [REPLICA_DRAINING] = 1 };
 	enum replica_state best = u->rep[0].state;
 	for (int i = 1; i < u->nrep; i++)
-		if (rank[u->rep[i].state] > rank[best])
+		if (state_rank(u->rep[i].state) > state_rank(best))
 			best = u->rep[i].state;
 	const char *state = replica_state_name(best);
 	json_t *j = json_pack("{s:s, s:s, s:s}", "upstream", u->name, "action", action, "state", state);

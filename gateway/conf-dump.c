@@ -104,6 +104,9 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_num(K("target_concurrency"), u->target_concurrency);
 	kv_num(K("scale_p99_ms"), u->scale_p99_ms);
 	kv_num(K("scale_p99_for_ms"), u->scale_p99_for_ms);
+	kv_num(K("sleep_level1_after_ms"), u->sleep_after_ms[1]);
+	kv_num(K("sleep_level2_after_ms"), u->sleep_after_ms[2]);
+	kv_str(K("sleep_api"), u->sleep_api == CONF_SLEEP_API_TRITON ? "triton" : "vllm");
 	if (u->min_warm_from >= 0)
 		printf("upstream.%s.min_warm_at %02d:%02d-%02d:%02d\n", u->name, u->min_warm_from / 60,
 		       u->min_warm_from % 60, u->min_warm_to / 60, u->min_warm_to % 60);

@@ -374,6 +374,8 @@ static int conf_check(struct conf_parse *p)
 		if (u->keepalive_adaptive && u->keepalive_min_ms > u->keepalive_max_ms)
 			return conf_error_at(p, u->file, u->line, "upstream \"%s\": keepalive min= is above max=",
 					     u->name);
+		if (conf_sleep_check(p, u) < 0)
+			return -1;
 	}
 	for (struct conf_server *s = c->servers; s; s = s->next) {
 		struct conf_server_x *sx = (struct conf_server_x *)s;

@@ -150,7 +150,13 @@ struct conf_upstream {
 	int tls;		/* "tls on": exec replicas answer https://127.0.0.1:$port */
 	int tls_insecure;	/* "tls_verify off"; default on: chain and host name checked */
 	const char *tls_ca;	/* "tls_ca FILE" (owned by the conf's names); NULL: the system's CAs */
+
+	/* issue 15: the sleep ladder (conf_sleep.c) */
+	int64_t sleep_after_ms[3];	/* [1], [2]: "sleep level=N after=T"; 0: that level is off */
+	int sleep_api;		/* CONF_SLEEP_API_*: default vllm */
 };
+
+enum { CONF_SLEEP_API_VLLM, CONF_SLEEP_API_TRITON };
 
 struct conf_location {
 	char *path;

@@ -709,6 +709,8 @@ const struct conf_cmd conf_cmds[] = {
 	{ "tls", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 0 },
 	{ "tls_verify", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 1 },
 	{ "tls_ca", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_ca, 0 },
+	{ "sleep", CONF_UPSTREAM, CONF_MULTI, 2, 2, conf_set_sleep, 0 },
+	{ "sleep_api", CONF_UPSTREAM, 0, 1, 1, conf_set_sleep_api, 0 },
 	{ NULL, 0, 0, 0, 0, NULL, 0 }
 };
 

@@ -148,6 +148,9 @@ int conf_set_prewarm(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 int conf_set_replicas(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_target_concurrency(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_scale_p99(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_sleep(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_sleep_api(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_sleep_check(struct conf_parse *p, struct conf_upstream *u);
 int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 
 /* conf_degrade.c: the degrade directive */

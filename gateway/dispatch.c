@@ -264,16 +264,9 @@ void dispatch_wake(struct upstream *u, enum replica_cause cause)
 {
 	if (upstream_count(u, RS_UP))
 		return;
-	double now = gw_now();
-	for (int i = 0; i < u->nrep; i++) {
-		struct replica *rep = &u->rep[i];
-		if (rep->launch)
-			continue;	/* still stopping: the tick wakes it after the exit */
-		if (rep->state == REPLICA_STOPPED || (rep->state == REPLICA_FAILED && now >= rep->retry_at)) {
-			replica_wake(rep, cause);
-			return;
-		}
-	}
+	struct replica *rep = upstream_pick_wake(u, gw_now());	/* a sleeping one first: cheaper */
+	if (rep)
+		replica_wake(rep, cause);
 }
 
 /* Every tick: held requests wake a replica when none is up, or a failed one whose backoff ended. */
@@ -285,10 +278,10 @@ void dispatch_tick(struct upstream *u, double now)
 		struct replica *rep = &u->rep[i];
 		if (rep->launch || rep->remote)
 			continue;
-		if ((rep->state == REPLICA_FAILED && now >= rep->retry_at) ||
-		    (rep->state == REPLICA_STOPPED && !upstream_count(u, RS_UP)))
+		if (rep->state == REPLICA_FAILED && now >= rep->retry_at)
 			replica_wake(rep, CAUSE_REQUEST);
 	}
+	dispatch_wake(u, CAUSE_REQUEST);
 	dispatch_drain(u);	/* after a pause_until */
 }
 

@@ -106,7 +106,10 @@ static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 	if (value && strcmp(tok, fleet_id()) == 0)
 		value = NULL;	/* our own, left from before: not a replica to follow */
 	int late = value && ttl > 0 && pttl >= 0 && pttl * 10 < ttl * 4;
+	/* a replica the holder put to sleep is followed as one on its way up: requests here wait for
+	 * the holder to wake it (its own traffic does; this gateway's does not yet: see wakegate.conf(5)) */
 	int booting = value && (strcmp(st, "BOOTING") == 0 || strcmp(st, "WARMING") == 0 ||
+				strcmp(st, "WAKING") == 0 || strncmp(st, "ASLEEP", 6) == 0 ||
 				(late && strcmp(st, "READY") == 0));
 	int ready = value && !late && strcmp(st, "READY") == 0;
 	char host[64];

@@ -177,13 +177,45 @@ static void ka_sync(struct ka_up *k, double now)
 	store_get(gw.store, key, ka_sync_cb, arg);
 }
 
+/* What an idle replica of ours does next, idle_s after the last activity. */
+enum ka_step { KA_NONE, KA_SLEEP1, KA_SLEEP2, KA_STOP };
+
+/*
+ * The ladder: READY -> sleep level 1 -> sleep level 2 at their after=
+ * times (either may be off), then stopped at the keep-alive time
+ * (idle_timeout unless adaptive), all counted from the last activity.
+ */
+static enum ka_step ka_step(const struct upstream *u, const struct replica *rep, double idle_s)
+{
+	double a1 = (double)u->cf->sleep_after_ms[1] / 1000, a2 = (double)u->cf->sleep_after_ms[2] / 1000;
+	if (idle_s * 1000 >= (double)keepalive_idle_ms(u))
+		return KA_STOP;
+	if (rep->state == REPLICA_READY || rep->state == REPLICA_ASLEEP1) {
+		if (a2 > 0 && idle_s >= a2)
+			return KA_SLEEP2;
+		if (a1 > 0 && idle_s >= a1 && rep->state == REPLICA_READY)
+			return KA_SLEEP1;
+	}
+	return KA_NONE;
+}
+
+static void ka_step_do(struct replica *rep, enum ka_step step, double idle_s)
+{
+	char why[64];
+	snprintf(why, sizeof(why), "idle for %.1fs", idle_s);
+	if (step == KA_STOP)
+		replica_drain(rep, CAUSE_IDLE, why);
+	else if (step == KA_SLEEP1 || step == KA_SLEEP2)
+		replica_sleep(rep, step == KA_SLEEP2 ? 2 : 1, CAUSE_IDLE, why);
+}
+
 /* Idle check answer from the store: another gateway may have seen traffic. */
 static void ka_idle_answer(int64_t ms, void *arg)
 {
 	struct replica *rep = arg;
 	rep->idle_query = 0;
 	struct upstream *u = rep->up;
-	if (rep->state != REPLICA_READY || rep->in_flight || u->hold.n)
+	if (!u->cf || !replica_in(rep, RS(REPLICA_READY) | RS_ASLEEP) || rep->in_flight || u->hold.n)
 		return;
 	int64_t now_ms = gw_wall_ms();
 	if (ms > 0 && now_ms - ms < u->p.idle_timeout_ms && ms > u->last_activity_ms) {
@@ -192,27 +224,32 @@ static void ka_idle_answer(int64_t ms, void *arg)
 		u->last_activity = gw_now() - ago;
 		return;
 	}
-	char why[64];
-	snprintf(why, sizeof(why), "idle for %.1fs", gw_now() - u->last_activity);
-	replica_drain(rep, CAUSE_IDLE, why);
+	double idle_s = gw_now() - u->last_activity;
+	ka_step_do(rep, ka_step(u, rep, idle_s), idle_s);
 }
 
 /*
- * An idle READY replica of ours stops after the keep-alive time (counted
- * from the last activity), unless min_warm keeps it or another gateway
- * sharing Redis saw activity meanwhile (asked once, then answered above).
+ * An idle replica of ours steps down its ladder (ka_step) unless min_warm
+ * keeps it READY or another gateway sharing Redis saw activity meanwhile
+ * (asked once per step, then answered above).
  */
 static void ka_idle_check(struct upstream *u, double now)
 {
 	if (!u->cf || gw.stopping || u->hold.n)
 		return;
 	int ready = upstream_count(u, RS(REPLICA_READY));
-	if (ready <= scale_min_warm(u, now) || (now - u->last_activity) * 1000 < (double)keepalive_idle_ms(u))
-		return;
+	double idle_s = now - u->last_activity;
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
-		if (rep->state != REPLICA_READY || rep->remote || rep->in_flight || rep->idle_query)
+		if (!replica_in(rep, RS(REPLICA_READY) | RS_ASLEEP) || rep->remote || rep->in_flight ||
+		    rep->idle_query || rep->sleep_call)
 			continue;
+		if (rep->state == REPLICA_READY && ready <= scale_min_warm(u, now))
+			continue;
+		if (ka_step(u, rep, idle_s) == KA_NONE)
+			continue;
+		if (rep->state == REPLICA_READY)
+			ready--;
 		rep->idle_query = 1;
 		store_newest_activity(gw.store, u->name, ka_idle_answer, rep);
 	}
@@ -255,11 +292,8 @@ int keepalive_prewarm(struct upstream *u, enum replica_cause cause, const char *
 	struct ka_up *k = ka_get(u);
 	if (!k || !u->cf || gw.stopping || upstream_count(u, RS_UP) || u->hold.n)
 		return -1;
-	for (int i = 0; i < u->nrep; i++) {
-		struct replica *rep = &u->rep[i];
-		if (rep->launch || !(rep->state == REPLICA_STOPPED ||
-				     (rep->state == REPLICA_FAILED && gw_now() >= rep->retry_at)))
-			continue;
+	struct replica *rep = upstream_pick_wake(u, gw_now());
+	if (rep) {
 		log_notice("upstream \"%s\": pre-warm: waking replica %d (%s)", u->name, rep->id, why);
 		if (replica_wake(rep, cause) < 0)
 			return -1;

@@ -5,7 +5,7 @@ gateway_wakegate_SOURCES = \
 	gateway/log.c gateway/log.h \
 	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
-	gateway/replica.c gateway/replica.h gateway/probe.c gateway/probe.h \
+	gateway/replica.c gateway/replica.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
@@ -17,7 +17,7 @@ gateway_wakegate_SOURCES = \
 	gateway/accesslog.c gateway/accesslog.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
@@ -42,7 +42,7 @@ check_PROGRAMS += gateway/conf-dump
 gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 
 # degrade-test: replays degradation scripts through gateway/degrade.c, for t/51-degrade.t.

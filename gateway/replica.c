@@ -14,6 +14,7 @@
 #include "gateway/metrics.h"
 #include "gateway/probe.h"
 #include "gateway/proxy.h"
+#include "gateway/sleepapi.h"
 #include "gateway/store.h"
 #include "gateway/tls.h"
 #include "warmer/warmer.h"
@@ -33,7 +34,7 @@
 #include <unistd.h>
 
 static const char *const state_names[REPLICA_NSTATES] = {
-	"STOPPED", "BOOTING", "WARMING", "READY", "DRAINING", "FAILED"
+	"STOPPED", "BOOTING", "WARMING", "READY", "DRAINING", "FAILED", "ASLEEP1", "ASLEEP2", "WAKING"
 };
 
 static const char *const cause_names[CAUSE_NCAUSES] = {
@@ -42,6 +43,7 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_ADMIN] = "admin", [CAUSE_RELOAD] = "reload", [CAUSE_SHUTDOWN] = "shutdown",
 	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
+	[CAUSE_SLEEP_API] = "sleep_api",
 };
 
 /*
@@ -55,9 +57,12 @@ static const unsigned allowed[REPLICA_NSTATES] = {
 	[REPLICA_BOOTING] = RS(REPLICA_WARMING) | RS(REPLICA_READY) | RS(REPLICA_DRAINING) |
 			    RS(REPLICA_FAILED) | RS(REPLICA_STOPPED),
 	[REPLICA_WARMING] = RS(REPLICA_READY) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
-	[REPLICA_READY] = RS(REPLICA_DRAINING) | RS(REPLICA_FAILED) | RS(REPLICA_STOPPED),
+	[REPLICA_READY] = RS(REPLICA_DRAINING) | RS(REPLICA_FAILED) | RS(REPLICA_STOPPED) | RS_ASLEEP,
 	[REPLICA_DRAINING] = RS(REPLICA_STOPPED),
 	[REPLICA_FAILED] = RS(REPLICA_BOOTING) | RS(REPLICA_READY) | RS(REPLICA_FAILED),
+	[REPLICA_ASLEEP1] = RS(REPLICA_ASLEEP2) | RS(REPLICA_WAKING) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
+	[REPLICA_ASLEEP2] = RS(REPLICA_WAKING) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
+	[REPLICA_WAKING] = RS(REPLICA_WARMING) | RS(REPLICA_READY) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
 };
 
 #define REPLICA_MAX_WATCHERS 8
@@ -251,6 +256,13 @@ static void replica_probe_free(struct replica *rep)
 	rep->probe = NULL;
 }
 
+static void replica_sleep_call_free(struct replica *rep)
+{
+	sleepapi_cancel(rep->sleep_call);
+	rep->sleep_call = NULL;
+	rep->wake_pending = 0;
+}
+
 /* Cancels a running warmup and frees the copies its options point to. */
 static void replica_warm_free(struct replica *rep)
 {
@@ -335,6 +347,7 @@ static void replica_fail(struct replica *rep, enum replica_cause cause, int cras
 	rep->retry_at = gw_now() + backoff;
 	rep->crashed_ready = crashed_ready;
 	replica_move(rep, REPLICA_FAILED, cause, "%s; next try in %gs", rep->reason, backoff);
+	replica_sleep_call_free(rep);
 	replica_probe_free(rep);
 	replica_warm_free(rep);
 	replica_pool_free(rep);
@@ -371,6 +384,12 @@ static void replica_exit_cb(int status, void *arg)
 	case REPLICA_READY:
 		replica_fail(rep, CAUSE_CRASH, 1, "%s while ready", how);
 		break;
+	case REPLICA_ASLEEP1:
+	case REPLICA_ASLEEP2:
+	case REPLICA_WAKING:
+		replica_fail(rep, CAUSE_CRASH, 0, "%s while %s", how,
+			     rep->state == REPLICA_WAKING ? "waking" : "asleep");
+		break;
 	case REPLICA_DRAINING:
 		replica_pool_free(rep);
 		replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "%s after %.1fs up", how, gw_now() - rep->t_start);
@@ -382,10 +401,120 @@ static void replica_exit_cb(int status, void *arg)
 }
 
 static void replica_probe_cb(int ok, const char *why, void *arg);
+static void replica_start_warmup(struct replica *rep);
+static void replica_ready(struct replica *rep);
+static int replica_wake_asleep(struct replica *rep, enum replica_cause cause);
+
+int replica_wake_rank(const struct replica *rep, double now)
+{
+	if (rep->remote || !rep->up->cf || gw.stopping)
+		return 0;
+	if (rep->state == REPLICA_ASLEEP1)
+		return 1;
+	if (rep->state == REPLICA_ASLEEP2)
+		return 2;
+	if (rep->launch)
+		return 0;	/* still stopping: the tick wakes it after the exit */
+	if (rep->state == REPLICA_STOPPED || (rep->state == REPLICA_FAILED && now >= rep->retry_at))
+		return 3;
+	return 0;
+}
+
+/* The sleep call answered: asleep for good, or stopped (never left in between). */
+static void replica_slept_cb(int ok, const char *why, void *arg)
+{
+	struct replica *rep = arg;
+	rep->sleep_call = NULL;
+	if (!ok) {
+		rep->wake_pending = 0;
+		replica_fail(rep, CAUSE_SLEEP_API, 1, "sleep failed: %s", why);
+		return;
+	}
+	log_info("upstream \"%s\" replica %d: asleep at level %d", rep->up->name, rep->id,
+		 rep->state == REPLICA_ASLEEP2 ? 2 : 1);
+	if (rep->wake_pending) {
+		enum replica_cause c = rep->wake_cause;
+		rep->wake_pending = 0;
+		replica_wake_asleep(rep, c);
+	}
+}
+
+int replica_sleep(struct replica *rep, int level, enum replica_cause cause, const char *why)
+{
+	struct upstream *u = rep->up;
+	enum replica_state to = level == 2 ? REPLICA_ASLEEP2 : REPLICA_ASLEEP1;
+	if (!u->cf || rep->remote || rep->in_flight || rep->sleep_call || !rep->launch ||
+	    !(rep->state == REPLICA_READY || (rep->state == REPLICA_ASLEEP1 && level == 2)))
+		return -1;
+	rep->sleep_call = sleepapi_start(gw.base, u->cf, rep->url, SLEEPAPI_SLEEP, level, u->p.boot_timeout_ms,
+					 replica_slept_cb, rep);
+	if (!rep->sleep_call) {
+		replica_fail(rep, CAUSE_SLEEP_API, 0, "sleep level %d could not start", level);
+		return -1;
+	}
+	replica_pool_free(rep);	/* nothing in flight: the idle connections go */
+	replica_move(rep, to, cause, "%s", why ? why : "");
+	return 0;
+}
+
+/* The wake calls answered: warm up (or READY), or stop (never left in between). */
+static void replica_woke_cb(int ok, const char *why, void *arg)
+{
+	struct replica *rep = arg;
+	struct upstream *u = rep->up;
+	rep->sleep_call = NULL;
+	if (rep->state != REPLICA_WAKING)
+		return;
+	if (!ok) {
+		/* stopped, and started again at once for the requests that wait: they are not failed */
+		replica_fail(rep, CAUSE_SLEEP_API, 1, "wake from level %d failed: %s", rep->wake_level, why);
+		return;
+	}
+	double now = gw_now();
+	rep->t_health = now;
+	u->wake_s[rep->wake_level] = now - rep->t_start;
+	char labels[320];
+	up_labels(u, labels, sizeof(labels) - 20);
+	snprintf(labels + strlen(labels), 20, ",level=\"%d\"", rep->wake_level);
+	metrics_observe(gw.metrics, "wakegate_wake_seconds", labels, u->wake_s[rep->wake_level]);
+	if (u->cf && !u->cf->warmup.off) {
+		replica_start_warmup(rep);
+	} else {
+		replica_ready(rep);
+	}
+}
+
+/* ASLEEP1/2 -> WAKING: the sleep API's wake calls. */
+static int replica_wake_asleep(struct replica *rep, enum replica_cause cause)
+{
+	struct upstream *u = rep->up;
+	rep->wake_cause = cause;
+	if (rep->sleep_call) {	/* still going to sleep: wake as soon as it is asleep */
+		rep->wake_pending = 1;
+		return 0;
+	}
+	int level = rep->state == REPLICA_ASLEEP2 ? 2 : 1;
+	rep->sleep_call = sleepapi_start(gw.base, u->cf, rep->url, SLEEPAPI_WAKE, level, u->p.boot_timeout_ms,
+					 replica_woke_cb, rep);
+	if (!rep->sleep_call) {
+		replica_fail(rep, CAUSE_SLEEP_API, 0, "wake from level %d could not start", level);
+		return -1;
+	}
+	rep->wake_level = level;
+	rep->t_start = gw_now();
+	char labels[320];
+	up_labels(u, labels, sizeof(labels) - 20);
+	snprintf(labels + strlen(labels), 20, ",level=\"%d\"", level);
+	metrics_add(gw.metrics, "wakegate_wakes_total", labels, 1);
+	replica_move(rep, REPLICA_WAKING, cause, "from sleep level %d", level);
+	return 0;
+}
 
 int replica_wake(struct replica *rep, enum replica_cause cause)
 {
 	struct upstream *u = rep->up;
+	if (u->cf && !gw.stopping && !rep->remote && replica_in(rep, RS_ASLEEP))
+		return replica_wake_asleep(rep, cause);
 	if (!u->cf || gw.stopping || rep->launch || rep->remote || !replica_in(rep, RS_DOWN))
 		return -1;
 	if (rep->state == REPLICA_FAILED && gw_now() < rep->retry_at)
@@ -437,13 +566,14 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	return 0;
 }
 
-/* WARMING -> READY: make the pool, measure the warmup. */
+/* WARMING (or WAKING with warmup off) -> READY: make the pool, measure the warmup. */
 static void replica_ready(struct replica *rep)
 {
 	struct upstream *u = rep->up;
 	double now = gw_now();
 	char host[256];
 	int port;
+	int woke = rep->wake_level > 0;
 	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
 		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
@@ -459,7 +589,12 @@ static void replica_ready(struct replica *rep)
 	store_add(gw.store, u->name, "warmup_seconds", u->warm_s);
 	/* a fresh replica counts as activity: the idle timer starts now, not at boot */
 	u->last_activity = now;
-	replica_move(rep, REPLICA_READY, CAUSE_WARMUP, "cold start took %.2fs", now - rep->t_start);
+	rep->wake_level = 0;
+	if (woke)
+		replica_move(rep, REPLICA_READY, rep->state == REPLICA_WAKING ? CAUSE_SLEEP_API : CAUSE_WARMUP,
+			     "wake took %.2fs", now - rep->t_start);
+	else
+		replica_move(rep, REPLICA_READY, CAUSE_WARMUP, "cold start took %.2fs", now - rep->t_start);
 }
 
 /* The warmer is done: READY, or FAILED with its reason. */
@@ -503,12 +638,16 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* BOOTING -> WARMING: strings are copied, a reload may free the conf meanwhile. */
+/* BOOTING or WAKING -> WARMING: strings are copied, a reload may free the conf meanwhile. */
 static void replica_start_warmup(struct replica *rep)
 {
 	struct upstream *u = rep->up;
 	const struct conf_warmup *w = &u->cf->warmup;
-	replica_move(rep, REPLICA_WARMING, CAUSE_BOOT, "health ok after %.2fs", rep->t_health - rep->t_start);
+	if (rep->state == REPLICA_WAKING)
+		replica_move(rep, REPLICA_WARMING, CAUSE_SLEEP_API, "woke from level %d after %.2fs",
+			     rep->wake_level, rep->t_health - rep->t_start);
+	else
+		replica_move(rep, REPLICA_WARMING, CAUSE_BOOT, "health ok after %.2fs", rep->t_health - rep->t_start);
 	rep->warm_model = strdup(w->model ? w->model : u->name);
 	rep->warm_path = w->path ? strdup(w->path) : NULL;
 	if (w->body_file) {
@@ -563,8 +702,9 @@ static void replica_probe_cb(int ok, const char *why, void *arg)
 
 void replica_drain(struct replica *rep, enum replica_cause cause, const char *why)
 {
-	if (!replica_in(rep, RS_UP))
+	if (!replica_in(rep, RS_UP | RS_ASLEEP))
 		return;
+	replica_sleep_call_free(rep);
 	replica_probe_free(rep);
 	replica_warm_free(rep);
 	replica_move(rep, REPLICA_DRAINING, cause, why ? "%s" : NULL, why);
@@ -585,6 +725,9 @@ void replica_tick(struct replica *rep, double now)
 		}
 		break;
 	case REPLICA_READY:
+	case REPLICA_ASLEEP1:
+	case REPLICA_ASLEEP2:
+	case REPLICA_WAKING:
 		if (gw.stopping || !u->cf)
 			replica_drain(rep, gw.stopping ? CAUSE_SHUTDOWN : CAUSE_RELOAD,
 				      gw.stopping ? "shutting down" : "upstream removed");
@@ -609,6 +752,7 @@ void replica_free(struct replica *rep)
 		store_cancel(gw.store, rep);
 	rep->idle_query = 0;
 	rep->lock_pending = 0;
+	replica_sleep_call_free(rep);
 	replica_probe_free(rep);
 	replica_warm_free(rep);
 	replica_pool_free(rep);

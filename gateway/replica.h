@@ -28,6 +28,7 @@ struct launch;
 struct proxy_pool;
 struct probe;
 struct warmer;
+struct sleepapi_call;
 
 /* The states; each comment says what the replica holds while in it. */
 enum replica_state {
@@ -37,13 +38,18 @@ enum replica_state {
 	REPLICA_READY,		/* takes traffic through its pool */
 	REPLICA_DRAINING,	/* no new requests; in-flight ones finish, then the launcher stops it */
 	REPLICA_FAILED,		/* a boot, warmup or run failed; the next wake waits out a backoff */
+	REPLICA_ASLEEP1,	/* the process runs, its weights in host memory (sleep level 1); no pool */
+	REPLICA_ASLEEP2,	/* the process runs, its weights dropped (sleep level 2); no pool */
+	REPLICA_WAKING,		/* the sleep API's wake calls are in flight */
 	REPLICA_NSTATES
 };
 
 /* Sets of states as masks (HAProxy's sc_state_in). */
 #define RS(s) (1u << (s))
-#define RS_UP (RS(REPLICA_BOOTING) | RS(REPLICA_WARMING) | RS(REPLICA_READY))	/* up or on its way up */
-#define RS_COMING (RS(REPLICA_BOOTING) | RS(REPLICA_WARMING))
+#define RS_UP (RS(REPLICA_BOOTING) | RS(REPLICA_WARMING) | RS(REPLICA_READY) | RS(REPLICA_WAKING))	/* up or on its way */
+#define RS_COMING (RS(REPLICA_BOOTING) | RS(REPLICA_WARMING) | RS(REPLICA_WAKING))
+#define RS_ASLEEP (RS(REPLICA_ASLEEP1) | RS(REPLICA_ASLEEP2))
+#define RS_RUNNING (RS_UP | RS_ASLEEP | RS(REPLICA_DRAINING))	/* a process is (or should be) running */
 #define RS_DOWN (RS(REPLICA_STOPPED) | RS(REPLICA_FAILED))
 
 /* Why a replica moved. Every move carries one; the log, /status and the moves counter show it. */
@@ -64,6 +70,7 @@ enum replica_cause {
 	CAUSE_HEALTH,		/* the health check cannot succeed (an untrusted certificate) */
 	CAUSE_EXIT,		/* the process ended as asked (DRAINING -> STOPPED) */
 	CAUSE_FLEET_PEER,	/* another gateway runs, stops or took it (Redis lock) */
+	CAUSE_SLEEP_API,	/* a sleep or wake call: done, or failed */
 	CAUSE_NCAUSES
 };
 
@@ -87,8 +94,11 @@ struct replica {
 	char reason[256];		/* why it FAILED */
 	int fails;			/* consecutive failures, for the backoff */
 	double retry_at;		/* FAILED: no wake before */
-	int crashed_ready;		/* FAILED after READY: held requests wait for a new one */
+	int crashed_ready;		/* FAILED after running (crash, sleep API): held requests wait for a new one */
 	int stop_sent;
+	struct sleepapi_call *sleep_call;	/* a sleep or wake in flight (ASLEEP*, WAKING) */
+	int wake_pending;		/* a wake came while the sleep call was in flight */
+	int wake_level;			/* the level a WAKING replica wakes from */
 	enum replica_cause wake_cause;	/* of the wake in progress (kept across the fleet lock's answer) */
 	double acct_at;			/* last GPU/idle seconds accounting */
 	double gpu_s, idle_s;		/* not yet written to the store */
@@ -147,10 +157,18 @@ void replica_init(struct replica *rep, struct upstream *u, int id);
 int replica_move(struct replica *rep, enum replica_state to, enum replica_cause cause, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Starts a local replica from STOPPED, or FAILED after its backoff. 0, or -1 when it failed at once. */
+/* Starts a local replica from STOPPED, FAILED after its backoff, or asleep (the sleep API's wake). 0, or -1 when it failed at once. */
 int replica_wake(struct replica *rep, enum replica_cause cause);
-/* BOOTING, WARMING or READY -> DRAINING (its in-flight requests finish). */
+/* BOOTING, WARMING, READY, WAKING or asleep -> DRAINING (its in-flight requests finish), then stopped. */
 void replica_drain(struct replica *rep, enum replica_cause cause, const char *why);
+/* A READY (or level-1) replica of ours with nothing in flight sleeps at level (1 or 2). -1 when it cannot. */
+int replica_sleep(struct replica *rep, int level, enum replica_cause cause, const char *why);
+/*
+ * How cheaply rep can be woken now: 1 asleep at level 1, 2 asleep at level 2,
+ * 3 down (STOPPED, or FAILED past its backoff), 0 not at all (up, running
+ * a stop, remote, or waiting out a backoff).
+ */
+int replica_wake_rank(const struct replica *rep, double now);
 /* The boot timeout, the health poll, drain grace and exits; every tick, for a local replica. */
 void replica_tick(struct replica *rep, double now);
 /* At exit, or when a retired upstream goes: nothing may be left running. */

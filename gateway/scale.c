@@ -61,14 +61,15 @@ static int scale_target(const struct upstream *u)
 /* A slot that may be started now: down, nothing running, no lock call pending. */
 static struct replica *scale_free_slot(struct upstream *u, int max, double now)
 {
+	struct replica *best = NULL;
+	int best_rank = 0;
 	for (int i = 0; i < max && i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
-		if (rep->launch || rep->remote || rep->lock_pending)
-			continue;
-		if (rep->state == REPLICA_STOPPED || (rep->state == REPLICA_FAILED && now >= rep->retry_at))
-			return rep;
+		int r = rep->lock_pending ? 0 : replica_wake_rank(rep, now);
+		if (r && (!best || r < best_rank))
+			best = rep, best_rank = r;	/* a sleeping one first: cheaper */
 	}
-	return NULL;
+	return best;
 }
 
 /* "5s" or "1500ms": how the conf would write a duration. */
@@ -126,13 +127,10 @@ static int scale_p99(struct upstream *u, int ready, int coming, int max, double 
 static void scale_min_warm_wake(struct upstream *u, double now)
 {
 	int floor = scale_min_warm(u, now);
-	for (int i = 0; i < u->nrep && upstream_count(u, RS_UP) < floor; i++) {
-		struct replica *rep = &u->rep[i];
-		if (rep->launch || rep->remote)
-			continue;
-		if (rep->state == REPLICA_STOPPED || (rep->state == REPLICA_FAILED && now >= rep->retry_at))
-			replica_wake(rep, CAUSE_MIN_WARM);
-	}
+	struct replica *rep;
+	while (upstream_count(u, RS_UP) < floor && (rep = upstream_pick_wake(u, now)) != NULL)
+		if (replica_wake(rep, CAUSE_MIN_WARM) < 0 || replica_wake_rank(rep, now))
+			break;	/* it did not move (a pending fleet claim, a failed launch): next tick */
 }
 
 void scale_tick(struct upstream *u, double now)
@@ -151,7 +149,7 @@ void scale_tick(struct upstream *u, double now)
 			ready++;
 			if (rep->busy_at < rep->t_ready)
 				rep->busy_at = rep->t_ready;
-		} else if (rep->state == REPLICA_BOOTING || rep->state == REPLICA_WARMING || rep->lock_pending) {
+		} else if (replica_in(rep, RS_COMING) || rep->lock_pending) {
 			coming++;	/* lock_pending: fleet.c is asking whether to start it */
 		}
 	}

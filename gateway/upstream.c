@@ -41,6 +41,8 @@ void upstream_metrics_declare(struct metrics *m)
 	metrics_declare(m, "wakegate_replica_state", METRICS_GAUGE, "1 for the state each replica is in.", NULL, 0);
 	metrics_declare(m, "wakegate_replica_moves_total", METRICS_COUNTER,
 			"Replica state moves, by upstream, from, to and cause.", NULL, 0);
+	metrics_declare(m, "wakegate_wakes_total", METRICS_COUNTER, "Wakes from a sleep level, by upstream and level.", NULL, 0);
+	metrics_declare(m, "wakegate_wake_seconds", METRICS_HISTOGRAM, "Wake calls sent to wake answered, by level.", secs, ns);
 	metrics_declare(m, "wakegate_gpu_seconds_total", METRICS_COUNTER, "Seconds replicas have been running.", NULL, 0);
 	metrics_declare(m, "wakegate_idle_seconds_total", METRICS_COUNTER, "Seconds replicas were READY with nothing in flight.", NULL, 0);
 	cost_metrics_declare(m);

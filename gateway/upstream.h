@@ -53,6 +53,7 @@ struct upstream {
 	int64_t last_activity_ms;	/* wall clock of the same, 0: none */
 	int cold_starts;
 	double boot_s, warm_s;		/* last measured; 0: not yet */
+	double wake_s[3];		/* [1], [2]: the last wake from that sleep level took; 0: not yet */
 	uint64_t requests;
 	struct degrade_sig sig;		/* latency, errors, demand: the degrade rules' and scale_p99's window */
 	double p99_high_since;		/* scale.c: p99 above scale_p99 since (gw_now); 0: not */
@@ -93,14 +94,14 @@ static inline int upstream_count(const struct upstream *u, unsigned mask)
 	return n;
 }
 
-/* Estimated seconds until a cold replica is READY: measured boot + warmup, rounded up. */
-static inline int upstream_eta_s(const struct upstream *u)
-{
-	if (u->boot_s <= 0)
-		return UPSTREAM_DEFAULT_ETA_S;
-	int s = (int)ceil(u->boot_s + u->warm_s);
-	return s < 1 ? 1 : s;
-}
+/*
+ * Estimated seconds until a replica of u is READY: the measured wake of the
+ * cheapest level a replica sleeps at, else the measured boot + warmup,
+ * rounded up (UPSTREAM_DEFAULT_ETA_S before anything was measured).
+ */
+int upstream_eta_s(const struct upstream *u);
+/* The replica of u that is cheapest to wake now (asleep at level 1, then 2, then down), or NULL. */
+struct replica *upstream_pick_wake(struct upstream *u, double now);
 
 /* upstream="NAME" (status <= 0) or upstream="NAME",code="STATUS": u's metric labels, kept in u. */
 const char *upstream_label(struct upstream *u, int status);

@@ -5,7 +5,10 @@
  */
 #include "config.h"
 #include "gateway/upstream.h"
+#include "gateway/conf.h"
 #include "gateway/metrics.h"
+
+#include <math.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -57,4 +60,32 @@ const char *upstream_label(struct upstream *u, int status)
 		u->label_code_n = status;
 	}
 	return u->label_code;
+}
+
+int upstream_eta_s(const struct upstream *u)
+{
+	for (int level = 1; level <= 2; level++)
+		for (int i = 0; i < u->nrep; i++)
+			if (u->rep[i].state == (level == 1 ? REPLICA_ASLEEP1 : REPLICA_ASLEEP2) && u->wake_s[level] > 0) {
+				int s = (int)ceil(u->wake_s[level] + (u->cf && !u->cf->warmup.off ? u->warm_s : 0));
+				return s < 1 ? 1 : s;
+			}
+	if (u->boot_s <= 0)
+		return UPSTREAM_DEFAULT_ETA_S;
+	int s = (int)ceil(u->boot_s + u->warm_s);
+	return s < 1 ? 1 : s;
+}
+
+struct replica *upstream_pick_wake(struct upstream *u, double now)
+{
+	struct replica *best = NULL;
+	int best_rank = 0;
+	for (int i = 0; i < u->nrep; i++) {
+		int r = replica_wake_rank(&u->rep[i], now);
+		if (r && (!best || r < best_rank)) {
+			best = &u->rep[i];
+			best_rank = r;
+		}
+	}
+	return best;
 }
