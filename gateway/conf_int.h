@@ -150,6 +150,11 @@ int conf_set_target_concurrency(struct conf_parse *p, const struct conf_cmd *cmd
 int conf_set_scale_p99(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 
+/* conf_redis.c: the redis line's trust parameters, fleet_peers */
+int conf_redis_param(struct conf_parse *p, const char *a);
+int conf_set_fleet_peers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+void conf_redis_wipe(char *s);
+
 /* conf_degrade.c: the degrade directive */
 int conf_set_degrade(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_degrade_check(struct conf_parse *p);

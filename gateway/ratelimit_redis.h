@@ -6,8 +6,9 @@
  * first rule that overflows rejects and nothing is written; otherwise each
  * rule's state is written and the longest delay wins. Keys:
  *   PREFIX limit:ZONE:KEY   HASH e (excess, milli-requests), t (last, ms); expires once drained
- * The connection is this module's own (hiredis async on the gateway loop);
- * while it is down rlr_ready() is 0 and ratelimit.c uses the local buckets.
+ * The connection is this module's own redis_conn (redis_conn.h: AUTH, PING,
+ * watchdog); while it is down rlr_ready() is 0 and ratelimit.c uses the
+ * local buckets.
  * The loss and the return are logged once each.
  */
 #ifndef WG_RATELIMIT_REDIS_H
