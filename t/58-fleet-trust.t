@@ -54,6 +54,15 @@ sub conf_test {
 }
 my ($rc, $out) = conf_test("redis 127.0.0.1:$rport password=$dir/redis.pw;\nfleet_peers 127.0.0.1 10.0.0.0/8 ::1 fd00::/8;");
 is($rc, 0, 'a readable password file and address/network fleet_peers pass -t') or diag $out;
+my $dump = ($ENV{WG_BUILD} // src('')) . '/gateway/conf-dump';
+SKIP: {
+	skip "no $dump: build it with make check", 3 unless -x $dump;
+	spew("$dir/d.conf", (gw_conf(extra => "redis 127.0.0.1:$rport password=$dir/user.pw;\nfleet_peers 127.0.0.1 ::1;\nfleet_peers fd00::/8;"))[0]);
+	my $d = `$dump $dir/d.conf 2>&1`;
+	like($d, qr/^redis_auth wgu$/m, 'a file with "USER PASSWORD" authenticates as that ACL user');
+	is(join(' ', $d =~ /^fleet_peer (\S+)$/mg), '127.0.0.1/32 ::1/128 fd00::/8', 'fleet_peers lines add up, a bare address is a /32 or /128');
+	unlike($d, qr/userpw/, 'conf-dump never shows the password');
+}
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport password=$dir/missing.pw;");
 isnt($rc, 0, 'an unreadable password file fails -t');
 like($out, qr/cannot read redis password file "\Q$dir\E\/missing\.pw" \(No such file or directory\) in \Q$dir\E\/t\.conf:6/,
