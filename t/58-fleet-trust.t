@@ -81,6 +81,25 @@ like($out, qr/"10\.1\.2\.3\/8" in "fleet_peers" directive has host bits set/, 'f
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport;\nfleet_peers gw2.example;");
 like($out, qr/invalid address "gw2\.example" in "fleet_peers" directive/, 'fleet_peers takes addresses, not names');
 
+# the store's connection through AUTH failure and success, under valgrind where it is installed
+my $st = ($ENV{WG_BUILD} // src('')) . '/gateway/store-test';
+SKIP: {
+	skip "no $st: build it with make check", 4 unless -x $st;
+	my @vg = system('sh', '-c', 'command -v valgrind >/dev/null') == 0 && !sanitized($st) ?
+		('valgrind', '-q', '--leak-check=full', '--show-leak-kinds=definite,indirect',
+		 '--errors-for-leak-kinds=definite,indirect', '--error-exitcode=99') : ();
+	local $ENV{STORE_TEST_PASSWORD} = 'not-the-password';
+	my $o = `@vg $st 127.0.0.1 $rport wg58v: 'sleep 1500' connected 'newest-nowait up' quit 2>&1`;
+	is($? >> 8, 0, 'store-test with a wrong password exits cleanly' . (@vg ? ' under valgrind (no leak, no error)' : ''))
+		or diag $o;
+	like($o, qr/connected 0.*cannot connect: AUTH failed: WRONGPASS|cannot connect: AUTH failed: WRONGPASS.*connected 0/s,
+		'it stays disconnected and says AUTH failed');
+	$ENV{STORE_TEST_PASSWORD} = $pw;
+	$o = `@vg $st 127.0.0.1 $rport wg58v: 'wait-connected 20000' 'activity up 1700000000000' 'newest up' quit 2>&1`;
+	is($? >> 8, 0, 'store-test with the password exits cleanly' . (@vg ? ' under valgrind' : '')) or diag $o;
+	like($o, qr/connected 1.*newest up 1700000000000 /s, 'it connects and reads back what it wrote');
+}
+
 # 2. the right password: lock, activity and the Redis limit bucket are in Redis
 my $limit = "limit_req_zone \$binary_remote_addr zone=rz:1m rate=100r/s redis;\nlimit_req zone=rz burst=100 nodelay;";
 my $g = gw_with(extra => "redis 127.0.0.1:$rport prefix=wg58t: password=$dir/redis.pw;\n$limit");
