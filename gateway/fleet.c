@@ -126,7 +126,7 @@ static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 			 u->name, rep->id, url);
 		ready = 0;
 	}
-	if (ready && !fleet_peer_allowed(u->name, rep->id, url, host))
+	if (ready && !fleet_peer_allowed(gw.conf, u->name, rep->id, url, host))
 		ready = 0;	/* outside fleet_peers: as if nobody ran it */
 	if (ready && rep->remote && rep->state == REPLICA_READY && strcmp(url, rep->url) == 0)
 		return;

@@ -5,7 +5,6 @@
 #include "config.h"
 #include "gateway/fleet_peers.h"
 #include "gateway/conf.h"
-#include "gateway/gw.h"
 #include "gateway/log.h"
 
 #include <arpa/inet.h>
@@ -75,9 +74,8 @@ static int already_logged(const char *url)
 	return 0;
 }
 
-int fleet_peer_allowed(const char *upstream, int id, const char *url, const char *host)
+int fleet_peer_allowed(const struct conf *c, const char *upstream, int id, const char *url, const char *host)
 {
-	const struct conf *c = gw.conf;
 	if (!c || !c->fleet_peers)
 		return 1;
 	if (fleet_peers_match(c->fleet_peers, c->nfleet_peers, host))
@@ -88,11 +86,11 @@ int fleet_peer_allowed(const char *upstream, int id, const char *url, const char
 	return 0;
 }
 
-void fleet_peers_start(void)
+void fleet_peers_start(const struct conf *c)
 {
-	if (gw.conf && gw.conf->redis_host && !gw.conf->fleet_peers)
+	if (c->redis_host && !c->fleet_peers)
 		log_warn("redis without fleet_peers in %s: a replica URL read from Redis is used whatever address it names",
-			 gw.conf->file);
+			 c->file);
 }
 
 void fleet_peers_free(void)

@@ -376,7 +376,7 @@ static int run(void)
 	struct redis_conn_cfg rc = { .host = gw.conf->redis_host, .port = gw.conf->redis_port,
 				     .user = gw.conf->redis_user, .password = gw.conf->redis_password };
 	gw.store = store_new(gw.base, &rc, gw.conf->redis_prefix ? gw.conf->redis_prefix : "wakegate:");
-	fleet_peers_start();
+	fleet_peers_start(gw.conf);
 	if (gw.conf->pid_path && write_pid(gw.conf->pid_path) < 0) {
 		log_emerg("open() \"%s\" failed (%d: %s)", gw.conf->pid_path, errno, strerror(errno));
 		server_free_all();

@@ -9,7 +9,6 @@
 #include "config.h"
 #include "gateway/ratelimit_redis.h"
 #include "gateway/conf.h"
-#include "gateway/gw.h"
 #include "gateway/limit.h"
 #include "gateway/log.h"
 
@@ -109,7 +108,7 @@ static void rlr_close(void)
 	R.was_up = R.warned_down = 0;
 }
 
-void rlr_configure(const struct conf *c)
+void rlr_configure(const struct conf *c, struct event_base *base)
 {
 	int want = 0;
 	for (const struct conf_limit_zone *z = c->limit_zones; z; z = z->next)
@@ -136,7 +135,7 @@ void rlr_configure(const struct conf *c)
 				     .password = c->redis_password,
 				     .backoff_min_ms = RLR_RETRY_MS, .backoff_max_ms = RLR_RETRY_MS };
 	if (R.host)
-		R.conn = redis_conn_new(gw.base, &rc, &rlr_ops, NULL);
+		R.conn = redis_conn_new(base, &rc, &rlr_ops, NULL);
 	if (!R.conn)
 		log_error("limit_req: out of memory connecting to Redis: zones with \"redis\" use local buckets");
 }

@@ -18,9 +18,10 @@
 #include <stdint.h>
 
 struct conf;
+struct event_base;
 
-/* Connects when c has a redis and a zone with "redis", disconnects otherwise. */
-void rlr_configure(const struct conf *c);
+/* Connects (on base's loop) when c has a redis and a zone with "redis", disconnects otherwise. */
+void rlr_configure(const struct conf *c, struct event_base *base);
 /* 1 while connected: a check can be sent. */
 int rlr_ready(void);
 
