@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,17 @@ static void dump(const struct conf *c)
 	else
 		kv_str("redis", "off");
 	kv_str("redis_prefix", c->redis_prefix);
+	/* who the gateway authenticates as, never the password */
+	if (c->redis_password)
+		printf("redis_auth %s\n", c->redis_user ? c->redis_user : "password");
+	else
+		kv_str("redis_auth", "none");
+	for (int k = 0; k < c->nfleet_peers; k++) {
+		char a[INET6_ADDRSTRLEN];
+		const struct conf_peer *pe = &c->fleet_peers[k];
+		inet_ntop(pe->family, pe->addr, a, sizeof(a));
+		printf("fleet_peer %s/%d\n", a, pe->bits);
+	}
 	if (c->admin_port)
 		printf("admin_listen %s:%d\n", c->admin_addr, c->admin_port);
 	else

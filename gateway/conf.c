@@ -575,6 +575,8 @@ void conf_free(struct conf *c)
 	free(c->access_log_path);
 	free(c->redis_host);
 	free(c->redis_prefix);
+	conf_redis_free_auth(c);
+	free(c->fleet_peers);
 	free(c->admin_addr);
 	free(cx);
 }

@@ -205,6 +205,13 @@ struct conf_server {
 	struct conf_where ssl_certificate_at, ssl_certificate_key_at, ssl_protocols_at, ssl_ciphers_at;
 };
 
+/* fleet_peers ADDR[/BITS]: a network a replica URL read from Redis must be in. */
+struct conf_peer {
+	int family;			/* AF_INET, AF_INET6 */
+	unsigned char addr[16];		/* network byte order */
+	int bits;
+};
+
 struct conf {
 	char *file;		/* the main file as given */
 	char **included;	/* the files include read, full paths, in the order read (for -T) */
@@ -218,6 +225,10 @@ struct conf {
 	char *redis_host;	/* NULL: no redis */
 	int redis_port;
 	char *redis_prefix;	/* default "wakegate:" */
+	char *redis_user;	/* redis password=FILE holding "USER PASSWORD" (a Redis 6 ACL user); NULL: none */
+	char *redis_password;	/* redis password=FILE; NULL: no AUTH. A secret: never logged or dumped */
+	struct conf_peer *fleet_peers;	/* NULL: every replica URL read from Redis is used */
+	int nfleet_peers;
 	char *admin_addr;	/* admin_listen, default 127.0.0.1 */
 	int admin_port;		/* 0: none */
 	int replica_port_lo, replica_port_hi;	/* replica_ports; 0: below the ephemeral range (replica.c) */
@@ -244,6 +255,8 @@ struct conf {
  */
 struct conf *conf_load(const char *path, const char *prefix, char *err, size_t errlen);
 void conf_free(struct conf *c);
+/* Wipes and frees redis_user and redis_password (the reload keeps the old Redis's). */
+void conf_redis_free_auth(struct conf *c);
 
 struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name);
 struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *name);

@@ -258,7 +258,7 @@ static int set_admin_listen(struct conf_parse *p, const struct conf_cmd *cmd, ch
 	return 0;
 }
 
-/* redis HOST[:PORT] [prefix=P]; HOST may be a name, PORT defaults to 6379. */
+/* redis HOST[:PORT] [prefix=P] [password=FILE]; HOST may be a name, PORT defaults to 6379. */
 static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf *c = &p->c->pub;
@@ -281,10 +281,13 @@ static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 		return conf_error(p, "invalid address \"%s\" in \"redis\" directive", av[0]);
 	if (colon && parse_port(colon + 1, &port) < 0)
 		return conf_error(p, "invalid port in \"%s\" of the \"redis\" directive", av[0]);
-	if (ac == 2) {
-		if (strncmp(av[1], "prefix=", 7) != 0)
-			return conf_error(p, "invalid parameter \"%s\"", av[1]);
-		set_str(&c->redis_prefix, conf_xstrdup(av[1] + 7));
+	for (int i = 1; i < ac; i++) {
+		int rc = strncmp(av[i], "prefix=", 7) == 0 ? (set_str(&c->redis_prefix, conf_xstrdup(av[i] + 7)), 0) :
+			 conf_redis_param(p, av[i]);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			return conf_error(p, "invalid parameter \"%s\"", av[i]);
 	}
 	set_str(&c->redis_host, strndup(s, (size_t)(hend - s)));
 	if (!c->redis_host)
@@ -658,7 +661,8 @@ const struct conf_cmd conf_cmds[] = {
 	{ "pid", CONF_MAIN, 0, 1, 1, set_pid, 0 },
 	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0 },
 	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0 },
-	{ "redis", CONF_MAIN, 0, 1, 2, set_redis, 0 },
+	{ "redis", CONF_MAIN, 0, 1, 5, set_redis, 0 },
+	{ "fleet_peers", CONF_MAIN, CONF_MULTI, 1, -1, conf_set_fleet_peers, 0 },
 	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0 },
 	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE },
 	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT },

@@ -153,6 +153,11 @@ int conf_set_sleep_api(struct conf_parse *p, const struct conf_cmd *cmd, char **
 int conf_sleep_check(struct conf_parse *p, struct conf_upstream *u);
 int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 
+/* conf_redis.c: the redis line's trust parameters, fleet_peers */
+int conf_redis_param(struct conf_parse *p, const char *a);
+int conf_set_fleet_peers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+void conf_redis_wipe(char *s);
+
 /* conf_degrade.c: the degrade directive */
 int conf_set_degrade(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_degrade_check(struct conf_parse *p);

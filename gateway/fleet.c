@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "gateway/fleet.h"
+#include "gateway/fleet_peers.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
@@ -119,6 +120,8 @@ static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 			 u->name, rep->id, url);
 		ready = 0;
 	}
+	if (ready && !fleet_peer_allowed(gw.conf, u->name, rep->id, url, host))
+		ready = 0;	/* outside fleet_peers: as if nobody ran it */
 	if (ready && rep->remote && rep->state == REPLICA_READY && strcmp(url, rep->url) == 0)
 		return;
 	if (rep->remote && rep->state == REPLICA_READY) {

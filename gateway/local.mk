@@ -16,13 +16,14 @@ gateway_wakegate_SOURCES = \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h \
 	gateway/accesslog.c gateway/accesslog.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
-	gateway/conf_lex.c gateway/conf_cmds.c \
+	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
 	gateway/metrics.c gateway/metrics.h \
-	gateway/store.c gateway/store.h \
+	gateway/store.c gateway/store.h gateway/store_int.h gateway/store_lock.c \
+	gateway/redis_conn.c gateway/redis_conn.h gateway/fleet_peers.c gateway/fleet_peers.h \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
@@ -33,7 +34,8 @@ check_PROGRAMS += gateway/metrics-test gateway/store-test
 gateway_metrics_test_SOURCES = gateway/metrics-test.c gateway/metrics.c gateway/metrics.h
 gateway_metrics_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 gateway_metrics_test_LDADD = $(LIBEVENT_LIBS) -lm
-gateway_store_test_SOURCES = gateway/store-test.c gateway/store.c gateway/store.h
+gateway_store_test_SOURCES = gateway/store-test.c gateway/store.c gateway/store.h gateway/store_int.h \
+	gateway/store_lock.c gateway/redis_conn.c gateway/redis_conn.h
 gateway_store_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(HIREDIS_CFLAGS)
 gateway_store_test_LDADD = $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
 
@@ -41,7 +43,7 @@ gateway_store_test_LDADD = $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
 check_PROGRAMS += gateway/conf-dump
 gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
-	gateway/conf_lex.c gateway/conf_cmds.c \
+	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 

@@ -16,6 +16,8 @@
 #include "gateway/server.h"
 #include "gateway/tls.h"
 #include "gateway/store.h"
+#include "gateway/redis_conn.h"
+#include "gateway/fleet_peers.h"
 #include "gateway/upstream.h"
 
 #include <curl/curl.h>
@@ -192,6 +194,10 @@ static void keep_redis(struct conf *c, const struct conf *old)
 	if ((old->redis_host && !c->redis_host) || (old->redis_prefix && !c->redis_prefix))
 		log_error("reload: out of memory keeping the redis line");
 	c->redis_port = old->redis_port;
+	/* the credentials go with the line kept: the new file's are for the new Redis */
+	conf_redis_free_auth(c);
+	c->redis_user = old->redis_user ? strdup(old->redis_user) : NULL;
+	c->redis_password = old->redis_password ? strdup(old->redis_password) : NULL;
 }
 
 /* SIGHUP: a new conf replaces the old only when it loads and its listeners open;
@@ -215,6 +221,7 @@ static void reload(void)
 		return;
 	}
 	keep_redis(c, gw.conf);
+	store_set_auth(gw.store, c->redis_user, c->redis_password);	/* password=FILE is read again */
 	struct conf *old = gw.conf;
 	gw.conf = c;
 	if (open_logs(c) < 0)
@@ -352,8 +359,10 @@ static int run(void)
 	proxy_set_dns(dns);
 	if (!gw.conf->redis_host)
 		log_warn("no redis in %s: state is kept in memory only, for this gateway alone", gw.conf->file);
-	gw.store = store_new(gw.base, gw.conf->redis_host, gw.conf->redis_port,
-			     gw.conf->redis_prefix ? gw.conf->redis_prefix : "wakegate:");
+	struct redis_conn_cfg rc = { .host = gw.conf->redis_host, .port = gw.conf->redis_port,
+				     .user = gw.conf->redis_user, .password = gw.conf->redis_password };
+	gw.store = store_new(gw.base, &rc, gw.conf->redis_prefix ? gw.conf->redis_prefix : "wakegate:");
+	fleet_peers_start(gw.conf);
 	if (gw.conf->pid_path && write_pid(gw.conf->pid_path) < 0) {
 		log_emerg("open() \"%s\" failed (%d: %s)", gw.conf->pid_path, errno, strerror(errno));
 		server_free_all();
@@ -380,6 +389,7 @@ static int run(void)
 		event_free(stop_ev);
 	launch_exec_cleanup();
 	store_free(gw.store);
+	fleet_peers_free();
 	metrics_free(gw.metrics);
 	remove_pid();
 	log_notice("exit");

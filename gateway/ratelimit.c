@@ -143,7 +143,7 @@ static void metrics_once(void)
 void ratelimit_configure(const struct conf *c)
 {
 	metrics_once();
-	rlr_configure(c);	/* first: checks it cuts short are decided in the old conf */
+	rlr_configure(c, gw.base);	/* first: checks it cuts short are decided in the old conf */
 	conf_gen++;
 	for (struct rl_zone *z = zones; z; z = z->next)
 		z->cf = NULL;

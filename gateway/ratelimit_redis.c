@@ -2,19 +2,18 @@
  * ratelimit_redis: the Redis side of shared limit_req zones. The script is
  * gateway/limit.c's arithmetic in Lua (integers held in doubles: exact far
  * beyond any rate or burst the conf accepts), run on Redis' clock so that
- * gateways with skewed clocks share one bucket. The connection reconnects
+ * gateways with skewed clocks share one bucket. The connection is a
+ * redis_conn of this module's own (AUTH as the redis line says), retried
  * every second while down; a check that finds it down is not sent at all.
  */
 #include "config.h"
 #include "gateway/ratelimit_redis.h"
 #include "gateway/conf.h"
-#include "gateway/gw.h"
 #include "gateway/limit.h"
 #include "gateway/log.h"
 
-#include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
+#include "gateway/redis_conn.h"
+
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,113 +69,46 @@ struct rlr_ticket {
 };
 
 static struct {
-	redisAsyncContext *ac;
-	int up;			/* connected */
+	struct redis_conn *conn;	/* NULL: no zone wants Redis */
 	int was_up;		/* for logging the loss once */
 	int warned_down;	/* the first connect failed: said so once */
 	char *host;
 	int port;
 	char *prefix;
-	struct event *retry;
 } R;
 
-static void rlr_connect(void);
-
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	rlr_connect();
-}
-
-static void schedule_retry(void)
-{
-	if (!R.retry)
-		R.retry = evtimer_new(gw.base, retry_cb, NULL);
-	struct timeval tv = { RLR_RETRY_MS / 1000, (RLR_RETRY_MS % 1000) * 1000 };
-	if (R.retry)
-		evtimer_add(R.retry, &tv);
-}
-
-/* Says once that Redis is gone, and once that it is back. */
-static void went_down(const char *why)
+/* Says once that Redis is gone (or refuses us), and once that it is back. */
+static void on_down(void *arg, const char *why, int was_up)
 {
 	if (R.was_up || !R.warned_down)
-		log_warn("limit_req: Redis at %s:%d is not reachable (%s): zones with \"redis\" use local buckets until it is back",
-			 R.host, R.port, why);
+		log_warn("limit_req: Redis at %s is not reachable (%s): zones with \"redis\" use local buckets until it is back",
+			 redis_conn_name(R.conn), why);
 	R.was_up = 0;
 	R.warned_down = 1;
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void on_up(void *arg, int again)
 {
-	if (ac != R.ac)
-		return;
-	if (status != REDIS_OK) {
-		went_down(ac->errstr);
-		R.ac = NULL;	/* hiredis frees it after this callback */
-		R.up = 0;
-		schedule_retry();
-		return;
-	}
-	R.up = 1;
 	if (!R.was_up)
-		log_notice("limit_req: Redis at %s:%d %s: zones with \"redis\" are shared", R.host, R.port,
+		log_notice("limit_req: Redis at %s %s: zones with \"redis\" are shared", redis_conn_name(R.conn),
 			   R.warned_down ? "is back" : "connected");
 	R.was_up = 1;
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	if (ac != R.ac)
-		return;
-	R.ac = NULL;
-	R.up = 0;
-	if (!R.host)
-		return;		/* we closed it */
-	went_down(status == REDIS_OK ? "closed" : ac->errstr);
-	schedule_retry();
-}
-
-static void rlr_connect(void)
-{
-	if (!R.host || R.ac)
-		return;
-	redisAsyncContext *ac = redisAsyncConnect(R.host, R.port);
-	if (!ac || ac->err) {
-		went_down(ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
-		schedule_retry();
-		return;
-	}
-	if (redisLibeventAttach(ac, gw.base) != REDIS_OK) {
-		went_down("cannot attach to the loop");
-		redisAsyncFree(ac);
-		schedule_retry();
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	R.ac = ac;
-}
+static const struct redis_conn_ops rlr_ops = { on_up, on_down };
 
 /* Closes the connection; pending checks get their cb(NULL). */
 static void rlr_close(void)
 {
+	struct redis_conn *c = R.conn;
 	free(R.host);
 	R.host = NULL;
-	if (R.retry)
-		evtimer_del(R.retry);
-	if (R.ac) {
-		redisAsyncContext *ac = R.ac;
-		R.ac = NULL;
-		R.up = 0;
-		redisAsyncFree(ac);
-	}
-	R.up = 0;
+	R.conn = NULL;
+	redis_conn_free(c);
 	R.was_up = R.warned_down = 0;
 }
 
-void rlr_configure(const struct conf *c)
+void rlr_configure(const struct conf *c, struct event_base *base)
 {
 	int want = 0;
 	for (const struct conf_limit_zone *z = c->limit_zones; z; z = z->next)
@@ -192,20 +124,28 @@ void rlr_configure(const struct conf *c)
 	}
 	free(R.prefix);
 	R.prefix = strdup(c->redis_prefix ? c->redis_prefix : "wakegate:");
-	if (R.host && strcmp(R.host, c->redis_host) == 0 && R.port == c->redis_port)
+	if (R.conn && strcmp(R.host, c->redis_host) == 0 && R.port == c->redis_port) {
+		redis_conn_set_auth(R.conn, c->redis_user, c->redis_password);	/* read again at reload */
 		return;
+	}
 	rlr_close();
 	R.host = strdup(c->redis_host);
 	R.port = c->redis_port > 0 ? c->redis_port : 6379;
-	rlr_connect();
+	struct redis_conn_cfg rc = { .host = c->redis_host, .port = R.port, .user = c->redis_user,
+				     .password = c->redis_password,
+				     .backoff_min_ms = RLR_RETRY_MS, .backoff_max_ms = RLR_RETRY_MS };
+	if (R.host)
+		R.conn = redis_conn_new(base, &rc, &rlr_ops, NULL);
+	if (!R.conn)
+		log_error("limit_req: out of memory connecting to Redis: zones with \"redis\" use local buckets");
 }
 
 int rlr_ready(void)
 {
-	return R.ac && R.up;
+	return redis_conn_up(R.conn);
 }
 
-static void reply_cb(redisAsyncContext *ac, void *r, void *priv)
+static void reply_cb(struct redis_conn *c, redisReply *r, void *priv)
 {
 	struct rlr_ticket *t = priv;
 	redisReply *rep = r;
@@ -279,7 +219,7 @@ void *rlr_check(const struct rlr_rule *rules, size_t n, rlr_cb cb, void *arg)
 	}
 	t->cb = cb;
 	t->arg = arg;
-	if (redisAsyncCommandArgv(R.ac, reply_cb, t, (int)argc, argv, len) == REDIS_OK) {
+	if (redis_conn_send(R.conn, reply_cb, t, (int)argc, argv, len) == 0) {
 		ret = t;
 		t = NULL;
 	}
@@ -302,9 +242,6 @@ void rlr_cancel(void *ticket)
 void rlr_free(void)
 {
 	rlr_close();
-	if (R.retry)
-		event_free(R.retry);
-	R.retry = NULL;
 	free(R.prefix);
 	R.prefix = NULL;
 }

@@ -6,8 +6,9 @@
  * first rule that overflows rejects and nothing is written; otherwise each
  * rule's state is written and the longest delay wins. Keys:
  *   PREFIX limit:ZONE:KEY   HASH e (excess, milli-requests), t (last, ms); expires once drained
- * The connection is this module's own (hiredis async on the gateway loop);
- * while it is down rlr_ready() is 0 and ratelimit.c uses the local buckets.
+ * The connection is this module's own redis_conn (redis_conn.h: AUTH, PING,
+ * watchdog); while it is down rlr_ready() is 0 and ratelimit.c uses the
+ * local buckets.
  * The loss and the return are logged once each.
  */
 #ifndef WG_RATELIMIT_REDIS_H
@@ -17,9 +18,10 @@
 #include <stdint.h>
 
 struct conf;
+struct event_base;
 
-/* Connects when c has a redis and a zone with "redis", disconnects otherwise. */
-void rlr_configure(const struct conf *c);
+/* Connects (on base's loop) when c has a redis and a zone with "redis", disconnects otherwise. */
+void rlr_configure(const struct conf *c, struct event_base *base);
 /* 1 while connected: a check can be sent. */
 int rlr_ready(void);
 

@@ -17,11 +17,14 @@
  *   sleep MS                       runs the loop MS milliseconds
  *   bench N                        times N store_activity calls: "bench NS_PER_CALL"
  *   quit                           store_free (pending answers print) and exit
+ * The environment's STORE_TEST_PASSWORD (and STORE_TEST_USER) are the
+ * credentials, as the redis line's password=FILE gives them.
  * Every command prints one line ("ok" for the synchronous ones). Log lines go
  * to stderr. A callback answered twice prints "DOUBLE ANSWER".
  */
 #include "config.h"
 #include "gateway/store.h"
+#include "gateway/redis_conn.h"
 #include "gateway/log.h"
 
 #include <signal.h>
@@ -265,7 +268,9 @@ int main(int argc, char **argv)
 	base = event_base_new();
 	next_ev = event_new(base, -1, 0, next_cb, NULL);
 	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-	store = store_new(base, strcmp(argv[1], "-") == 0 ? NULL : argv[1], atoi(argv[2]), argv[3]);
+	struct redis_conn_cfg rc = { .host = strcmp(argv[1], "-") == 0 ? NULL : argv[1], .port = atoi(argv[2]),
+				     .user = getenv("STORE_TEST_USER"), .password = getenv("STORE_TEST_PASSWORD") };
+	store = store_new(base, &rc, argv[3]);
 	if (!store)
 		return 1;
 	if (argc > 4) {

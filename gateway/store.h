@@ -2,8 +2,9 @@
  * store: the state several gateways share, in Redis (hiredis async on the
  * gateway's libevent loop). Without Redis (store_new with host NULL) or while
  * Redis is away, every call is a cheap no-op or answers from memory; the
- * gateway never waits on Redis to serve a request. Reconnects with backoff
- * and logs the loss and the return once each. Keys start with the prefix
+ * gateway never waits on Redis to serve a request. The connection (AUTH,
+ * reconnects with backoff) is a redis_conn (redis_conn.h); the store logs its
+ * loss and its return once each. Keys start with the prefix
  * ("wakegate:" by default):
  *   PREFIX activity             ZSET upstream -> newest activity, ms since epoch (ZADD GT)
  *   PREFIX replica:UPSTREAM     HASH id -> "STATE URL" per replica
@@ -20,10 +21,14 @@
 #include <stdint.h>
 
 struct event_base;
+struct redis_conn_cfg;
 struct store;
 
-struct store *store_new(struct event_base *base, const char *host, int port, const char *prefix);
+/* rc NULL or rc->host NULL: no Redis. rc's strings are copied. */
+struct store *store_new(struct event_base *base, const struct redis_conn_cfg *rc, const char *prefix);
 void store_free(struct store *s);
+/* The credentials read again at reload (password=FILE); used from the next connect. */
+void store_set_auth(struct store *s, const char *user, const char *password);
 int store_connected(const struct store *s);
 
 /* Records activity now_ms for upstream; writes to Redis at most once a second per upstream. */
@@ -46,7 +51,8 @@ void store_add(struct store *s, const char *upstream, const char *field, double 
 int store_enabled(const struct store *s);
 
 /*
- * Replica locks, for several gateways in front of the same workers (fleet.c).
+ * Replica locks, for several gateways in front of the same workers (fleet.c);
+ * in store_lock.c.
  * cb(status, value, pttl_ms, arg): status 1: the caller holds the lock (value:
  * what it holds now); 0: it does not (value: the holder's "TOKEN STATE URL
  * TTL", or NULL when nobody holds it); -1: unknown (no Redis, error, no answer

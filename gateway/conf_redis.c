@@ -1,0 +1,126 @@
+/*
+ * conf_redis: the trust parameters of the redis directive (password=FILE,
+ * tls, tls_ca=FILE) and the fleet_peers directive. The password file is read
+ * here, at load and at every reload, so that a rotated password takes effect
+ * at the next SIGHUP; its content never reaches a log line or conf-dump.
+ */
+#include "config.h"
+#include "gateway/conf_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <hiredis/hiredis.h>
+
+/* Frees a secret so that it does not linger in freed memory. */
+void conf_redis_wipe(char *s)
+{
+	if (!s)
+		return;
+	volatile char *v = s;
+	while (*v)
+		*v++ = 0;
+	free(s);
+}
+
+void conf_redis_free_auth(struct conf *c)
+{
+	conf_redis_wipe(c->redis_user);
+	conf_redis_wipe(c->redis_password);
+	c->redis_user = c->redis_password = NULL;
+}
+
+/* password=FILE: "PASSWORD" or "USER PASSWORD" on the file's first line. */
+static int conf_redis_password(struct conf_parse *p, const char *arg)
+{
+	struct conf *c = &p->c->pub;
+	char *path = conf_path(p, arg);
+	char buf[1024] = "";
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		conf_error(p, "cannot read redis password file \"%s\" (%s)", path, strerror(e));
+		free(path);
+		return -1;
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	char *w[3] = { NULL, NULL, NULL };
+	int nw = 0;
+	for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+		w[nw < 3 ? nw++ : 2] = t;
+	int rc = 0;
+	if (nw == 0 || nw > 2) {
+		rc = conf_error(p, "redis password file \"%s\": the first line must be \"PASSWORD\" or \"USER PASSWORD\"",
+				path);
+	} else {
+		conf_redis_free_auth(c);
+		c->redis_user = nw == 2 ? conf_xstrdup(w[0]) : NULL;
+		c->redis_password = conf_xstrdup(w[nw - 1]);
+	}
+	volatile char *v = buf;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		v[i] = 0;
+	free(path);
+	return rc;
+}
+
+/* One parameter of the redis line after HOST[:PORT]; 1 when it is not one of these. */
+int conf_redis_param(struct conf_parse *p, const char *a)
+{
+	if (strncmp(a, "password=", 9) == 0 && a[9])
+		return conf_redis_password(p, a + 9);
+	if (strcmp(a, "tls") == 0 || strncmp(a, "tls_ca=", 7) == 0)
+		return conf_error(p, "\"%s\" in \"redis\" directive: this wakegate is built with hiredis %d.%d.%d, "
+				  "which has no TLS (hiredis_ssl came with hiredis 1.0.0)", a, HIREDIS_MAJOR,
+				  HIREDIS_MINOR, HIREDIS_PATCH);
+	return 1;
+}
+
+/* fleet_peers ADDR|ADDR/BITS ...; IPv4 or IPv6; lines add up. */
+int conf_set_fleet_peers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf *c = &p->c->pub;
+	for (int i = 0; i < ac; i++) {
+		struct conf_peer pe = { 0 };
+		char addr[INET6_ADDRSTRLEN + 3];
+		const char *slash = strchr(av[i], '/');
+		size_t len = slash ? (size_t)(slash - av[i]) : strlen(av[i]);
+		if (len == 0 || len >= sizeof(addr))
+			return conf_error(p, "invalid address \"%s\" in \"fleet_peers\" directive", av[i]);
+		memcpy(addr, av[i], len);
+		addr[len] = 0;
+		if (inet_pton(AF_INET, addr, pe.addr) == 1)
+			pe.family = AF_INET;
+		else if (inet_pton(AF_INET6, addr, pe.addr) == 1)
+			pe.family = AF_INET6;
+		else
+			return conf_error(p, "invalid address \"%s\" in \"fleet_peers\" directive (an IPv4 or IPv6 address, or a network ADDR/BITS)",
+					  av[i]);
+		int max = pe.family == AF_INET ? 32 : 128;
+		pe.bits = max;
+		if (slash) {
+			char *end;
+			long b = strtol(slash + 1, &end, 10);
+			if (!slash[1] || *end || b < 0 || b > max)
+				return conf_error(p, "invalid network \"%s\" in \"fleet_peers\" directive (/0 to /%d)", av[i], max);
+			pe.bits = (int)b;
+		}
+		/* ADDR/BITS with host bits set is what nginx's allow refuses too: it is not the network meant */
+		for (int bit = pe.bits; bit < max; bit++)
+			if (pe.addr[bit / 8] & (0x80 >> (bit % 8)))
+				return conf_error(p, "\"%s\" in \"fleet_peers\" directive has host bits set", av[i]);
+		struct conf_peer *n = realloc(c->fleet_peers, (size_t)(c->nfleet_peers + 1) * sizeof(*n));
+		if (!n)
+			abort();	/* as conf_xcalloc: out of memory at load is fatal */
+		c->fleet_peers = n;
+		c->fleet_peers[c->nfleet_peers++] = pe;
+	}
+	return 0;
+}
