@@ -384,7 +384,7 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
 		void *listener, const struct rl_decision *v)
 {
 	const struct conf_limits *lim = &loc->limits;
-	enum conf_log_level lvl = (int)lim->req_log_level >= 0 ? lim->req_log_level : LOG_LVL_ERROR;
+	enum conf_log_level lvl = lim->req_log_level;
 	int rejected = v->status == LIMIT_REJECTED || v->status == LIMIT_REJECTED_DRY_RUN;
 	int delayed = v->status == LIMIT_DELAYED || v->status == LIMIT_DELAYED_DRY_RUN;
 	unsigned long long ei = (unsigned long long)(v->excess / 1000), ef = (unsigned long long)(v->excess % 1000);
@@ -408,8 +408,8 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
 	case LIMIT_REJECT: {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "limiting requests by zone \"%s\"", v->zone);
-		accesslog_refused(req, lim->req_status > 0 ? lim->req_status : 503, loc->proxy_pass);
-		proxy_send_error(req, lim->req_status > 0 ? lim->req_status : 503, msg,
+		accesslog_refused(req, lim->req_status, loc->proxy_pass);
+		proxy_send_error(req, lim->req_status, msg,
 				 v->retry_after_s > 0 ? (int)v->retry_after_s : 1);
 		break;
 	}
@@ -656,8 +656,8 @@ static void conn_reject(struct evhttp_request *req, const struct conf_server *s,
 	snprintf(l, sizeof(l), "zone=\"%s\"", name);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
-	accesslog_refused(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, loc->proxy_pass);
-	proxy_send_error(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, msg, 1);
+	accesslog_refused(req, loc->limits.conn_status, loc->proxy_pass);
+	proxy_send_error(req, loc->limits.conn_status, msg, 1);
 }
 
 void ratelimit_continue(struct evhttp_request *req, const struct conf_server *s,

@@ -191,12 +191,12 @@ void rlr_configure(const struct conf *c)
 		return;
 	}
 	free(R.prefix);
-	R.prefix = strdup(c->redis_prefix ? c->redis_prefix : "wakegate:");
+	R.prefix = strdup(c->redis_prefix);
 	if (R.host && strcmp(R.host, c->redis_host) == 0 && R.port == c->redis_port)
 		return;
 	rlr_close();
 	R.host = strdup(c->redis_host);
-	R.port = c->redis_port > 0 ? c->redis_port : 6379;
+	R.port = c->redis_port;
 	rlr_connect();
 }
 

@@ -446,7 +446,7 @@ static void replica_start_warmup(struct replica *rep)
 		return;
 	}
 	replica_set_state(rep, REPLICA_WARMING, "health ok after %.2fs", rep->t_health - rep->t_start);
-	rep->warm_model = strdup(w->model ? w->model : u->name);
+	rep->warm_model = strdup(w->model);
 	rep->warm_path = w->path ? strdup(w->path) : NULL;
 	if (w->body_file) {
 		rep->warm_body = read_file(w->body_file, &rep->warm_body_len);
@@ -461,9 +461,9 @@ static void replica_start_warmup(struct replica *rep)
 		.path = rep->warm_path,
 		.body = rep->warm_body,
 		.body_len = rep->warm_body_len,
-		.count = w->count > 0 ? w->count : 3,
+		.count = w->count,
 		.until_stable = w->until_stable,
-		.timeout_ms = w->timeout_ms > 0 ? (long)w->timeout_ms : 60000,
+		.timeout_ms = (long)w->timeout_ms,
 		.tls_ca = u->cf->tls_ca,
 		.tls_insecure = u->cf->tls_insecure,
 	};
@@ -563,8 +563,11 @@ static void replica_health_poll(struct replica *rep)
 	if (!req)
 		return;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
-	const char *path = rep->up->cf && rep->up->cf->health_path ? rep->up->cf->health_path : "/v2/health/ready";
-	if (evhttp_make_request(rep->health, req, EVHTTP_REQ_GET, path) == 0)
+	if (!rep->up->cf) {	/* retired by a reload: drained, no longer polled */
+		evhttp_request_free(req);
+		return;
+	}
+	if (evhttp_make_request(rep->health, req, EVHTTP_REQ_GET, rep->up->cf->health_path) == 0)
 		rep->health_pending = 1;
 }
 
