@@ -2,9 +2,12 @@
  * conf-dump: a test tool. Loads a conf with conf_load() and prints what the
  * gateway would see, one "key value" a line in a stable order, or the error
  * on stderr with exit status 1. Also a fuzzing entry: conf-dump FILE never
- * crashes, whatever FILE holds.
+ * crashes, whatever FILE holds. With -r it prints the directive rows
+ * instead, one a line: name, contexts, flags, default (as conf text, "-"
+ * for none), for t/32-conf-rows.t to hold against the man page.
  *
  *   conf-dump [-p PREFIX] FILE
+ *   conf-dump -r
  */
 #include "config.h"
 
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "gateway/conf.h"
+#include "gateway/conf_int.h"
 #include "gateway/limit.h"
 
 /* Prints s with \ and control characters escaped, so each value stays on its line. */
@@ -234,6 +238,28 @@ static void dump(const struct conf *c)
 		dump_upstream(u);
 }
 
+/* NAME<TAB>CONTEXTS<TAB>FLAGS<TAB>DEFAULT for every row, in lookup order. */
+static void dump_rows(void)
+{
+	static const char *const ctxs[] = { "main", "server", "location", "upstream" };
+	static const char *const flags[] = { "block", "multi", "restart" };
+
+	for (size_t i = 0; i < conf_row_count(); i++) {
+		const struct conf_cmd *c = conf_row(i);
+		int n = 0;
+		printf("%s\t", c->name);
+		for (unsigned b = 0; b < 4; b++)
+			if (c->ctx & (1u << b))
+				printf("%s%s", n++ ? "," : "", ctxs[b]);
+		putchar('\t');
+		n = 0;
+		for (unsigned b = 0; b < 3; b++)
+			if (c->flags & (1u << b))
+				printf("%s%s", n++ ? "," : "", flags[b]);
+		printf("%s\t%s\n", n ? "" : "-", c->dflt ? c->dflt : "-");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *prefix = NULL;
@@ -241,9 +267,13 @@ int main(int argc, char **argv)
 	struct conf *c;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:r")) != -1) {
+		if (opt == 'r') {
+			dump_rows();
+			return 0;
+		}
 		if (opt != 'p') {
-			fprintf(stderr, "usage: conf-dump [-p PREFIX] FILE\n");
+			fprintf(stderr, "usage: conf-dump [-p PREFIX] FILE | conf-dump -r\n");
 			return 2;
 		}
 		prefix = optarg;
