@@ -60,6 +60,19 @@ static void kv_num(const char *key, int64_t v)
 	printf("%s %" PRId64 "\n", key, v);
 }
 
+/* ssl_protocols bits as the directive writes them. */
+static void put_protocols(const char *key, int bits)
+{
+	static const struct { int bit; const char *name; } names[] = {
+		{ CONF_TLS_V1, "TLSv1" }, { CONF_TLS_V1_1, "TLSv1.1" }, { CONF_TLS_V1_2, "TLSv1.2" }, { CONF_TLS_V1_3, "TLSv1.3" },
+	};
+	printf("%s", key);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (bits & names[i].bit)
+			printf(" %s", names[i].name);
+	putchar('\n');
+}
+
 static void dump_upstream(const struct conf_upstream *u)
 {
 	char k[256];
@@ -113,6 +126,10 @@ static void dump_upstream(const struct conf_upstream *u)
 		       u->min_warm_from % 60, u->min_warm_to / 60, u->min_warm_to % 60);
 	else
 		kv_str(K("min_warm_at"), NULL);
+	kv_num(K("lock_ttl_ms"), u->lock_ttl_ms);
+	kv_str(K("tls"), u->tls ? "on" : "off");
+	kv_str(K("tls_verify"), u->tls_insecure ? "off" : "on");
+	kv_str(K("tls_ca"), u->tls_ca);
 #undef K
 }
 
@@ -178,6 +195,8 @@ static void dump_server(const struct conf_server *s, int i)
 	kv_num(K("server.%d.proxy_connect_timeout_ms", i), s->proxy_connect_timeout_ms);
 	kv_num(K("server.%d.proxy_read_timeout_ms", i), s->proxy_read_timeout_ms);
 	dump_limits(K("server.%d.", i), &s->limits);
+	put_protocols(K("server.%d.ssl_protocols", i), s->ssl_protocols);
+	kv_str(K("server.%d.ssl_ciphers", i), s->ssl_ciphers);
 	for (const struct conf_location *l = s->locations; l; l = l->next, j++) {
 		printf("server.%d.location.%d %s", i, j, l->exact ? "= " : "");
 		put_str(l->path);
@@ -221,6 +240,10 @@ static void dump(const struct conf *c)
 	kv_num("proxy_connect_timeout_ms", c->proxy_connect_timeout_ms);
 	kv_num("proxy_read_timeout_ms", c->proxy_read_timeout_ms);
 	kv_num("billing_granularity_ms", c->billing_granularity_ms);
+	kv_num("client_header_timeout_ms", c->client_header_timeout_ms);
+	kv_num("client_body_timeout_ms", c->client_body_timeout_ms);
+	put_protocols("ssl_protocols", c->ssl_protocols);
+	kv_str("ssl_ciphers", c->ssl_ciphers);
 	for (const struct conf_limit_zone *z = c->limit_zones; z; z = z->next) {
 		printf("limit_zone %s\n", z->name);
 		printf("limit_zone.%s.kind %s\n", z->name, z->conn ? "conn" : "req");

@@ -196,14 +196,15 @@ static void reload(void)
 		log_error("reload failed, the old configuration stays: %s", err);
 		return;
 	}
+	/* the fleet's locks and shared state live in the Redis the gateway started
+	 * with; daemon and pid act at a start: their rows say "restart only". Before
+	 * server_configure: it points the Redis limit zones at c's redis line. */
+	conf_keep_restart_only(c, gw.conf, say_kept);
 	if (server_configure(c, err, sizeof(err)) < 0) {
 		log_error("reload failed, the old configuration stays: %s", err);
 		conf_free(c);
 		return;
 	}
-	/* the fleet's locks and shared state live in the Redis the gateway started
-	 * with; daemon and pid act at a start: their rows say "restart only" */
-	conf_keep_restart_only(c, gw.conf, say_kept);
 	struct conf *old = gw.conf;
 	gw.conf = c;
 	if (open_logs(c) < 0)
