@@ -2,7 +2,8 @@
  * conf_int: what the conf parser's files share and nobody else sees.
  * conf_lex.c turns a file into statements (words ending in ; { or }),
  * conf.c runs the statements against the directive tables (conf_cmds.c,
- * conf_tls.c) and checks the result. A row of a table is the one place
+ * conf_tls.c; defaults and restart-only lines: conf_rows.c) and checks the
+ * result. A row of a table is the one place
  * that says a directive's default and whether a reload may change it. The public structs are wrapped where the parser needs
  * to remember where something was written, so that conf.h stays small.
  */
@@ -130,10 +131,14 @@ extern const struct conf_cmd *const conf_tables[];
 extern const struct conf_cmd conf_cmds[];	/* conf_cmds.c: the core directives */
 extern const struct conf_cmd conf_tls_cmds[];	/* conf_tls.c: ssl_protocols, ssl_ciphers, tls* */
 
-/* conf.c: rows across the tables, numbered from 0 in lookup order. */
+/* conf_rows.c: rows across the tables, numbered from 0 in lookup order; defaults; restart-only lines */
 size_t conf_row_count(void);
 const struct conf_cmd *conf_row(size_t i);	/* NULL past the last */
 const struct conf_cmd *conf_cmd_find(const char *name, size_t *row);
+void conf_apply_defaults(struct conf_parse *p, unsigned ctx);
+void conf_keep_line(struct conf_parse *p, size_t row, char **av, int ac);
+void conf_lines_free(struct conf_x *cx);
+void conf_where_now(const struct conf_parse *p, struct conf_where *w);
 
 /* conf_lex.c */
 int conf_lex_open(struct conf_lex *lx, const char *path, const char *shown);
@@ -150,7 +155,6 @@ int conf_error_at(struct conf_parse *p, const char *file, int line, const char *
 	__attribute__((format(printf, 4, 5)));
 int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file);
 int conf_parse_sub_block(struct conf_parse *p, unsigned ctx);
-void conf_where_now(const struct conf_parse *p, struct conf_where *w);
 int conf_include(struct conf_parse *p, const char *pattern);
 const char *conf_name_keep(struct conf_x *c, const char *name);
 char *conf_path(const struct conf_parse *p, const char *s);
