@@ -3,13 +3,15 @@
 # the row's; a default written out loads exactly as the directive left out;
 # a block with more than 64 directive lines parses and still catches a
 # duplicate; a reload that changes a restart-only line (redis, pid) keeps
-# the running value, with real Redis, and logs that it waits for the start.
+# the running value, with real Redis, and logs that it waits for the start
+# (WG_VALGRIND=1 runs that gateway under valgrind).
 use strict;
 use warnings;
 use Test::More;
 use WG;
 use WGConf;
 use WGGateway;
+use WGFaults;
 use Time::HiRes qw(time sleep);
 
 my ($dir, $dump) = conf_setup('rows');
@@ -159,14 +161,14 @@ is(val($r, 'upstream.u.target_concurrency'), 2, 'and the last of them counts');
 # gateway's store connects once, at start; the Redis limit_req zones follow
 # the conf's redis line at each reload, so they show which one is in force.
 SKIP: {
-	skip 'no redis-server', 11 unless `which redis-server 2>/dev/null`;
+	skip 'no redis-server', 12 unless `which redis-server 2>/dev/null`;
 	my ($r1, $r1pid) = start_redis();
 	my ($r2, $r2pid) = start_redis();
 	my ($body) = digits_input(3);
 	my ($text, $port, $admin) = gw_conf(upstream => 'idle_timeout 60s;',
 		extra => "redis 127.0.0.1:$r1 prefix=wg32:;\n"
 			. "limit_req_zone \$binary_remote_addr zone=rl:1m rate=100r/s redis; limit_req zone=rl burst=10;");
-	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $g = fault_gw_start(conf => $text, port => $port, admin => $admin);	# under valgrind with WG_VALGRIND=1
 	my $keys = sub { my ($p, $pat) = @_; return scalar(grep { /\S/ } `redis-cli -p $p --scan --pattern '$pat'`) };
 	is(gw_predict($g, $body, timeout => 60)->{status}, 200, 'a gateway started with redis and a Redis limit_req zone answers');
 	ok(wait_until(sub { $keys->($r1, 'wg32:limit:rl:*') > 0 && $keys->($r1, 'wg32:activity') > 0 }, 10),
@@ -196,7 +198,7 @@ SKIP: {
 	ok(wait_until(sub { my @n = gw_log($g) =~ /reload done/g; @n >= 2 }, 10), 'a reload without a redis line is done');
 	like(gw_log($g), qr/the "redis" line changed in \S+ \(removed\); it takes effect at the next start, this gateway stays on "redis 127\.0\.0\.1:$r1 prefix=wg32:"/,
 		'and says the started redis line stays');
-	stop_proc($g->{pid});
+	is(fault_gw_stop($g), 0, 'the gateway exits 0 on SIGTERM (under WG_VALGRIND=1: no leak, no invalid access)');
 	stop_proc($_) for $r1pid, $r2pid;
 }
 
