@@ -2,9 +2,12 @@
  * conf-dump: a test tool. Loads a conf with conf_load() and prints what the
  * gateway would see, one "key value" a line in a stable order, or the error
  * on stderr with exit status 1. Also a fuzzing entry: conf-dump FILE never
- * crashes, whatever FILE holds.
+ * crashes, whatever FILE holds. With -r it prints the directive rows
+ * instead, one a line: name, contexts, flags, default (as conf text, "-"
+ * for none), for t/32-conf-rows.t to hold against the man page.
  *
  *   conf-dump [-p PREFIX] FILE
+ *   conf-dump -r
  */
 #include "config.h"
 
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "gateway/conf.h"
+#include "gateway/conf_int.h"
 #include "gateway/limit.h"
 
 /* Prints s with \ and control characters escaped, so each value stays on its line. */
@@ -55,6 +59,19 @@ static void kv_str(const char *key, const char *v)
 static void kv_num(const char *key, int64_t v)
 {
 	printf("%s %" PRId64 "\n", key, v);
+}
+
+/* ssl_protocols bits as the directive writes them. */
+static void put_protocols(const char *key, int bits)
+{
+	static const struct { int bit; const char *name; } names[] = {
+		{ CONF_TLS_V1, "TLSv1" }, { CONF_TLS_V1_1, "TLSv1.1" }, { CONF_TLS_V1_2, "TLSv1.2" }, { CONF_TLS_V1_3, "TLSv1.3" },
+	};
+	printf("%s", key);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (bits & names[i].bit)
+			printf(" %s", names[i].name);
+	putchar('\n');
 }
 
 static void dump_upstream(const struct conf_upstream *u)
@@ -113,6 +130,10 @@ static void dump_upstream(const struct conf_upstream *u)
 		       u->min_warm_from % 60, u->min_warm_to / 60, u->min_warm_to % 60);
 	else
 		kv_str(K("min_warm_at"), NULL);
+	kv_num(K("lock_ttl_ms"), u->lock_ttl_ms);
+	kv_str(K("tls"), u->tls ? "on" : "off");
+	kv_str(K("tls_verify"), u->tls_insecure ? "off" : "on");
+	kv_str(K("tls_ca"), u->tls_ca);
 #undef K
 }
 
@@ -178,6 +199,8 @@ static void dump_server(const struct conf_server *s, int i)
 	kv_num(K("server.%d.proxy_connect_timeout_ms", i), s->proxy_connect_timeout_ms);
 	kv_num(K("server.%d.proxy_read_timeout_ms", i), s->proxy_read_timeout_ms);
 	dump_limits(K("server.%d.", i), &s->limits);
+	put_protocols(K("server.%d.ssl_protocols", i), s->ssl_protocols);
+	kv_str(K("server.%d.ssl_ciphers", i), s->ssl_ciphers);
 	for (const struct conf_location *l = s->locations; l; l = l->next, j++) {
 		printf("server.%d.location.%d %s", i, j, l->exact ? "= " : "");
 		put_str(l->path);
@@ -232,6 +255,10 @@ static void dump(const struct conf *c)
 	kv_num("proxy_connect_timeout_ms", c->proxy_connect_timeout_ms);
 	kv_num("proxy_read_timeout_ms", c->proxy_read_timeout_ms);
 	kv_num("billing_granularity_ms", c->billing_granularity_ms);
+	kv_num("client_header_timeout_ms", c->client_header_timeout_ms);
+	kv_num("client_body_timeout_ms", c->client_body_timeout_ms);
+	put_protocols("ssl_protocols", c->ssl_protocols);
+	kv_str("ssl_ciphers", c->ssl_ciphers);
 	for (const struct conf_limit_zone *z = c->limit_zones; z; z = z->next) {
 		printf("limit_zone %s\n", z->name);
 		printf("limit_zone.%s.kind %s\n", z->name, z->conn ? "conn" : "req");
@@ -249,6 +276,28 @@ static void dump(const struct conf *c)
 		dump_upstream(u);
 }
 
+/* NAME<TAB>CONTEXTS<TAB>FLAGS<TAB>DEFAULT for every row, in lookup order. */
+static void dump_rows(void)
+{
+	static const char *const ctxs[] = { "main", "server", "location", "upstream" };
+	static const char *const flags[] = { "block", "multi", "restart" };
+
+	for (size_t i = 0; i < conf_row_count(); i++) {
+		const struct conf_cmd *c = conf_row(i);
+		int n = 0;
+		printf("%s\t", c->name);
+		for (unsigned b = 0; b < 4; b++)
+			if (c->ctx & (1u << b))
+				printf("%s%s", n++ ? "," : "", ctxs[b]);
+		putchar('\t');
+		n = 0;
+		for (unsigned b = 0; b < 3; b++)
+			if (c->flags & (1u << b))
+				printf("%s%s", n++ ? "," : "", flags[b]);
+		printf("%s\t%s\n", n ? "" : "-", c->dflt ? c->dflt : "-");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *prefix = NULL;
@@ -256,9 +305,13 @@ int main(int argc, char **argv)
 	struct conf *c;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:r")) != -1) {
+		if (opt == 'r') {
+			dump_rows();
+			return 0;
+		}
 		if (opt != 'p') {
-			fprintf(stderr, "usage: conf-dump [-p PREFIX] FILE\n");
+			fprintf(stderr, "usage: conf-dump [-p PREFIX] FILE | conf-dump -r\n");
 			return 2;
 		}
 		prefix = optarg;

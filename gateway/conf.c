@@ -1,6 +1,7 @@
 /*
  * conf: loads wakegate.conf. Reads statements from conf_lex, runs each
- * against the directive table (conf_cmds.c), follows includes, then checks
+ * against the directive tables (conf_cmds.c, conf_tls.c; their defaults
+ * through conf_rows.c), follows includes, then checks
  * what only the whole file can tell: every proxy_pass names an upstream,
  * every upstream can be launched, listeners do not collide. Values that a
  * server or location does not set are inherited from the block around it.
@@ -215,6 +216,24 @@ int conf_include(struct conf_parse *p, const char *pattern)
 }
 
 /*
+ * A block inside the one being read (server, location, upstream): its own
+ * seen bitmap, its context's defaults, then its lines. The caller has set
+ * p->srv, p->loc or p->ups to the new block.
+ */
+int conf_parse_sub_block(struct conf_parse *p, unsigned ctx)
+{
+	unsigned char *saved = p->seen;
+	int rc;
+
+	p->seen = conf_xcalloc((conf_row_count() + 7) / 8, 1);
+	conf_apply_defaults(p, ctx);
+	rc = conf_parse_block(p, ctx, 0);
+	free(p->seen);
+	p->seen = saved;
+	return rc;
+}
+
+/*
  * Runs statements until the block's "}" (is_file: until end of file) in
  * context ctx. Returns 0, or -1 with the error set.
  */
@@ -246,7 +265,8 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 		p->line = a.line;
 		p->ctx = ctx;
 		const char *name = a.v[0];
-		const struct conf_cmd *cmd = conf_cmd_find(name);
+		size_t row = 0;
+		const struct conf_cmd *cmd = conf_cmd_find(name, &row);
 		int nargs = a.n - 1;
 		if (!cmd) {
 			conf_error(p, "unknown directive \"%s\"", name);
@@ -269,15 +289,17 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 			break;
 		}
 		if (!(cmd->flags & CONF_MULTI)) {
-			uint64_t bit = 1ULL << (cmd - conf_cmds);
-			if (*p->seen & bit) {
+			unsigned char bit = (unsigned char)(1u << (row % 8));
+			if (p->seen[row / 8] & bit) {
 				conf_error(p, "\"%s\" directive is duplicate", name);
 				break;
 			}
-			*p->seen |= bit;
+			p->seen[row / 8] |= bit;
 		}
 		if (cmd->set(p, cmd, a.v + 1, nargs) < 0)
 			break;
+		if (cmd->flags & CONF_RESTART)
+			conf_keep_line(p, row, a.v + 1, nargs);
 	}
 	conf_args_free(&a);
 	p->ctx = saved_ctx;
@@ -371,6 +393,8 @@ static int conf_check(struct conf_parse *p)
 			u->warmup.model = conf_xstrdup(u->name);
 		if (u->billing_granularity_ms < 0)
 			u->billing_granularity_ms = c->billing_granularity_ms;
+		if (!u->target_concurrency)	/* the row's "none": as max_conns */
+			u->target_concurrency = u->max_conns;
 		if (u->keepalive_adaptive && u->keepalive_min_ms > u->keepalive_max_ms)
 			return conf_error_at(p, u->file, u->line, "upstream \"%s\": keepalive min= is above max=",
 					     u->name);
@@ -407,6 +431,7 @@ static int conf_check(struct conf_parse *p)
 						     "no upstream \"%s\" for proxy_pass", l->proxy_pass);
 		}
 	}
+	conf_tls_inherit(p);
 	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0)
 		return -1;
 	return check_listens(p);
@@ -438,7 +463,6 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 	struct conf_x *cx = conf_xcalloc(1, sizeof(*cx));
 	struct conf *c = &cx->pub;
 	struct conf_lex lx;
-	uint64_t seen = 0;
 	char *full = NULL;
 	int rc = -1;
 
@@ -446,18 +470,7 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 		err[0] = '\0';
 	p.c = cx;
 	c->file = conf_xstrdup(path);
-	c->daemon = 0;
-	c->error_log_path = conf_xstrdup("stderr");
-	c->error_log_level = LOG_LVL_NOTICE;
-	c->redis_port = 6379;
-	c->redis_prefix = conf_xstrdup("wakegate:");
-	c->admin_addr = conf_xstrdup("127.0.0.1");
-	c->client_max_body_size = 1024 * 1024;
-	c->proxy_connect_timeout_ms = 5000;
-	c->proxy_read_timeout_ms = 60000;
-	c->client_header_timeout_ms = 60000;
-	c->client_body_timeout_ms = 60000;
-	c->billing_granularity_ms = 1000;
+	cx->lines = conf_xcalloc(conf_row_count(), sizeof(*cx->lines));
 	conf_limits_init(&c->limits);
 	c->prefix = prefix_abs(prefix);
 	if (!c->prefix) {
@@ -475,12 +488,14 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 		conf_error_at(&p, NULL, 0, "open() \"%s\" failed (%s)", full, strerror(errno));
 		goto out;
 	}
-	p.lx = &lx;
-	p.seen = &seen;
+	p.seen = conf_xcalloc((conf_row_count() + 7) / 8, 1);
 	p.ctx = CONF_MAIN;
+	conf_apply_defaults(&p, CONF_MAIN);
+	p.lx = &lx;
 	rc = conf_parse_block(&p, CONF_MAIN, 1);
 	conf_lex_close(&lx);
 	p.lx = NULL;
+	free(p.seen);
 	if (rc == 0)
 		rc = conf_check(&p);
 out:
@@ -563,6 +578,7 @@ void conf_free(struct conf *c)
 	for (int i = 0; i < c->nincluded; i++)
 		free(c->included[i]);
 	free(c->included);
+	conf_lines_free(cx);
 	while (cx->names) {
 		struct conf_name *n = cx->names;
 		cx->names = n->next;

@@ -4,6 +4,9 @@
  * a struct conf that the rest of the gateway only reads. A reload builds a new
  * struct conf and swaps it in; the old one is freed by conf_free() once
  * nothing points into it. Every string and list below is owned by the conf.
+ * After conf_load() every field holds its real value, written or default:
+ * the defaults are in the directive rows (conf_cmds.c, conf_tls.c) and
+ * nowhere else, so the gateway never substitutes one of its own.
  */
 #ifndef WG_CONF_H
 #define WG_CONF_H
@@ -34,9 +37,9 @@ struct conf_warmup {
 	char *model;		/* model= (default: the upstream's name) */
 	char *path;		/* path= (default: /v2/models/MODEL/infer with zeros) */
 	char *body_file;	/* body=FILE, resolved against the prefix; NULL: zeros from metadata */
-	int count;		/* count=N (default 3) */
+	int count;		/* count=N */
 	int until_stable;	/* until_stable (flag) */
-	int64_t timeout_ms;	/* timeout=T, whole warmup (default 60s) */
+	int64_t timeout_ms;	/* timeout=T, whole warmup */
 };
 
 /*
@@ -85,10 +88,10 @@ struct conf_limit_conn {
 struct conf_limits {
 	struct conf_limit_req *req;	/* in conf order; NULL: none */
 	struct conf_limit_conn *conn;
-	int req_status;			/* limit_req_status, default 503 */
-	int req_dry_run;		/* limit_req_dry_run, default off */
-	enum conf_log_level req_log_level;	/* limit_req_log_level, default error (delays: one lower) */
-	int conn_status;		/* limit_conn_status, default 503 */
+	int req_status;			/* limit_req_status */
+	int req_dry_run;		/* limit_req_dry_run */
+	enum conf_log_level req_log_level;	/* limit_req_log_level (delays: one lower) */
+	int conn_status;		/* limit_conn_status */
 };
 
 /* The launcher kinds ("launch KIND ..."). */
@@ -103,15 +106,15 @@ struct conf_upstream {
 	int line;
 	char *launch_kind;	/* "exec" */
 	char *launch_cmd;	/* "CMD with $port" */
-	char *health_path;	/* default /v2/health/ready */
-	int64_t boot_timeout_ms;	/* default 60s */
+	char *health_path;
+	int64_t boot_timeout_ms;
 	struct conf_warmup warmup;
-	int64_t idle_timeout_ms;	/* default 5m */
-	int min_warm;		/* default 0 */
-	int hold_max;		/* "hold N timeout=T": default 1000 */
-	int64_t hold_timeout_ms;	/* default 120s */
-	int64_t stop_grace_ms;	/* default 10s */
-	int max_conns;		/* requests in flight per replica, default 16 */
+	int64_t idle_timeout_ms;
+	int min_warm;
+	int hold_max;		/* "hold N timeout=T" */
+	int64_t hold_timeout_ms;
+	int64_t stop_grace_ms;
+	int max_conns;		/* requests in flight per replica */
 	struct conf_upstream *next;
 
 	/* launch command|http|kubernetes (launch_cmd stays NULL for these) */
@@ -125,30 +128,30 @@ struct conf_upstream {
 	char *launch_ca;	/* kubernetes: ca=, default the service account's ca.crt */
 
 	/* issue 6: cost and keep-alive policy */
-	double price_per_hour;	/* default 0 */
-	char *currency;		/* default "USD" */
-	int64_t billing_granularity_ms;	/* 1000, 60000 or 3600000; inherited from main (default 1s) */
-	int keepalive_adaptive;	/* 0: fixed at idle_timeout_ms (default); 1: "keepalive adaptive" */
-	int64_t keepalive_min_ms;	/* adaptive min=, default 1m */
-	int64_t keepalive_max_ms;	/* adaptive max=, default 1h */
-	double keepalive_percentile;	/* adaptive percentile=, default 99 */
-	double keepalive_budget_pct;	/* adaptive budget=: the time-of-day plan's GPU time, % of fixed; default 100 */
-	int keepalive_tod;	/* adaptive tod=on|off: the time-of-day plan replaces the fixed fallback; default 1 */
-	int prewarm_schedule;	/* "prewarm schedule": 1; "off" (default): 0 */
+	double price_per_hour;
+	char *currency;
+	int64_t billing_granularity_ms;	/* 1000, 60000 or 3600000; inherited from main */
+	int keepalive_adaptive;	/* 0: fixed at idle_timeout_ms; 1: "keepalive adaptive" */
+	int64_t keepalive_min_ms;	/* adaptive min= */
+	int64_t keepalive_max_ms;	/* adaptive max= */
+	double keepalive_percentile;	/* adaptive percentile= */
+	double keepalive_budget_pct;	/* adaptive budget=: the time-of-day plan's GPU time, % of fixed */
+	int keepalive_tod;	/* adaptive tod=on|off: the time-of-day plan replaces the fixed fallback */
+	int prewarm_schedule;	/* "prewarm schedule": 1; "off": 0 */
 
 	/* issue 5 (parsed, not yet acted on) */
-	int replicas_min;	/* replicas min=N max=N: default 0 and 1 */
+	int replicas_min;	/* replicas min=N max=N */
 	int replicas_max;
-	int target_concurrency;	/* 0 (default): max_conns */
+	int target_concurrency;	/* max_conns where the conf has none */
 	int min_warm_from;	/* min_warm N at HH:MM-HH:MM: minutes after local midnight; -1: all day */
 	int min_warm_to;	/* end of the window (may be < from: it wraps midnight) */
-	int64_t lock_ttl_ms;	/* lock_ttl T: expiry of a replica's lock in Redis; 0: 10s */
+	int64_t lock_ttl_ms;	/* lock_ttl T: expiry of a replica's lock in Redis (fleet.c: at least 1s) */
 	int64_t scale_p99_ms;	/* scale_p99 T [for T]: one more replica while p99 > T (scale.c); 0: off */
-	int64_t scale_p99_for_ms;	/* ... once p99 stayed above T this long; default 10s */
+	int64_t scale_p99_for_ms;	/* ... once p99 stayed above T this long */
 
 	/* issue 5, TLS to replicas (conf_tls.c, tls.c): https:// url= or "tls on" (exec) */
 	int tls;		/* "tls on": exec replicas answer https://127.0.0.1:$port */
-	int tls_insecure;	/* "tls_verify off"; default on: chain and host name checked */
+	int tls_insecure;	/* "tls_verify off"; 0: chain and host name checked */
 	const char *tls_ca;	/* "tls_ca FILE" (owned by the conf's names); NULL: the system's CAs */
 
 	/* issue 15: the sleep ladder (conf_sleep.c) */
@@ -180,13 +183,11 @@ struct conf_where {
 	int line;
 };
 
-/* ssl_protocols bits; the default is TLSv1.2 TLSv1.3, the default ciphers nginx's */
+/* ssl_protocols bits (the default is in its row, gateway/conf_tls.c) */
 #define CONF_TLS_V1		0x01
 #define CONF_TLS_V1_1		0x02
 #define CONF_TLS_V1_2		0x04
 #define CONF_TLS_V1_3		0x08
-#define CONF_TLS_DEFAULT	(CONF_TLS_V1_2 | CONF_TLS_V1_3)
-#define CONF_TLS_CIPHERS_DEFAULT	"HIGH:!aNULL:!MD5"
 
 struct conf_server {
 	struct conf_listen *listens;
@@ -199,7 +200,7 @@ struct conf_server {
 	char *ssl_certificate;	/* PEM file, resolved against the prefix; set when a listen has ssl */
 	char *ssl_certificate_key;
 	struct conf_limits limits;	/* inherited from main */
-	/* issue 5 (conf_tls.c): 0 / NULL here means "as main", then the defaults below */
+	/* issue 5 (conf_tls.c): as main's where the server has none (filled after parsing) */
 	int ssl_protocols;		/* CONF_TLS_* bits */
 	const char *ssl_ciphers;	/* owned by the conf's names */
 	struct conf_where ssl_certificate_at, ssl_certificate_key_at, ssl_protocols_at, ssl_ciphers_at;
@@ -217,33 +218,33 @@ struct conf {
 	char **included;	/* the files include read, full paths, in the order read (for -T) */
 	int nincluded;
 	char *prefix;		/* -p, or the directory the quick start runs in; relative paths resolve here */
-	int daemon;		/* "daemon on|off", default off */
+	int daemon;		/* "daemon on|off" */
 	char *pid_path;		/* NULL: no pid file */
-	char *error_log_path;	/* "stderr" by default */
-	enum conf_log_level error_log_level;	/* default notice... nginx: error */
+	char *error_log_path;	/* a path, or "stderr" */
+	enum conf_log_level error_log_level;
 	char *access_log_path;	/* NULL: off */
 	char *redis_host;	/* NULL: no redis */
 	int redis_port;
-	char *redis_prefix;	/* default "wakegate:" */
+	char *redis_prefix;
 	char *redis_user;	/* redis password=FILE holding "USER PASSWORD" (a Redis 6 ACL user); NULL: none */
 	char *redis_password;	/* redis password=FILE; NULL: no AUTH. A secret: never logged or dumped */
 	struct conf_peer *fleet_peers;	/* NULL: every replica URL read from Redis is used */
 	int nfleet_peers;
-	char *admin_addr;	/* admin_listen, default 127.0.0.1 */
+	char *admin_addr;	/* admin_listen; NULL when off */
 	int admin_port;		/* 0: none */
 	int replica_port_lo, replica_port_hi;	/* replica_ports; 0: below the ephemeral range (replica.c) */
-	int64_t client_max_body_size;	/* default 1m */
-	int64_t proxy_connect_timeout_ms;	/* default 5s */
-	int64_t proxy_read_timeout_ms;	/* default 60s */
-	int64_t client_header_timeout_ms;	/* default 60s: a client stalled this long in its header is closed */
-	int64_t client_body_timeout_ms;	/* default 60s: the same, in its body */
+	int64_t client_max_body_size;
+	int64_t proxy_connect_timeout_ms;
+	int64_t proxy_read_timeout_ms;
+	int64_t client_header_timeout_ms;	/* a client stalled this long in its header is closed */
+	int64_t client_body_timeout_ms;	/* the same, in its body */
 	struct conf_server *servers;
 	struct conf_upstream *upstreams;
 	struct conf_limit_zone *limit_zones;	/* limit_req_zone and limit_conn_zone, in conf order */
 	struct conf_limits limits;	/* limit_* of the main block */
-	int64_t billing_granularity_ms;	/* main default for upstreams: 1s */
-	int ssl_protocols;		/* main's ssl_protocols; 0: CONF_TLS_DEFAULT */
-	const char *ssl_ciphers;	/* main's ssl_ciphers; NULL: CONF_TLS_CIPHERS_DEFAULT */
+	int64_t billing_granularity_ms;	/* main's, for upstreams without their own */
+	int ssl_protocols;		/* main's ssl_protocols (CONF_TLS_* bits) */
+	const char *ssl_ciphers;	/* main's ssl_ciphers */
 	struct conf_where ssl_protocols_at, ssl_ciphers_at;
 };
 
@@ -257,6 +258,16 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 void conf_free(struct conf *c);
 /* Wipes and frees redis_user and redis_password (the reload keeps the old Redis's). */
 void conf_redis_free_auth(struct conf *c);
+
+/*
+ * For a reload, before c replaces old: a directive that takes effect only
+ * at a start (its row says so: daemon, pid, redis) and whose line differs
+ * in c gets old's value back in c, and say() gets one line for the log:
+ *   the "redis" line changed in conf/wakegate.conf:3; it takes effect at the
+ *   next start, this gateway stays on no redis line (the default: off)
+ * Returns how many directives were kept.
+ */
+int conf_keep_restart_only(struct conf *c, const struct conf *old, void (*say)(const char *line));
 
 struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name);
 struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *name);

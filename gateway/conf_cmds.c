@@ -2,7 +2,9 @@
  * conf_cmds: the directive table and the function behind each row. Adding
  * a directive is adding a row here and, unless a generic setter fits, one
  * function; the parser in conf.c already checks context, block or not,
- * argument count and duplicates from the row.
+ * argument count and duplicates from the row, applies the row's default
+ * and keeps a restart-only line across a reload. The TLS rows are in
+ * conf_tls.c.
  */
 #include "config.h"
 
@@ -49,6 +51,16 @@ static int get_time(struct conf_parse *p, const char *s, int64_t *out)
 	return 0;
 }
 
+/* A time where 0 would make the feature void (a timeout that fires at once). */
+static int get_time_pos(struct conf_parse *p, const char *what, const char *s, int64_t *out)
+{
+	if (get_time(p, s, out) < 0)
+		return -1;
+	if (*out == 0)
+		return conf_error(p, "\"%s\" must be above 0", what);
+	return 0;
+}
+
 static void set_str(char **field, char *v)
 {
 	free(*field);
@@ -72,7 +84,7 @@ static int set_flag(struct conf_parse *p, const struct conf_cmd *cmd, char **av,
 
 static int set_inherit_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
-	return get_time(p, av[0], inherit_slot(p, cmd->off));
+	return get_time_pos(p, cmd->name, av[0], inherit_slot(p, cmd->off));
 }
 
 static int set_inherit_size(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
@@ -113,6 +125,12 @@ static int set_replica_ports(struct conf_parse *p, const struct conf_cmd *cmd, c
 static int set_ups_time(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	return get_time(p, av[0], (int64_t *)((char *)p->ups + cmd->off));
+}
+
+/* boot_timeout, idle_timeout: 0 is refused */
+static int set_ups_time_pos(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	return get_time_pos(p, cmd->name, av[0], (int64_t *)((char *)p->ups + cmd->off));
 }
 
 static int set_ups_num(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
@@ -242,12 +260,15 @@ static int parse_listen(struct conf_parse *p, const char *dname, const char *s, 
 static int set_admin_listen(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf *c = &p->c->pub;
+	struct conf_where at;
 	char *addr;
 	int port;
 
-	p->c->admin_file = p->lx->shown;
-	p->c->admin_line = p->line;
+	conf_where_now(p, &at);
+	p->c->admin_file = at.file;
+	p->c->admin_line = at.line;
 	if (strcmp(av[0], "off") == 0) {
+		set_str(&c->admin_addr, NULL);
 		c->admin_port = 0;
 		return 0;
 	}
@@ -258,12 +279,33 @@ static int set_admin_listen(struct conf_parse *p, const struct conf_cmd *cmd, ch
 	return 0;
 }
 
-/* redis HOST[:PORT] [prefix=P] [password=FILE]; HOST may be a name, PORT defaults to 6379. */
+/*
+ * redis HOST[:PORT] [prefix=P] [password=FILE] | redis off [prefix=P]; HOST may be a name.
+ * The parameters' defaults (port 6379, prefix "wakegate:") are here alone;
+ * "off" keeps state in memory, and its prefix still names the keys that
+ * the memory store mirrors.
+ */
 static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf *c = &p->c->pub;
 	const char *s = av[0], *colon = NULL, *hend;
 	int port = 6379;
+
+	set_str(&c->redis_prefix, conf_xstrdup("wakegate:"));
+	conf_redis_free_auth(c);	/* a line kept at reload runs again: the password file is read again */
+	for (int i = 1; i < ac; i++) {
+		int rc = strncmp(av[i], "prefix=", 7) == 0 ? (set_str(&c->redis_prefix, conf_xstrdup(av[i] + 7)), 0) :
+			 conf_redis_param(p, av[i]);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			return conf_error(p, "invalid parameter \"%s\"", av[i]);
+	}
+	if (strcmp(s, "off") == 0) {
+		set_str(&c->redis_host, NULL);
+		c->redis_port = port;
+		return 0;
+	}
 
 	if (s[0] == '[') {
 		hend = strchr(s, ']');
@@ -281,14 +323,6 @@ static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 		return conf_error(p, "invalid address \"%s\" in \"redis\" directive", av[0]);
 	if (colon && parse_port(colon + 1, &port) < 0)
 		return conf_error(p, "invalid port in \"%s\" of the \"redis\" directive", av[0]);
-	for (int i = 1; i < ac; i++) {
-		int rc = strncmp(av[i], "prefix=", 7) == 0 ? (set_str(&c->redis_prefix, conf_xstrdup(av[i] + 7)), 0) :
-			 conf_redis_param(p, av[i]);
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			return conf_error(p, "invalid parameter \"%s\"", av[i]);
-	}
 	set_str(&c->redis_host, strndup(s, (size_t)(hend - s)));
 	if (!c->redis_host)
 		abort();
@@ -302,12 +336,11 @@ static int set_server(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 	struct conf_server_x *sx = conf_xcalloc(1, sizeof(*sx));
 	struct conf_server *s = &sx->pub, **tail;
 	struct conf_server_x *saved = p->srv;
-	uint64_t seen = 0, *saved_seen = p->seen;
 	int rc;
 
 	sx->file = p->lx->shown;
 	sx->line = p->line;
-	s->server_name = conf_xstrdup("");
+	/* -1: not set here, inherited from main after parsing (conf_check) */
 	s->client_max_body_size = -1;
 	s->proxy_connect_timeout_ms = -1;
 	s->proxy_read_timeout_ms = -1;
@@ -316,10 +349,8 @@ static int set_server(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 		;
 	*tail = s;
 	p->srv = sx;
-	p->seen = &seen;
-	rc = conf_parse_block(p, CONF_SERVER, 0);
+	rc = conf_parse_sub_block(p, CONF_SERVER);
 	p->srv = saved;
-	p->seen = saved_seen;
 	return rc;
 }
 
@@ -357,114 +388,11 @@ static int set_server_name(struct conf_parse *p, const struct conf_cmd *cmd, cha
 	return 0;
 }
 
-static int set_ssl_file(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
-{
-	char **f = (char **)((char *)&p->srv->pub + cmd->off);
-
-	set_str(f, conf_path(p, av[0]));
-	struct conf_where *at = cmd->off == offsetof(struct conf_server, ssl_certificate) ? &p->srv->pub.ssl_certificate_at :
-		&p->srv->pub.ssl_certificate_key_at;
-	at->file = p->lx->shown;
-	at->line = p->line;
-	if (access(*f, R_OK) < 0)
-		return conf_error(p, "cannot read \"%s\" (%s)", *f, strerror(errno));
-	return 0;
-}
-
-/*
- * The TLS directives (issue 5). Server side (main and server blocks):
- * ssl_protocols, ssl_ciphers. Upstream side (the gateway as a client of its
- * replicas): tls, tls_verify, tls_ca. Only syntax is checked here; whether
- * OpenSSL accepts the files and the cipher string is checked by
- * tls_conf_check() (gateway/tls.c) at -t, start and reload.
- */
-/* Remembers where the directive being run was written. */
-static void conf_tls_where(struct conf_parse *p, struct conf_where *w)
-{
-	w->file = p->lx ? p->lx->shown : p->c->pub.file;
-	w->line = p->line;
-}
-
-/* ssl_protocols [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3]  (main, server) */
-static int conf_set_ssl_protocols(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
-{
-	static const struct { const char *name; int bit; } protos[] = {
-		{ "TLSv1", CONF_TLS_V1 }, { "TLSv1.1", CONF_TLS_V1_1 },
-		{ "TLSv1.2", CONF_TLS_V1_2 }, { "TLSv1.3", CONF_TLS_V1_3 },
-	};
-	int mask = 0;
-	for (int i = 0; i < ac; i++) {
-		size_t k;
-		for (k = 0; k < sizeof(protos) / sizeof(protos[0]); k++)
-			if (strcmp(av[i], protos[k].name) == 0)
-				break;
-		if (k == sizeof(protos) / sizeof(protos[0]))
-			return conf_error(p, "invalid value \"%s\" in \"ssl_protocols\" directive "
-					  "(TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", av[i]);
-		mask |= protos[k].bit;
-	}
-	if (p->ctx == CONF_SERVER) {
-		p->srv->pub.ssl_protocols = mask;
-		conf_tls_where(p, &p->srv->pub.ssl_protocols_at);
-	} else {
-		p->c->pub.ssl_protocols = mask;
-		conf_tls_where(p, &p->c->pub.ssl_protocols_at);
-	}
-	return 0;
-}
-
-/* ssl_ciphers STRING  (main, server): an OpenSSL cipher list, checked by tls.c */
-static int conf_set_ssl_ciphers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
-{
-	if (!*av[0])
-		return conf_error(p, "empty cipher list in \"ssl_ciphers\" directive");
-	const char *v = conf_name_keep(p->c, av[0]);
-	if (p->ctx == CONF_SERVER) {
-		p->srv->pub.ssl_ciphers = v;
-		conf_tls_where(p, &p->srv->pub.ssl_ciphers_at);
-	} else {
-		p->c->pub.ssl_ciphers = v;
-		conf_tls_where(p, &p->c->pub.ssl_ciphers_at);
-	}
-	return 0;
-}
-
-/* tls on|off, tls_verify on|off  (upstream); cmd->off: 0 tls, 1 tls_verify */
-static int conf_set_tls_flag(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
-{
-	int on;
-	if (strcmp(av[0], "on") == 0)
-		on = 1;
-	else if (strcmp(av[0], "off") == 0)
-		on = 0;
-	else
-		return conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
-				  av[0], cmd->name);
-	if (cmd->off == 0)
-		p->ups->tls = on;
-	else
-		p->ups->tls_insecure = !on;
-	return 0;
-}
-
-/* tls_ca FILE  (upstream): PEM CA certificates that sign the replicas' certificates */
-static int conf_set_tls_ca(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
-{
-	char *f = conf_path(p, av[0]);
-	int bad = access(f, R_OK) < 0 ? errno : 0;
-	p->ups->tls_ca = conf_name_keep(p->c, f);
-	free(f);
-	if (bad)
-		return conf_error(p, "cannot read \"%s\" (%s)", p->ups->tls_ca, strerror(bad));
-	return 0;
-}
-
 /* location [=] PATH { ... } */
 static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf_location_x *lx, *saved = p->loc;
 	struct conf_location **tail;
-	uint64_t seen = 0, *saved_seen = p->seen;
 	const char *path = av[ac - 1];
 	int exact = 0, rc;
 
@@ -486,16 +414,15 @@ static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	lx->pub.exact = exact;
 	lx->pub.file = p->lx->shown;
 	lx->pub.line = p->line;
+	/* -1: not set here, inherited from the server after parsing (conf_check) */
 	lx->pub.client_max_body_size = -1;
 	lx->pub.proxy_connect_timeout_ms = -1;
 	lx->pub.proxy_read_timeout_ms = -1;
 	conf_limits_init(&lx->pub.limits);
 	*tail = &lx->pub;
 	p->loc = lx;
-	p->seen = &seen;
-	rc = conf_parse_block(p, CONF_LOCATION, 0);
+	rc = conf_parse_sub_block(p, CONF_LOCATION);
 	p->loc = saved;
-	p->seen = saved_seen;
 	return rc;
 }
 
@@ -542,7 +469,6 @@ static int set_proxy_pass(struct conf_parse *p, const struct conf_cmd *cmd, char
 static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf_upstream *u, **tail, *saved = p->ups;
-	uint64_t seen = 0, *saved_seen = p->seen;
 	int rc;
 
 	if (!valid_name(av[0]))
@@ -553,36 +479,13 @@ static int set_upstream(struct conf_parse *p, const struct conf_cmd *cmd, char *
 	u->name = conf_xstrdup(av[0]);
 	u->file = p->lx->shown;
 	u->line = p->line;
-	u->health_path = conf_xstrdup("/v2/health/ready");
-	u->boot_timeout_ms = 60000;
-	u->warmup.count = 3;
-	u->warmup.timeout_ms = 60000;
-	u->idle_timeout_ms = 5 * 60000;
-	u->min_warm = 0;
-	u->hold_max = 1000;
-	u->hold_timeout_ms = 120000;
-	u->stop_grace_ms = 10000;
-	u->max_conns = 16;
-	u->currency = conf_xstrdup("USD");
-	u->billing_granularity_ms = -1;
-	u->keepalive_min_ms = 60000;
-	u->keepalive_max_ms = 3600000;
-	u->keepalive_percentile = 99;
-	u->keepalive_budget_pct = 100;
-	u->keepalive_tod = 1;
-	u->replicas_min = 0;
-	u->replicas_max = 1;
-	u->min_warm_from = -1;
-	u->min_warm_to = -1;
-	u->lock_ttl_ms = 10000;
+	u->billing_granularity_ms = -1;	/* not set here: main's, after parsing (conf_check) */
 	for (tail = &p->c->pub.upstreams; *tail; tail = &(*tail)->next)
 		;
 	*tail = u;
 	p->ups = u;
-	p->seen = &seen;
-	rc = conf_parse_block(p, CONF_UPSTREAM, 0);
+	rc = conf_parse_sub_block(p, CONF_UPSTREAM);
 	p->ups = saved;
-	p->seen = saved_seen;
 	return rc;
 }
 
@@ -627,7 +530,7 @@ static int set_warmup(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 		} else if (strcmp(a, "until_stable") == 0) {
 			w->until_stable = 1;
 		} else if (strncmp(a, "timeout=", 8) == 0) {
-			if (get_time(p, a + 8, &w->timeout_ms) < 0)
+			if (get_time_pos(p, "warmup timeout=", a + 8, &w->timeout_ms) < 0)
 				return -1;
 		} else {
 			return conf_error(p, "invalid parameter \"%s\" in \"warmup\" directive", a);
@@ -644,87 +547,76 @@ static int set_hold(struct conf_parse *p, const struct conf_cmd *cmd, char **av,
 	if (ac == 2) {
 		if (strncmp(av[1], "timeout=", 8) != 0)
 			return conf_error(p, "invalid parameter \"%s\" in \"hold\" directive", av[1]);
-		return get_time(p, av[1] + 8, &p->ups->hold_timeout_ms);
+		return get_time_pos(p, "hold timeout=", av[1] + 8, &p->ups->hold_timeout_ms);
 	}
 	return 0;
 }
 
 #define UPS(f) offsetof(struct conf_upstream, f)
 #define CNF(f) offsetof(struct conf, f)
-#define SRV(f) offsetof(struct conf_server, f)
 #define INH (CONF_MAIN | CONF_SERVER | CONF_LOCATION)
+#define RST CONF_RESTART
 
-/* The directives: name, where, block/multi, min and max arguments (-1: any), setter, field. */
+/*
+ * The directives: name, where, flags (block, multi, restart-only), min and
+ * max arguments (-1: any), setter, field, default (conf text; NULL: none).
+ * man/wakegate.conf.5 states each default as written here (t/32-conf-rows.t).
+ */
 const struct conf_cmd conf_cmds[] = {
-	{ "include", CONF_ANY, CONF_MULTI, 1, 1, set_include, 0 },
-	{ "daemon", CONF_MAIN, 0, 1, 1, set_flag, CNF(daemon) },
-	{ "pid", CONF_MAIN, 0, 1, 1, set_pid, 0 },
-	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0 },
-	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0 },
-	{ "redis", CONF_MAIN, 0, 1, 5, set_redis, 0 },
-	{ "fleet_peers", CONF_MAIN, CONF_MULTI, 1, -1, conf_set_fleet_peers, 0 },
-	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0 },
-	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE },
-	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT },
-	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT },
-	{ "client_header_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_header_timeout_ms) },
-	{ "client_body_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_body_timeout_ms) },
-	{ "replica_ports", CONF_MAIN, 0, 1, 1, set_replica_ports, 0 },
-	{ "server", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 0, 0, set_server, 0 },
-	{ "upstream", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 1, 1, set_upstream, 0 },
+	{ "include", CONF_ANY, CONF_MULTI, 1, 1, set_include, 0, NULL },
+	{ "daemon", CONF_MAIN, RST, 1, 1, set_flag, CNF(daemon), "off" },
+	{ "pid", CONF_MAIN, RST, 1, 1, set_pid, 0, "off" },
+	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0, "stderr notice" },
+	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0, "off" },
+	{ "redis", CONF_MAIN, RST, 1, 5, set_redis, 0, "off" },
+	{ "fleet_peers", CONF_MAIN, CONF_MULTI, 1, -1, conf_set_fleet_peers, 0, NULL },
+	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0, "off" },
+	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE, "1m" },
+	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT, "5s" },
+	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT, "60s" },
+	{ "client_header_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_header_timeout_ms), "60s" },
+	{ "client_body_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_body_timeout_ms), "60s" },
+	{ "replica_ports", CONF_MAIN, 0, 1, 1, set_replica_ports, 0, NULL },	/* below the ephemeral range */
+	{ "server", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 0, 0, set_server, 0, NULL },
+	{ "upstream", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 1, 1, set_upstream, 0, NULL },
 
-	{ "listen", CONF_SERVER, CONF_MULTI, 1, 2, set_listen, 0 },
-	{ "server_name", CONF_SERVER, 0, 1, -1, set_server_name, 0 },
-	{ "ssl_certificate", CONF_SERVER, 0, 1, 1, set_ssl_file, SRV(ssl_certificate) },
-	{ "ssl_certificate_key", CONF_SERVER, 0, 1, 1, set_ssl_file, SRV(ssl_certificate_key) },
-	{ "ssl_protocols", CONF_MAIN | CONF_SERVER, 0, 1, 4, conf_set_ssl_protocols, 0 },
-	{ "ssl_ciphers", CONF_MAIN | CONF_SERVER, 0, 1, 1, conf_set_ssl_ciphers, 0 },
-	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0 },
+	{ "listen", CONF_SERVER, CONF_MULTI, 1, 2, set_listen, 0, NULL },
+	{ "server_name", CONF_SERVER, 0, 1, -1, set_server_name, 0, "\"\"" },
+	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0, NULL },
 
-	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0 },
-	{ "degrade", CONF_LOCATION, CONF_MULTI, 3, -1, conf_set_degrade, 0 },
+	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0, NULL },
+	{ "degrade", CONF_LOCATION, CONF_MULTI, 3, -1, conf_set_degrade, 0, NULL },
 
-	{ "limit_req_zone", CONF_MAIN, CONF_MULTI, 2, 4, conf_set_limit_zone, 0 },
-	{ "limit_conn_zone", CONF_MAIN, CONF_MULTI, 2, 2, conf_set_limit_zone, 1 },
-	{ "limit_req", INH, CONF_MULTI, 1, 3, conf_set_limit_req, 0 },
-	{ "limit_conn", INH, CONF_MULTI, 2, 2, conf_set_limit_conn, 0 },
-	{ "limit_req_status", INH, 0, 1, 1, conf_set_limit_status, 0 },
-	{ "limit_conn_status", INH, 0, 1, 1, conf_set_limit_status, 1 },
-	{ "limit_req_dry_run", INH, 0, 1, 1, conf_set_limit_dry_run, 0 },
-	{ "limit_req_log_level", INH, 0, 1, 1, conf_set_limit_log_level, 0 },
+	{ "limit_req_zone", CONF_MAIN, CONF_MULTI, 2, 4, conf_set_limit_zone, 0, NULL },
+	{ "limit_conn_zone", CONF_MAIN, CONF_MULTI, 2, 2, conf_set_limit_zone, 1, NULL },
+	{ "limit_req", INH, CONF_MULTI, 1, 3, conf_set_limit_req, 0, NULL },
+	{ "limit_conn", INH, CONF_MULTI, 2, 2, conf_set_limit_conn, 0, NULL },
+	{ "limit_req_status", INH, 0, 1, 1, conf_set_limit_status, 0, "503" },
+	{ "limit_conn_status", INH, 0, 1, 1, conf_set_limit_status, 1, "503" },
+	{ "limit_req_dry_run", INH, 0, 1, 1, conf_set_limit_dry_run, 0, "off" },
+	{ "limit_req_log_level", INH, 0, 1, 1, conf_set_limit_log_level, 0, "error" },
 
-	{ "launch", CONF_UPSTREAM, 0, 2, -1, conf_set_launch, 0 },
-	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0 },
-	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(boot_timeout_ms) },
-	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0 },
-	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(idle_timeout_ms) },
-	{ "min_warm", CONF_UPSTREAM, 0, 1, 3, conf_set_min_warm, 0 },
-	{ "hold", CONF_UPSTREAM, 0, 1, 2, set_hold, 0 },
-	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms) },
-	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns) },
-	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0 },
-	{ "billing_granularity", CONF_MAIN | CONF_UPSTREAM, 0, 1, 1, conf_set_billing, 0 },
-	{ "keepalive", CONF_UPSTREAM, 0, 1, 6, conf_set_keepalive, 0 },
-	{ "prewarm", CONF_UPSTREAM, 0, 1, 1, conf_set_prewarm, 0 },
-	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0 },
-	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0 },
-	{ "scale_p99", CONF_UPSTREAM, 0, 1, 3, conf_set_scale_p99, 0 },
-	{ "lock_ttl", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(lock_ttl_ms) },
-	{ "tls", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 0 },
-	{ "tls_verify", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_flag, 1 },
-	{ "tls_ca", CONF_UPSTREAM, 0, 1, 1, conf_set_tls_ca, 0 },
-	{ "sleep", CONF_UPSTREAM, CONF_MULTI, 2, 2, conf_set_sleep, 0 },
-	{ "sleep_api", CONF_UPSTREAM, 0, 1, 1, conf_set_sleep_api, 0 },
-	{ NULL, 0, 0, 0, 0, NULL, 0 }
+	{ "launch", CONF_UPSTREAM, 0, 2, -1, conf_set_launch, 0, NULL },
+	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0, "/v2/health/ready" },
+	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(boot_timeout_ms), "60s" },
+	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0, "count=3 timeout=60s" },
+	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(idle_timeout_ms), "5m" },
+	{ "min_warm", CONF_UPSTREAM, 0, 1, 3, conf_set_min_warm, 0, "0" },
+	{ "hold", CONF_UPSTREAM, 0, 1, 2, set_hold, 0, "1000 timeout=120s" },
+	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms), "10s" },
+	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns), "16" },
+	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0, "0 USD" },
+	{ "billing_granularity", CONF_MAIN | CONF_UPSTREAM, 0, 1, 1, conf_set_billing, 0, "1s" },
+	{ "keepalive", CONF_UPSTREAM, 0, 1, 6, conf_set_keepalive, 0, "fixed" },
+	{ "prewarm", CONF_UPSTREAM, 0, 1, 1, conf_set_prewarm, 0, "off" },
+	{ "replicas", CONF_UPSTREAM, 0, 1, 2, conf_set_replicas, 0, "min=0 max=1" },
+	{ "target_concurrency", CONF_UPSTREAM, 0, 1, 1, conf_set_target_concurrency, 0, NULL },	/* max_conns */
+	{ "scale_p99", CONF_UPSTREAM, 0, 1, 3, conf_set_scale_p99, 0, NULL },
+	{ "lock_ttl", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(lock_ttl_ms), "10s" },
+	{ "sleep", CONF_UPSTREAM, CONF_MULTI, 2, 2, conf_set_sleep, 0, NULL },
+	{ "sleep_api", CONF_UPSTREAM, 0, 1, 1, conf_set_sleep_api, 0, "vllm" },
+	{ NULL, 0, 0, 0, 0, NULL, 0, NULL }
 };
 
-/* The "seen" bitmask of a block has one bit a row. */
-_Static_assert(sizeof(conf_cmds) / sizeof(conf_cmds[0]) <= 64, "more directives than seen bits");
-
-const struct conf_cmd *conf_cmd_find(const char *name)
-{
-	for (const struct conf_cmd *c = conf_cmds; c->name; c++)
-		if (strcmp(c->name, name) == 0)
-			return c;
-	return NULL;
-}
+/* Every table of rows, in lookup order (conf.c numbers rows across them). */
+const struct conf_cmd *const conf_tables[] = { conf_cmds, conf_tls_cmds, NULL };

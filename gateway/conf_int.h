@@ -1,8 +1,10 @@
 /*
  * conf_int: what the conf parser's files share and nobody else sees.
  * conf_lex.c turns a file into statements (words ending in ; { or }),
- * conf.c runs the statements against the directive table in conf_cmds.c and
- * checks the result. The public structs are wrapped where the parser needs
+ * conf.c runs the statements against the directive tables (conf_cmds.c,
+ * conf_tls.c; defaults and restart-only lines: conf_rows.c) and checks the
+ * result. A row of a table is the one place
+ * that says a directive's default and whether a reload may change it. The public structs are wrapped where the parser needs
  * to remember where something was written, so that conf.h stays small.
  */
 #ifndef WG_CONF_INT_H
@@ -23,6 +25,7 @@
 /* Row flags. */
 #define CONF_BLOCK	0x01u	/* "name args { ... }" rather than "name args;" */
 #define CONF_MULTI	0x02u	/* may appear more than once in one block */
+#define CONF_RESTART	0x04u	/* takes effect at the next start only: a reload keeps the old line */
 
 #define CONF_MAX_INCLUDE_DEPTH	16
 
@@ -67,11 +70,20 @@ struct conf_name {		/* every file name the conf mentions, owned here */
 	char name[];
 };
 
+/* A restart-only directive as the file wrote it (n == 0: not written, its default applies). */
+struct conf_line {
+	char **v;		/* the arguments, owned */
+	int n;
+	const char *file;	/* owned by the conf's names */
+	int line;
+};
+
 struct conf_x {
 	struct conf pub;
 	struct conf_name *names;
 	const char *admin_file;
 	int admin_line;
+	struct conf_line *lines;	/* one per row (conf_row_count); only CONF_RESTART rows are filled */
 };
 
 /* The parser's state while one conf_load runs. */
@@ -82,7 +94,7 @@ struct conf_parse {
 	struct conf_lex *lx;		/* the file being read */
 	int line;			/* of the directive being run */
 	unsigned ctx;			/* CONF_MAIN ... of the block being read */
-	uint64_t *seen;			/* directives already set in this block (bit = table row) */
+	unsigned char *seen;		/* directives already set in this block: a bit a row (conf_row_count) */
 	struct conf_server_x *srv;
 	struct conf_location_x *loc;
 	struct conf_upstream *ups;
@@ -94,21 +106,43 @@ struct conf_parse {
 struct conf_cmd;
 typedef int (*conf_set_fn)(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 
-/* One row of the directive table. */
+/*
+ * One row of a directive table. dflt is the directive's default, written as
+ * its arguments would be in a conf file ("60s", "1000 timeout=120s"): when a
+ * block opens, the parser runs the row's own setter on it, once, before the
+ * block's lines, in the outermost context the row allows (main for a row
+ * that main, server and location take; blocks inside inherit from there).
+ * NULL: no default (the directive is required, or its absence means "none",
+ * or the value is worked out from others; the man page says which). Nothing
+ * else in the gateway holds a default of a directive.
+ */
 struct conf_cmd {
 	const char *name;
 	unsigned ctx;		/* CONF_MAIN | ... */
-	unsigned flags;		/* CONF_BLOCK, CONF_MULTI */
+	unsigned flags;		/* CONF_BLOCK, CONF_MULTI, CONF_RESTART (main only) */
 	int min, max;		/* arguments after the name */
 	conf_set_fn set;
 	size_t off;		/* for the generic setters: offset of the field */
+	const char *dflt;	/* the default, as conf text; NULL: none */
 };
 
-extern const struct conf_cmd conf_cmds[];
-const struct conf_cmd *conf_cmd_find(const char *name);
+/* The tables, in lookup order, each ended by a row with a NULL name (conf_cmds.c). */
+extern const struct conf_cmd *const conf_tables[];
+extern const struct conf_cmd conf_cmds[];	/* conf_cmds.c: the core directives */
+extern const struct conf_cmd conf_tls_cmds[];	/* conf_tls.c: ssl_protocols, ssl_ciphers, tls* */
+
+/* conf_rows.c: rows across the tables, numbered from 0 in lookup order; defaults; restart-only lines */
+size_t conf_row_count(void);
+const struct conf_cmd *conf_row(size_t i);	/* NULL past the last */
+const struct conf_cmd *conf_cmd_find(const char *name, size_t *row);
+void conf_apply_defaults(struct conf_parse *p, unsigned ctx);
+void conf_keep_line(struct conf_parse *p, size_t row, char **av, int ac);
+void conf_lines_free(struct conf_x *cx);
+void conf_where_now(const struct conf_parse *p, struct conf_where *w);
 
 /* conf_lex.c */
 int conf_lex_open(struct conf_lex *lx, const char *path, const char *shown);
+void conf_lex_string(struct conf_lex *lx, const char *text, const char *shown);
 void conf_lex_close(struct conf_lex *lx);
 enum conf_lex_end conf_lex_next(struct conf_lex *lx, struct conf_args *a, char *err, size_t errlen);
 void conf_args_free(struct conf_args *a);
@@ -120,6 +154,7 @@ int conf_error(struct conf_parse *p, const char *fmt, ...) __attribute__((format
 int conf_error_at(struct conf_parse *p, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file);
+int conf_parse_sub_block(struct conf_parse *p, unsigned ctx);
 int conf_include(struct conf_parse *p, const char *pattern);
 const char *conf_name_keep(struct conf_x *c, const char *name);
 char *conf_path(const struct conf_parse *p, const char *s);
@@ -157,6 +192,8 @@ int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 int conf_redis_param(struct conf_parse *p, const char *a);
 int conf_set_fleet_peers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 void conf_redis_wipe(char *s);
+/* conf_tls.c: the TLS directives' inheritance, after parsing */
+void conf_tls_inherit(struct conf_parse *p);
 
 /* conf_degrade.c: the degrade directive */
 int conf_set_degrade(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);

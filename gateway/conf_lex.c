@@ -82,6 +82,16 @@ fail:
 	return -1;
 }
 
+/* A lexer over text in memory (a row's default); closed by conf_lex_close(). */
+void conf_lex_string(struct conf_lex *lx, const char *text, const char *shown)
+{
+	memset(lx, 0, sizeof(*lx));
+	lx->shown = shown;
+	lx->line = 1;
+	lx->buf = conf_xstrdup(text);
+	lx->len = strlen(text);
+}
+
 void conf_lex_close(struct conf_lex *lx)
 {
 	free(lx->buf);

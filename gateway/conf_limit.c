@@ -32,7 +32,7 @@ struct lconn_x {
 	char *zone_name;
 };
 
-/* Marks every value of a level unset, so that conf_limit_check() can inherit. */
+/* Marks every value of a level unset, so that conf_limit_check() can inherit (main's: the rows' defaults). */
 void conf_limits_init(struct conf_limits *l)
 {
 	memset(l, 0, sizeof(*l));
@@ -351,20 +351,16 @@ static void merge(struct conf_limits *l, const struct conf_limits *parent)
 		l->conn_status = parent->conn_status;
 }
 
-/* After parsing: resolve zones at every level, fill defaults, inherit downwards. */
+/*
+ * After parsing: resolve zones at every level and inherit downwards. The
+ * main level holds every value by now: the rows' defaults ran there first.
+ */
 int conf_limit_check(struct conf_parse *p)
 {
 	struct conf *c = &p->c->pub;
-	struct conf_limits dflt;
 
-	conf_limits_init(&dflt);
-	dflt.req_status = 503;
-	dflt.req_dry_run = 0;
-	dflt.req_log_level = LOG_LVL_ERROR;
-	dflt.conn_status = 503;
 	if (resolve(p, &c->limits) < 0)
 		return -1;
-	merge(&c->limits, &dflt);
 	for (struct conf_server *s = c->servers; s; s = s->next) {
 		if (resolve(p, &s->limits) < 0)
 			return -1;

@@ -281,27 +281,10 @@ static int get_percent(const char *s, double *out)
 	return get_amount(num, out);
 }
 
-/* keepalive fixed TIME | keepalive adaptive [min=T] [max=T] [percentile=P] [budget=PERCENT] [tod=on|off] */
-int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+/* The parameters of keepalive adaptive; 0, or -1 with the error set. */
+static int keepalive_params(struct conf_parse *p, struct conf_upstream *u, char **av, int ac)
 {
-	struct conf_upstream *u = p->ups;
-
-	if (strcmp(av[0], "fixed") == 0) {
-		int64_t ms;
-		if (ac != 2)
-			return conf_error(p, "\"keepalive fixed\" takes one time");
-		ms = conf_parse_time(av[1]);
-		if (ms < 0)
-			return conf_error(p, "invalid time \"%s\"", av[1]);
-		u->idle_timeout_ms = ms;
-		u->keepalive_adaptive = 0;
-		return 0;
-	}
-	if (strcmp(av[0], "adaptive") != 0)
-		return conf_error(p, "invalid value \"%s\" in \"keepalive\" directive, "
-				  "it must be \"fixed\" or \"adaptive\"", av[0]);
-	u->keepalive_adaptive = 1;
-	for (int i = 1; i < ac; i++) {
+	for (int i = 0; i < ac; i++) {
 		const char *a = av[i];
 		if (strncmp(a, "min=", 4) == 0 || strncmp(a, "max=", 4) == 0) {
 			int64_t ms = conf_parse_time(a + 4);
@@ -329,6 +312,45 @@ int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **
 			return conf_error(p, "invalid parameter \"%s\" in \"keepalive\" directive", a);
 		}
 	}
+	return 0;
+}
+
+/*
+ * keepalive fixed TIME | keepalive adaptive [min=T] [max=T] [percentile=P]
+ * [budget=PERCENT] [tod=on|off]. The row's default is "fixed" alone: fixed
+ * at idle_timeout, whatever that is; a file must write the time (p->lx is
+ * NULL only while a row's default runs). The adaptive parameters a line
+ * leaves out take the defaults below, also under "fixed", so that conf-dump
+ * shows what "adaptive" would use.
+ */
+int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	static char *param_defaults[] = { "min=1m", "max=1h", "percentile=99", "budget=100", "tod=on" };
+	struct conf_upstream *u = p->ups;
+
+	if (keepalive_params(p, u, param_defaults, sizeof(param_defaults) / sizeof(param_defaults[0])) < 0)
+		return -1;
+	if (strcmp(av[0], "fixed") == 0) {
+		int64_t ms;
+		if (ac > 2 || (ac == 1 && p->lx))
+			return conf_error(p, "\"keepalive fixed\" takes one time");
+		u->keepalive_adaptive = 0;
+		if (ac == 1)
+			return 0;
+		ms = conf_parse_time(av[1]);
+		if (ms < 0)
+			return conf_error(p, "invalid time \"%s\"", av[1]);
+		if (ms == 0)
+			return conf_error(p, "\"keepalive fixed\" must be above 0");
+		u->idle_timeout_ms = ms;
+		return 0;
+	}
+	if (strcmp(av[0], "adaptive") != 0)
+		return conf_error(p, "invalid value \"%s\" in \"keepalive\" directive, "
+				  "it must be \"fixed\" or \"adaptive\"", av[0]);
+	u->keepalive_adaptive = 1;
+	if (keepalive_params(p, u, av + 1, ac - 1) < 0)
+		return -1;
 	if (u->keepalive_min_ms > u->keepalive_max_ms)
 		return conf_error(p, "keepalive min= is above max=");
 	return 0;
@@ -427,6 +449,7 @@ int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 
 	if (get_int(p, av[0], &u->min_warm) < 0)
 		return -1;
+	u->min_warm_from = u->min_warm_to = -1;	/* all day */
 	if (ac == 1)
 		return 0;
 	if (ac != 3 || strcmp(av[1], "at") != 0)

@@ -64,15 +64,12 @@ static struct cost_up *cost_get(const struct upstream *cu)
 		}
 		double now = gw_now();
 		c->t_first = t_started > 0 && now - t_started < 5 ? t_started : now;
-		snprintf(c->currency, sizeof(c->currency), "USD");
-		c->gran_ms = 1000;
 		u->cost = c;
 	}
 	if (u->cf) {
 		c->price = u->cf->price_per_hour;
-		snprintf(c->currency, sizeof(c->currency), "%s", u->cf->currency ? u->cf->currency : "USD");
-		c->gran_ms = u->cf->billing_granularity_ms > 0 ? u->cf->billing_granularity_ms :
-			     gw.conf && gw.conf->billing_granularity_ms > 0 ? gw.conf->billing_granularity_ms : 1000;
+		snprintf(c->currency, sizeof(c->currency), "%s", u->cf->currency);
+		c->gran_ms = u->cf->billing_granularity_ms;	/* main's where the upstream has none (conf_check) */
 	}
 	return c;
 }

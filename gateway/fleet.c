@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #define FLEET_POLL_S 0.2
-#define FLEET_TTL_DEFAULT_MS 10000
 #define FLEET_TTL_MIN_MS 1000
 
 static char fleet_token[24];	/* this gateway's id in lock values */
@@ -53,7 +52,7 @@ static int fleet_on(void)
 /* The lock's expiry; at least 1s, so that renewals on the 100ms tick come well before it. */
 static int64_t fleet_ttl(const struct upstream *u)
 {
-	int64_t ttl = u->cf && u->cf->lock_ttl_ms > 0 ? u->cf->lock_ttl_ms : FLEET_TTL_DEFAULT_MS;
+	int64_t ttl = u->p.lock_ttl_ms;
 	return ttl < FLEET_TTL_MIN_MS ? FLEET_TTL_MIN_MS : ttl;
 }
 

@@ -162,42 +162,10 @@ static int open_logs(const struct conf *c)
 	return 0;
 }
 
-static int same_str(const char *a, const char *b)
+/* A line of conf_keep_restart_only(): a directive that waits for the next start. */
+static void say_kept(const char *line)
 {
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/*
- * The Redis connection is made once, at start: the fleet's locks and the
- * shared state live there, and moving a running gateway to another Redis
- * under its replicas would leave their locks behind. A reload that changes
- * the redis line keeps the old one in c, so that every part goes on using
- * the same Redis, and says so.
- */
-static void keep_redis(struct conf *c, const struct conf *old)
-{
-	if (same_str(c->redis_host, old->redis_host) && c->redis_port == old->redis_port &&
-	    same_str(c->redis_prefix, old->redis_prefix))
-		return;
-	char was[300];
-	if (old->redis_host)
-		snprintf(was, sizeof(was), "%s:%d, prefix \"%s\"", old->redis_host, old->redis_port,
-			 old->redis_prefix ? old->redis_prefix : "");
-	else
-		snprintf(was, sizeof(was), "no redis (state in memory)");
-	log_warn("reload: the \"redis\" line changed in %s; it takes effect at the next start, "
-		 "this gateway stays on %s", c->file, was);
-	free(c->redis_host);
-	free(c->redis_prefix);
-	c->redis_host = old->redis_host ? strdup(old->redis_host) : NULL;
-	c->redis_prefix = old->redis_prefix ? strdup(old->redis_prefix) : NULL;
-	if ((old->redis_host && !c->redis_host) || (old->redis_prefix && !c->redis_prefix))
-		log_error("reload: out of memory keeping the redis line");
-	c->redis_port = old->redis_port;
-	/* the credentials go with the line kept: the new file's are for the new Redis */
-	conf_redis_free_auth(c);
-	c->redis_user = old->redis_user ? strdup(old->redis_user) : NULL;
-	c->redis_password = old->redis_password ? strdup(old->redis_password) : NULL;
+	log_warn("reload: %s", line);
 }
 
 /* SIGHUP: a new conf replaces the old only when it loads and its listeners open;
@@ -215,12 +183,15 @@ static void reload(void)
 		log_error("reload failed, the old configuration stays: %s", err);
 		return;
 	}
+	/* the fleet's locks and shared state live in the Redis the gateway started
+	 * with; daemon and pid act at a start: their rows say "restart only". Before
+	 * server_configure: it points the Redis limit zones at c's redis line. */
+	conf_keep_restart_only(c, gw.conf, say_kept);
 	if (server_configure(c, err, sizeof(err)) < 0) {
 		log_error("reload failed, the old configuration stays: %s", err);
 		conf_free(c);
 		return;
 	}
-	keep_redis(c, gw.conf);
 	store_set_auth(gw.store, c->redis_user, c->redis_password);	/* password=FILE is read again */
 	struct conf *old = gw.conf;
 	gw.conf = c;
@@ -361,7 +332,7 @@ static int run(void)
 		log_warn("no redis in %s: state is kept in memory only, for this gateway alone", gw.conf->file);
 	struct redis_conn_cfg rc = { .host = gw.conf->redis_host, .port = gw.conf->redis_port,
 				     .user = gw.conf->redis_user, .password = gw.conf->redis_password };
-	gw.store = store_new(gw.base, &rc, gw.conf->redis_prefix ? gw.conf->redis_prefix : "wakegate:");
+	gw.store = store_new(gw.base, &rc, gw.conf->redis_prefix);
 	fleet_peers_start(gw.conf);
 	if (gw.conf->pid_path && write_pid(gw.conf->pid_path) < 0) {
 		log_emerg("open() \"%s\" failed (%d: %s)", gw.conf->pid_path, errno, strerror(errno));

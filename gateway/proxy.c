@@ -681,8 +681,8 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->arg = arg;
 	f->uerr = -1;
 	f->progress_at = -1;
-	f->connect_ms = o && o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
-	f->read_ms = o && o->read_timeout_ms > 0 ? o->read_timeout_ms : 60000;
+	f->connect_ms = o->connect_timeout_ms;
+	f->read_ms = o->read_timeout_ms;
 	f->unsent_back = o && o->unsent_back;
 	if (o && o->extra_header_name && o->extra_header_value) {
 		f->extra_name = strdup(o->extra_header_name);

@@ -26,6 +26,7 @@ struct event_base;
 struct evhttp_request;
 struct proxy_pool;
 
+/* Required by proxy_forward; the timeouts above 0 (the conf's, whose rows refuse 0). */
 struct proxy_opts {
 	int64_t connect_timeout_ms;
 	int64_t read_timeout_ms;	/* between reads */

@@ -379,7 +379,7 @@ static enum phase_rc act(struct wg_request *r, const struct rl_decision *v)
 {
 	const struct conf_location *loc = r->loc;
 	const struct conf_limits *lim = &loc->limits;
-	enum conf_log_level lvl = (int)lim->req_log_level >= 0 ? lim->req_log_level : LOG_LVL_ERROR;
+	enum conf_log_level lvl = lim->req_log_level;
 	int rejected = v->status == LIMIT_REJECTED || v->status == LIMIT_REJECTED_DRY_RUN;
 	int delayed = v->status == LIMIT_DELAYED || v->status == LIMIT_DELAYED_DRY_RUN;
 	unsigned long long ei = (unsigned long long)(v->excess / 1000), ef = (unsigned long long)(v->excess % 1000);
@@ -401,8 +401,8 @@ static enum phase_rc act(struct wg_request *r, const struct rl_decision *v)
 	case LIMIT_REJECT: {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "limiting requests by zone \"%s\"", v->zone);
-		accesslog_refused(r->req, lim->req_status > 0 ? lim->req_status : 503, loc->proxy_pass);
-		proxy_send_error(r->req, lim->req_status > 0 ? lim->req_status : 503, msg,
+		accesslog_refused(r->req, lim->req_status, loc->proxy_pass);
+		proxy_send_error(r->req, lim->req_status, msg,
 				 v->retry_after_s > 0 ? (int)v->retry_after_s : 1);
 		return PHASE_DONE;
 	}
@@ -611,8 +611,8 @@ static void conn_reject(struct wg_request *r, const struct rl_zone *z)
 	snprintf(l, sizeof(l), "zone=\"%s\"", name);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
-	accesslog_refused(r->req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, loc->proxy_pass);
-	proxy_send_error(r->req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, msg, 1);
+	accesslog_refused(r->req, loc->limits.conn_status, loc->proxy_pass);
+	proxy_send_error(r->req, loc->limits.conn_status, msg, 1);
 }
 
 /* The limit_conn phase: takes a slot per rule, given back when the request ends (request_free). */

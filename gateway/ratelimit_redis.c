@@ -123,14 +123,14 @@ void rlr_configure(const struct conf *c, struct event_base *base)
 		return;
 	}
 	free(R.prefix);
-	R.prefix = strdup(c->redis_prefix ? c->redis_prefix : "wakegate:");
+	R.prefix = strdup(c->redis_prefix);
 	if (R.conn && strcmp(R.host, c->redis_host) == 0 && R.port == c->redis_port) {
 		redis_conn_set_auth(R.conn, c->redis_user, c->redis_password);	/* read again at reload */
 		return;
 	}
 	rlr_close();
 	R.host = strdup(c->redis_host);
-	R.port = c->redis_port > 0 ? c->redis_port : 6379;
+	R.port = c->redis_port;
 	struct redis_conn_cfg rc = { .host = c->redis_host, .port = R.port, .user = c->redis_user,
 				     .password = c->redis_password,
 				     .backoff_min_ms = RLR_RETRY_MS, .backoff_max_ms = RLR_RETRY_MS };

@@ -648,7 +648,7 @@ static void replica_start_warmup(struct replica *rep)
 			     rep->wake_level, rep->t_health - rep->t_start);
 	else
 		replica_move(rep, REPLICA_WARMING, CAUSE_BOOT, "health ok after %.2fs", rep->t_health - rep->t_start);
-	rep->warm_model = strdup(w->model ? w->model : u->name);
+	rep->warm_model = strdup(w->model);
 	rep->warm_path = w->path ? strdup(w->path) : NULL;
 	if (w->body_file) {
 		rep->warm_body = read_file(w->body_file, &rep->warm_body_len);
@@ -663,9 +663,9 @@ static void replica_start_warmup(struct replica *rep)
 		.path = rep->warm_path,
 		.body = rep->warm_body,
 		.body_len = rep->warm_body_len,
-		.count = w->count > 0 ? w->count : 3,
+		.count = w->count,
 		.until_stable = w->until_stable,
-		.timeout_ms = w->timeout_ms > 0 ? (long)w->timeout_ms : 60000,
+		.timeout_ms = (long)w->timeout_ms,
 		.tls_ca = u->cf->tls_ca,
 		.tls_insecure = u->cf->tls_insecure,
 	};

@@ -54,8 +54,7 @@ void scale_configure(struct upstream *u)
 
 static int scale_target(const struct upstream *u)
 {
-	int t = u->cf && u->cf->target_concurrency > 0 ? u->cf->target_concurrency : u->p.max_conns;
-	return t > 0 ? t : 1;
+	return u->cf ? u->cf->target_concurrency : u->p.max_conns;	/* retired: no conf left */
 }
 
 /* A slot that may be started now: down, nothing running, no lock call pending. */

@@ -379,7 +379,7 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 		if (l)
 			l->mark = 1;
 		else {
-			l = listener_open(c, c->admin_addr ? c->admin_addr : "127.0.0.1", c->admin_port, 1, 0, NULL, err, errlen);
+			l = listener_open(c, c->admin_addr, c->admin_port, 1, 0, NULL, err, errlen);
 			if (!l)
 				goto fail;
 			l->mark = 1;

@@ -97,10 +97,11 @@ SSL_CTX *tls_server_ctx_new(const struct conf *c, const struct conf_server *s, c
 		snprintf(err, errlen, "SSL_CTX_new() failed: %s", tls_ossl_errors(oe, sizeof(oe)));
 		return NULL;
 	}
-	int protos = s->ssl_protocols ? s->ssl_protocols : c->ssl_protocols ? c->ssl_protocols : CONF_TLS_DEFAULT;
-	const struct conf_where *pat = s->ssl_protocols ? &s->ssl_protocols_at : &c->ssl_protocols_at;
-	const char *ciphers = s->ssl_ciphers ? s->ssl_ciphers : c->ssl_ciphers ? c->ssl_ciphers : CONF_TLS_CIPHERS_DEFAULT;
-	const struct conf_where *cat = s->ssl_ciphers ? &s->ssl_ciphers_at : &c->ssl_ciphers_at;
+	/* main's where the server has none (conf_tls_inherit); the rows' defaults where neither has */
+	int protos = s->ssl_protocols;
+	const struct conf_where *pat = &s->ssl_protocols_at;
+	const char *ciphers = s->ssl_ciphers;
+	const struct conf_where *cat = &s->ssl_ciphers_at;
 	if (tls_set_protocols(ctx, protos) < 0) {
 		tls_where(pat, cert_at, at, sizeof(at));
 		snprintf(err, errlen, "ssl_protocols not supported by this OpenSSL: %s%s",

@@ -98,16 +98,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Copies the numbers, so a retired upstream never reads a freed conf. */
+/* Copies the numbers, so a retired upstream never reads a freed conf; the conf's are final (defaults included). */
 static void params_from(struct upstream_params *p, const struct conf_upstream *cf)
 {
-	p->boot_timeout_ms = cf->boot_timeout_ms > 0 ? cf->boot_timeout_ms : 60000;
-	p->idle_timeout_ms = cf->idle_timeout_ms > 0 ? cf->idle_timeout_ms : 300000;
-	p->hold_timeout_ms = cf->hold_timeout_ms > 0 ? cf->hold_timeout_ms : 120000;
-	p->stop_grace_ms = cf->stop_grace_ms >= 0 ? cf->stop_grace_ms : 10000;
+	p->boot_timeout_ms = cf->boot_timeout_ms;
+	p->idle_timeout_ms = cf->idle_timeout_ms;
+	p->hold_timeout_ms = cf->hold_timeout_ms;
+	p->stop_grace_ms = cf->stop_grace_ms;
+	p->lock_ttl_ms = cf->lock_ttl_ms;
 	p->min_warm = cf->min_warm;
-	p->hold_max = cf->hold_max >= 0 ? cf->hold_max : 1000;
-	p->max_conns = cf->max_conns > 0 ? cf->max_conns : 16;
+	p->hold_max = cf->hold_max;
+	p->max_conns = cf->max_conns;
 }
 
 static struct upstream *upstream_new(const char *name)

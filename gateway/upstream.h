@@ -38,7 +38,7 @@ struct sched_up;
 
 /* The scalars of conf_upstream, copied so that a retired upstream outlives its conf. */
 struct upstream_params {
-	int64_t boot_timeout_ms, idle_timeout_ms, hold_timeout_ms, stop_grace_ms;
+	int64_t boot_timeout_ms, idle_timeout_ms, hold_timeout_ms, stop_grace_ms, lock_ttl_ms;
 	int min_warm, hold_max, max_conns;
 };
 
