@@ -11,6 +11,7 @@
 #include "gateway/conf.h"
 #include "gateway/gw.h"
 #include "gateway/launch.h"
+#include "gateway/launch_check.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
@@ -42,6 +43,14 @@ static struct event *sig_ev[6];
 static struct event *stop_ev;
 static char *pid_written;	/* the pid file we made, to remove at exit */
 
+/* Makefile.am defines both from configure's directories; these are for a build without it */
+#ifndef WG_PREFIX
+#define WG_PREFIX "/usr/local/share/wakegate"
+#endif
+#ifndef WG_CONF_PATH
+#define WG_CONF_PATH "/usr/local/etc/wakegate/wakegate.conf"
+#endif
+
 #define SHUTDOWN_GRACE_S 30
 
 double gw_now(void)
@@ -69,8 +78,8 @@ static void usage(FILE *f)
 		"  -t            : test configuration and exit\n"
 		"  -T            : test configuration, dump it and exit\n"
 		"  -s signal     : send signal to the running daemon: stop, quit, reload, reopen\n"
-		"  -p prefix     : set prefix path (default: the current directory)\n"
-		"  -c filename   : set configuration file (default: conf/wakegate.conf)\n");
+		"  -p prefix     : set prefix path (default: " WG_PREFIX ")\n"
+		"  -c filename   : set configuration file (default: " WG_CONF_PATH ")\n");
 }
 
 /* Writes the text of the conf file to stdout, as nginx -T does. */
@@ -437,13 +446,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	char cwd[PATH_MAX];
+	/* nginx's rule: the prefix and the conf are compiled in (where make install
+	 * put them); a relative -c resolves against the prefix */
 	if (!pfx)
-		pfx = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+		pfx = WG_PREFIX;
 	prefix = strdup(pfx);
 	if (!cfile)
-		cfile = "conf/wakegate.conf";
-	if (cfile[0] != '/' && pfx != cwd) {
+		cfile = WG_CONF_PATH;
+	if (cfile[0] != '/') {
 		size_t n = strlen(prefix) + strlen(cfile) + 2;
 		conf_path = malloc(n);
 		snprintf(conf_path, n, "%s/%s", prefix, cfile);
@@ -452,7 +462,8 @@ int main(int argc, char **argv)
 	}
 	char err[1024];
 	gw.conf = conf_load(conf_path, prefix, err, sizeof(err));
-	if (gw.conf && !sig && tls_conf_check(gw.conf, err, sizeof(err)) < 0) {	/* certificates, keys, ciphers */
+	if (gw.conf && !sig && (tls_conf_check(gw.conf, err, sizeof(err)) < 0 ||	/* certificates, keys, ciphers */
+				(test && launch_check(gw.conf, err, sizeof(err)) < 0))) {	/* programs, models */
 		conf_free(gw.conf);
 		gw.conf = NULL;
 	}
