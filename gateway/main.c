@@ -14,6 +14,7 @@
 #include "gateway/launch_check.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/sd_notify.h"
 #include "gateway/server.h"
 #include "gateway/tls.h"
 #include "gateway/store.h"
@@ -274,6 +275,7 @@ static void begin_stop(const char *why)
 	if (gw.stopping)
 		return;
 	log_notice("%s, shutting down", why);
+	sdnotify("STOPPING=1");
 	gw.stopping = 1;
 	stop_started = gw_now();
 	server_stop_accepting();
@@ -288,8 +290,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
 	case SIGHUP:
-		if (!gw.stopping)
+		if (!gw.stopping) {
+			sdnotify("RELOADING=1");
 			reload();
+			sdnotify("READY=1");
+		}
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -392,6 +397,7 @@ static int run(void)
 		evsignal_add(sig_ev[i], NULL);
 	}
 	log_notice("wakegate " PACKAGE_VERSION " started, conf %s", conf_path);
+	sdnotify("READY=1");	/* listeners bound, upstreams set up: a Type=notify unit is started */
 	event_base_dispatch(gw.base);
 
 	upstream_free_all();
@@ -490,7 +496,9 @@ int main(int argc, char **argv)
 	} else {
 		/* once, before any thread: the warmer's libcurl handles need it */
 		curl_global_init(CURL_GLOBAL_DEFAULT);
+		sdnotify_init();
 		rc = run();
+		sdnotify_free();
 		curl_global_cleanup();
 	}
 	conf_free(gw.conf);
