@@ -13,6 +13,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
+	gateway/status_page.c gateway/status_page.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
@@ -25,6 +26,16 @@ gateway_wakegate_SOURCES = \
 	gateway/tls.c gateway/tls.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
 gateway_wakegate_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
+
+# The status page is edited as gateway/status_page.html and compiled in as
+# one C string (status_page.c includes the generated header).
+gateway/wakegate-status_page.$(OBJEXT): gateway/status_page_html.h
+gateway/status_page_html.h: gateway/status_page.html
+	@$(MKDIR_P) gateway
+	$(AM_V_GEN)sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+	  $(srcdir)/gateway/status_page.html > $@.tmp && mv $@.tmp $@
+CLEANFILES += gateway/status_page_html.h
+EXTRA_DIST += gateway/status_page.html
 
 # metrics-test, store-test: drivers for t/35-metrics.t and t/36-store.t.
 check_PROGRAMS += gateway/metrics-test gateway/store-test

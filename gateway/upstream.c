@@ -538,6 +538,7 @@ int upstream_configure(const struct conf *c)
 			for (int i = 0; i < UPSTREAM_MAX_REPLICAS; i++) {
 				u->rep[i].up = u;
 				u->rep[i].id = i;
+				u->rep[i].since = gw_now();	/* STOPPED since now: /status's state_seconds */
 			}
 			hold_init(&u->hold, gw.base, on_hold_timeout, on_hold_gone, u);
 			u->next = all;
