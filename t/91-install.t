@@ -11,6 +11,8 @@ use WGGateway;
 my $build = $ENV{WG_BUILD} // src('.');
 plan skip_all => 'no Makefile in the build tree' unless -f "$build/Makefile";
 my $dir = tmpdir();
+# run from make check: the inner make must not take the outer one's flags or jobserver
+delete @ENV{qw(MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES)};
 my $S = "$dir/inst";
 
 sub run_cmd { my $out = `@_ 2>&1`; return ($? >> 8, $out) }
@@ -78,6 +80,8 @@ is(stop_proc($pid, 'TERM', 30) >> 8, 0, 'it stops cleanly');
 SKIP: {
 	my $prefix = make_var('prefix');
 	skip 'unshare -m needs root', 2 unless $> == 0 && system('unshare -m true 2>/dev/null') == 0;
+	skip "$prefix/sbin, etc and share must exist to bind the installed ones over them", 2
+		unless 3 == grep { -d "$prefix/$_" } qw(sbin etc share);
 	my $D = "$dir/destdir";
 	($rc, $out) = run_cmd('make', '-s', '-C', $build, 'install', "DESTDIR=$D");
 	is($rc, 0, 'make install DESTDIR=...') or diag $out;

@@ -14,6 +14,8 @@ my $have = sub { system("command -v $_[0] >/dev/null 2>&1") == 0 };
 plan skip_all => 'no dpkg-buildpackage/dh (apt-get install dpkg-dev debhelper)'
 	unless $have->('dpkg-buildpackage') && $have->('dh');
 my $dir = tmpdir();
+# run from make check: the inner make must not take the outer one's flags or jobserver
+delete @ENV{qw(MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES)};
 my $src = src('.');
 sub run_cmd { my $out = `@_ 2>&1`; return ($? >> 8, $out) }
 
