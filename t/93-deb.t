@@ -104,6 +104,12 @@ SKIP: {
 	($rc, $out) = run_cmd("unshare -m sh -c '$ns; systemd-analyze verify $root/lib/systemd/system/wakegate.service'");
 	is($rc, 0, 'systemd-analyze verify accepts the unit') or diag $out;
 }
+SKIP: {
+	skip 'no systemd-analyze', 1 unless $have->('systemd-analyze');
+	my $sec = `systemd-analyze security --offline=true $root/lib/systemd/system/wakegate.service 2>&1`;
+	my ($level) = $sec =~ /Overall exposure level for wakegate\.service: ([\d.]+)/;
+	ok(defined $level && $level <= 4.5, 'systemd-analyze security: exposure ' . ($level // '?') . ' (at most 4.5, "OK")') or diag $sec;
+}
 # Without a namespace the same -t shows the conf is read as installed: the
 # worker it names is the package's path, missing outside the package.
 unless (-x '/usr/sbin/wakegate-worker') {
