@@ -13,6 +13,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "gateway/status_page.h"
 #include "gateway/upstream.h"
 
 #include <event2/buffer.h>
@@ -202,7 +203,9 @@ void admin_cb(struct evhttp_request *req, void *arg)
 		evhttp_add_header(h, "Content-Type", "application/json");
 	} else {
 		evbuffer_free(out);
-		proxy_send_error(req, 404, "try /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
+		if (status_page_serve(req, path))	/* GET / and /ui: the page for people */
+			return;
+		proxy_send_error(req, 404, "try /, /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
 		return;
 	}
 	evhttp_send_reply(req, 200, "OK", out);

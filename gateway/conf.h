@@ -217,7 +217,7 @@ struct conf {
 	char *file;		/* the main file as given */
 	char **included;	/* the files include read, full paths, in the order read (for -T) */
 	int nincluded;
-	char *prefix;		/* -p, or the directory the quick start runs in; relative paths resolve here */
+	char *prefix;		/* -p, or the compiled-in WG_PREFIX; relative paths resolve here */
 	int daemon;		/* "daemon on|off" */
 	char *pid_path;		/* NULL: no pid file */
 	char *error_log_path;	/* a path, or "stderr" */

@@ -10,11 +10,12 @@ gateway_wakegate_SOURCES = \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
-	gateway/launch.h gateway/launch_exec.c \
+	gateway/launch.h gateway/launch_exec.c gateway/launch_check.c gateway/launch_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h \
-	gateway/accesslog.c gateway/accesslog.h \
+	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
+	gateway/status_page.c gateway/status_page.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c \
@@ -28,6 +29,16 @@ gateway_wakegate_SOURCES = \
 	gateway/tls.c gateway/tls.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
 gateway_wakegate_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
+
+# The status page is edited as gateway/status_page.html and compiled in as
+# one C string (status_page.c includes the generated header).
+gateway/wakegate-status_page.$(OBJEXT): gateway/status_page_html.h
+gateway/status_page_html.h: gateway/status_page.html
+	@$(MKDIR_P) gateway
+	$(AM_V_GEN)sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+	  $(srcdir)/gateway/status_page.html > $@.tmp && mv $@.tmp $@
+CLEANFILES += gateway/status_page_html.h
+EXTRA_DIST += gateway/status_page.html
 
 # metrics-test, store-test: drivers for t/35-metrics.t and t/36-store.t.
 check_PROGRAMS += gateway/metrics-test gateway/store-test

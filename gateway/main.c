@@ -11,8 +11,10 @@
 #include "gateway/conf.h"
 #include "gateway/gw.h"
 #include "gateway/launch.h"
+#include "gateway/launch_check.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/sd_notify.h"
 #include "gateway/server.h"
 #include "gateway/tls.h"
 #include "gateway/store.h"
@@ -42,6 +44,14 @@ static struct event *sig_ev[6];
 static struct event *stop_ev;
 static char *pid_written;	/* the pid file we made, to remove at exit */
 
+/* Makefile.am defines both from configure's directories; these are for a build without it */
+#ifndef WG_PREFIX
+#define WG_PREFIX "/usr/local/share/wakegate"
+#endif
+#ifndef WG_CONF_PATH
+#define WG_CONF_PATH "/usr/local/etc/wakegate/wakegate.conf"
+#endif
+
 #define SHUTDOWN_GRACE_S 30
 
 
@@ -56,8 +66,8 @@ static void usage(FILE *f)
 		"  -t            : test configuration and exit\n"
 		"  -T            : test configuration, dump it and exit\n"
 		"  -s signal     : send signal to the running daemon: stop, quit, reload, reopen\n"
-		"  -p prefix     : set prefix path (default: the current directory)\n"
-		"  -c filename   : set configuration file (default: conf/wakegate.conf)\n");
+		"  -p prefix     : set prefix path (default: " WG_PREFIX ")\n"
+		"  -c filename   : set configuration file (default: " WG_CONF_PATH ")\n");
 }
 
 /* Writes the text of the conf file to stdout, as nginx -T does. */
@@ -228,6 +238,7 @@ static void begin_stop(const char *why)
 	if (gw.stopping)
 		return;
 	log_notice("%s, shutting down", why);
+	sdnotify("STOPPING=1");
 	gw.stopping = 1;
 	stop_started = gw_now();
 	server_stop_accepting();
@@ -242,8 +253,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
 	case SIGHUP:
-		if (!gw.stopping)
+		if (!gw.stopping) {
+			sdnotify("RELOADING=1");
 			reload();
+			sdnotify("READY=1");
+		}
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -349,6 +363,7 @@ static int run(void)
 		evsignal_add(sig_ev[i], NULL);
 	}
 	log_notice("wakegate " PACKAGE_VERSION " started, conf %s", conf_path);
+	sdnotify("READY=1");	/* listeners bound, upstreams set up: a Type=notify unit is started */
 	event_base_dispatch(gw.base);
 
 	upstream_free_all();
@@ -404,13 +419,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	char cwd[PATH_MAX];
+	/* nginx's rule: the prefix and the conf are compiled in (where make install
+	 * put them); a relative -c resolves against the prefix */
 	if (!pfx)
-		pfx = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+		pfx = WG_PREFIX;
 	prefix = strdup(pfx);
 	if (!cfile)
-		cfile = "conf/wakegate.conf";
-	if (cfile[0] != '/' && pfx != cwd) {
+		cfile = WG_CONF_PATH;
+	if (cfile[0] != '/') {
 		size_t n = strlen(prefix) + strlen(cfile) + 2;
 		conf_path = malloc(n);
 		snprintf(conf_path, n, "%s/%s", prefix, cfile);
@@ -419,7 +435,8 @@ int main(int argc, char **argv)
 	}
 	char err[1024];
 	gw.conf = conf_load(conf_path, prefix, err, sizeof(err));
-	if (gw.conf && !sig && tls_conf_check(gw.conf, err, sizeof(err)) < 0) {	/* certificates, keys, ciphers */
+	if (gw.conf && !sig && (tls_conf_check(gw.conf, err, sizeof(err)) < 0 ||	/* certificates, keys, ciphers */
+				(test && launch_check(gw.conf, err, sizeof(err)) < 0))) {	/* programs, models */
 		conf_free(gw.conf);
 		gw.conf = NULL;
 	}
@@ -446,7 +463,9 @@ int main(int argc, char **argv)
 	} else {
 		/* once, before any thread: the warmer's libcurl handles need it */
 		curl_global_init(CURL_GLOBAL_DEFAULT);
+		sdnotify_init();
 		rc = run();
+		sdnotify_free();
 		curl_global_cleanup();
 	}
 	conf_free(gw.conf);

@@ -16,12 +16,12 @@ sub run_cmd {
 
 my ($text, $port, $admin) = gw_conf(upstream => 'idle_timeout 30s;');
 spew("$dir/good.conf", $text);
-my ($rc, $out) = run_cmd($wg, '-t', '-c', "$dir/good.conf");
+my ($rc, $out) = run_cmd($wg, '-t', '-p', $dir, '-c', "$dir/good.conf");
 is($rc, 0, 'wakegate -t on a good conf exits 0');
 like($out, qr/the configuration file \Q$dir\E\/good.conf syntax is ok/, '-t says the syntax is ok');
 like($out, qr/configuration file \Q$dir\E\/good.conf test is successful/, '-t says the test is successful');
 
-($rc, $out) = run_cmd($wg, '-T', '-c', "$dir/good.conf");
+($rc, $out) = run_cmd($wg, '-T', '-p', $dir, '-c', "$dir/good.conf");
 is($rc, 0, 'wakegate -T exits 0');
 like($out, qr/# configuration file .*good.conf:\n.*upstream digits/s, '-T dumps the conf');
 
@@ -30,7 +30,7 @@ mkdir "$dir/conf.d";
 spew("$dir/conf.d/extra.conf", "# the extra upstream\n");
 (my $with_inc = $text) =~ s/^(daemon off;)$/$1\ninclude conf.d\/*.conf;/m or die 'no "daemon off;" line to include after';
 spew("$dir/inc.conf", $with_inc);
-($rc, $out) = run_cmd($wg, '-T', '-c', "$dir/inc.conf");
+($rc, $out) = run_cmd($wg, '-T', '-p', $dir, '-c', "$dir/inc.conf");
 is($rc, 0, 'wakegate -T on a conf with include exits 0');
 like($out, qr/# configuration file .*inc.conf:\n.*# configuration file \Q$dir\E\/conf.d\/extra.conf:\n# the extra upstream/s,
 	'-T dumps the included file after the main one, under its own heading');

@@ -26,17 +26,17 @@ sub tod { return ka($_[0])->{time_of_day} // {} }
 	spew("$dir/tod-bad.conf", $text);
 	my @lines = split /\n/, $text;
 	my ($line) = grep { $lines[$_ - 1] =~ /budget=abc/ } 1 .. @lines;
-	my $out = `@{[bin('wakegate')]} -t -c $dir/tod-bad.conf 2>&1`;
+	my $out = `@{[bin('wakegate')]} -t -p $dir -c $dir/tod-bad.conf 2>&1`;
 	isnt($? >> 8, 0, 'wakegate -t fails on "keepalive adaptive budget=abc"');
 	like($out, qr/invalid budget "abc" in "keepalive" directive.* in \Q$dir\E\/tod-bad.conf:$line$/m,
 		'the error names the parameter, the file and the line');
 	($text) = gw_conf(upstream => "keepalive adaptive tod=maybe;");
 	spew("$dir/tod-bad2.conf", $text);
-	$out = `@{[bin('wakegate')]} -t -c $dir/tod-bad2.conf 2>&1`;
+	$out = `@{[bin('wakegate')]} -t -p $dir -c $dir/tod-bad2.conf 2>&1`;
 	like($out, qr/invalid value "maybe" of tod= in "keepalive" directive/, 'tod= takes only on or off');
 	($text) = gw_conf(upstream => "keepalive adaptive min=1m max=1h percentile=95 budget=150% tod=on;");
 	spew("$dir/tod-good.conf", $text);
-	$out = `@{[bin('wakegate')]} -t -c $dir/tod-good.conf 2>&1`;
+	$out = `@{[bin('wakegate')]} -t -p $dir -c $dir/tod-good.conf 2>&1`;
 	is($? >> 8, 0, 'keepalive adaptive takes all five parameters, budget with a % sign') or diag($out);
 }
 
