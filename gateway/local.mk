@@ -7,7 +7,7 @@ gateway_wakegate_SOURCES = \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
 	gateway/replica.c gateway/replica.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
-	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
+	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
 	gateway/launch.h gateway/launch_exec.c gateway/launch_check.c gateway/launch_check.h \
