@@ -8,6 +8,7 @@
 #include "gateway/conf.h"
 #include "gateway/cost.h"
 #include "gateway/dispatch.h"
+#include "gateway/gpu.h"
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
@@ -65,6 +66,8 @@ static json_t *status_json(void)
 					       "url", rep->state == REPLICA_STOPPED ? "" : rep->url,
 					       "in_flight", rep->in_flight, "state_seconds", now - rep->since);
 			json_object_set_new(ro, "cause", json_string(replica_cause_name(rep->cause)));
+			if (gpu_name(rep->gpu))
+				json_object_set_new(ro, "gpu", json_string(gpu_name(rep->gpu)));
 			if (rep->state == REPLICA_FAILED)
 				json_object_set_new(ro, "reason", json_string(rep->reason));
 			json_array_append_new(reps, ro);
@@ -88,6 +91,7 @@ static json_t *status_json(void)
 		}
 		json_object_set_new(o, "wake_seconds", wk);
 		json_object_set_new(o, "eta_seconds", json_integer(upstream_eta_s(u)));
+		json_object_set_new(o, "waiting_for_gpu_memory", json_boolean(gpu_waiting_for_memory(u)));
 		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
 		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
 		json_object_set_new(o, "replicas", reps);
@@ -96,6 +100,7 @@ static json_t *status_json(void)
 		json_object_set_new(ups, u->name, o);
 	}
 	json_object_set_new(root, "upstreams", ups);
+	json_object_set_new(root, "gpus", gpu_status_json());
 	return root;
 }
 

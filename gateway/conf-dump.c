@@ -125,6 +125,12 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_num(K("sleep_level1_after_ms"), u->sleep_after_ms[1]);
 	kv_num(K("sleep_level2_after_ms"), u->sleep_after_ms[2]);
 	kv_str(K("sleep_api"), u->sleep_api == CONF_SLEEP_API_TRITON ? "triton" : "vllm");
+	kv_num(K("gpu_memory"), u->gpu_memory);
+	printf("upstream.%s.gpu_mask %u\n", u->name, u->gpu_mask);
+	kv_num(K("pin"), u->pin);
+	kv_num(K("priority"), u->priority);
+	for (int i = 0; i < u->nmodels; i++)
+		kv_str(K("model"), u->models[i]);
 	if (u->min_warm_from >= 0)
 		printf("upstream.%s.min_warm_at %02d:%02d-%02d:%02d\n", u->name, u->min_warm_from / 60,
 		       u->min_warm_from % 60, u->min_warm_to / 60, u->min_warm_to % 60);
@@ -272,6 +278,8 @@ static void dump(const struct conf *c)
 	dump_limits("", &c->limits);
 	for (const struct conf_server *s = c->servers; s; s = s->next)
 		dump_server(s, i++);
+	for (const struct conf_gpu *g = c->gpus; g; g = g->next)
+		printf("gpu %s %lld\n", g->name, (long long)g->bytes);
 	for (const struct conf_upstream *u = c->upstreams; u; u = u->next)
 		dump_upstream(u);
 }

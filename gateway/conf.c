@@ -422,6 +422,8 @@ static int conf_check(struct conf_parse *p)
 			inherit(&l->client_max_body_size, s->client_max_body_size);
 			inherit(&l->proxy_connect_timeout_ms, s->proxy_connect_timeout_ms);
 			inherit(&l->proxy_read_timeout_ms, s->proxy_read_timeout_ms);
+			if (!l->proxy_pass && l->route_models)
+				continue;	/* every upstream comes from the request's model name */
 			if (!l->proxy_pass)
 				return conf_error_at(p, l->file, l->line,
 						     "location \"%s\" has no \"proxy_pass\" directive", l->path);
@@ -432,7 +434,7 @@ static int conf_check(struct conf_parse *p)
 		}
 	}
 	conf_tls_inherit(p);
-	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0)
+	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0 || conf_gpu_check(p) < 0)
 		return -1;
 	return check_listens(p);
 }
@@ -529,6 +531,7 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->launch_api);
 	free(u->launch_ca);
 	free(u->currency);
+	conf_gpu_upstream_free(u);
 	free(u);
 }
 
@@ -575,6 +578,7 @@ void conf_free(struct conf *c)
 	}
 	conf_limits_free(&c->limits);
 	conf_limit_zones_free(c);
+	conf_gpu_free(c);
 	for (int i = 0; i < c->nincluded; i++)
 		free(c->included[i]);
 	free(c->included);

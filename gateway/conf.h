@@ -156,7 +156,28 @@ struct conf_upstream {
 
 	/* issue 15: the sleep ladder (conf_sleep.c) */
 	int64_t sleep_after_ms[3];	/* [1], [2]: "sleep level=N after=T"; 0: that level is off */
-	int sleep_api;		/* CONF_SLEEP_API_*: default vllm */
+	int sleep_api;		/* CONF_SLEEP_API_* */
+
+	/* issue 14: GPU memory and model names (conf_gpu.c) */
+	int64_t gpu_memory;	/* what one replica needs; 0: no budget */
+	char *gpu_names;	/* gpu=NAME,NAME as written; NULL: any */
+	unsigned gpu_mask;	/* bit i: it may go on the gpu of index i (conf_gpu_check) */
+	int pin;		/* never evicted */
+	int priority;		/* may evict lower priorities; its held requests go first */
+	char **models;		/* "model NAME ...": the names it answers to; none: its own name */
+	int nmodels;
+};
+
+#define CONF_MAX_GPUS 32
+
+/* "gpu NAME memory=SIZE" (conf_gpu.c) */
+struct conf_gpu {
+	char *name;
+	int64_t bytes;
+	int index;		/* 0.. in conf order */
+	const char *file;
+	int line;
+	struct conf_gpu *next;
 };
 
 enum { CONF_SLEEP_API_VLLM, CONF_SLEEP_API_TRITON };
@@ -175,6 +196,7 @@ struct conf_location {
 	struct conf_limits limits;	/* inherited from server, then main */
 	struct degrade_rule *degrade;	/* "degrade" lines in order; rule.to is the struct conf_upstream * */
 	size_t ndegrade;
+	int route_models;	/* "route models": the upstream comes from the request's model name */
 };
 
 /* Where a directive was written, for checks made after parsing (tls.c). */
@@ -240,6 +262,8 @@ struct conf {
 	int64_t client_body_timeout_ms;	/* the same, in its body */
 	struct conf_server *servers;
 	struct conf_upstream *upstreams;
+	struct conf_gpu *gpus;	/* "gpu" lines, in conf order */
+	int ngpus;
 	struct conf_limit_zone *limit_zones;	/* limit_req_zone and limit_conn_zone, in conf order */
 	struct conf_limits limits;	/* limit_* of the main block */
 	int64_t billing_granularity_ms;	/* main's, for upstreams without their own */

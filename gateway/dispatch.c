@@ -82,8 +82,8 @@ static void on_hold_timeout(struct wg_request *r, void *arg)
 {
 	struct upstream *u = arg;
 	char msg[300];
-	snprintf(msg, sizeof(msg), "upstream \"%s\": no replica ready after %.1fs in the hold queue",
-		 u->name, gw_now() - r->t_arrive);
+	snprintf(msg, sizeof(msg), "upstream \"%s\": no replica ready after %.1fs in the hold queue%s",
+		 u->name, gw_now() - r->t_arrive, u->gpu_wait_since > 0 ? " (waiting for GPU memory)" : "");
 	log_warn("%s", msg);
 	r->hold_ms = (gw_now() - r->t_arrive) * 1000;
 	hold_observe(r);

@@ -298,7 +298,7 @@ int fleet_tick(struct replica *rep, double now)
 void fleet_init(void)
 {
 	replica_subscribe(fleet_on_move, NULL);
-	replica_set_claim(fleet_claim);
+	replica_add_gate(fleet_claim);
 }
 
 void fleet_replica_free(struct replica *rep)

@@ -418,6 +418,11 @@ json_t *keepalive_status_json(const struct upstream *u)
 	return o;
 }
 
+const struct policy_hist *keepalive_hist(const struct upstream *u)
+{
+	return u->ka ? &u->ka->hist : NULL;
+}
+
 void keepalive_free(struct upstream *u)
 {
 	struct ka_up *k = u->ka;

@@ -23,6 +23,7 @@ struct upstream;
 struct metrics;
 struct json_t;
 struct policy_conf;
+struct policy_hist;
 
 void keepalive_metrics_declare(struct metrics *m);
 
@@ -52,6 +53,9 @@ int keepalive_prewarm(struct upstream *u, enum replica_cause cause, const char *
 
 /* The policy, its last decision, the gaps and the time-of-day plan, as a new JSON object for /status. */
 struct json_t *keepalive_status_json(const struct upstream *u);
+
+/* u's idle gaps (what eviction reads: gpu.c), or NULL before the first request. */
+const struct policy_hist *keepalive_hist(const struct upstream *u);
 
 /* Frees u's part and its schedule's (when the upstream goes). */
 void keepalive_free(struct upstream *u);

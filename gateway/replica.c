@@ -43,7 +43,7 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_ADMIN] = "admin", [CAUSE_RELOAD] = "reload", [CAUSE_SHUTDOWN] = "shutdown",
 	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
-	[CAUSE_SLEEP_API] = "sleep_api",
+	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict",
 };
 
 /*
@@ -71,7 +71,9 @@ static struct {
 	void *arg;
 } watchers[REPLICA_MAX_WATCHERS];
 static int nwatchers;
-static replica_claim_fn claim_hook;
+#define REPLICA_MAX_GATES 4
+static replica_gate_fn gates[REPLICA_MAX_GATES];
+static int ngates;
 static struct replica *all_reps;	/* every replica (replica_init .. replica_free), for ports */
 
 const char *replica_state_name(enum replica_state s)
@@ -95,9 +97,22 @@ void replica_subscribe(replica_watch_fn fn, void *arg)
 	nwatchers++;
 }
 
-void replica_set_claim(replica_claim_fn fn)
+void replica_add_gate(replica_gate_fn fn)
 {
-	claim_hook = fn;
+	if (ngates == REPLICA_MAX_GATES) {
+		log_error("replica: more than %d gates", REPLICA_MAX_GATES);
+		abort();	/* a programming error, found at start */
+	}
+	gates[ngates++] = fn;
+}
+
+/* 1 when every gate lets rep start or wake now. */
+static int replica_gates_open(struct replica *rep)
+{
+	for (int i = 0; i < ngates; i++)
+		if (!gates[i](rep))
+			return 0;
+	return 1;
 }
 
 static void replica_tell(struct replica *rep, const struct replica_change *ch)
@@ -117,6 +132,7 @@ void replica_init(struct replica *rep, struct upstream *u, int id)
 	rep->up = u;
 	rep->id = id;
 	rep->since = gw_now();	/* STOPPED since the upstream was made, not since the host booted */
+	rep->gpu = -1;
 	rep->next_all = all_reps;
 	all_reps = rep;
 }
@@ -493,6 +509,8 @@ static int replica_wake_asleep(struct replica *rep, enum replica_cause cause)
 		rep->wake_pending = 1;
 		return 0;
 	}
+	if (!replica_gates_open(rep))
+		return 0;	/* no GPU memory for its weights yet: the next tick asks again */
 	int level = rep->state == REPLICA_ASLEEP2 ? 2 : 1;
 	rep->sleep_call = sleepapi_start(gw.base, u->cf, rep->url, SLEEPAPI_WAKE, level, u->p.boot_timeout_ms,
 					 replica_woke_cb, rep);
@@ -520,8 +538,8 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	if (rep->state == REPLICA_FAILED && gw_now() < rep->retry_at)
 		return -1;
 	rep->wake_cause = cause;
-	if (claim_hook && !claim_hook(rep))
-		return 0;	/* asking the other gateways first; the answer wakes it */
+	if (!replica_gates_open(rep))
+		return 0;	/* placing it, or asking the other gateways first: see replica_add_gate */
 	char err[256];
 	rep->port = replica_pick_port(rep);
 	if (rep->port <= 0) {

@@ -15,7 +15,7 @@
  * It owns its launch (while a process may run), its health probe (BOOTING),
  * its warmer (WARMING) and its connection pool (READY, DRAINING). The
  * fleet part (lock fields) is fleet.c's; scale_busy_at is scale.c's;
- * idle_query is keepalive.c's.
+ * idle_query is keepalive.c's; gpu is gpu.c's.
  */
 #ifndef WG_REPLICA_H
 #define WG_REPLICA_H
@@ -71,6 +71,7 @@ enum replica_cause {
 	CAUSE_EXIT,		/* the process ended as asked (DRAINING -> STOPPED) */
 	CAUSE_FLEET_PEER,	/* another gateway runs, stops or took it (Redis lock) */
 	CAUSE_SLEEP_API,	/* a sleep or wake call: done, or failed */
+	CAUSE_EVICT,		/* stopped or put to sleep to free GPU memory for another upstream */
 	CAUSE_NCAUSES
 };
 
@@ -108,6 +109,8 @@ struct replica {
 	int lock;			/* FLEET_LOCK_* */
 	int lock_pending;		/* a lock call is in flight */
 	double lock_at;			/* last renew or poll (gw_now) */
+	/* gpu.c's part */
+	int gpu;			/* the device it is placed on (conf index); -1: none */
 	/* keepalive.c's part */
 	int idle_query;			/* a store_newest_activity() is pending */
 	/* scale.c's part */
@@ -131,12 +134,14 @@ typedef void (*replica_watch_fn)(struct replica *rep, const struct replica_chang
 void replica_subscribe(replica_watch_fn fn, void *arg);
 
 /*
- * The claim hook (fleet.c sets it): asked before a launch; 1 to go on, 0
- * when it answers later (it then calls replica_wake() again, or makes the
- * replica a mirror). NULL: always go on.
+ * Gates, asked in the order added before a replica starts or wakes from
+ * sleep: gpu.c's placement (is there GPU memory for it?), then fleet.c's
+ * claim (may this gateway run it?). 1 to go on; 0 when not now: the gate
+ * calls replica_wake() again when it can (the fleet lock's answer), or the
+ * next tick's wake asks again (memory freed by an eviction).
  */
-typedef int (*replica_claim_fn)(struct replica *rep);
-void replica_set_claim(replica_claim_fn fn);
+typedef int (*replica_gate_fn)(struct replica *rep);
+void replica_add_gate(replica_gate_fn fn);
 
 const char *replica_state_name(enum replica_state s);
 const char *replica_cause_name(enum replica_cause c);

@@ -72,7 +72,7 @@ static void sample_cb(evutil_socket_t fd, short what, void *arg)
 {
 	int64_t now = now_ms();
 	for (struct rules_loc *l = locs; l; l = l->next) {
-		struct upstream *u = upstream_find(l->loc->proxy_pass);
+		struct upstream *u = l->loc->proxy_pass ? upstream_find(l->loc->proxy_pass) : NULL;
 		if (!u)
 			continue;
 		struct degrade_input in;

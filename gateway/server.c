@@ -12,6 +12,7 @@
 #include "gateway/admin.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
+#include "gateway/model_route.h"
 #include "gateway/phase.h"
 #include "gateway/proxy.h"
 #include "gateway/request.h"
@@ -109,7 +110,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 	r->srv = s;
 	r->loc = loc;
 	r->conf_gen = phase_conf_gen();
-	if (!loc || !loc->proxy_pass) {
+	if (!loc || (!loc->proxy_pass && !loc->route_models)) {
 		accesslog_refused(req, 404, NULL);
 		proxy_send_error(req, 404, "no location for this path", 0);
 		return PHASE_DONE;
@@ -123,8 +124,8 @@ static enum phase_rc route_phase(struct wg_request *r)
 		proxy_send_error(req, 413, msg, 0);
 		return PHASE_DONE;
 	}
-	r->up = upstream_find(loc->proxy_pass);
-	if (!r->up) {
+	r->up = loc->proxy_pass ? upstream_find(loc->proxy_pass) : NULL;
+	if (!r->up && !loc->route_models) {	/* with route models, the model phase picks it */
 		proxy_send_error(req, 502, "no such upstream", 0);
 		return PHASE_DONE;
 	}
@@ -424,6 +425,7 @@ fail:
 void server_init(void)
 {
 	phase_register(PHASE_ROUTE, route_phase);
+	model_route_init();
 	ratelimit_init();
 	rules_init();
 }

@@ -10,6 +10,7 @@
 #include "gateway/cost.h"
 #include "gateway/dispatch.h"
 #include "gateway/fleet.h"
+#include "gateway/gpu.h"
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
@@ -43,6 +44,9 @@ void upstream_metrics_declare(struct metrics *m)
 			"Replica state moves, by upstream, from, to and cause.", NULL, 0);
 	metrics_declare(m, "wakegate_wakes_total", METRICS_COUNTER, "Wakes from a sleep level, by upstream and level.", NULL, 0);
 	metrics_declare(m, "wakegate_wake_seconds", METRICS_HISTOGRAM, "Wake calls sent to wake answered, by level.", secs, ns);
+	metrics_declare(m, "wakegate_evictions_total", METRICS_COUNTER, "Replicas stopped or put to sleep to free GPU memory, by upstream and cause.", NULL, 0);
+	metrics_declare(m, "wakegate_gpu_memory_bytes", METRICS_GAUGE, "GPU memory per device: declared, used by placed replicas, free.", NULL, 0);
+	metrics_declare(m, "wakegate_gpu_memory_waits_total", METRICS_COUNTER, "Times an upstream had to wait for GPU memory to start or wake a replica.", NULL, 0);
 	metrics_declare(m, "wakegate_gpu_seconds_total", METRICS_COUNTER, "Seconds replicas have been running.", NULL, 0);
 	metrics_declare(m, "wakegate_idle_seconds_total", METRICS_COUNTER, "Seconds replicas were READY with nothing in flight.", NULL, 0);
 	cost_metrics_declare(m);
@@ -78,6 +82,7 @@ static int upstream_busy(const struct upstream *u)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	double now = gw_now();
+	gpu_tick();
 	struct upstream *u = upstream_list(), *next;
 	for (; u; u = next) {
 		next = u->next;
@@ -109,6 +114,10 @@ static void params_from(struct upstream_params *p, const struct conf_upstream *c
 	p->min_warm = cf->min_warm;
 	p->hold_max = cf->hold_max;
 	p->max_conns = cf->max_conns;
+	p->gpu_memory = cf->gpu_memory;
+	p->gpu_mask = cf->gpu_mask;
+	p->pin = cf->pin;
+	p->priority = cf->priority;
 }
 
 static struct upstream *upstream_new(const char *name)
@@ -133,6 +142,7 @@ int upstream_configure(const struct conf *c)
 {
 	if (!tick_ev) {
 		dispatch_init();
+		gpu_init();	/* its gate before the fleet's: place first, then claim */
 		fleet_init();
 		cost_init();
 		tick_ev = event_new(gw.base, -1, EV_PERSIST, tick_cb, NULL);
@@ -140,6 +150,7 @@ int upstream_configure(const struct conf *c)
 		if (!tick_ev || event_add(tick_ev, &tv) < 0)
 			return -1;
 	}
+	gpu_configure(c);
 	for (struct upstream *u = upstream_list(); u; u = u->next)
 		u->cf = NULL;
 	for (const struct conf_upstream *cf = c->upstreams; cf; cf = cf->next) {

@@ -40,6 +40,9 @@ struct sched_up;
 struct upstream_params {
 	int64_t boot_timeout_ms, idle_timeout_ms, hold_timeout_ms, stop_grace_ms, lock_ttl_ms;
 	int min_warm, hold_max, max_conns;
+	int64_t gpu_memory;		/* what one replica holds on its GPU; 0: no budget */
+	unsigned gpu_mask;		/* the devices it may go on */
+	int pin, priority;
 };
 
 struct upstream {
@@ -61,6 +64,8 @@ struct upstream {
 	struct cost_up *cost;		/* cost.c's */
 	struct ka_up *ka;		/* keepalive.c's */
 	struct sched_up *sched;		/* schedule.c's */
+	double gpu_wait_since;		/* gpu.c: waiting for GPU memory since (gw_now); 0: not */
+	double gpu_wait_seen;		/* ... last asked (a wait nobody asks for any more is over) */
 	char label[300];		/* upstream="NAME", escaped for the metrics */
 	char label_code[320];		/* upstream="NAME",code="N" of label_code_n */
 	int label_code_n;
