@@ -1,17 +1,28 @@
 /*
- * ops_cpu: the CPU kernels. Plain C, no BLAS: the models are small, and the
- * dense loop is arranged so that each weight row is read once per block of
- * samples while both operands stream through memory in order.
+ * ops_cpu: the CPU kernels. A dense layer is a GEMM on OpenBLAS
+ * (cblas_sgemm) followed by the hand-written bias add; below a measured
+ * size the plain loop is faster than BLAS's call and packing overhead and
+ * runs instead (see OPS_CPU_BLAS_MIN_MACS). ReLU and softmax have no
+ * library op and stay hand-written.
  */
 #include "gpu-worker/ops.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 
 #define OPS_CPU_BLOCK 4	/* samples sharing one pass over a weight row */
 
+/*
+ * Multiply-adds (batch * in * out) from which cblas_sgemm runs. Measured
+ * with bench/worker and bench/wake on the 2-core build machine (see the
+ * man page): the digits model's layers (64x64, 64x10, about 4k MACs a
+ * sample) run faster in the loop, and layers of about 256x256 and up on BLAS.
+ */
+#define OPS_CPU_BLAS_MIN_MACS 65536
+
 /* Both x rows and w rows are contiguous in the inner index: dot products, 4 samples at a time. */
-void ops_cpu_dense(const float *x, int batch, int in, int out, const float *w, const float *b, float *y)
+static void ops_cpu_dense_loop(const float *x, int batch, int in, int out, const float *w, const float *b, float *y)
 {
 	int s = 0;
 
@@ -52,6 +63,21 @@ void ops_cpu_dense(const float *x, int batch, int in, int out, const float *w, c
 	}
 }
 
+void ops_cpu_dense(const float *x, int batch, int in, int out, const float *w, const float *b, float *y)
+{
+	if ((double)batch * in * out < OPS_CPU_BLAS_MIN_MACS) {
+		ops_cpu_dense_loop(x, batch, in, out, w, b, y);
+		return;
+	}
+	/* y[batch][out] = x[batch][in] * (w[out][in])^T, then the bias row by row. */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+	for (int s = 0; s < batch; s++) {
+		float *yr = y + (size_t)s * out;
+
+		for (int o = 0; o < out; o++)
+			yr[o] += b[o];
+	}
+}
 void ops_cpu_relu(float *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

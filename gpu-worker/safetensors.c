@@ -23,6 +23,7 @@ struct st_file {
 	char *path;
 	void *map;
 	size_t size;
+	struct st_ident id;
 	json_t *header;			/* owns the tensor names and metadata strings */
 	const unsigned char *data;	/* the data section, inside map */
 	uint64_t data_len;
@@ -262,6 +263,9 @@ struct st_file *st_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	f->size = (size_t)sb.st_size;
+	f->id = (struct st_ident){ .dev = (uint64_t)sb.st_dev, .ino = (uint64_t)sb.st_ino,
+		.size = (uint64_t)sb.st_size,
+		.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec };
 	f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (f->map == MAP_FAILED) {
@@ -346,4 +350,46 @@ void st_tensor_read_f32(const struct st_tensor *t, float *dst)
 		memcpy(&dst[i], &u, 4);
 	}
 #endif
+}
+
+void st_release_pages(struct st_file *f)
+{
+	/* Advice only: on failure the pages simply stay counted in the RSS. */
+	(void)madvise(f->map, f->size, MADV_DONTNEED);
+}
+
+int st_drop_cache(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		st_fail(err, errlen, path, "%s", strerror(errno));
+		return -1;
+	}
+	rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	if (rc != 0) {
+		st_fail(err, errlen, path, "posix_fadvise: %s", strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void st_ident(const struct st_file *f, struct st_ident *id)
+{
+	*id = f->id;
+}
+
+int st_ident_path(const char *path, struct st_ident *id, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		st_fail(err, errlen, path, "%s", strerror(errno));
+		return -1;
+	}
+	*id = (struct st_ident){ .dev = (uint64_t)sb.st_dev, .ino = (uint64_t)sb.st_ino,
+		.size = (uint64_t)sb.st_size,
+		.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec };
+	return 0;
 }
