@@ -29,6 +29,7 @@ gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c gpu-worker/worker.h \
 	gpu-worker/api.c gpu-worker/api.h \
 	gpu-worker/batch.c gpu-worker/batch.h \
 	gpu-worker/request.c gpu-worker/request.h \
+	gpu-worker/sleep.c gpu-worker/sleep.h \
 	gpu-worker/stats.c gpu-worker/stats.h \
 	gpu-worker/tensor.c gpu-worker/tensor.h \
 	gpu-worker/wlog.c gpu-worker/wlog.h

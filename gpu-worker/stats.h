@@ -16,6 +16,10 @@ void stats_free(struct stats *s);
 void stats_request(struct stats *s, const char *endpoint, int code);
 void stats_batch(struct stats *s, int samples, double seconds);
 void stats_wait(struct stats *s, double seconds);
+/* A sleep to level (1, 2), a wake from level, a reload_weights, each with the seconds it took. */
+void stats_sleep(struct stats *s, int level, double seconds);
+void stats_wake(struct stats *s, int from_level, double seconds);
+void stats_reload(struct stats *s, double seconds);
 
 /* The numbers the render needs that live elsewhere. */
 struct stats_now {
@@ -27,6 +31,11 @@ struct stats_now {
 	int max_batch;
 	double load_seconds;
 	double warmup_seconds;
+	int sleep_level;
+	size_t rss_bytes;	/* the process, from /proc/self/statm */
+	size_t weight_bytes;	/* the model's weights, awake */
+	size_t host_bytes;	/* working weights in host memory now */
+	size_t device_bytes;	/* device memory the model holds now */
 };
 void stats_render(struct stats *s, const struct stats_now *now, struct evbuffer *out);
 
