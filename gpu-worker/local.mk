@@ -41,3 +41,8 @@ check_PROGRAMS += gpu-worker/model-check
 gpu_worker_model_check_SOURCES = gpu-worker/model-check.c
 gpu_worker_model_check_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 gpu_worker_model_check_LDADD = $(MODEL_LIBS)
+
+# models/make-synthetic: deterministic big models for benches and tests (not installed).
+noinst_PROGRAMS += models/make-synthetic
+models_make_synthetic_SOURCES = models/make-synthetic.c
+models_make_synthetic_LDADD = -lm

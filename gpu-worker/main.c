@@ -327,7 +327,7 @@ main(int argc, char **argv)
 	struct batch_opts bo;
 	char err[512], addr[256], where[300];
 	const int64_t *shape;
-	int port;
+	int port, blas_threads;
 	double t0;
 
 	parse_opts(argc, argv, &o);
@@ -335,6 +335,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	w.exit_code = 1;
 
+	blas_threads = model_cpu_threads_init();
 	t0 = now_s();
 	w.model = model_load(o.model, err, sizeof(err));
 	if (!w.model) {
@@ -351,8 +352,11 @@ main(int argc, char **argv)
 	memcpy(w.in_shape, shape, sizeof(int64_t) * (size_t)w.in_ndim);
 	w.in_dim = model_input_dim(w.model);
 	w.out_dim = model_output_dim(w.model);
-	wlog(WLOG_NOTICE, "model \"%s\" from %s: %d layers, %d inputs, %d outputs, loaded in %.2fms",
-	     w.name, o.model, model_layer_count(w.model), w.in_dim, w.out_dim, w.load_s * 1e3);
+	wlog(WLOG_NOTICE, "model \"%s\" from %s: %d layers, %d inputs, %d outputs, loaded in %.2fms"
+	     " (%.1f MB of weights; CPU GEMM on OpenBLAS, %d thread%s)",
+	     w.name, o.model, model_layer_count(w.model), w.in_dim, w.out_dim, w.load_s * 1e3,
+	     (double)model_weight_bytes(w.model) / (1024.0 * 1024.0), blas_threads,
+	     blas_threads == 1 ? "" : "s");
 	if (pick_device(w.model, o.device) < 0)
 		goto out;
 	w.device_kind = model_device(w.model) == MODEL_CUDA ? "cuda" : "cpu";

@@ -36,6 +36,9 @@ int model_output_dim(const struct model *m);	/* floats per sample, e.g. 10 */
 const int64_t *model_input_shape(const struct model *m, int *ndim);
 int model_layer_count(const struct model *m);
 
+/* Sets up the CPU kernels' threads (see ops_cpu_threads_init()); returns their count. */
+int model_cpu_threads_init(void);
+
 /* 1 when a CUDA device can be used; else 0 with the reason in why. */
 int model_cuda_available(char *why, size_t whylen);
 /* Moves the weights to dev. 0 on success, -1 with err (e.g. no GPU). */
