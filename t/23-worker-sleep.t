@@ -257,6 +257,22 @@ is(stop_proc($pid), 0, 'the worker exits 0 on SIGTERM');
 	is(stop_proc($pid), 0, 'the worker exits 0 on SIGTERM after the burst');
 }
 
+# ---- the man page has every endpoint and metric ----
+{
+	my $man = slurp(src('man/wakegate-worker.8'));
+	$man =~ s/\\-/-/g;
+	$man =~ s/\\f[BIRP]//g;
+	for my $e ('POST /sleep', 'POST /wake_up', 'GET /is_sleeping', 'POST /collective_rpc', 'POST /reset_prefix_cache') {
+		like($man, qr/\Q$e\E/, "the man page has $e");
+	}
+	for my $metric (qw(wakegate_worker_sleep_level wakegate_worker_rss_bytes wakegate_worker_model_weight_bytes
+		wakegate_worker_model_host_bytes wakegate_worker_model_device_bytes wakegate_worker_sleeps_total
+		wakegate_worker_sleep_seconds wakegate_worker_wakes_total wakegate_worker_wake_seconds
+		wakegate_worker_reloads_total wakegate_worker_reload_seconds)) {
+		like($man, qr/\b$metric\b/, "the man page has $metric");
+	}
+}
+
 # ---- SIGTERM while asleep ----
 {
 	my ($pid, $port) = worker_ready('--model', $model);
