@@ -21,6 +21,7 @@
 
 struct st_file {
 	char *path;
+	int fd;				/* kept open for st_tensor_pread_f32(); -1 when none */
 	void *map;
 	size_t size;
 	struct st_ident id;
@@ -236,6 +237,8 @@ struct st_file *st_open(const char *path, char *err, size_t errlen)
 	int fd;
 
 	f = calloc(1, sizeof(*f));
+	if (f)
+		f->fd = -1;
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -267,7 +270,7 @@ struct st_file *st_open(const char *path, char *err, size_t errlen)
 		.size = (uint64_t)sb.st_size,
 		.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec };
 	f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
+	f->fd = fd;
 	if (f->map == MAP_FAILED) {
 		f->map = NULL;
 		st_fail(err, errlen, path, "mmap: %s", strerror(errno));
@@ -302,6 +305,8 @@ void st_close(struct st_file *f)
 		return;
 	if (f->map)
 		munmap(f->map, f->size);
+	if (f->fd >= 0)
+		close(f->fd);
 	json_decref(f->header);
 	free(f->tensors);
 	free(f->path);
@@ -350,6 +355,29 @@ void st_tensor_read_f32(const struct st_tensor *t, float *dst)
 		memcpy(&dst[i], &u, 4);
 	}
 #endif
+}
+
+int st_tensor_pread_f32(const struct st_file *f, const struct st_tensor *t, float *dst)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	size_t len = (size_t)t->count * 4, done = 0;
+	off_t off = (off_t)(t->data - (const unsigned char *)f->map);
+
+	while (f->fd >= 0 && done < len) {
+		ssize_t n = pread(f->fd, (char *)dst + done, len - done, off + (off_t)done);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (done == len)
+		return 0;
+#endif
+	st_tensor_read_f32(t, dst);	/* through the mapping, converting the byte order */
+	return 0;
 }
 
 void st_release_pages(struct st_file *f)

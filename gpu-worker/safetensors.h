@@ -41,6 +41,14 @@ const char *st_meta(const struct st_file *f, const char *key);
 void st_tensor_read_f32(const struct st_tensor *t, float *dst);
 
 /*
+ * The same as st_tensor_read_f32(), with pread() on the file kept open
+ * rather than through the mapping: one copy from the page cache with no
+ * page fault on the source, for the big copies of a load or a wake. Falls
+ * back to the mapping (big-endian hosts, a failed read). Returns 0.
+ */
+int st_tensor_pread_f32(const struct st_file *f, const struct st_tensor *t, float *dst);
+
+/*
  * Lets go of the mapping's pages in this process (madvise MADV_DONTNEED):
  * they leave its RSS but stay in the page cache, and the next read of a
  * tensor faults them back in from there. The mapping stays valid.
