@@ -38,6 +38,10 @@ struct stats {
 	unsigned long long batches, samples;
 	struct stats_hist batch_size, infer_s, wait_s;
 	struct stats_step sleep[3], wake[3], reload;	/* sleep and wake indexed by level */
+	/* busy seconds per whole second of the clock, a ring over the window (and the current second) */
+	long busy_sec[STATS_BUSY_WINDOW + 1];
+	double busy[STATS_BUSY_WINDOW + 1];
+	double busy_total, t0;
 };
 
 static const double stats_seconds_le[] = {
@@ -80,7 +84,7 @@ hist_render(const struct stats_hist *h, const char *name, const char *help, stru
 
 /* Batch size buckets: powers of two up to max_batch, and max_batch itself. */
 struct stats *
-stats_new(int max_batch)
+stats_new(int max_batch, double now)
 {
 	struct stats *s = calloc(1, sizeof(*s));
 	double le[STATS_MAX_BUCKETS];
@@ -88,6 +92,9 @@ stats_new(int max_batch)
 
 	if (!s)
 		return NULL;
+	s->t0 = now;
+	for (int i = 0; i <= STATS_BUSY_WINDOW; i++)
+		s->busy_sec[i] = -1;
 	for (long v = 1; v < max_batch && n < STATS_MAX_BUCKETS - 1; v *= 2)
 		le[n++] = (double)v;
 	le[n++] = (double)max_batch;
@@ -162,6 +169,41 @@ stats_reload(struct stats *s, double seconds)
 	stats_step(&s->reload, seconds);
 }
 
+/*
+ * A batch's time is counted in the second it ended: a batch longer than a
+ * second shows up late and at once, and the ratio is capped at 1.
+ */
+void
+stats_busy(struct stats *s, double now, double seconds)
+{
+	long sec = (long)now;
+	int i = (int)(sec % (STATS_BUSY_WINDOW + 1));
+
+	if (s->busy_sec[i] != sec) {
+		s->busy_sec[i] = sec;
+		s->busy[i] = 0;
+	}
+	s->busy[i] += seconds;
+	s->busy_total += seconds;
+}
+
+double
+stats_busy_ratio(const struct stats *s, double now)
+{
+	long cur = (long)now, first = cur - STATS_BUSY_WINDOW + 1;
+	double sum = 0, span, from = (double)first;
+
+	for (int i = 0; i <= STATS_BUSY_WINDOW; i++)
+		if (s->busy_sec[i] >= first && s->busy_sec[i] <= cur)
+			sum += s->busy[i];
+	if (from < s->t0)
+		from = s->t0;	/* a worker younger than the window */
+	span = now - from;
+	if (span <= 0)
+		return 0;
+	return sum / span > 1 ? 1 : sum / span;
+}
+
 /* The sleep ladder's numbers: the state, the memory, each step's count and last duration. */
 static void
 stats_render_sleep(const struct stats *s, const struct stats_now *now, struct evbuffer *out)
@@ -207,6 +249,19 @@ stats_render_sleep(const struct stats *s, const struct stats_now *now, struct ev
 			    "# TYPE wakegate_worker_reload_seconds gauge\n"
 			    "wakegate_worker_reload_seconds %.6f\n",
 			    s->reload.count, s->reload.last_s);
+	evbuffer_add_printf(out,
+			    "# HELP wakegate_worker_busy_seconds_total Time the inference thread spent running batches.\n"
+			    "# TYPE wakegate_worker_busy_seconds_total counter\n"
+			    "wakegate_worker_busy_seconds_total %.6f\n"
+			    "# HELP wakegate_worker_busy_ratio Busy fraction of the inference thread over the last %d seconds.\n"
+			    "# TYPE wakegate_worker_busy_ratio gauge\n"
+			    "wakegate_worker_busy_ratio %.4f\n",
+			    s->busy_total, STATS_BUSY_WINDOW, stats_busy_ratio(s, now->now));
+	if (now->leaked_bytes)
+		evbuffer_add_printf(out,
+				    "# HELP wakegate_worker_leaked_bytes Bytes leaked on purpose (--leak-per-request, tests only).\n"
+				    "# TYPE wakegate_worker_leaked_bytes counter\n"
+				    "wakegate_worker_leaked_bytes %zu\n", now->leaked_bytes);
 }
 
 /* Label values come from the model file and the device: escape \ " and newlines. */

@@ -45,6 +45,10 @@ struct worker {
 	struct evhttp_request *ctl_req;	/* waiting for that control; NULL once answered or gone */
 	int ctl_route;			/* enum api_route of ctl_req */
 
+	size_t leak_per_request;	/* --leak-per-request (tests only) */
+	void *leaked;			/* the leaked blocks, chained; never freed */
+	size_t leaked_bytes;
+
 	int draining;			/* SIGTERM/SIGINT seen */
 	int drained;			/* the batcher has answered everything queued */
 	int unflushed;			/* replies handed to evhttp, not yet written */
@@ -53,5 +57,7 @@ struct worker {
 
 /* main.c: ends the loop once draining is done and every reply is written. */
 void worker_check_done(struct worker *w);
+/* main.c: the monotonic clock in seconds. */
+double worker_now(void);
 
 #endif
