@@ -169,6 +169,21 @@ ctl_start(struct worker *w, struct evhttp_request *req, enum api_route r, enum b
 {
 	char what[64];
 
+	switch (op) {
+	case BATCH_CTL_SLEEP1:
+	case BATCH_CTL_SLEEP2:
+		snprintf(what, sizeof(what), "sleep level %d (%d requests queued run first)",
+			 op == BATCH_CTL_SLEEP1 ? 1 : 2, batch_queue_depth(w->batch));
+		break;
+	case BATCH_CTL_WAKE:
+		snprintf(what, sizeof(what), "wake_up from level %d", w->sleep_level);
+		break;
+	default:
+		snprintf(what, sizeof(what), "reload_weights");
+		break;
+	}
+	/* Before the thread can start on it, so that the numbers are the ones before. */
+	sleep_log_mem(w, what);
 	if (batch_control(w->batch, op, ctl_done, w) < 0) {
 		/* w->ctl_op said none runs: cannot happen, but never leave req unanswered */
 		api_reply_error(w, req, r, 409, "another sleep, wake_up or reload is still running");
@@ -184,19 +199,14 @@ ctl_start(struct worker *w, struct evhttp_request *req, enum api_route r, enum b
 	case BATCH_CTL_SLEEP2:
 		w->sleep_state = SLEEP_FALLING;
 		w->sleep_level = op == BATCH_CTL_SLEEP1 ? 1 : 2;
-		snprintf(what, sizeof(what), "sleep level %d (%d requests queued run first)", w->sleep_level,
-			 batch_queue_depth(w->batch));
 		break;
 	case BATCH_CTL_WAKE:
 		w->sleep_state = SLEEP_WAKING;
-		snprintf(what, sizeof(what), "wake_up from level %d", w->sleep_level);
 		break;
 	default:
 		w->sleep_state = SLEEP_RELOADING;
-		snprintf(what, sizeof(what), "reload_weights");
 		break;
 	}
-	sleep_log_mem(w, what);
 }
 
 /* The query parameter key of req, or NULL; the caller clears q. */

@@ -105,7 +105,7 @@ cmp_ok($rss_awake - $rss2, '>=', 0.8 * $weights, sprintf('the RSS drops by the w
 	$rss_awake / 2**20, $rss2 / 2**20));
 is(http_post("$url/sleep?level=1", '')->{status}, 200, 'a lighter sleep while at level 2 answers 200');
 is($m->('wakegate_worker_sleep_level'), 2, 'and stays at level 2');
-like(slurp($log), qr/sleep level 2 .*rss [\d.]+ MB.*\n.*asleep at level 2 after [\d.]+ms: rss [\d.]+ MB/,
+like(slurp($log), qr/sleep level 2 .*rss [\d.]+ MB, weights in host memory 16\.3 MB.*\n.*asleep at level 2 after [\d.]+ms: rss [\d.]+ MB, weights in host memory 0\.0 kB/,
 	'the log has the memory before and after');
 is(http_post("$url/wake_up?tags=weights", '')->{status}, 200, 'POST /wake_up?tags=weights wakes it from level 2');
 ($p, $j) = predict();
