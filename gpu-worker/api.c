@@ -320,7 +320,8 @@ do_model_meta(struct worker *w, struct evhttp_request *req)
 			 "max_batch_size", w->max_batch, "device", w->device_kind);
 	/* What the model takes awake, and what it holds now (issue: memory budgets). */
 	batch_mem(w->batch, &mem);
-	json_object_set_new(body, "memory", json_pack("{s:I, s:I, s:I, s:I}",
+	json_object_set_new(body, "memory", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+		"model_bytes", (json_int_t)mem.model_bytes,
 		"weight_bytes", (json_int_t)mem.weight_bytes, "host_bytes", (json_int_t)mem.host_bytes,
 		"device_bytes", (json_int_t)mem.device_bytes, "rss_bytes", (json_int_t)sleep_rss_bytes()));
 	json_object_set_new(body, "sleep_level", json_integer(mem.level));
@@ -362,6 +363,7 @@ do_metrics(struct worker *w, struct evhttp_request *req)
 	now.leaked_bytes = w->leaked_bytes;
 	now.sleep_level = mem.level;
 	now.weight_bytes = mem.weight_bytes;
+	now.model_bytes = mem.model_bytes;
 	now.host_bytes = mem.host_bytes;
 	now.device_bytes = mem.device_bytes;
 	now.rss_bytes = sleep_rss_bytes();

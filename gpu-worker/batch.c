@@ -162,7 +162,11 @@ batch_run(struct batch *b, struct batch_job *first, int njobs, int samples)
  * The inference thread: warm up, then gather and run batches until told to
  * stop, or until draining has emptied the queue.
  */
-/* Reads the model's byte counts into b->mem; the thread's own, or under mu. */
+/*
+ * Reads the model's byte counts into mem, on the inference thread (or
+ * before it starts): the only writer of b->mem, so reading it here without
+ * the lock is safe.
+ */
 static void
 batch_mem_read(struct batch *b, struct batch_mem *mem)
 {
@@ -170,6 +174,10 @@ batch_mem_read(struct batch *b, struct batch_mem *mem)
 	mem->weight_bytes = model_weight_bytes(b->m);
 	mem->host_bytes = model_host_bytes(b->m);
 	mem->device_bytes = model_device_bytes(b->m);
+	if (mem->level == 0)
+		mem->model_bytes = mem->device_bytes ? mem->device_bytes : mem->weight_bytes;
+	else
+		mem->model_bytes = b->mem.model_bytes;	/* asleep: the last awake measure */
 }
 
 /* Runs b->ctl_op on the model, outside the lock (called and returning with mu held). */

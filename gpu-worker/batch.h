@@ -96,6 +96,12 @@ struct batch_mem {
 	size_t weight_bytes;	/* the weights, awake */
 	size_t host_bytes;	/* working weights in host memory now */
 	size_t device_bytes;	/* device memory now */
+	/*
+	 * What the model takes on its device when awake, as last measured awake:
+	 * the device memory on the GPU path, the weights on the CPU path. What a
+	 * GPU-memory budget compares with its declared size.
+	 */
+	size_t model_bytes;
 };
 void batch_mem(struct batch *b, struct batch_mem *out);
 

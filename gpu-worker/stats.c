@@ -218,13 +218,17 @@ stats_render_sleep(const struct stats *s, const struct stats_now *now, struct ev
 			    "# HELP wakegate_worker_model_weight_bytes Bytes of the model's weights and biases: what it takes awake.\n"
 			    "# TYPE wakegate_worker_model_weight_bytes gauge\n"
 			    "wakegate_worker_model_weight_bytes %zu\n"
+			    "# HELP wakegate_worker_model_bytes Memory the model takes on its device awake: device memory (GPU path) or its weights (CPU path).\n"
+			    "# TYPE wakegate_worker_model_bytes gauge\n"
+			    "wakegate_worker_model_bytes %zu\n"
 			    "# HELP wakegate_worker_model_host_bytes Host memory the model's working weights hold now.\n"
 			    "# TYPE wakegate_worker_model_host_bytes gauge\n"
 			    "wakegate_worker_model_host_bytes %zu\n"
 			    "# HELP wakegate_worker_model_device_bytes Device (GPU) memory the model holds now.\n"
 			    "# TYPE wakegate_worker_model_device_bytes gauge\n"
 			    "wakegate_worker_model_device_bytes %zu\n",
-			    now->sleep_level, now->rss_bytes, now->weight_bytes, now->host_bytes, now->device_bytes);
+			    now->sleep_level, now->rss_bytes, now->weight_bytes, now->model_bytes, now->host_bytes,
+			    now->device_bytes);
 	evbuffer_add_printf(out, "# HELP wakegate_worker_sleeps_total Sleeps, by the level gone to.\n"
 			    "# TYPE wakegate_worker_sleeps_total counter\n");
 	for (int l = 1; l <= 2; l++)

@@ -44,6 +44,7 @@ struct stats_now {
 	int sleep_level;
 	size_t rss_bytes;	/* the process, from /proc/self/statm */
 	size_t weight_bytes;	/* the model's weights, awake */
+	size_t model_bytes;	/* what it takes on its device awake (batch.h) */
 	size_t host_bytes;	/* working weights in host memory now */
 	size_t device_bytes;	/* device memory the model holds now */
 	double now;		/* the monotonic clock, for the busy ratio */

@@ -57,6 +57,7 @@ is($m->('wakegate_worker_model_weight_bytes'), $weights, 'wakegate_worker_model_
 is($m->('wakegate_worker_model_host_bytes'), $weights, 'awake on the CPU, the working weights hold that much');
 my $meta = $json->decode(http_get("$url/v2/models/synthetic-16m")->{content});
 is($meta->{memory}{weight_bytes}, $weights, 'the model metadata says how much memory the model takes');
+is($meta->{memory}{model_bytes}, $weights, 'on the CPU path the memory the model takes on its device is its weights');
 is($meta->{sleep_level}, 0, 'and its sleep level');
 my $rss_awake = $m->('wakegate_worker_rss_bytes');
 cmp_ok($rss_awake, '>', $weights, 'wakegate_worker_rss_bytes: the process holds at least the weights awake');
@@ -66,6 +67,7 @@ my $s = http_post("$url/sleep?level=1", '');
 is($s->{status}, 200, 'POST /sleep?level=1 answers 200');
 is($s->{content}, '', 'with no body, as vLLM');
 is(sleeping(), 1, 'GET /is_sleeping: true');
+is($m->('wakegate_worker_model_bytes'), $weights, 'wakegate_worker_model_bytes still says what it takes awake');
 is($m->('wakegate_worker_sleep_level'), 1, 'wakegate_worker_sleep_level is 1');
 is($m->('wakegate_worker_model_host_bytes'), 0, 'level 1 on the CPU frees the working weights');
 my $rss1 = $m->('wakegate_worker_rss_bytes');
@@ -266,6 +268,7 @@ is(stop_proc($pid), 0, 'the worker exits 0 on SIGTERM');
 		like($man, qr/\Q$e\E/, "the man page has $e");
 	}
 	for my $metric (qw(wakegate_worker_sleep_level wakegate_worker_rss_bytes wakegate_worker_model_weight_bytes
+		wakegate_worker_model_bytes
 		wakegate_worker_model_host_bytes wakegate_worker_model_device_bytes wakegate_worker_sleeps_total
 		wakegate_worker_sleep_seconds wakegate_worker_wakes_total wakegate_worker_wake_seconds
 		wakegate_worker_reloads_total wakegate_worker_reload_seconds)) {
