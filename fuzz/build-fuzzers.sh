@@ -16,6 +16,9 @@ flags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
  -I$src -I$build ${FUZZ_CFLAGS:-}"
 jansson_cflags=$(pkg-config --cflags jansson 2>/dev/null || true)
 jansson_libs=$(pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+# the model core's dense layers call OpenBLAS (libopenblas-dev)
+blas_cflags=$(pkg-config --cflags openblas 2>/dev/null || true)
+blas_libs=$(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 mkdir -p "$out"
 
 probe="$out/.probe-$$"
@@ -45,6 +48,9 @@ for t in "$@"; do
 	for s in $srcs; do files="$files $src/$s"; done
 	echo "build-fuzzers: $out/fuzz-$t"
 	# shellcheck disable=SC2086
-	$cc $flags $jansson_cflags -o "$out/fuzz-$t" $files $jansson_libs -lm || rc=1
+	extra_cflags= extra_libs=
+	[ "$t" = safetensors ] && extra_cflags=$blas_cflags extra_libs=$blas_libs
+	# shellcheck disable=SC2086
+	$cc $flags $jansson_cflags $extra_cflags -o "$out/fuzz-$t" $files $jansson_libs $extra_libs -lm || rc=1
 done
 exit $rc

@@ -15,19 +15,17 @@
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
 #include "gpu-worker/request.h"
+#include "gpu-worker/sleep.h"
 #include "gpu-worker/stats.h"
 #include "gpu-worker/tensor.h"
 #include "gpu-worker/worker.h"
 
-enum route {
-	R_PREDICT, R_INFER, R_SERVER_META, R_MODEL_META, R_MODEL_READY,
-	R_LIVE, R_READY, R_METRICS, R_NONE
-};
-
-/* The endpoint label in wakegate_worker_requests_total. */
+/* The endpoint label in wakegate_worker_requests_total, in enum api_route's order. */
 static const char *const route_names[] = {
 	"predict", "infer", "server_metadata", "model_metadata", "model_ready",
-	"live", "ready", "metrics", "other"
+	"live", "ready", "metrics",
+	"sleep", "wake_up", "is_sleeping", "collective_rpc", "reset_prefix_cache",
+	"other"
 };
 
 /* One inference request while its job is queued or running. */
@@ -35,7 +33,7 @@ struct call {
 	struct worker *w;
 	struct evhttp_request *req;	/* NULL once the client has gone */
 	struct batch_job *job;
-	enum route route;
+	enum api_route route;
 	int flat;			/* /predict got one flat sample: answer one flat row */
 	int rows;
 	json_t *id;			/* v2 "id" to echo, or NULL */
@@ -76,7 +74,7 @@ reply_conn_closed(struct evhttp_connection *evcon, void *arg)
  * all of them are written.
  */
 static void
-reply_raw(struct worker *w, struct evhttp_request *req, enum route r, int code,
+reply_raw(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
 	  const char *ctype, char *text)
 {
 	struct evbuffer *buf = evbuffer_new();
@@ -84,7 +82,8 @@ reply_raw(struct worker *w, struct evhttp_request *req, enum route r, int code,
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
 	evbuffer_add_reference(buf, text, strlen(text), free_dumped, NULL);
-	evhttp_add_header(h, "Content-Type", ctype);
+	if (ctype)
+		evhttp_add_header(h, "Content-Type", ctype);
 	if (w->draining)
 		evhttp_add_header(h, "Connection", "close");
 	stats_request(w->stats, route_names[r], code);
@@ -99,7 +98,7 @@ reply_raw(struct worker *w, struct evhttp_request *req, enum route r, int code,
 
 /* Sends body (this takes the reference) as compact JSON, floats to 9 digits. */
 static void
-reply_json(struct worker *w, struct evhttp_request *req, enum route r, int code, json_t *body)
+reply_json(struct worker *w, struct evhttp_request *req, enum api_route r, int code, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9));
 
@@ -107,12 +106,12 @@ reply_json(struct worker *w, struct evhttp_request *req, enum route r, int code,
 	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
 }
 
-static void reply_error(struct worker *w, struct evhttp_request *req, enum route r, int code,
+static void reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
 			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* {"error": "..."} with code. */
 static void
-reply_error(struct worker *w, struct evhttp_request *req, enum route r, int code,
+reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
 	    const char *fmt, ...)
 {
 	char msg[512];
@@ -122,6 +121,31 @@ reply_error(struct worker *w, struct evhttp_request *req, enum route r, int code
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	reply_json(w, req, r, code, json_pack("{s:s}", "error", msg));
+}
+
+void
+api_reply_json(struct worker *w, struct evhttp_request *req, enum api_route r, int code, json_t *body)
+{
+	reply_json(w, req, r, code, body);
+}
+
+void
+api_reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
+		const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_json(w, req, r, code, json_pack("{s:s}", "error", msg));
+}
+
+void
+api_reply_empty(struct worker *w, struct evhttp_request *req, enum api_route r, int code)
+{
+	reply_raw(w, req, r, code, NULL, strdup(""));
 }
 
 static const char *
@@ -143,6 +167,25 @@ method_name(enum evhttp_cmd_type c)
 
 /* ---- inference ---- */
 
+/*
+ * --leak-per-request: test-only, for the gateway's recycling tests (issue
+ * 16). Each answered inference request really leaks the bytes, touched so
+ * that they count in the RSS; the blocks are chained so that no compiler
+ * can prove them dead, and never freed.
+ */
+static void
+leak_request(struct worker *w)
+{
+	char *p;
+
+	if (w->leak_per_request < sizeof(void *) || !(p = malloc(w->leak_per_request)))
+		return;
+	memset(p, 0xa5, w->leak_per_request);
+	*(void **)p = w->leaked;
+	w->leaked = p;
+	w->leaked_bytes += w->leak_per_request;
+}
+
 /* The job's batch came back: answer the client, if it is still there. */
 static void
 call_done(struct batch_job *job, void *arg)
@@ -157,11 +200,14 @@ call_done(struct batch_job *job, void *arg)
 	stats_wait(w->stats, batch_job_wait_seconds(job));
 	if (evcon)
 		evhttp_connection_set_closecb(evcon, NULL, NULL);
-	if (batch_job_status(job) < 0) {
+	if (batch_job_status(job) == -2) {
+		reply_error(w, c->req, c->route, 503, "model \"%s\" is asleep: %s", w->name, batch_job_error(job));
+	} else if (batch_job_status(job) < 0) {
 		reply_error(w, c->req, c->route, 500, "inference failed: %s", batch_job_error(job));
 	} else if (c->route == R_PREDICT) {
 		body = json_pack("{s:o}", "result", tensor_to_json(out, c->flat ? 0 : c->rows, w->out_dim));
 		reply_json(w, c->req, c->route, 200, body);
+		leak_request(w);
 	} else {
 		body = json_pack("{s:s, s:s, s:[{s:s, s:s, s:[i,i], s:o}]}",
 				 "model_name", w->name, "model_version", "1", "outputs",
@@ -170,6 +216,7 @@ call_done(struct batch_job *job, void *arg)
 		if (c->id)
 			json_object_set(body, "id", c->id);
 		reply_json(w, c->req, c->route, 200, body);
+		leak_request(w);
 	}
 	json_decref(c->id);
 	free(c);
@@ -194,7 +241,7 @@ call_gone(struct evhttp_connection *evcon, void *arg)
 
 /* Queues n samples already checked into in; answers 503 when the queue is full. */
 static void
-submit(struct worker *w, struct evhttp_request *req, enum route r, int n, int flat,
+submit(struct worker *w, struct evhttp_request *req, enum api_route r, int n, int flat,
        const float *in, json_t *id)
 {
 	struct call *c = calloc(1, sizeof(*c));
@@ -236,7 +283,7 @@ submit(struct worker *w, struct evhttp_request *req, enum route r, int n, int fl
  * over the limit is refused without being pulled up into one piece.
  */
 static void
-do_inference(struct worker *w, struct evhttp_request *req, enum route r)
+do_inference(struct worker *w, struct evhttp_request *req, enum api_route r)
 {
 	struct evbuffer *b = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(b);
@@ -261,6 +308,7 @@ static void
 do_model_meta(struct worker *w, struct evhttp_request *req)
 {
 	json_t *ishape = json_array(), *body;
+	struct batch_mem mem;
 
 	json_array_append_new(ishape, json_integer(-1));
 	for (int i = 0; i < w->in_ndim; i++)
@@ -270,14 +318,28 @@ do_model_meta(struct worker *w, struct evhttp_request *req)
 			 "inputs", "name", "input", "datatype", "FP32", "shape", ishape,
 			 "outputs", "name", "output", "datatype", "FP32", "shape", -1, w->out_dim,
 			 "max_batch_size", w->max_batch, "device", w->device_kind);
+	/* What the model takes awake, and what it holds now (issue: memory budgets). */
+	batch_mem(w->batch, &mem);
+	json_object_set_new(body, "memory", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+		"model_bytes", (json_int_t)mem.model_bytes,
+		"weight_bytes", (json_int_t)mem.weight_bytes, "host_bytes", (json_int_t)mem.host_bytes,
+		"device_bytes", (json_int_t)mem.device_bytes, "rss_bytes", (json_int_t)sleep_rss_bytes()));
+	json_object_set_new(body, "sleep_level", json_integer(mem.level));
 	reply_json(w, req, R_MODEL_META, 200, body);
 }
 
 static void
-do_ready(struct worker *w, struct evhttp_request *req, enum route r)
+do_ready(struct worker *w, struct evhttp_request *req, enum api_route r)
 {
-	int ready = batch_ready(w->batch) && !w->draining;
+	char why[256];
+	int asleep = sleep_refuses(w, 1, why, sizeof(why));
+	int ready = batch_ready(w->batch) && !w->draining && !asleep;
 
+	if (asleep) {
+		/* No Retry-After: it stays asleep until someone wakes it. */
+		reply_json(w, req, r, 503, json_pack("{s:b, s:s}", "ready", 0, "reason", why));
+		return;
+	}
 	if (!ready)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 	reply_json(w, req, r, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
@@ -287,6 +349,7 @@ static void
 do_metrics(struct worker *w, struct evhttp_request *req)
 {
 	struct evbuffer *out = evbuffer_new();
+	struct batch_mem mem;
 	struct stats_now now = {
 		.model = w->name, .device = w->device_kind, .ready = batch_ready(w->batch),
 		.queue_depth = batch_queue_depth(w->batch), .queue_max = w->queue_max,
@@ -294,6 +357,16 @@ do_metrics(struct worker *w, struct evhttp_request *req)
 	};
 	size_t len;
 	char *text;
+
+	batch_mem(w->batch, &mem);
+	now.now = worker_now();
+	now.leaked_bytes = w->leaked_bytes;
+	now.sleep_level = mem.level;
+	now.weight_bytes = mem.weight_bytes;
+	now.model_bytes = mem.model_bytes;
+	now.host_bytes = mem.host_bytes;
+	now.device_bytes = mem.device_bytes;
+	now.rss_bytes = sleep_rss_bytes();
 
 	stats_render(w->stats, &now, out);
 	len = evbuffer_get_length(out);
@@ -305,7 +378,7 @@ do_metrics(struct worker *w, struct evhttp_request *req)
 }
 
 /* Maps a path to a route; sets *model_ok to 0 for /v2/models/OTHER. */
-static enum route
+static enum api_route
 route_of(struct worker *w, const char *path, int *model_ok, const char **model)
 {
 	static const char pfx[] = "/v2/models/";
@@ -322,6 +395,17 @@ route_of(struct worker *w, const char *path, int *model_ok, const char **model)
 		return R_READY;
 	if (strcmp(path, "/metrics") == 0)
 		return R_METRICS;
+	/* vLLM's sleep API (see sleep.h) */
+	if (strcmp(path, "/sleep") == 0)
+		return R_SLEEP;
+	if (strcmp(path, "/wake_up") == 0)
+		return R_WAKE_UP;
+	if (strcmp(path, "/is_sleeping") == 0)
+		return R_IS_SLEEPING;
+	if (strcmp(path, "/collective_rpc") == 0)
+		return R_COLLECTIVE_RPC;
+	if (strcmp(path, "/reset_prefix_cache") == 0)
+		return R_RESET_PREFIX_CACHE;
 	if (strncmp(path, pfx, sizeof(pfx) - 1) != 0)
 		return R_NONE;
 	path += sizeof(pfx) - 1;
@@ -348,7 +432,7 @@ api_request(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *model = "";
 	int model_ok, post;
-	enum route r;
+	enum api_route r;
 
 	if (!path || !*path)
 		path = "/";
@@ -362,7 +446,8 @@ api_request(struct evhttp_request *req, void *arg)
 			    (int)strcspn(model, "/"), model, w->name);
 		return;
 	}
-	post = r == R_PREDICT || r == R_INFER;
+	post = r == R_PREDICT || r == R_INFER || r == R_SLEEP || r == R_WAKE_UP ||
+	       r == R_COLLECTIVE_RPC || r == R_RESET_PREFIX_CACHE;
 	if (post ? cmd != EVHTTP_REQ_POST : (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", post ? "POST" : "GET, HEAD");
 		reply_error(w, req, r, 405, "method %s is not allowed on %s: use %s",
@@ -371,12 +456,26 @@ api_request(struct evhttp_request *req, void *arg)
 	}
 	switch (r) {
 	case R_PREDICT:
-	case R_INFER:
+	case R_INFER: {
+		char why[256];
+
 		if (w->draining) {
 			reply_error(w, req, r, 503, "shutting down");
 			return;
 		}
+		if (sleep_refuses(w, 0, why, sizeof(why))) {
+			reply_error(w, req, r, 503, "model \"%s\" is %s", w->name, why);
+			return;
+		}
 		do_inference(w, req, r);
+		return;
+	}
+	case R_SLEEP:
+	case R_WAKE_UP:
+	case R_IS_SLEEPING:
+	case R_COLLECTIVE_RPC:
+	case R_RESET_PREFIX_CACHE:
+		sleep_request(w, req, r);
 		return;
 	case R_SERVER_META:
 		reply_json(w, req, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "wakegate-worker",
@@ -406,4 +505,5 @@ api_on_batch(int samples, double seconds, void *arg)
 	struct worker *w = arg;
 
 	stats_batch(w->stats, samples, seconds);
+	stats_busy(w->stats, worker_now(), seconds);
 }

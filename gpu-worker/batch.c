@@ -56,9 +56,17 @@ struct batch {
 	int warm_pending, warm_ok;
 	double warm_s;
 	char warm_err[256];
+	enum batch_ctl ctl_op;		/* 0: none; set by the loop, cleared by the thread */
+	int ctl_busy;			/* from batch_control() until cb has run (loop) */
+	int ctl_pending, ctl_ok, ctl_changed;	/* a result for the loop */
+	double ctl_s;
+	char ctl_err[256];
+	struct batch_mem mem;
 
 	/* loop thread only */
 	int ready, drained_called;
+	batch_ctl_cb ctl_cb;
+	void *ctl_arg;
 
 	/* inference thread only */
 	float *bin, *bout;
@@ -139,8 +147,9 @@ batch_run(struct batch *b, struct batch_job *first, int njobs, int samples)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	struct batch_job *j = first;
+	int asleep = rc < 0 && model_sleep_level(b->m) > 0;
 	for (int i = 0; i < njobs; i++, j = j->next) {
-		j->status = rc == 0 ? 0 : -1;
+		j->status = rc == 0 ? 0 : asleep ? -2 : -1;
 		snprintf(j->err, sizeof(j->err), "%s", err);
 		j->wait_s = ts_diff(&j->t_submit, &t0);
 		j->first_in_batch = i == 0;
@@ -153,6 +162,72 @@ batch_run(struct batch *b, struct batch_job *first, int njobs, int samples)
  * The inference thread: warm up, then gather and run batches until told to
  * stop, or until draining has emptied the queue.
  */
+/*
+ * Reads the model's byte counts into mem, on the inference thread (or
+ * before it starts): the only writer of b->mem, so reading it here without
+ * the lock is safe.
+ */
+static void
+batch_mem_read(struct batch *b, struct batch_mem *mem)
+{
+	mem->level = model_sleep_level(b->m);
+	mem->weight_bytes = model_weight_bytes(b->m);
+	mem->host_bytes = model_host_bytes(b->m);
+	mem->device_bytes = model_device_bytes(b->m);
+	if (mem->level == 0)
+		mem->model_bytes = mem->device_bytes ? mem->device_bytes : mem->weight_bytes;
+	else
+		mem->model_bytes = b->mem.model_bytes;	/* asleep: the last awake measure */
+}
+
+/* Runs b->ctl_op on the model, outside the lock (called and returning with mu held). */
+static void
+batch_run_ctl(struct batch *b)
+{
+	enum batch_ctl op = b->ctl_op;
+	struct timespec t0, t1;
+	struct batch_mem mem;
+	char err[256] = "";
+	int rc, changed = 0;
+
+	pthread_mutex_unlock(&b->mu);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	switch (op) {
+	case BATCH_CTL_SLEEP1:
+	case BATCH_CTL_SLEEP2:
+		rc = model_sleep(b->m, op == BATCH_CTL_SLEEP1 ? 1 : 2, err, sizeof(err));
+		break;
+	case BATCH_CTL_WAKE:
+		rc = model_wake(b->m, err, sizeof(err));
+		break;
+	case BATCH_CTL_RELOAD:
+		rc = model_reload(b->m, &changed, err, sizeof(err));
+		break;
+	default:
+		rc = -1;
+		snprintf(err, sizeof(err), "unknown control %d", (int)op);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	batch_mem_read(b, &mem);
+	pthread_mutex_lock(&b->mu);
+	b->mem = mem;
+	b->ctl_op = 0;
+	b->ctl_pending = 1;
+	b->ctl_ok = rc == 0;
+	b->ctl_changed = changed;
+	b->ctl_s = ts_diff(&t0, &t1);
+	snprintf(b->ctl_err, sizeof(b->ctl_err), "%s", err);
+	pthread_mutex_unlock(&b->mu);
+	batch_notify(b);
+	pthread_mutex_lock(&b->mu);
+}
+
+static int
+batch_ctl_is_sleep(enum batch_ctl op)
+{
+	return op == BATCH_CTL_SLEEP1 || op == BATCH_CTL_SLEEP2;
+}
+
 static void *
 batch_thread(void *arg)
 {
@@ -163,13 +238,18 @@ batch_thread(void *arg)
 	for (;;) {
 		if (b->stopping)
 			break;
+		/* A sleep waits for the queue to empty; a wake or reload goes first. */
+		if (b->ctl_op && !(batch_ctl_is_sleep(b->ctl_op) && b->q_head)) {
+			batch_run_ctl(b);
+			continue;
+		}
 		if (!b->q_head) {
 			if (b->draining)
 				break;
 			pthread_cond_wait(&b->cond, &b->mu);
 			continue;
 		}
-		if (b->q_samples < b->o.max_batch && !b->draining) {
+		if (b->q_samples < b->o.max_batch && !b->draining && !b->ctl_op) {
 			struct timespec now, deadline = b->q_head->t_submit;
 			deadline.tv_sec += b->o.delay_ms / 1000;
 			deadline.tv_nsec += (b->o.delay_ms % 1000) * 1000000L;
@@ -237,9 +317,9 @@ batch_on_event(evutil_socket_t fd, short what, void *arg)
 	struct batch *b = arg;
 	uint64_t v;
 	struct batch_job *done;
-	int warm, warm_ok, thread_done;
-	double warm_s;
-	char warm_err[256];
+	int warm, warm_ok, thread_done, ctl, ctl_ok, ctl_changed;
+	double warm_s, ctl_s;
+	char warm_err[256], ctl_err[256];
 
 	while (read(b->efd, &v, sizeof(v)) > 0)
 		;
@@ -252,6 +332,12 @@ batch_on_event(evutil_socket_t fd, short what, void *arg)
 	warm_s = b->warm_s;
 	memcpy(warm_err, b->warm_err, sizeof(warm_err));
 	thread_done = b->thread_done;
+	ctl = b->ctl_pending;
+	b->ctl_pending = 0;
+	ctl_ok = b->ctl_ok;
+	ctl_changed = b->ctl_changed;
+	ctl_s = b->ctl_s;
+	memcpy(ctl_err, b->ctl_err, sizeof(ctl_err));
 	pthread_mutex_unlock(&b->mu);
 
 	if (warm) {
@@ -267,6 +353,15 @@ batch_on_event(evutil_socket_t fd, short what, void *arg)
 			done->done(done, done->arg);
 		batch_job_free_(done);
 		done = next;
+	}
+	/* After the jobs: those a sleep ran first are answered before it is. */
+	if (ctl) {
+		batch_ctl_cb cb = b->ctl_cb;
+
+		b->ctl_busy = 0;
+		b->ctl_cb = NULL;
+		if (cb)
+			cb(ctl_ok, ctl_err, ctl_s, ctl_changed, b->ctl_arg);
 	}
 	if (thread_done && b->draining && !b->drained_called) {
 		b->drained_called = 1;
@@ -292,6 +387,7 @@ batch_new(struct event_base *base, struct model *m, const struct batch_opts *o,
 	b->o = *o;
 	b->in_dim = model_input_dim(m);
 	b->out_dim = model_output_dim(m);
+	batch_mem_read(b, &b->mem);	/* before the thread exists */
 	b->efd = -1;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -458,5 +554,28 @@ batch_drain(struct batch *b)
 	pthread_mutex_lock(&b->mu);
 	b->draining = 1;
 	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->mu);
+}
+
+int
+batch_control(struct batch *b, enum batch_ctl op, batch_ctl_cb cb, void *arg)
+{
+	if (b->ctl_busy)
+		return -1;
+	b->ctl_busy = 1;
+	b->ctl_cb = cb;
+	b->ctl_arg = arg;
+	pthread_mutex_lock(&b->mu);
+	b->ctl_op = op;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->mu);
+	return 0;
+}
+
+void
+batch_mem(struct batch *b, struct batch_mem *out)
+{
+	pthread_mutex_lock(&b->mu);
+	*out = b->mem;
 	pthread_mutex_unlock(&b->mu);
 }

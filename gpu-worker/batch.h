@@ -56,7 +56,10 @@ int batch_submit(struct batch *b, struct batch_job *j);
  */
 void batch_cancel(struct batch *b, struct batch_job *j);
 
-/* In the done callback: 0 or -1 (then batch_job_error() says why). */
+/*
+ * In the done callback: 0, -1 (then batch_job_error() says why), or -2:
+ * the model was asleep (a wake failed while the job was queued behind it).
+ */
 int batch_job_status(const struct batch_job *j);
 const char *batch_job_error(const struct batch_job *j);
 int batch_job_samples(const struct batch_job *j);
@@ -68,5 +71,38 @@ int batch_queue_depth(struct batch *b);
 int batch_ready(const struct batch *b);
 /* Stop waiting for company: run what is queued, refuse new jobs, then call on_drained. */
 void batch_drain(struct batch *b);
+
+/*
+ * Model controls, run on the inference thread between batches so that they
+ * never race model_run(): a batch in flight finishes first. A sleep first
+ * runs every job already queued (without waiting for company); the caller
+ * submits no more jobs until it is done. A wake or a reload runs before the
+ * jobs queued after it. When done, cb runs on the loop with ok (0: failed,
+ * err says why), the seconds the model call took, and for a reload whether
+ * the weights changed.
+ */
+enum batch_ctl { BATCH_CTL_SLEEP1 = 1, BATCH_CTL_SLEEP2, BATCH_CTL_WAKE, BATCH_CTL_RELOAD };
+typedef void (*batch_ctl_cb)(int ok, const char *err, double seconds, int changed, void *arg);
+/* 0: started; -1: another control is still running (one at a time). */
+int batch_control(struct batch *b, enum batch_ctl op, batch_ctl_cb cb, void *arg);
+
+/*
+ * The model's memory as the inference thread last saw it (after load, and
+ * after each control): what /metrics and the model metadata show, read
+ * without touching the model from the loop.
+ */
+struct batch_mem {
+	int level;		/* sleep level */
+	size_t weight_bytes;	/* the weights, awake */
+	size_t host_bytes;	/* working weights in host memory now */
+	size_t device_bytes;	/* device memory now */
+	/*
+	 * What the model takes on its device when awake, as last measured awake:
+	 * the device memory on the GPU path, the weights on the CPU path. What a
+	 * GPU-memory budget compares with its declared size.
+	 */
+	size_t model_bytes;
+};
+void batch_mem(struct batch *b, struct batch_mem *out);
 
 #endif

@@ -4,11 +4,13 @@ gpu_worker_libwgmodel_a_SOURCES = \
 	gpu-worker/safetensors.c gpu-worker/safetensors.h \
 	gpu-worker/model.c gpu-worker/model.h \
 	gpu-worker/ops_cpu.c gpu-worker/ops.h
-gpu_worker_libwgmodel_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CUDA_CFLAGS)
+gpu_worker_libwgmodel_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(OPENBLAS_CFLAGS) $(CUDA_CFLAGS)
 MODEL_LIBS = gpu-worker/libwgmodel.a
 if HAVE_CUDA
 # nvcc's kernel-launch stubs use C++ static guards: libstdc++ resolves them.
 MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS) -lstdc++
+# Until ops_cuda.cu defines the sleep functions of ops.h, weak stand-ins do.
+gpu_worker_libwgmodel_a_SOURCES += gpu-worker/ops_cuda_pending.c
 # SASS for Turing (the default) and Hopper (H100/H200), PTX for the rest; override on make's command line.
 NVCC_ARCH = -gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90 \
 	-gencode arch=compute_90,code=compute_90
@@ -19,14 +21,15 @@ CLEANFILES += gpu-worker/ops_cuda.o
 else
 gpu_worker_libwgmodel_a_SOURCES += gpu-worker/ops_nocuda.c
 endif
-EXTRA_DIST += gpu-worker/ops_cuda.cu gpu-worker/ops_nocuda.c
-MODEL_LIBS += $(JANSSON_LIBS) -lm
+EXTRA_DIST += gpu-worker/ops_cuda.cu gpu-worker/ops_nocuda.c gpu-worker/ops_cuda_pending.c
+MODEL_LIBS += $(JANSSON_LIBS) $(OPENBLAS_LIBS) -lm
 
 sbin_PROGRAMS += gpu-worker/wakegate-worker
 gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c gpu-worker/worker.h \
 	gpu-worker/api.c gpu-worker/api.h \
 	gpu-worker/batch.c gpu-worker/batch.h \
 	gpu-worker/request.c gpu-worker/request.h \
+	gpu-worker/sleep.c gpu-worker/sleep.h \
 	gpu-worker/stats.c gpu-worker/stats.h \
 	gpu-worker/tensor.c gpu-worker/tensor.h \
 	gpu-worker/wlog.c gpu-worker/wlog.h
@@ -38,3 +41,8 @@ check_PROGRAMS += gpu-worker/model-check
 gpu_worker_model_check_SOURCES = gpu-worker/model-check.c
 gpu_worker_model_check_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 gpu_worker_model_check_LDADD = $(MODEL_LIBS)
+
+# models/make-synthetic: deterministic big models for benches and tests (not installed).
+noinst_PROGRAMS += models/make-synthetic
+models_make_synthetic_SOURCES = models/make-synthetic.c
+models_make_synthetic_LDADD = -lm

@@ -42,6 +42,7 @@ struct opts {
 	long delay_ms;
 	int queue;
 	int warmup;
+	size_t leak;
 };
 
 static void
@@ -62,6 +63,8 @@ usage(FILE *f)
 		"  -q, --queue N           requests that may wait; more get 503 (default 256)\n"
 		"  -n, --name NAME         the model's name in /v2/models/NAME (default: from the file)\n"
 		"  -w, --warmup N          runs of a full batch of zeros before ready (default 1)\n"
+		"      --leak-per-request BYTES\n"
+		"                          tests only: leak BYTES (k, m suffixes) per answered inference\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           the version\n");
 }
@@ -91,6 +94,28 @@ parse_int(const char *flag, const char *s, int min, int max)
 	if (errno || end == s || *end || v < min || v > max)
 		die_usage("%s: \"%s\" is not a number from %d to %d", flag, s, min, max);
 	return (int)v;
+}
+
+/* BYTES: "4096", "64k", "1m" (powers of 1024), at most 1g. */
+static size_t
+parse_bytes(const char *flag, const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		die_usage("%s: \"%s\" is not a size (e.g. 4096, 64k, 1m)", flag, s);
+	if (*end == 'k' || *end == 'K')
+		v *= 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		v *= 1024 * 1024, end++;
+	else if (*end == 'g' || *end == 'G')
+		v *= 1024.0 * 1024 * 1024, end++;
+	if (*end || v > 1024.0 * 1024 * 1024)
+		die_usage("%s: \"%s\" is not a size up to 1g (e.g. 4096, 64k, 1m)", flag, s);
+	return (size_t)v;
 }
 
 /* TIME: "250ms", "2s", "1.5s", "1m", or plain milliseconds. */
@@ -152,6 +177,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "queue", required_argument, NULL, 'q' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "warmup", required_argument, NULL, 'w' },
+		{ "leak-per-request", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -170,6 +196,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'q': o->queue = parse_int("--queue", optarg, 1, 1000000); break;
 		case 'n': o->name = optarg; break;
 		case 'w': o->warmup = parse_int("--warmup", optarg, 0, 1000000); break;
+		case 'L': o->leak = parse_bytes("--leak-per-request", optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf(PROG " %s\n", PACKAGE_VERSION); exit(0);
 		case ':': die_usage("%s needs a value", argv[optind - 1]);
@@ -188,8 +215,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		die_usage("--name: \"%s\" is not a model name (1 to 128 characters, no '/')", o->name);
 }
 
-static double
-now_s(void)
+double
+worker_now(void)
 {
 	struct timespec ts;
 
@@ -327,7 +354,7 @@ main(int argc, char **argv)
 	struct batch_opts bo;
 	char err[512], addr[256], where[300];
 	const int64_t *shape;
-	int port;
+	int port, blas_threads;
 	double t0;
 
 	parse_opts(argc, argv, &o);
@@ -335,13 +362,14 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	w.exit_code = 1;
 
-	t0 = now_s();
+	blas_threads = model_cpu_threads_init();
+	t0 = worker_now();
 	w.model = model_load(o.model, err, sizeof(err));
 	if (!w.model) {
 		wlog(WLOG_ERROR, "cannot load model %s: %s", o.model, err);
 		return 1;
 	}
-	w.load_s = now_s() - t0;
+	w.load_s = worker_now() - t0;
 	w.name = o.name ? o.name : model_name(w.model);
 	shape = model_input_shape(w.model, &w.in_ndim);
 	if (w.in_ndim < 1 || w.in_ndim > WORKER_MAX_NDIM) {
@@ -351,8 +379,11 @@ main(int argc, char **argv)
 	memcpy(w.in_shape, shape, sizeof(int64_t) * (size_t)w.in_ndim);
 	w.in_dim = model_input_dim(w.model);
 	w.out_dim = model_output_dim(w.model);
-	wlog(WLOG_NOTICE, "model \"%s\" from %s: %d layers, %d inputs, %d outputs, loaded in %.2fms",
-	     w.name, o.model, model_layer_count(w.model), w.in_dim, w.out_dim, w.load_s * 1e3);
+	wlog(WLOG_NOTICE, "model \"%s\" from %s: %d layers, %d inputs, %d outputs, loaded in %.2fms"
+	     " (%.1f MB of weights; CPU GEMM on OpenBLAS, %d thread%s)",
+	     w.name, o.model, model_layer_count(w.model), w.in_dim, w.out_dim, w.load_s * 1e3,
+	     (double)model_weight_bytes(w.model) / (1024.0 * 1024.0), blas_threads,
+	     blas_threads == 1 ? "" : "s");
 	if (pick_device(w.model, o.device) < 0)
 		goto out;
 	w.device_kind = model_device(w.model) == MODEL_CUDA ? "cuda" : "cpu";
@@ -365,7 +396,11 @@ main(int argc, char **argv)
 
 	w.base = event_base_new();
 	w.http = w.base ? evhttp_new(w.base) : NULL;
-	w.stats = stats_new(o.max_batch);
+	w.stats = stats_new(o.max_batch, worker_now());
+	w.leak_per_request = o.leak;
+	if (o.leak)
+		wlog(WLOG_WARN, "--leak-per-request %zu: leaking that much per answered request, on purpose (tests only)",
+		     o.leak);
 	if (!w.base || !w.http || !w.stats) {
 		wlog(WLOG_ERROR, "out of memory");
 		goto out;

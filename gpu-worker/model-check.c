@@ -264,6 +264,7 @@ int main(int argc, char **argv)
 		mc_usage();
 		return 1;
 	}
+	model_cpu_threads_init();
 	if (!(m = model_load(model_path, err, sizeof(err)))) {
 		fprintf(stderr, "model-check: %s\n", err);
 		return 1;

@@ -4,8 +4,16 @@
  * see models/train-digits for the format. model_run() runs a batch on the
  * device chosen with model_use_device() (CPU until then).
  *
- * Threads: model_run() may be called from one thread at a time (the
- * worker's inference thread); the other functions are read-only after load.
+ * Threads: model_run(), model_sleep(), model_wake() and model_reload() may
+ * be called from one thread at a time (the worker's inference thread); the
+ * other functions only read, and are for that thread too while it runs
+ * (the worker reads the byte counts between batches, through the batcher).
+ *
+ * Sleep levels, as vLLM's: 0 awake; 1 the working weights are freed (on the
+ * GPU path the device memory, the weights kept in pinned host memory; on
+ * the CPU path the host copy, the file kept mapped, its pages in the page
+ * cache); 2 the weights and the file are let go of and the file's pages
+ * dropped from the page cache (posix_fadvise), so a wake reads the file.
  */
 #ifndef WG_MODEL_H
 #define WG_MODEL_H
@@ -28,6 +36,9 @@ int model_output_dim(const struct model *m);	/* floats per sample, e.g. 10 */
 const int64_t *model_input_shape(const struct model *m, int *ndim);
 int model_layer_count(const struct model *m);
 
+/* Sets up the CPU kernels' threads (see ops_cpu_threads_init()); returns their count. */
+int model_cpu_threads_init(void);
+
 /* 1 when a CUDA device can be used; else 0 with the reason in why. */
 int model_cuda_available(char *why, size_t whylen);
 /* Moves the weights to dev. 0 on success, -1 with err (e.g. no GPU). */
@@ -40,5 +51,32 @@ const char *model_device_name(const struct model *m);	/* "cpu" or "cuda:0 (NAME)
  * 0 on success, -1 with err.
  */
 int model_run(struct model *m, const float *in, int batch, float *out, char *err, size_t errlen);
+
+/*
+ * Goes to sleep level 1 or 2 (from 1 to 2 too; a level at or below the
+ * current one does nothing). model_run() fails while asleep. 0, or -1 with
+ * err, the model then unchanged.
+ */
+int model_sleep(struct model *m, int level, char *err, size_t errlen);
+/*
+ * Back to level 0: from 1 it copies the weights back (page cache or pinned
+ * memory); from 2 it loads the file again, which must hold the same network
+ * (input shape, layers and sizes). 0, or -1 with err, still asleep.
+ */
+int model_wake(struct model *m, char *err, size_t errlen);
+/*
+ * vLLM's reload_weights: loads the file at the model's path again when it
+ * is not the one loaded (device, inode, size or mtime differ) and swaps the
+ * weights in; *changed says whether it did. The file must hold the same
+ * network. Awake only. 0, or -1 with err and the old weights still serving.
+ */
+int model_reload(struct model *m, int *changed, char *err, size_t errlen);
+int model_sleep_level(const struct model *m);
+/* Bytes of the weights and biases (what the model takes awake, on either device). */
+size_t model_weight_bytes(const struct model *m);
+/* Host bytes the working weights hold now (0 asleep on the CPU path). */
+size_t model_host_bytes(const struct model *m);
+/* Device bytes the network holds now (0 on the CPU, and asleep). */
+size_t model_device_bytes(const struct model *m);
 
 #endif

@@ -22,7 +22,16 @@ struct ops_layer {
 	const float *w, *b;
 };
 
-/* y[batch][out] = x[batch][in] * w^T + b */
+/*
+ * OpenBLAS runs on one thread unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS
+ * says otherwise: the worker runs one batch at a time on its inference
+ * thread, and extra BLAS threads cost more CPU per request than they save
+ * (measured: 1.1-2.4x the CPU time at batch 1). Returns the thread count.
+ * Call once, before any ops_cpu_dense().
+ */
+int ops_cpu_threads_init(void);
+
+/* y[batch][out] = x[batch][in] * w^T + b; cblas_sgemm above a size, a plain loop below. */
 void ops_cpu_dense(const float *x, int batch, int in, int out, const float *w, const float *b, float *y);
 void ops_cpu_relu(float *x, size_t n);
 /* In place over each of batch rows of dim floats; subtracts the row max first. */

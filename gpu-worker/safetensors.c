@@ -21,8 +21,10 @@
 
 struct st_file {
 	char *path;
+	int fd;				/* kept open for st_tensor_pread_f32(); -1 when none */
 	void *map;
 	size_t size;
+	struct st_ident id;
 	json_t *header;			/* owns the tensor names and metadata strings */
 	const unsigned char *data;	/* the data section, inside map */
 	uint64_t data_len;
@@ -235,6 +237,8 @@ struct st_file *st_open(const char *path, char *err, size_t errlen)
 	int fd;
 
 	f = calloc(1, sizeof(*f));
+	if (f)
+		f->fd = -1;
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -262,8 +266,11 @@ struct st_file *st_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	f->size = (size_t)sb.st_size;
+	f->id = (struct st_ident){ .dev = (uint64_t)sb.st_dev, .ino = (uint64_t)sb.st_ino,
+		.size = (uint64_t)sb.st_size,
+		.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec };
 	f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
+	f->fd = fd;
 	if (f->map == MAP_FAILED) {
 		f->map = NULL;
 		st_fail(err, errlen, path, "mmap: %s", strerror(errno));
@@ -298,6 +305,8 @@ void st_close(struct st_file *f)
 		return;
 	if (f->map)
 		munmap(f->map, f->size);
+	if (f->fd >= 0)
+		close(f->fd);
 	json_decref(f->header);
 	free(f->tensors);
 	free(f->path);
@@ -346,4 +355,69 @@ void st_tensor_read_f32(const struct st_tensor *t, float *dst)
 		memcpy(&dst[i], &u, 4);
 	}
 #endif
+}
+
+int st_tensor_pread_f32(const struct st_file *f, const struct st_tensor *t, float *dst)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	size_t len = (size_t)t->count * 4, done = 0;
+	off_t off = (off_t)(t->data - (const unsigned char *)f->map);
+
+	while (f->fd >= 0 && done < len) {
+		ssize_t n = pread(f->fd, (char *)dst + done, len - done, off + (off_t)done);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (done == len)
+		return 0;
+#endif
+	st_tensor_read_f32(t, dst);	/* through the mapping, converting the byte order */
+	return 0;
+}
+
+void st_release_pages(struct st_file *f)
+{
+	/* Advice only: on failure the pages simply stay counted in the RSS. */
+	(void)madvise(f->map, f->size, MADV_DONTNEED);
+}
+
+int st_drop_cache(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		st_fail(err, errlen, path, "%s", strerror(errno));
+		return -1;
+	}
+	rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	if (rc != 0) {
+		st_fail(err, errlen, path, "posix_fadvise: %s", strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void st_ident(const struct st_file *f, struct st_ident *id)
+{
+	*id = f->id;
+}
+
+int st_ident_path(const char *path, struct st_ident *id, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		st_fail(err, errlen, path, "%s", strerror(errno));
+		return -1;
+	}
+	*id = (struct st_ident){ .dev = (uint64_t)sb.st_dev, .ino = (uint64_t)sb.st_ino,
+		.size = (uint64_t)sb.st_size,
+		.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec };
+	return 0;
 }

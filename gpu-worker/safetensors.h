@@ -40,4 +40,35 @@ const char *st_meta(const struct st_file *f, const char *key);
 /* Copies a tensor's data into dst (count floats), converting from little endian. */
 void st_tensor_read_f32(const struct st_tensor *t, float *dst);
 
+/*
+ * The same as st_tensor_read_f32(), with pread() on the file kept open
+ * rather than through the mapping: one copy from the page cache with no
+ * page fault on the source, for the big copies of a load or a wake. Falls
+ * back to the mapping (big-endian hosts, a failed read). Returns 0.
+ */
+int st_tensor_pread_f32(const struct st_file *f, const struct st_tensor *t, float *dst);
+
+/*
+ * Lets go of the mapping's pages in this process (madvise MADV_DONTNEED):
+ * they leave its RSS but stay in the page cache, and the next read of a
+ * tensor faults them back in from there. The mapping stays valid.
+ */
+void st_release_pages(struct st_file *f);
+
+/*
+ * Asks the kernel to drop path's clean pages from the page cache
+ * (posix_fadvise DONTNEED), so that the next read comes from the disk.
+ * Pages some other process maps or that are dirty stay. 0 or -1 with err.
+ */
+int st_drop_cache(const char *path, char *err, size_t errlen);
+
+/* The file's identity when it was opened: device, inode, size and mtime. */
+struct st_ident {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns;
+};
+void st_ident(const struct st_file *f, struct st_ident *id);
+/* path's identity now; 0, or -1 with err (e.g. the file is gone). */
+int st_ident_path(const char *path, struct st_ident *id, char *err, size_t errlen);
+
 #endif

@@ -26,11 +26,22 @@ struct stats_series {
 	unsigned long long count;
 };
 
+/* One kind of sleep-ladder step: how many, and how long the last one took. */
+struct stats_step {
+	unsigned long long count;
+	double last_s;
+};
+
 struct stats {
 	struct stats_series req[STATS_MAX_SERIES];
 	int nreq;
 	unsigned long long batches, samples;
 	struct stats_hist batch_size, infer_s, wait_s;
+	struct stats_step sleep[3], wake[3], reload;	/* sleep and wake indexed by level */
+	/* busy seconds per whole second of the clock, a ring over the window (and the current second) */
+	long busy_sec[STATS_BUSY_WINDOW + 1];
+	double busy[STATS_BUSY_WINDOW + 1];
+	double busy_total, t0;
 };
 
 static const double stats_seconds_le[] = {
@@ -73,7 +84,7 @@ hist_render(const struct stats_hist *h, const char *name, const char *help, stru
 
 /* Batch size buckets: powers of two up to max_batch, and max_batch itself. */
 struct stats *
-stats_new(int max_batch)
+stats_new(int max_batch, double now)
 {
 	struct stats *s = calloc(1, sizeof(*s));
 	double le[STATS_MAX_BUCKETS];
@@ -81,6 +92,9 @@ stats_new(int max_batch)
 
 	if (!s)
 		return NULL;
+	s->t0 = now;
+	for (int i = 0; i <= STATS_BUSY_WINDOW; i++)
+		s->busy_sec[i] = -1;
 	for (long v = 1; v < max_batch && n < STATS_MAX_BUCKETS - 1; v *= 2)
 		le[n++] = (double)v;
 	le[n++] = (double)max_batch;
@@ -126,6 +140,132 @@ void
 stats_wait(struct stats *s, double seconds)
 {
 	hist_observe(&s->wait_s, seconds);
+}
+
+static void
+stats_step(struct stats_step *st, double seconds)
+{
+	st->count++;
+	st->last_s = seconds;
+}
+
+void
+stats_sleep(struct stats *s, int level, double seconds)
+{
+	if (level >= 1 && level <= 2)
+		stats_step(&s->sleep[level], seconds);
+}
+
+void
+stats_wake(struct stats *s, int from_level, double seconds)
+{
+	if (from_level >= 1 && from_level <= 2)
+		stats_step(&s->wake[from_level], seconds);
+}
+
+void
+stats_reload(struct stats *s, double seconds)
+{
+	stats_step(&s->reload, seconds);
+}
+
+/*
+ * A batch's time is counted in the second it ended: a batch longer than a
+ * second shows up late and at once, and the ratio is capped at 1.
+ */
+void
+stats_busy(struct stats *s, double now, double seconds)
+{
+	long sec = (long)now;
+	int i = (int)(sec % (STATS_BUSY_WINDOW + 1));
+
+	if (s->busy_sec[i] != sec) {
+		s->busy_sec[i] = sec;
+		s->busy[i] = 0;
+	}
+	s->busy[i] += seconds;
+	s->busy_total += seconds;
+}
+
+double
+stats_busy_ratio(const struct stats *s, double now)
+{
+	long cur = (long)now, first = cur - STATS_BUSY_WINDOW + 1;
+	double sum = 0, span, from = (double)first;
+
+	for (int i = 0; i <= STATS_BUSY_WINDOW; i++)
+		if (s->busy_sec[i] >= first && s->busy_sec[i] <= cur)
+			sum += s->busy[i];
+	if (from < s->t0)
+		from = s->t0;	/* a worker younger than the window */
+	span = now - from;
+	if (span <= 0)
+		return 0;
+	return sum / span > 1 ? 1 : sum / span;
+}
+
+/* The sleep ladder's numbers: the state, the memory, each step's count and last duration. */
+static void
+stats_render_sleep(const struct stats *s, const struct stats_now *now, struct evbuffer *out)
+{
+	evbuffer_add_printf(out,
+			    "# HELP wakegate_worker_sleep_level The model's sleep level: 0 awake, 1 or 2 (vLLM's levels).\n"
+			    "# TYPE wakegate_worker_sleep_level gauge\n"
+			    "wakegate_worker_sleep_level %d\n"
+			    "# HELP wakegate_worker_rss_bytes The worker process's resident memory (/proc/self/statm).\n"
+			    "# TYPE wakegate_worker_rss_bytes gauge\n"
+			    "wakegate_worker_rss_bytes %zu\n"
+			    "# HELP wakegate_worker_model_weight_bytes Bytes of the model's weights and biases: what it takes awake.\n"
+			    "# TYPE wakegate_worker_model_weight_bytes gauge\n"
+			    "wakegate_worker_model_weight_bytes %zu\n"
+			    "# HELP wakegate_worker_model_bytes Memory the model takes on its device awake: device memory (GPU path) or its weights (CPU path).\n"
+			    "# TYPE wakegate_worker_model_bytes gauge\n"
+			    "wakegate_worker_model_bytes %zu\n"
+			    "# HELP wakegate_worker_model_host_bytes Host memory the model's working weights hold now.\n"
+			    "# TYPE wakegate_worker_model_host_bytes gauge\n"
+			    "wakegate_worker_model_host_bytes %zu\n"
+			    "# HELP wakegate_worker_model_device_bytes Device (GPU) memory the model holds now.\n"
+			    "# TYPE wakegate_worker_model_device_bytes gauge\n"
+			    "wakegate_worker_model_device_bytes %zu\n",
+			    now->sleep_level, now->rss_bytes, now->weight_bytes, now->model_bytes, now->host_bytes,
+			    now->device_bytes);
+	evbuffer_add_printf(out, "# HELP wakegate_worker_sleeps_total Sleeps, by the level gone to.\n"
+			    "# TYPE wakegate_worker_sleeps_total counter\n");
+	for (int l = 1; l <= 2; l++)
+		evbuffer_add_printf(out, "wakegate_worker_sleeps_total{level=\"%d\"} %llu\n", l, s->sleep[l].count);
+	evbuffer_add_printf(out, "# HELP wakegate_worker_sleep_seconds How long the last sleep to the level took.\n"
+			    "# TYPE wakegate_worker_sleep_seconds gauge\n");
+	for (int l = 1; l <= 2; l++)
+		evbuffer_add_printf(out, "wakegate_worker_sleep_seconds{level=\"%d\"} %.6f\n", l, s->sleep[l].last_s);
+	evbuffer_add_printf(out, "# HELP wakegate_worker_wakes_total Wakes, by the level woken from.\n"
+			    "# TYPE wakegate_worker_wakes_total counter\n");
+	for (int l = 1; l <= 2; l++)
+		evbuffer_add_printf(out, "wakegate_worker_wakes_total{from=\"%d\"} %llu\n", l, s->wake[l].count);
+	evbuffer_add_printf(out, "# HELP wakegate_worker_wake_seconds How long the last wake from the level took.\n"
+			    "# TYPE wakegate_worker_wake_seconds gauge\n");
+	for (int l = 1; l <= 2; l++)
+		evbuffer_add_printf(out, "wakegate_worker_wake_seconds{from=\"%d\"} %.6f\n", l, s->wake[l].last_s);
+	evbuffer_add_printf(out,
+			    "# HELP wakegate_worker_reloads_total reload_weights calls that succeeded.\n"
+			    "# TYPE wakegate_worker_reloads_total counter\n"
+			    "wakegate_worker_reloads_total %llu\n"
+			    "# HELP wakegate_worker_reload_seconds How long the last reload_weights took.\n"
+			    "# TYPE wakegate_worker_reload_seconds gauge\n"
+			    "wakegate_worker_reload_seconds %.6f\n",
+			    s->reload.count, s->reload.last_s);
+	evbuffer_add_printf(out,
+			    "# HELP wakegate_worker_busy_seconds_total Time the inference thread spent running batches.\n"
+			    "# TYPE wakegate_worker_busy_seconds_total counter\n"
+			    "wakegate_worker_busy_seconds_total %.6f\n"
+			    "# HELP wakegate_worker_busy_ratio Busy fraction of the inference thread over the last %d seconds.\n"
+			    "# TYPE wakegate_worker_busy_ratio gauge\n"
+			    "wakegate_worker_busy_ratio %.4f\n",
+			    s->busy_total, STATS_BUSY_WINDOW, stats_busy_ratio(s, now->now));
+	if (now->leaked_bytes)
+		evbuffer_add_printf(out,
+				    "# HELP wakegate_worker_leaked_bytes Bytes leaked on purpose (--leak-per-request, tests only).\n"
+				    "# TYPE wakegate_worker_leaked_bytes counter\n"
+				    "wakegate_worker_leaked_bytes %zu\n", now->leaked_bytes);
 }
 
 /* Label values come from the model file and the device: escape \ " and newlines. */
@@ -198,4 +338,5 @@ stats_render(struct stats *s, const struct stats_now *now, struct evbuffer *out)
 			    "wakegate_worker_warmup_seconds %.6f\n",
 			    now->queue_depth, now->queue_max, now->max_batch, now->ready,
 			    device, model, now->load_seconds, now->warmup_seconds);
+	stats_render_sleep(s, now, out);
 }

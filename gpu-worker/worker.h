@@ -15,6 +15,7 @@ struct evhttp_bound_socket;
 struct model;
 struct batch;
 struct stats;
+struct evhttp_request;
 
 #define WORKER_MAX_NDIM 8
 
@@ -36,6 +37,18 @@ struct worker {
 	size_t max_body;		/* bytes of request body */
 	double load_s, warmup_s;
 
+	/* sleep.c: the sleep state; see sleep.h */
+	int sleep_state;		/* enum sleep_state */
+	int sleep_level;		/* the level asleep at (or falling to); 0 awake */
+	int ctl_op;			/* enum batch_ctl running, 0 when none */
+	int ctl_from;			/* the sleep level when it started */
+	struct evhttp_request *ctl_req;	/* waiting for that control; NULL once answered or gone */
+	int ctl_route;			/* enum api_route of ctl_req */
+
+	size_t leak_per_request;	/* --leak-per-request (tests only) */
+	void *leaked;			/* the leaked blocks, chained; never freed */
+	size_t leaked_bytes;
+
 	int draining;			/* SIGTERM/SIGINT seen */
 	int drained;			/* the batcher has answered everything queued */
 	int unflushed;			/* replies handed to evhttp, not yet written */
@@ -44,5 +57,7 @@ struct worker {
 
 /* main.c: ends the loop once draining is done and every reply is written. */
 void worker_check_done(struct worker *w);
+/* main.c: the monotonic clock in seconds. */
+double worker_now(void);
 
 #endif
