@@ -9,10 +9,9 @@ MODEL_LIBS = gpu-worker/libwgmodel.a
 if HAVE_CUDA
 # nvcc's kernel-launch stubs use C++ static guards: libstdc++ resolves them.
 MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS) -lstdc++
-# SASS for Turing (the default) and Hopper (H100/H200), PTX for the rest; override on make's command line.
-NVCC_ARCH = -gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90 \
-	-gencode arch=compute_90,code=compute_90
-gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops.h
+# NVCC_ARCH comes from configure (CUDA_ARCHS: SASS for each, PTX of the lowest);
+# override it on make's command line.
+gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops.h Makefile
 	@$(MKDIR_P) gpu-worker
 	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) $(NVCC_ARCH) -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
 CLEANFILES += gpu-worker/ops_cuda.o
