@@ -3,7 +3,8 @@ noinst_LIBRARIES += gpu-worker/libwgmodel.a
 gpu_worker_libwgmodel_a_SOURCES = \
 	gpu-worker/safetensors.c gpu-worker/safetensors.h \
 	gpu-worker/model.c gpu-worker/model.h \
-	gpu-worker/ops_cpu.c gpu-worker/ops.h
+	gpu-worker/ops_cpu.c gpu-worker/ops.h \
+	gpu-worker/ops_fault.c
 gpu_worker_libwgmodel_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CUDA_CFLAGS)
 MODEL_LIBS = gpu-worker/libwgmodel.a
 if HAVE_CUDA
@@ -11,14 +12,14 @@ if HAVE_CUDA
 MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS) -lstdc++
 # NVCC_ARCH comes from configure (CUDA_ARCHS: SASS for each, PTX of the lowest);
 # override it on make's command line.
-gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops.h Makefile
+gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops_kernels.cuh gpu-worker/ops.h Makefile
 	@$(MKDIR_P) gpu-worker
 	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) $(NVCC_ARCH) -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
 CLEANFILES += gpu-worker/ops_cuda.o
 else
 gpu_worker_libwgmodel_a_SOURCES += gpu-worker/ops_nocuda.c
 endif
-EXTRA_DIST += gpu-worker/ops_cuda.cu gpu-worker/ops_nocuda.c
+EXTRA_DIST += gpu-worker/ops_cuda.cu gpu-worker/ops_kernels.cuh gpu-worker/ops_nocuda.c
 MODEL_LIBS += $(JANSSON_LIBS) -lm
 
 sbin_PROGRAMS += gpu-worker/wakegate-worker
