@@ -309,7 +309,7 @@ extern "C" int ops_cuda_net_run(struct ops_cuda_net *net, const float *in, int b
 	int rc;
 
 	if (net->dead) {
-		snprintf(err, errlen, "%s (the CUDA context is lost)", net->dead_err);
+		snprintf(err, errlen, "%.200s (the CUDA context is lost)", net->dead_err);
 		return OPS_DEAD;
 	}
 	ops_cur = net;
@@ -325,7 +325,7 @@ extern "C" struct ops_cuda_net *ops_cuda_net_new(const struct ops_layer *layers,
 	struct cudaDeviceProp prop;
 	int ndev = 0, dev = o ? o->device : 0, want_blas = 0;
 	float *zin = NULL, *zout = NULL;
-	char why[256];
+	char why[512];
 
 	if (nlayers < 1) {
 		snprintf(err, errlen, "cuda: a network needs at least one layer");
@@ -419,7 +419,7 @@ extern "C" int ops_cuda_net_sleep(struct ops_cuda_net *net, char *err, size_t er
 	if (net->asleep)
 		return 0;
 	if (net->dead) {
-		snprintf(err, errlen, "%s (the CUDA context is lost)", net->dead_err);
+		snprintf(err, errlen, "%.200s (the CUDA context is lost)", net->dead_err);
 		return -1;
 	}
 	ops_cur = net;
