@@ -38,3 +38,31 @@ check_PROGRAMS += gpu-worker/model-check
 gpu_worker_model_check_SOURCES = gpu-worker/model-check.c
 gpu_worker_model_check_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 gpu_worker_model_check_LDADD = $(MODEL_LIBS)
+
+# kernel-emu: the CUDA kernels run on the host, thread by thread, with checked
+# memory and real barriers (see kernel-emu.cc); no GPU or nvcc needed. The
+# -bugN builds plant a bug in the kernels (1: a removed barrier in dense, 2: a
+# transposed index, 3: a removed barrier in softmax, 4: a missing bounds
+# guard): t/12-kernel-emu.t expects the harness to catch each.
+EMU_CXXFLAGS = -std=gnu++14 -pthread $(CXX_WARN) $(SAN_CFLAGS)
+check_PROGRAMS += gpu-worker/kernel-emu gpu-worker/kernel-emu-bug1 gpu-worker/kernel-emu-bug2 \
+	gpu-worker/kernel-emu-bug3 gpu-worker/kernel-emu-bug4
+gpu_worker_kernel_emu_SOURCES = gpu-worker/kernel-emu.cc gpu-worker/ops_kernels.cuh
+gpu_worker_kernel_emu_CXXFLAGS = $(EMU_CXXFLAGS)
+gpu_worker_kernel_emu_LDADD = gpu-worker/libwgmodel.a -lm
+gpu_worker_kernel_emu_bug1_SOURCES = $(gpu_worker_kernel_emu_SOURCES)
+gpu_worker_kernel_emu_bug1_CPPFLAGS = $(AM_CPPFLAGS) -DOPS_EMU_PLANT_BUG=1
+gpu_worker_kernel_emu_bug1_CXXFLAGS = $(EMU_CXXFLAGS)
+gpu_worker_kernel_emu_bug1_LDADD = $(gpu_worker_kernel_emu_LDADD)
+gpu_worker_kernel_emu_bug2_SOURCES = $(gpu_worker_kernel_emu_SOURCES)
+gpu_worker_kernel_emu_bug2_CPPFLAGS = $(AM_CPPFLAGS) -DOPS_EMU_PLANT_BUG=2
+gpu_worker_kernel_emu_bug2_CXXFLAGS = $(EMU_CXXFLAGS)
+gpu_worker_kernel_emu_bug2_LDADD = $(gpu_worker_kernel_emu_LDADD)
+gpu_worker_kernel_emu_bug3_SOURCES = $(gpu_worker_kernel_emu_SOURCES)
+gpu_worker_kernel_emu_bug3_CPPFLAGS = $(AM_CPPFLAGS) -DOPS_EMU_PLANT_BUG=3
+gpu_worker_kernel_emu_bug3_CXXFLAGS = $(EMU_CXXFLAGS)
+gpu_worker_kernel_emu_bug3_LDADD = $(gpu_worker_kernel_emu_LDADD)
+gpu_worker_kernel_emu_bug4_SOURCES = $(gpu_worker_kernel_emu_SOURCES)
+gpu_worker_kernel_emu_bug4_CPPFLAGS = $(AM_CPPFLAGS) -DOPS_EMU_PLANT_BUG=4
+gpu_worker_kernel_emu_bug4_CXXFLAGS = $(EMU_CXXFLAGS)
+gpu_worker_kernel_emu_bug4_LDADD = $(gpu_worker_kernel_emu_LDADD)

@@ -9,6 +9,9 @@
  * except through these macros, so that what the emulation checks is what
  * the GPU runs.
  *
+ * OPS_EMU_PLANT_BUG (1 to 4) plants a known bug for the emulation's own
+ * test (t/12-kernel-emu.t); nvcc never sees it defined.
+ *
  * The includer provides, before including this file:
  *   int ops_launch_failed(const char *what, char *err, size_t errlen);
  *     1 with err set when the launch just made failed, else 0.
@@ -81,7 +84,11 @@ __global__ void ops_dense_kernel(OPS_IN(float) x, OPS_IN(float) w, OPS_IN(float)
 #endif
 		OPS_SYNC();	/* everyone is done with the tiles before the next load */
 	}
+#if defined(OPS_EMU_PLANT_BUG) && OPS_EMU_PLANT_BUG == 4
+	if (row < batch) {	/* planted: the column guard is gone */
+#else
 	if (row < batch && col < out) {
+#endif
 		float v = acc + b[col];
 
 		y[(size_t)row * out + col] = relu && v < 0.0f ? 0.0f : v;
@@ -123,7 +130,9 @@ __global__ void ops_softmax_kernel(OPS_IO(float) x, int dim)
 		OPS_SYNC();
 	}
 	m = red[0];
+#if !defined(OPS_EMU_PLANT_BUG) || OPS_EMU_PLANT_BUG != 3
 	OPS_SYNC();	/* everyone has read the max before red[] is reused for the sum */
+#endif
 	for (int i = t; i < dim; i += blockDim.x) {
 		float e = expf(r[i] - m);
 

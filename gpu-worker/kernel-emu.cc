@@ -1,0 +1,590 @@
+/*
+ * kernel-emu: runs the CUDA kernels of ops_kernels.cuh on the host, thread
+ * by thread, and checks them; make check runs it (t/12-kernel-emu.t), no GPU
+ * or nvcc needed.
+ *
+ * The kernel source is included as it is, with OPS_EMU set: its macros then
+ * make every global pointer an emu_ptr that knows its allocation, every
+ * shared array a checked emu_shared2 / dynamic region, OPS_SYNC() a real
+ * barrier and OPS_LAUNCH a launch that runs each block's threads as
+ * coroutines (ucontext), switched at each barrier, with the launch limits
+ * of a real device checked first. Every access goes through a shadow per
+ * element that finds:
+ *   - an access outside its allocation (or outside a shared array's row);
+ *   - a race: two threads touching one element, at least one writing, with
+ *     no barrier between (any two blocks, which share no barrier);
+ *   - a read of shared memory no thread of the block wrote;
+ *   - a barrier some threads of a block never reach;
+ *   - outputs written other than exactly as often as the kernel promises
+ *     (dense and bias+activation: each output once; softmax: each twice;
+ *     relu: at most once), and writes anywhere else.
+ * The results of whole forward passes are then compared with the CPU path
+ * (ops_cpu.c) over batches 1..100, odd layer sizes, wide softmax rows and
+ * the cuBLAS path's bias+activation kernel (the product done on the host).
+ *
+ * OPS_EMU_PLANT_BUG=1 (a barrier removed) and =2 (a transposed index) build
+ * the same harness over a broken kernel; the test expects those to fail.
+ */
+#define OPS_EMU 1
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <functional>
+#include <type_traits>
+#include <vector>
+
+/* ---- the stand-in runtime ---- */
+
+struct dim3 {
+	unsigned x, y, z;
+	dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
+
+/* What one element of an allocation has seen during the current launch. */
+struct emu_shadow {
+	int wb, wt, wp;		/* last write: block, thread, phase (-1: none) */
+	int rb, rt, rp;		/* last read, likewise */
+	unsigned char rmulti;	/* several threads read it in (rb, rp) */
+	unsigned char rblocks;	/* blocks other than rb read it too */
+	unsigned writes;
+};
+
+struct emu_mem {
+	const char *name;
+	std::vector<float> data;
+	std::vector<emu_shadow> sh;
+	int shared;
+	unsigned long gen;	/* shared: the block its contents belong to */
+};
+
+struct emu_thread {
+	dim3 tid;
+	int linear;
+	int state;		/* 0 running, 1 at a barrier, 2 done */
+	ucontext_t ctx;
+	char *stack;
+};
+
+#define EMU_STACK (128 * 1024)
+#define EMU_MAX_THREADS 1024
+#define EMU_SHARED_MAX 49152	/* bytes of shared memory a block may use without opting in */
+
+static emu_thread emu_threads[EMU_MAX_THREADS];
+static emu_thread *emu_cur;
+static ucontext_t emu_sched;
+static dim3 emu_block, emu_grid, emu_bdim;
+static int emu_block_lin, emu_phase;
+static unsigned long emu_block_gen;
+static std::function<void()> emu_body;
+static const char *emu_kernel = "";
+static std::vector<emu_mem *> emu_globals;
+static emu_mem emu_dyn = { "dynamic shared", {}, {}, 1, 0 };
+static int emu_errors, emu_launch_bad;
+static const char *emu_printed[16];	/* the kinds of error (their formats) this case has printed */
+static char emu_launch_err[256];
+
+#define threadIdx (emu_cur->tid)
+#define blockIdx emu_block
+#define blockDim emu_bdim
+#define gridDim emu_grid
+#define __global__
+#define __restrict__
+
+static void emu_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emu_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	int k;
+
+	/* The first error of each kind in a case says what is wrong; the rest are counted. */
+	emu_errors++;
+	for (k = 0; k < 16 && emu_printed[k] && emu_printed[k] != fmt; k++)
+		;
+	if (k == 16 || emu_printed[k])
+		return;
+	emu_printed[k] = fmt;
+	fprintf(stderr, "kernel-emu: %s block (%u,%u) thread (%u,%u) phase %d: ", emu_kernel, emu_block.x,
+		emu_block.y, emu_cur ? emu_cur->tid.x : 0, emu_cur ? emu_cur->tid.y : 0, emu_phase);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void emu_mem_reset(emu_mem *m)
+{
+	emu_shadow s = { -1, -1, -1, -1, -1, -1, 0, 0, 0 };
+
+	for (auto &e : m->sh)
+		e = s;
+}
+
+/* Shared memory starts each block unwritten (and filled with NaN, as garbage would be). */
+static void emu_shared_enter(emu_mem *m)
+{
+	if (m->gen == emu_block_gen)
+		return;
+	m->gen = emu_block_gen;
+	emu_mem_reset(m);
+	for (auto &v : m->data)
+		v = NAN;
+}
+
+static int emu_in_bounds(emu_mem *m, ptrdiff_t i, const char *op)
+{
+	if (!m) {
+		emu_fail("%s through a null pointer", op);
+		return 0;
+	}
+	if (m->shared)
+		emu_shared_enter(m);
+	if (i < 0 || (size_t)i >= m->data.size()) {
+		emu_fail("%s of %s[%td], outside its %zu elements", op, m->name, i, m->data.size());
+		return 0;
+	}
+	return 1;
+}
+
+static float emu_load(emu_mem *m, ptrdiff_t i)
+{
+	int b = emu_block_lin, t = emu_cur->linear, p = emu_phase;
+
+	if (!emu_in_bounds(m, i, "read"))
+		return 0.0f;
+	emu_shadow &s = m->sh[i];
+	if (s.wb >= 0 && (s.wb != b || (s.wt != t && s.wp == p)))
+		emu_fail("race: reads %s[%td], written by thread %d of block %d with no barrier between",
+			m->name, i, s.wt, s.wb);
+	if (m->shared && s.wb < 0)
+		emu_fail("reads %s[%td], which no thread of this block wrote", m->name, i);
+	if (s.rb == b && s.rp == p) {
+		if (s.rt != t)
+			s.rmulti = 1;
+	} else {
+		if (s.rb >= 0 && s.rb != b)
+			s.rblocks = 1;
+		s.rb = b;
+		s.rt = t;
+		s.rp = p;
+		s.rmulti = 0;
+	}
+	return m->data[i];
+}
+
+static void emu_store(emu_mem *m, ptrdiff_t i, float v)
+{
+	int b = emu_block_lin, t = emu_cur->linear, p = emu_phase;
+
+	if (!emu_in_bounds(m, i, "write"))
+		return;
+	emu_shadow &s = m->sh[i];
+	if (s.wb >= 0 && (s.wb != b || (s.wt != t && s.wp == p)))
+		emu_fail("race: writes %s[%td], written by thread %d of block %d with no barrier between",
+			m->name, i, s.wt, s.wb);
+	if (s.rblocks || (s.rb >= 0 && s.rb != b) || (s.rb == b && s.rp == p && (s.rt != t || s.rmulti)))
+		emu_fail("race: writes %s[%td], read by thread %d of block %d with no barrier between",
+			m->name, i, s.rt, s.rb);
+	s.wb = b;
+	s.wt = t;
+	s.wp = p;
+	s.writes++;
+	m->data[i] = v;
+}
+
+template <class T> struct emu_ref {
+	emu_mem *m;
+	ptrdiff_t i;
+
+	operator float() const { return emu_load(m, i); }
+	emu_ref &operator=(float v)
+	{
+		static_assert(!std::is_const<T>::value, "a kernel writes to its input");
+		emu_store(m, i, v);
+		return *this;
+	}
+	emu_ref &operator=(const emu_ref &o) { return *this = (float)o; }
+	emu_ref &operator+=(float v) { return *this = (float)*this + v; }
+	emu_ref &operator/=(float v) { return *this = (float)*this / v; }
+};
+
+template <class T> struct emu_ptr {
+	emu_mem *m;
+	ptrdiff_t off;
+
+	emu_ptr() : m(NULL), off(0) {}
+	emu_ptr(emu_mem *mm, ptrdiff_t o) : m(mm), off(o) {}
+	template <class U> emu_ptr(const emu_ptr<U> &o) : m(o.m), off(o.off) {}
+	emu_ref<T> operator[](ptrdiff_t i) const { return emu_ref<T>{ m, off + i }; }
+	emu_ptr operator+(ptrdiff_t i) const { return emu_ptr(m, off + i); }
+};
+
+/* A __shared__ float name[R][C]: one per kernel, its contents per block. */
+template <int R, int C> struct emu_shared2 {
+	emu_mem mem;
+	struct row {
+		emu_mem *m;
+		int r;
+		emu_ref<float> operator[](int c) const
+		{
+			if (c < 0 || c >= C)
+				emu_fail("%s[%d][%d]: column outside [0, %d)", m->name, r, c, C);
+			return emu_ref<float>{ m, (ptrdiff_t)r * C + c };
+		}
+	};
+	explicit emu_shared2(const char *name)
+	{
+		mem.name = name;
+		mem.data.assign((size_t)R * C, 0.0f);
+		mem.sh.resize((size_t)R * C);
+		mem.shared = 1;
+		mem.gen = 0;
+	}
+	row operator[](int r)
+	{
+		if (r < 0 || r >= R)
+			emu_fail("%s[%d]: row outside [0, %d)", mem.name, r, R);
+		return row{ &mem, r };
+	}
+};
+
+static void emu_barrier(void)
+{
+	emu_cur->state = 1;
+	swapcontext(&emu_cur->ctx, &emu_sched);
+}
+
+static void emu_trampoline(void)
+{
+	emu_body();
+	emu_cur->state = 2;
+	/* uc_link returns to the scheduler */
+}
+
+typedef int ops_stream;
+#define OPS_IN(T) emu_ptr<const T>
+#define OPS_OUT(T) emu_ptr<T>
+#define OPS_IO(T) emu_ptr<T>
+#define OPS_SHARED2(T, name, r, c) static emu_shared2<r, c> name(#name)
+#define OPS_SHARED_DYN(T, name) emu_ptr<float> name(&emu_dyn, 0)
+#define OPS_SYNC() emu_barrier()
+typedef emu_ptr<float> ops_dptr;
+
+/* What a launch promises to write: [off, off+n) of m, each element lo..hi times, nothing else. */
+struct emu_expect {
+	emu_mem *m;
+	ptrdiff_t off;
+	size_t n;
+	unsigned lo, hi;
+};
+
+static void emu_launch(const char *name, dim3 grid, dim3 block, size_t shmem, std::function<void()> body,
+	emu_expect ex);
+
+#define OPS_LAUNCH(kernel, grid, block, shmem, stream, ...) \
+	emu_launch(#kernel, dim3(grid), dim3(block), (shmem), [=]() { kernel(__VA_ARGS__); }, \
+		emu_expect_of(dim3(grid), kernel, __VA_ARGS__))
+
+static int ops_launch_failed(const char *what, char *err, size_t errlen)
+{
+	if (!emu_launch_bad)
+		return 0;
+	snprintf(err, errlen, "%s: %.180s", what, emu_launch_err);
+	emu_launch_bad = 0;
+	return 1;
+}
+
+/*
+ * What each kernel writes, from its arguments; declared with the kernels'
+ * parameter lists (a kernel whose list changes no longer finds its overload
+ * and the harness does not compile until this is updated).
+ */
+static emu_expect emu_expect_of(dim3, void (*)(OPS_IN(float), OPS_IN(float), OPS_IN(float), OPS_OUT(float),
+	int, int, int, int), OPS_IN(float), OPS_IN(float), OPS_IN(float), OPS_OUT(float) y, int batch, int,
+	int out, int)
+{
+	return emu_expect{ y.m, y.off, (size_t)batch * out, 1, 1 };
+}
+
+static emu_expect emu_expect_of(dim3, void (*)(OPS_IO(float), OPS_IN(float), size_t, int, int), OPS_IO(float) y,
+	OPS_IN(float), size_t n, int, int)
+{
+	return emu_expect{ y.m, y.off, n, 1, 1 };
+}
+
+static emu_expect emu_expect_of(dim3, void (*)(OPS_IO(float), size_t), OPS_IO(float) x, size_t n)
+{
+	return emu_expect{ x.m, x.off, n, 0, 1 };
+}
+
+static emu_expect emu_expect_of(dim3 grid, void (*)(OPS_IO(float), int), OPS_IO(float) x, int dim)
+{
+	return emu_expect{ x.m, x.off, (size_t)grid.x * dim, 2, 2 };
+}
+
+#include "gpu-worker/ops_kernels.cuh"
+
+/* Runs one block: every thread until all are done, phase by phase. */
+static void emu_run_block(int nthreads)
+{
+	emu_block_gen++;
+	emu_phase = 0;
+	for (int t = 0; t < nthreads; t++) {
+		emu_thread *th = &emu_threads[t];
+
+		th->linear = t;
+		th->tid = dim3(t % emu_bdim.x, (t / emu_bdim.x) % emu_bdim.y, t / (emu_bdim.x * emu_bdim.y));
+		th->state = 0;
+		getcontext(&th->ctx);
+		th->ctx.uc_stack.ss_sp = th->stack;
+		th->ctx.uc_stack.ss_size = EMU_STACK;
+		th->ctx.uc_link = &emu_sched;
+		makecontext(&th->ctx, emu_trampoline, 0);
+	}
+	for (;;) {
+		int done = 0, waiting = 0;
+
+		for (int t = 0; t < nthreads; t++) {
+			emu_cur = &emu_threads[t];
+			if (emu_cur->state == 2)
+				continue;
+			emu_cur->state = 0;
+			swapcontext(&emu_sched, &emu_cur->ctx);
+		}
+		for (int t = 0; t < nthreads; t++) {
+			done += emu_threads[t].state == 2;
+			waiting += emu_threads[t].state == 1;
+		}
+		emu_cur = NULL;
+		if (done == nthreads)
+			return;
+		if (done) {
+			emu_fail("%d threads wait at a barrier that %d others of the block never reach", waiting, done);
+			return;	/* the waiting ones are abandoned, as a hung block would be */
+		}
+		emu_phase++;
+	}
+}
+
+static void emu_launch(const char *name, dim3 grid, dim3 block, size_t shmem, std::function<void()> body,
+	emu_expect ex)
+{
+	unsigned long nthreads = (unsigned long)block.x * block.y * block.z;
+
+	emu_kernel = name;
+	if (nthreads == 0 || nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
+	    grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 ||
+	    shmem + 2 * OPS_TILE * (OPS_TILE + 1) * sizeof(float) > EMU_SHARED_MAX) {
+		snprintf(emu_launch_err, sizeof(emu_launch_err),
+			"invalid launch: grid (%u,%u,%u), block (%u,%u,%u), %zu bytes of shared memory",
+			grid.x, grid.y, grid.z, block.x, block.y, block.z, shmem);
+		emu_launch_bad = 1;
+		return;
+	}
+	for (auto *m : emu_globals)
+		emu_mem_reset(m);
+	emu_dyn.data.assign(shmem / sizeof(float), 0.0f);
+	emu_dyn.sh.resize(emu_dyn.data.size());
+	emu_dyn.gen = 0;
+	emu_body = body;
+	emu_grid = grid;
+	emu_bdim = block;
+	for (unsigned z = 0; z < grid.z; z++)
+		for (unsigned y = 0; y < grid.y; y++)
+			for (unsigned x = 0; x < grid.x; x++) {
+				emu_block = dim3(x, y, z);
+				emu_block_lin = (int)((z * grid.y + y) * grid.x + x);
+				emu_run_block((int)nthreads);
+			}
+	emu_block = dim3(0, 0, 0);
+	for (auto *m : emu_globals)
+		for (size_t i = 0; i < m->sh.size(); i++) {
+			int inside = m == ex.m && (ptrdiff_t)i >= ex.off && (ptrdiff_t)i < ex.off + (ptrdiff_t)ex.n;
+			unsigned w = m->sh[i].writes;
+
+			if (inside && (w < ex.lo || w > ex.hi))
+				emu_fail("%s[%zu] written %u times (the kernel promises %u to %u)", m->name, i, w, ex.lo,
+					ex.hi);
+			else if (!inside && w)
+				emu_fail("%s[%zu] written %u times, outside what the kernel writes", m->name, i, w);
+		}
+}
+
+/* ---- device memory and the harness ---- */
+
+static emu_mem *emu_alloc(const char *name, size_t n)
+{
+	emu_mem *m = new emu_mem;
+
+	m->name = name;
+	m->data.assign(n, NAN);
+	m->sh.resize(n);
+	m->shared = 0;
+	m->gen = 0;
+	emu_globals.push_back(m);
+	return m;
+}
+
+static void emu_free_all(void)
+{
+	for (auto *m : emu_globals)
+		delete m;
+	emu_globals.clear();
+}
+
+/* The cuBLAS stand-in: y = x w^T on the host, as the GPU library would leave it. */
+static int emu_gemm(void *arg, const struct ops_dev_layer *l, ops_dptr x, ops_dptr y, int batch, char *err,
+	size_t errlen)
+{
+	for (int r = 0; r < batch; r++)
+		for (int c = 0; c < l->out; c++) {
+			double a = 0;
+
+			for (int k = 0; k < l->in; k++)
+				a += (double)x.m->data[x.off + (size_t)r * l->in + k] * l->w.m->data[l->w.off + (size_t)c * l->in + k];
+			y.m->data[y.off + (size_t)r * l->out + c] = (float)a;
+		}
+	return 0;
+}
+
+static unsigned long emu_seed = 12345;
+
+static float emu_rand(void)
+{
+	emu_seed = emu_seed * 6364136223846793005UL + 1442695040888963407UL;
+	return (float)((emu_seed >> 33) % 20001) / 10000.0f - 1.0f;
+}
+
+/*
+ * One case: a network (layers: 'd'ense IN->OUT, 'r'elu, 's'oftmax) at a
+ * batch, through the emulated kernels and through the CPU path. Returns the
+ * number of failures.
+ */
+static int emu_case(const char *label, const struct ops_layer *spec, int nlayers, int batch, int use_gemm)
+{
+	std::vector<std::vector<float>> w(nlayers), b(nlayers);
+	std::vector<struct ops_dev_layer> dl(nlayers);
+	int in = spec[0].in, maxd = in, out = spec[nlayers - 1].out, errs0 = emu_errors, res;
+	std::vector<float> x((size_t)batch * in), cpu, tmp;
+	ops_dptr act[2];
+	char err[256] = "";
+	double worst = 0;
+
+	memset(emu_printed, 0, sizeof(emu_printed));
+	for (int i = 0; i < nlayers; i++) {
+		dl[i].kind = spec[i].kind;
+		dl[i].in = spec[i].in;
+		dl[i].out = spec[i].out;
+		dl[i].gemm = use_gemm && spec[i].kind == OPS_DENSE;
+		maxd = spec[i].out > maxd ? spec[i].out : maxd;
+		if (spec[i].kind != OPS_DENSE)
+			continue;
+		w[i].resize((size_t)spec[i].in * spec[i].out);
+		b[i].resize(spec[i].out);
+		for (auto &v : w[i])
+			v = emu_rand();
+		for (auto &v : b[i])
+			v = emu_rand();
+		emu_mem *mw = emu_alloc("w", w[i].size()), *mb = emu_alloc("b", b[i].size());
+		mw->data = w[i];
+		mb->data = b[i];
+		dl[i].w = ops_dptr(mw, 0);
+		dl[i].b = ops_dptr(mb, 0);
+	}
+	for (auto &v : x)
+		v = 3.0f * emu_rand();
+	/* Exactly the size ops_cuda.cu allocates: batch rows of the widest layer. */
+	act[0] = ops_dptr(emu_alloc("act0", (size_t)batch * maxd), 0);
+	act[1] = ops_dptr(emu_alloc("act1", (size_t)batch * maxd), 0);
+	memcpy(act[0].m->data.data(), x.data(), x.size() * sizeof(float));
+
+	res = ops_forward(dl.data(), nlayers, act, batch, 0, use_gemm ? emu_gemm : NULL, NULL, err, sizeof(err));
+
+	/* The CPU path, as model.c runs it. */
+	cpu = x;
+	for (int i = 0; i < nlayers; i++) {
+		switch (spec[i].kind) {
+		case OPS_DENSE:
+			tmp.assign((size_t)batch * spec[i].out, 0.0f);
+			ops_cpu_dense(cpu.data(), batch, spec[i].in, spec[i].out, w[i].data(), b[i].data(), tmp.data());
+			cpu.swap(tmp);
+			break;
+		case OPS_RELU:
+			ops_cpu_relu(cpu.data(), (size_t)batch * spec[i].out);
+			break;
+		case OPS_SOFTMAX:
+			ops_cpu_softmax(cpu.data(), batch, spec[i].out);
+			break;
+		}
+	}
+	if (res < 0) {
+		emu_fail("the forward pass failed: %s", err);
+	} else {
+		const float *g = act[res].m->data.data();
+
+		for (size_t i = 0; i < (size_t)batch * out; i++) {
+			double d = fabs((double)g[i] - cpu[i]) / (1.0 + fabs(cpu[i]));
+
+			if (!(d <= worst))
+				worst = d;
+		}
+		if (!(worst <= 1e-4)) {
+			emu_cur = NULL;
+			fprintf(stderr, "kernel-emu: %s batch %d: differs from the CPU path by %g (relative)\n", label, batch,
+				worst);
+			emu_errors++;
+		}
+	}
+	emu_free_all();
+	printf("%s %s, batch %d: max diff %.2g\n", emu_errors == errs0 ? "ok  " : "FAIL", label, batch, worst);
+	return emu_errors != errs0;
+}
+
+#define L_D(i, o) { OPS_DENSE, (i), (o), NULL, NULL }
+#define L_R(n) { OPS_RELU, (n), (n), NULL, NULL }
+#define L_S(n) { OPS_SOFTMAX, (n), (n), NULL, NULL }
+
+int main(void)
+{
+	static const struct ops_layer digits[] = { L_D(64, 32), L_R(32), L_D(32, 10), L_S(10) };
+	static const struct ops_layer odd[] = { L_D(37, 53), L_R(53), L_D(53, 19), L_S(19) };
+	static const struct ops_layer plain[] = { L_D(17, 1), L_D(1, 33) };
+	static const struct ops_layer lone_relu[] = { L_D(5, 300), L_S(300), L_R(300), L_D(300, 3) };
+	static const struct ops_layer wide[] = { L_D(16, 1000), L_S(1000) };
+	static const struct ops_layer wider[] = { L_D(8, 4099), L_S(4099) };
+	static const struct ops_layer one[] = { L_D(9, 1), L_S(1) };
+	static const struct {
+		const char *label;
+		const struct ops_layer *l;
+		int n;
+		int gemm;
+		int batches[8];
+	} cases[] = {
+		{ "digits 64-32-relu-10-softmax", digits, 4, 0, { 1, 7, 16, 17, 33, 64, 100 } },
+		{ "odd 37-53-relu-19-softmax", odd, 4, 0, { 1, 7, 16, 17, 33, 64, 100 } },
+		{ "odd via the gemm path (bias+relu kernel)", odd, 4, 1, { 1, 17, 100 } },
+		{ "17-1-33 without activations", plain, 2, 0, { 1, 17, 33 } },
+		{ "17-1-33 via the gemm path", plain, 2, 1, { 7 } },
+		{ "softmax then a lone relu, 5-300-3", lone_relu, 4, 0, { 1, 7, 33 } },
+		{ "wide softmax rows of 1000", wide, 2, 0, { 1, 7, 17 } },
+		{ "wider softmax rows of 4099", wider, 2, 0, { 1, 3 } },
+		{ "softmax rows of 1", one, 2, 0, { 1, 7 } },
+	};
+	int failed = 0, run = 0;
+
+	for (int t = 0; t < EMU_MAX_THREADS; t++)
+		emu_threads[t].stack = (char *)malloc(EMU_STACK);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+		for (int i = 0; i < 8 && cases[c].batches[i]; i++, run++)
+			failed += emu_case(cases[c].label, cases[c].l, cases[c].n, cases[c].batches[i], cases[c].gemm);
+	printf("kernel-emu: %d cases, %d failed\n", run, failed);
+	for (int t = 0; t < EMU_MAX_THREADS; t++)
+		free(emu_threads[t].stack);
+	return failed ? 1 : 0;
+}
