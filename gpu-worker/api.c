@@ -14,6 +14,7 @@
 
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
+#include "gpu-worker/model.h"
 #include "gpu-worker/request.h"
 #include "gpu-worker/stats.h"
 #include "gpu-worker/tensor.h"
@@ -159,6 +160,8 @@ call_done(struct batch_job *job, void *arg)
 		evhttp_connection_set_closecb(evcon, NULL, NULL);
 	if (batch_job_status(job) < 0) {
 		reply_error(w, c->req, c->route, 500, "inference failed: %s", batch_job_error(job));
+		if (model_dead(w->model))
+			worker_fatal(w, batch_job_error(job));
 	} else if (c->route == R_PREDICT) {
 		body = json_pack("{s:o}", "result", tensor_to_json(out, c->flat ? 0 : c->rows, w->out_dim));
 		reply_json(w, c->req, c->route, 200, body);
@@ -276,7 +279,8 @@ do_model_meta(struct worker *w, struct evhttp_request *req)
 static void
 do_ready(struct worker *w, struct evhttp_request *req, enum route r)
 {
-	int ready = batch_ready(w->batch) && !w->draining;
+	/* A model whose CUDA context is lost is not ready, even before the loop has heard of it. */
+	int ready = batch_ready(w->batch) && !w->draining && !model_dead(w->model);
 
 	if (!ready)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
