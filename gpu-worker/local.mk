@@ -39,6 +39,15 @@ gpu_worker_model_check_SOURCES = gpu-worker/model-check.c
 gpu_worker_model_check_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 gpu_worker_model_check_LDADD = $(MODEL_LIBS)
 
+# cuda-bench: bench/gpu-check's GPU measurements (built here so that it stays compiling).
+if HAVE_CUDA
+noinst_PROGRAMS += bench/cuda-bench
+bench_cuda_bench_SOURCES = bench/cuda-bench.c
+bench_cuda_bench_CFLAGS = $(AM_CFLAGS) $(CUDA_CFLAGS)
+bench_cuda_bench_LDADD = $(MODEL_LIBS)
+endif
+EXTRA_DIST += bench/cuda-bench.c bench/gpu-check
+
 # kernel-emu: the CUDA kernels run on the host, thread by thread, with checked
 # memory and real barriers (see kernel-emu.cc); no GPU or nvcc needed. The
 # -bugN builds plant a bug in the kernels (1: a removed barrier in dense, 2: a
