@@ -330,6 +330,16 @@ static emu_expect emu_expect_of(dim3 grid, void (*)(OPS_IO(float), int), OPS_IO(
 
 #include "gpu-worker/ops_kernels.cuh"
 
+/* A fresh context at the kernel's start; apart, so that getcontext()'s second return clobbers no loop. */
+static void __attribute__((noinline)) emu_thread_init(emu_thread *th)
+{
+	getcontext(&th->ctx);
+	th->ctx.uc_stack.ss_sp = th->stack;
+	th->ctx.uc_stack.ss_size = EMU_STACK;
+	th->ctx.uc_link = &emu_sched;
+	makecontext(&th->ctx, emu_trampoline, 0);
+}
+
 /* Runs one block: every thread until all are done, phase by phase. */
 static void emu_run_block(int nthreads)
 {
@@ -341,11 +351,7 @@ static void emu_run_block(int nthreads)
 		th->linear = t;
 		th->tid = dim3(t % emu_bdim.x, (t / emu_bdim.x) % emu_bdim.y, t / (emu_bdim.x * emu_bdim.y));
 		th->state = 0;
-		getcontext(&th->ctx);
-		th->ctx.uc_stack.ss_sp = th->stack;
-		th->ctx.uc_stack.ss_size = EMU_STACK;
-		th->ctx.uc_link = &emu_sched;
-		makecontext(&th->ctx, emu_trampoline, 0);
+		emu_thread_init(th);
 	}
 	for (;;) {
 		int done = 0, waiting = 0;
