@@ -14,7 +14,7 @@ MODEL_LIBS += gpu-worker/ops_cuda.o $(CUDA_LIBS) -lstdc++
 # override it on make's command line.
 gpu-worker/ops_cuda.o: gpu-worker/ops_cuda.cu gpu-worker/ops_kernels.cuh gpu-worker/ops.h Makefile
 	@$(MKDIR_P) gpu-worker
-	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) $(NVCC_WARN) $(NVCC_ARCH) -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
+	$(AM_V_GEN)$(NVCC) $(NVCCFLAGS) $(NVCC_WARN) $(NVCC_ARCH) -DOPS_CUDA_LIBDIR='"$(CUDA_LIBDIR)"' -I$(top_srcdir) -I$(top_builddir) -Xcompiler -fPIC -c -o $@ $(srcdir)/gpu-worker/ops_cuda.cu
 CLEANFILES += gpu-worker/ops_cuda.o
 else
 gpu_worker_libwgmodel_a_SOURCES += gpu-worker/ops_nocuda.c

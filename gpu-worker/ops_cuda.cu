@@ -184,7 +184,12 @@ static int ops_upload(const float *src, size_t n, float **dst, const char *what,
 static int ops_cublas_open(struct ops_cuda_net *net, char *err, size_t errlen)
 {
 	struct ops_cublas *b = &net->blas;
-	const char *names[] = { "libcublas.so.13", "libcublas.so.12", "libcublas.so" };
+	/* The loader's paths first, then the toolkit the build used (often not in ld.so.conf). */
+	const char *names[] = { "libcublas.so.13", "libcublas.so.12", "libcublas.so",
+#ifdef OPS_CUDA_LIBDIR
+		OPS_CUDA_LIBDIR "/libcublas.so.13", OPS_CUDA_LIBDIR "/libcublas.so.12",
+#endif
+	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !b->lib; i++)
 		b->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
