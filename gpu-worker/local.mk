@@ -56,7 +56,7 @@ EXTRA_DIST += bench/cuda-bench.c bench/gpu-check
 EMU_CXXFLAGS = -std=gnu++14 -pthread $(CXX_WARN) $(SAN_CFLAGS)
 check_PROGRAMS += gpu-worker/kernel-emu gpu-worker/kernel-emu-bug1 gpu-worker/kernel-emu-bug2 \
 	gpu-worker/kernel-emu-bug3 gpu-worker/kernel-emu-bug4
-gpu_worker_kernel_emu_SOURCES = gpu-worker/kernel-emu.cc gpu-worker/ops_kernels.cuh
+gpu_worker_kernel_emu_SOURCES = gpu-worker/kernel-emu.cc gpu-worker/emu.h gpu-worker/ops_kernels.cuh
 gpu_worker_kernel_emu_CXXFLAGS = $(EMU_CXXFLAGS)
 gpu_worker_kernel_emu_LDADD = gpu-worker/libwgmodel.a -lm
 gpu_worker_kernel_emu_bug1_SOURCES = $(gpu_worker_kernel_emu_SOURCES)
