@@ -4,11 +4,15 @@
  *
  *   cuda-bench probe      exit 0 when a CUDA device passes a self-test, else
  *                         "no GPU: WHY" and exit 77
- *   cuda-bench compare    CPU vs CUDA on synthetic networks (odd sizes, wide
- *                         softmax rows, batches 1..257; kernels and cuBLAS)
+ *   cuda-bench compare [quick]
+ *                         CPU vs CUDA on synthetic networks (odd sizes, wide
+ *                         softmax rows, batches 1..257; kernels and cuBLAS);
+ *                         quick: batches 1, 7, 17 and no big network (for
+ *                         the fake runtime, whose kernels run emulated)
  *   cuda-bench gemm       hand kernels vs cuBLAS over a ladder of layer sizes
  *                         and batches, and the --cublas-min that follows
- *   cuda-bench sleep      a level-1 sleep/wake cycle of a ~270 MB net, with
+ *   cuda-bench sleep [N]  a level-1 sleep/wake cycle of a net of four N x N
+ *                         layers (default 4096: ~270 MB), with
  *                         cudaMemGetInfo before and after each step
  *
  * Prints one line per result; exits 1 when a result is wrong.
@@ -153,9 +157,13 @@ static int cb_probe(void)
 }
 
 /* One network, both GEMM paths, every batch: CUDA vs CPU. */
+static int cb_quick;	/* compare quick */
+
 static int cb_compare_one(const char *label, struct cb_net *net)
 {
-	static const int batches[] = { 1, 7, 16, 17, 33, 64, 100, 257 };
+	static const int all[] = { 1, 7, 16, 17, 33, 64, 100, 257 }, quick[] = { 1, 7, 17 };
+	const int *batches = cb_quick ? quick : all;
+	size_t nbatches = cb_quick ? 3 : sizeof(all) / sizeof(all[0]);
 	int bad = 0, out = net->l[net->n - 1].out;
 
 	for (int path = 0; path < 2; path++) {
@@ -164,7 +172,7 @@ static int cb_compare_one(const char *label, struct cb_net *net)
 
 		if (!g)
 			return 1;
-		for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
+		for (size_t bi = 0; bi < nbatches; bi++) {
 			int batch = batches[bi];
 			float *in = malloc(sizeof(float) * (size_t)batch * net->l[0].in);
 			float *gout = malloc(sizeof(float) * (size_t)batch * out), *cout;
@@ -209,6 +217,8 @@ static int cb_compare(void)
 	cb_dense(&net, 16, 4099), cb_act(&net, OPS_SOFTMAX);
 	bad |= cb_compare_one("wide softmax 16-4099", &net);
 	cb_free(&net);
+	if (cb_quick)
+		return bad;
 	cb_dense(&net, 784, 1000), cb_act(&net, OPS_RELU), cb_dense(&net, 1000, 1000), cb_act(&net, OPS_RELU),
 		cb_dense(&net, 1000, 10), cb_act(&net, OPS_SOFTMAX);
 	bad |= cb_compare_one("synthetic 784-1000-1000-10", &net);
@@ -298,7 +308,7 @@ static void cb_meminfo(const char *when)
 	printf("sleep: %-28s cudaMemGetInfo free %8.1f MiB of %.1f MiB\n", when, free_b / 1048576.0, total / 1048576.0);
 }
 
-static int cb_sleep(void)
+static int cb_sleep(int n)
 {
 	struct cb_net net = { 0 };
 	struct ops_cuda_net *g;
@@ -309,15 +319,15 @@ static int cb_sleep(void)
 	size_t free0 = 0, free1 = 0, free2 = 0, total;
 
 	for (int i = 0; i < 4; i++) {
-		cb_dense(&net, 4096, 4096);
+		cb_dense(&net, n, n);
 		cb_act(&net, OPS_RELU);
 	}
-	cb_dense(&net, 4096, 10);
+	cb_dense(&net, n, 10);
 	cb_act(&net, OPS_SOFTMAX);
-	in = malloc(sizeof(float) * (size_t)batch * 4096);
+	in = malloc(sizeof(float) * (size_t)batch * n);
 	before = malloc(sizeof(float) * batch * 10);
 	after = malloc(sizeof(float) * batch * 10);
-	for (size_t i = 0; i < (size_t)batch * 4096; i++)
+	for (size_t i = 0; i < (size_t)batch * n; i++)
 		in[i] = cb_rand();
 	cb_meminfo("before the net");
 	if (!(g = cb_upload(&net, OPS_CUBLAS_MIN_DEFAULT, name, sizeof(name)))) {
@@ -367,7 +377,7 @@ static int cb_sleep(void)
 	bad |= memcmp(before, after, sizeof(float) * batch * 10) != 0;
 	printf("%s sleep: freed %.1f MiB of device memory (the net's weights are %.1f MiB)\n",
 		free1 > free0 ? "ok  " : "FAIL", ((double)free1 - (double)free0) / 1048576.0,
-		4.0 * (4096.0 * 4097 * 4 + 4096 * 10 + 10) / 1048576.0);
+		4.0 * ((double)n * (n + 1) * 4 + (double)n * 10 + 10) / 1048576.0);
 	bad |= !(free1 > free0);
 	(void)free2;
 out:
@@ -385,12 +395,14 @@ int main(int argc, char **argv)
 
 	if (!strcmp(what, "probe"))
 		return cb_probe();
-	if (!strcmp(what, "compare"))
+	if (!strcmp(what, "compare")) {
+		cb_quick = argc > 2 && !strcmp(argv[2], "quick");
 		return cb_compare();
+	}
 	if (!strcmp(what, "gemm"))
 		return cb_gemm();
 	if (!strcmp(what, "sleep"))
-		return cb_sleep();
-	fprintf(stderr, "usage: cuda-bench probe|compare|gemm|sleep\n");
+		return cb_sleep(argc > 2 && atoi(argv[2]) > 0 ? atoi(argv[2]) : 4096);
+	fprintf(stderr, "usage: cuda-bench probe | compare [quick] | gemm | sleep [N]\n");
 	return 2;
 }

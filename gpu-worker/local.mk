@@ -75,3 +75,19 @@ gpu_worker_kernel_emu_bug4_SOURCES = $(gpu_worker_kernel_emu_SOURCES)
 gpu_worker_kernel_emu_bug4_CPPFLAGS = $(AM_CPPFLAGS) -DOPS_EMU_PLANT_BUG=4
 gpu_worker_kernel_emu_bug4_CXXFLAGS = $(EMU_CXXFLAGS)
 gpu_worker_kernel_emu_bug4_LDADD = $(gpu_worker_kernel_emu_LDADD)
+
+# The worker and cuda-bench over a fake CUDA runtime (cuda-fake.cc): ops_cuda.cu's
+# host code on host memory, its kernels in the emulation, errors injected with
+# WAKEGATE_FAKE_CUDA; t/15-fake-cuda.t drives them. Never installed.
+check_PROGRAMS += gpu-worker/wakegate-worker-fakecuda bench/cuda-bench-fakecuda
+gpu_worker_wakegate_worker_fakecuda_SOURCES = $(gpu_worker_wakegate_worker_SOURCES) \
+	gpu-worker/cuda-fake.cc gpu-worker/emu.h
+gpu_worker_wakegate_worker_fakecuda_CFLAGS = $(gpu_worker_wakegate_worker_CFLAGS)
+gpu_worker_wakegate_worker_fakecuda_CXXFLAGS = $(EMU_CXXFLAGS)
+gpu_worker_wakegate_worker_fakecuda_LDADD = gpu-worker/libwgmodel.a $(LIBEVENT_LIBS) $(JANSSON_LIBS) -ldl -lm
+bench_cuda_bench_fakecuda_SOURCES = bench/cuda-bench.c gpu-worker/cuda-fake.cc gpu-worker/emu.h
+bench_cuda_bench_fakecuda_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/gpu-worker/fake
+bench_cuda_bench_fakecuda_CFLAGS = $(AM_CFLAGS)
+bench_cuda_bench_fakecuda_CXXFLAGS = $(EMU_CXXFLAGS)
+bench_cuda_bench_fakecuda_LDADD = gpu-worker/libwgmodel.a $(JANSSON_LIBS) -ldl -lm
+EXTRA_DIST += gpu-worker/fake/cuda_runtime_api.h

@@ -14,9 +14,15 @@
  *
  * Kept to C-like C++ (malloc, no exceptions, no iostream) so that the
  * object links into the C programs with the static runtime alone.
+ *
+ * With OPS_FAKE_CUDA, gpu-worker/cuda-fake.cc includes this file after its
+ * fake runtime (host memory, kernels run by the emulation, injected errors):
+ * device memory is then ops_dptr, and only the calls it fakes are used.
  */
+#ifndef OPS_FAKE_CUDA
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#endif
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -129,11 +135,11 @@ static void ops_free_device(struct ops_cuda_net *net)
 	for (int i = 0; i < net->nlayers; i++) {
 		cudaFree(net->layers[i].w);
 		cudaFree(net->layers[i].b);
-		net->layers[i].w = net->layers[i].b = NULL;
+		net->layers[i].w = net->layers[i].b = ops_dptr();
 	}
 	cudaFree(net->act[0]);
 	cudaFree(net->act[1]);
-	net->act[0] = net->act[1] = NULL;
+	net->act[0] = net->act[1] = ops_dptr();
 	net->cap = 0;
 }
 
@@ -171,9 +177,9 @@ extern "C" void ops_cuda_net_free(struct ops_cuda_net *net)
 }
 
 /* Copies n host floats into new device memory at *dst. */
-static int ops_upload(const float *src, size_t n, float **dst, const char *what, char *err, size_t errlen)
+static int ops_upload(const float *src, size_t n, ops_dptr *dst, const char *what, char *err, size_t errlen)
 {
-	if (!ops_ok(cudaMalloc((void **)dst, n * sizeof(float)), what, err, errlen))
+	if (!ops_ok(cudaMalloc(dst, n * sizeof(float)), what, err, errlen))
 		return -1;
 	if (!ops_ok(cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice), what, err, errlen))
 		return -1;
@@ -184,6 +190,10 @@ static int ops_upload(const float *src, size_t n, float **dst, const char *what,
 static int ops_cublas_open(struct ops_cuda_net *net, char *err, size_t errlen)
 {
 	struct ops_cublas *b = &net->blas;
+#ifdef OPS_FAKE_CUDA
+	snprintf(err, errlen, "cublas: not in the fake CUDA runtime");
+	return -1;
+#endif
 	/* The loader's paths first, then the toolkit the build used (often not in ld.so.conf). */
 	const char *names[] = { "libcublas.so.13", "libcublas.so.12", "libcublas.so",
 #ifdef OPS_CUDA_LIBDIR
@@ -231,10 +241,14 @@ fail:
 static int ops_cublas_gemm(void *arg, const struct ops_dev_layer *l, ops_dptr x, ops_dptr y, int batch,
 	char *err, size_t errlen)
 {
+#ifdef OPS_FAKE_CUDA
+	cublasStatus_t s = CUBLAS_STATUS_NOT_SUPPORTED;	/* never opened there */
+#else
 	struct ops_cuda_net *net = (struct ops_cuda_net *)arg;
 	const float one = 1.0f, zero = 0.0f;
 	cublasStatus_t s = net->blas.sgemm(net->blas.h, CUBLAS_OP_T, CUBLAS_OP_N, l->out, batch, l->in,
 		&one, l->w, l->in, x, l->in, &zero, y, l->out);
+#endif
 
 	if (s != CUBLAS_STATUS_SUCCESS) {
 		snprintf(err, errlen, "cublas: sgemm %dx%dx%d: status %d", batch, l->out, l->in, (int)s);
@@ -252,11 +266,11 @@ static int ops_reserve(struct ops_cuda_net *net, int batch, char *err, size_t er
 	if (n > net->cap) {
 		for (int i = 0; i < 2; i++) {
 			cudaFree(net->act[i]);
-			net->act[i] = NULL;
+			net->act[i] = ops_dptr();
 		}
 		net->cap = 0;
 		for (int i = 0; i < 2; i++)
-			if (!ops_ok(cudaMalloc((void **)&net->act[i], n * sizeof(float)), "cudaMalloc activations",
+			if (!ops_ok(cudaMalloc(&net->act[i], n * sizeof(float)), "cudaMalloc activations",
 				err, errlen))
 				return -1;
 		net->cap = n;

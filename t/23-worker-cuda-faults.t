@@ -7,6 +7,7 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use WG;
@@ -39,6 +40,27 @@ sub ka_request {
 	return { status => $code, body => $buf };
 }
 
+# A connection the worker has surely accepted (a keep-alive GET answered on
+# it), for requests that must reach the worker before it stops listening.
+sub accepted_socket {
+	my ($port) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Proto => 'tcp') or die "connect: $!";
+	print $s "GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	my ($head, $body) = ('', '');
+	while ($head !~ /\r\n\r\n/) { sysread($s, $head, 1, length $head) or die "no answer to GET /v2/health/live" }
+	my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+	while (length $body < ($len // 0)) { sysread($s, $body, $len - length $body, length $body) or last }
+	return $s;
+}
+
+# Sends a POST on such a socket without waiting; read_reply() reads the answer.
+sub post_on {
+	my ($s, $path, $body) = @_;
+	print $s "POST $path HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+		. "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+	return $s;
+}
+
 # ---- transient: one request fails, the next works, readiness stays 200 ----
 {
 	# run 1 is the warmup; run 3 fails
@@ -57,20 +79,25 @@ sub ka_request {
 
 # ---- sticky: 503 readiness, every queued request answered, exit 3 ----
 {
-	# run 2 loses the context; run 3 takes 2s longer, which keeps the worker
-	# up while readiness is asked on a connection opened before
-	my ($pid, $port, $log) = faulty_worker('sticky:2,slow:3', '--max-batch', 1);
+	# run 2 loses the context after 2s (the requests behind it are queued
+	# meanwhile); run 3 takes 2s too, which keeps the worker up while
+	# readiness is asked on a connection opened before
+	my ($pid, $port, $log) = faulty_worker('sticky:2,slow:2,slow:3', '--max-batch', 1);
 	my $ka = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Proto => 'tcp') or die "connect: $!";
 	is(ka_request($ka, 'GET /v2/health/ready')->{status}, 200, 'sticky: ready before the fault');
-	my @socks = map { send_post($port, '/predict', $body) } 1 .. 3;
-	my $first = read_reply($socks[0]);
-	is($first->{status}, 500, 'the request that meets a sticky error gets 500');
-	like($first->{body}, qr/cudaErrorIllegalAddress \(injected\)/, 'naming the CUDA error');
+	# all three connections accepted first: the first reply makes the worker stop listening
+	my @socks = map { accepted_socket($port) } 1 .. 3;
+	post_on($_, '/predict', $body) for @socks;
+	# the worker takes them in any order: the first answer (after run 2's 2s)
+	# is the fault's; readiness is asked while run 3 takes its 2s
+	IO::Select->new(@socks)->can_read(30) or die 'no answer in 30s';
 	my $ready = ka_request($ka, 'GET /v2/health/ready');
 	is($ready->{status}, 503, 'readiness answers 503 once the model is dead');
-	my @rest = map { read_reply($_) } @socks[1, 2];
-	is(scalar(grep { $_ && $_->{status} == 500 } @rest), 2, 'the requests queued behind it are answered too (500)');
-	like($rest[1]{body} // '', qr/the CUDA context is lost/, 'saying the context is lost');
+	my @r = map { read_reply($_) } @socks;
+	is(scalar(grep { $_ && $_->{status} == 500 } @r), 3, 'the faulting request and the two queued behind it get 500');
+	is(scalar(grep { $_ && $_->{body} =~ /cudaErrorIllegalAddress \(injected\)/ } @r), 3, 'each names the CUDA error');
+	is(scalar(grep { $_ && $_->{body} =~ /the CUDA context is lost/ } @r), 2,
+		'the two after the fault say the context is lost');
 	my $status = stop_proc($pid, 0, 30);
 	ok(defined $status, 'the worker exits on its own');
 	is(($status // 0) >> 8, 3, 'with status 3');
