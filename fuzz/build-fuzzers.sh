@@ -35,7 +35,7 @@ rm -f "$probe" "$probe.c"
 rc=0
 for t in "$@"; do
 	case $t in
-	safetensors) srcs="gpu-worker/safetensors.c gpu-worker/model.c gpu-worker/ops_cpu.c gpu-worker/ops_nocuda.c" ;;
+	safetensors) srcs="gpu-worker/safetensors.c gpu-worker/model.c gpu-worker/ops_cpu.c gpu-worker/ops_fault.c gpu-worker/ops_nocuda.c" ;;
 	conf)	# gateway/conf-dump's sources (the conf parser and what it links), less its main
 		# shellcheck disable=SC1003
 		srcs=$(sed -n '/^gateway_conf_dump_SOURCES/,/[^\\]$/p' "$src/gateway/local.mk" |

@@ -14,6 +14,7 @@
 
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
+#include "gpu-worker/model.h"
 #include "gpu-worker/request.h"
 #include "gpu-worker/sleep.h"
 #include "gpu-worker/stats.h"
@@ -204,6 +205,8 @@ call_done(struct batch_job *job, void *arg)
 		reply_error(w, c->req, c->route, 503, "model \"%s\" is asleep: %s", w->name, batch_job_error(job));
 	} else if (batch_job_status(job) < 0) {
 		reply_error(w, c->req, c->route, 500, "inference failed: %s", batch_job_error(job));
+		if (model_dead(w->model))
+			worker_fatal(w, batch_job_error(job));
 	} else if (c->route == R_PREDICT) {
 		body = json_pack("{s:o}", "result", tensor_to_json(out, c->flat ? 0 : c->rows, w->out_dim));
 		reply_json(w, c->req, c->route, 200, body);
@@ -333,7 +336,8 @@ do_ready(struct worker *w, struct evhttp_request *req, enum api_route r)
 {
 	char why[256];
 	int asleep = sleep_refuses(w, 1, why, sizeof(why));
-	int ready = batch_ready(w->batch) && !w->draining && !asleep;
+	/* A model whose CUDA context is lost is not ready, even before the loop has heard of it. */
+	int ready = batch_ready(w->batch) && !w->draining && !asleep && !model_dead(w->model);
 
 	if (asleep) {
 		/* No Retry-After: it stays asleep until someone wakes it. */

@@ -26,6 +26,7 @@
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
 #include "gpu-worker/model.h"
+#include "gpu-worker/ops.h"
 #include "gpu-worker/stats.h"
 #include "gpu-worker/wlog.h"
 #include "gpu-worker/worker.h"
@@ -36,7 +37,10 @@
 struct opts {
 	const char *model;
 	const char *listen;
-	const char *device;
+	const char *device;		/* "auto", "cpu" or "cuda" */
+	const char *device_arg;		/* as given, for messages */
+	int cuda_index;			/* N of cuda:N */
+	long cublas_min;
 	const char *name;
 	int max_batch;
 	long delay_ms;
@@ -56,7 +60,10 @@ usage(FILE *f)
 		"\n"
 		"  -m, --model FILE        the model (safetensors, see wakegate-worker(8))\n"
 		"  -l, --listen ADDR:PORT  where to listen, e.g. 127.0.0.1:9001, :9001 or [::1]:9001\n"
-		"  -d, --device DEV        auto (CUDA when a GPU is there, else the CPU), cpu or cuda (default auto)\n"
+		"  -d, --device DEV        auto (CUDA when a GPU is there, else the CPU), cpu, cuda\n"
+		"                          or cuda:N (device N of CUDA_VISIBLE_DEVICES) (default auto)\n"
+		"      --cublas-min N      dense layers of N weights or more use cuBLAS on the GPU;\n"
+		"                          off: never (default %ld)\n"
 		"  -b, --max-batch N       samples per batch, and per request, at most (default 32)\n"
 		"  -D, --batch-delay TIME  how long a request waits for others to fill a batch:\n"
 		"                          250ms, 2s, or plain milliseconds (default 0: no waiting)\n"
@@ -66,7 +73,7 @@ usage(FILE *f)
 		"      --leak-per-request BYTES\n"
 		"                          tests only: leak BYTES (k, m suffixes) per answered inference\n"
 		"  -h, --help              this text\n"
-		"  -V, --version           the version\n");
+		"  -V, --version           the version\n", OPS_CUBLAS_MIN_DEFAULT);
 }
 
 /* Bad usage: a message, then exit 2. */
@@ -178,25 +185,28 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "leak-per-request", required_argument, NULL, 'L' },
+		{ "cublas-min", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int c;
 
-	*o = (struct opts){ .device = "auto", .max_batch = 32, .delay_ms = 0, .queue = 256, .warmup = 1 };
+	*o = (struct opts){ .device = "auto", .device_arg = "auto", .cublas_min = OPS_CUBLAS_MIN_DEFAULT, .max_batch = 32,
+		.delay_ms = 0, .queue = 256, .warmup = 1 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:l:d:b:D:q:n:w:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case 'l': o->listen = optarg; break;
-		case 'd': o->device = optarg; break;
+		case 'd': o->device = o->device_arg = optarg; break;
 		case 'b': o->max_batch = parse_int("--max-batch", optarg, 1, 65536); break;
 		case 'D': o->delay_ms = parse_time_ms("--batch-delay", optarg); break;
 		case 'q': o->queue = parse_int("--queue", optarg, 1, 1000000); break;
 		case 'n': o->name = optarg; break;
 		case 'w': o->warmup = parse_int("--warmup", optarg, 0, 1000000); break;
 		case 'L': o->leak = parse_bytes("--leak-per-request", optarg); break;
+		case 'C': o->cublas_min = strcmp(optarg, "off") ? parse_int("--cublas-min", optarg, 1, INT_MAX) : -1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf(PROG " %s\n", PACKAGE_VERSION); exit(0);
 		case ':': die_usage("%s needs a value", argv[optind - 1]);
@@ -209,8 +219,12 @@ parse_opts(int argc, char **argv, struct opts *o)
 		die_usage("--model FILE is required");
 	if (!o->listen)
 		die_usage("--listen ADDR:PORT is required");
-	if (strcmp(o->device, "auto") && strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
-		die_usage("--device: \"%s\" is not auto, cpu or cuda", o->device);
+	if (strncmp(o->device, "cuda:", 5) == 0) {
+		o->cuda_index = parse_int("--device cuda:N", o->device + 5, 0, 1023);
+		o->device = "cuda";
+	} else if (strcmp(o->device, "auto") && strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+		die_usage("--device: \"%s\" is not auto, cpu, cuda or cuda:N", o->device);
+	}
 	if (o->name && (!*o->name || strchr(o->name, '/') || strlen(o->name) > 128))
 		die_usage("--name: \"%s\" is not a model name (1 to 128 characters, no '/')", o->name);
 }
@@ -224,9 +238,14 @@ worker_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Picks the device per --device; logs one line saying which and why. -1 on failure. */
+/*
+ * Picks the device per --device; logs one line saying which and why. CUDA is
+ * chosen only once the weights are up and one sample has run through every
+ * kernel (ops_cuda_net_new's self-test), so that auto falls back to the CPU
+ * on a GPU this build cannot drive. -1 on failure.
+ */
 static int
-pick_device(struct model *m, const char *want)
+pick_device(struct model *m, const char *want, const char *arg)
 {
 	char why[256] = "", err[256] = "";
 
@@ -236,7 +255,7 @@ pick_device(struct model *m, const char *want)
 	}
 	if (!model_cuda_available(why, sizeof(why))) {
 		if (strcmp(want, "cuda") == 0) {
-			wlog(WLOG_ERROR, "--device cuda: %s", why);
+			wlog(WLOG_ERROR, "--device %s: %s", arg, why);
 			return -1;
 		}
 		wlog(WLOG_NOTICE, "device: cpu (--device auto: %s)", why);
@@ -244,13 +263,13 @@ pick_device(struct model *m, const char *want)
 	}
 	if (model_use_device(m, MODEL_CUDA, err, sizeof(err)) < 0) {
 		if (strcmp(want, "cuda") == 0) {
-			wlog(WLOG_ERROR, "--device cuda: %s", err);
+			wlog(WLOG_ERROR, "--device %s: %s", arg, err);
 			return -1;
 		}
 		wlog(WLOG_WARN, "device: cpu (--device auto: CUDA failed: %s)", err);
 		return 0;
 	}
-	wlog(WLOG_NOTICE, "device: %s", model_device_name(m));
+	wlog(WLOG_NOTICE, "device: %s (self-test passed; dense products: %s)", model_device_name(m), model_gemm(m));
 	return 0;
 }
 
@@ -268,6 +287,25 @@ on_ready(int ok, const char *err, double seconds, void *arg)
 	}
 	wlog(WLOG_NOTICE, "ready: warmup (%d run%s of a batch of %d) took %.2fms",
 	     w->warmup, w->warmup == 1 ? "" : "s", w->max_batch, seconds * 1e3);
+}
+
+void
+worker_fatal(struct worker *w, const char *why)
+{
+	if (w->fatal)
+		return;
+	w->fatal = 1;
+	wlog(WLOG_ERROR, "the model is dead (%s): answering what is queued, then exiting %d", why,
+	     WORKER_EXIT_DEAD);
+	w->exit_code = WORKER_EXIT_DEAD;
+	if (w->draining)
+		return;
+	w->draining = 1;
+	if (w->listener) {
+		evhttp_del_accept_socket(w->http, w->listener);
+		w->listener = NULL;
+	}
+	batch_drain(w->batch);
 }
 
 static void
@@ -384,7 +422,8 @@ main(int argc, char **argv)
 	     w.name, o.model, model_layer_count(w.model), w.in_dim, w.out_dim, w.load_s * 1e3,
 	     (double)model_weight_bytes(w.model) / (1024.0 * 1024.0), blas_threads,
 	     blas_threads == 1 ? "" : "s");
-	if (pick_device(w.model, o.device) < 0)
+	model_cuda_options(w.model, o.cuda_index, o.cublas_min);
+	if (pick_device(w.model, o.device, o.device_arg) < 0)
 		goto out;
 	w.device_kind = model_device(w.model) == MODEL_CUDA ? "cuda" : "cpu";
 	w.max_batch = o.max_batch;
@@ -445,6 +484,8 @@ main(int argc, char **argv)
 	event_base_dispatch(w.base);
 	if (w.exit_code == 0)
 		wlog(WLOG_NOTICE, "exiting");
+	else if (w.fatal)
+		wlog(WLOG_ERROR, "exiting %d: the model is dead", w.exit_code);
 out:
 	if (sigterm)
 		event_free(sigterm);

@@ -39,6 +39,8 @@ struct model {
 	enum model_device dev;
 	struct ops_cuda_net *cuda;	/* set while dev == MODEL_CUDA */
 	char devname[160];
+	struct ops_cuda_opts cuda_opts;	/* for the next model_use_device(MODEL_CUDA) */
+	int dead;			/* a run failed for good (OPS_DEAD); atomic: the loop reads it */
 	float *buf[2];			/* CPU activations, bufcap floats each */
 	size_t bufcap;
 };
@@ -350,6 +352,7 @@ struct model *model_load(const char *path, char *err, size_t errlen)
 	m->dev = MODEL_CPU;
 	m->f = f;
 	st_ident(f, &m->id);
+	m->cuda_opts = (struct ops_cuda_opts){ .device = 0, .cublas_min = OPS_CUBLAS_MIN_DEFAULT };
 	name = st_meta(f, "wakegate.name");
 	m->name = name && name[0] ? strdup(name) : model_stem(path);
 	m->path = strdup(path);
@@ -445,12 +448,28 @@ int model_use_device(struct model *m, enum model_device dev, char *err, size_t e
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
-	net = ops_cuda_net_new(m->layers, m->nlayers, m->devname, sizeof(m->devname), err, errlen);
+	net = ops_cuda_net_new(m->layers, m->nlayers, &m->cuda_opts, m->devname, sizeof(m->devname), err, errlen);
 	if (!net)
 		return -1;
 	m->cuda = net;
 	m->dev = MODEL_CUDA;
 	return 0;
+}
+
+void model_cuda_options(struct model *m, int device, long cublas_min)
+{
+	m->cuda_opts.device = device;
+	m->cuda_opts.cublas_min = cublas_min;
+}
+
+const char *model_gemm(const struct model *m)
+{
+	return m->dev == MODEL_CUDA ? ops_cuda_net_gemm(m->cuda) : "cpu";
+}
+
+int model_dead(const struct model *m)
+{
+	return __atomic_load_n(&m->dead, __ATOMIC_ACQUIRE);
 }
 
 enum model_device model_device(const struct model *m)
@@ -493,6 +512,7 @@ int model_run(struct model *m, const float *in, int batch, float *out, char *err
 	float *cur, *next, *t;
 	size_t n;
 	int rows = batch + (batch & 1);
+	int rc;
 
 	if (batch < 1) {
 		snprintf(err, errlen, "batch of %d samples: must be at least 1", batch);
@@ -506,8 +526,12 @@ int model_run(struct model *m, const float *in, int batch, float *out, char *err
 		snprintf(err, errlen, "batch of %d samples is too large", batch);
 		return -1;
 	}
-	if (m->dev == MODEL_CUDA)
-		return ops_cuda_net_run(m->cuda, in, batch, out, err, errlen);
+	if ((rc = ops_fault_inject(err, errlen)) == 0 && m->dev == MODEL_CUDA)
+		rc = ops_cuda_net_run(m->cuda, in, batch, out, err, errlen);
+	if (rc == OPS_DEAD)
+		__atomic_store_n(&m->dead, 1, __ATOMIC_RELEASE);
+	if (rc != 0 || m->dev == MODEL_CUDA)
+		return rc == 0 ? 0 : -1;
 	if (model_reserve(m, n) < 0) {
 		snprintf(err, errlen, "out of memory for a batch of %d samples", batch);
 		return -1;
@@ -687,7 +711,7 @@ int model_wake(struct model *m, char *err, size_t errlen)
 	model_take(m, fresh);
 	model_free(fresh);
 	if (m->dev == MODEL_CUDA &&
-	    !(m->cuda = ops_cuda_net_new(m->layers, m->nlayers, m->devname, sizeof(m->devname), err, errlen))) {
+	    !(m->cuda = ops_cuda_net_new(m->layers, m->nlayers, &m->cuda_opts, m->devname, sizeof(m->devname), err, errlen))) {
 		model_params_free(m);
 		model_drop_file(m);
 		return -1;
@@ -714,7 +738,7 @@ int model_reload(struct model *m, int *changed, char *err, size_t errlen)
 	if (!(fresh = model_load_same(m, err, errlen)))
 		return -1;
 	if (m->dev == MODEL_CUDA &&
-	    !(net = ops_cuda_net_new(fresh->layers, fresh->nlayers, m->devname, sizeof(m->devname), err, errlen))) {
+	    !(net = ops_cuda_net_new(fresh->layers, fresh->nlayers, &m->cuda_opts, m->devname, sizeof(m->devname), err, errlen))) {
 		model_free(fresh);
 		return -1;
 	}

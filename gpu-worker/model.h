@@ -41,6 +41,19 @@ int model_cpu_threads_init(void);
 
 /* 1 when a CUDA device can be used; else 0 with the reason in why. */
 int model_cuda_available(char *why, size_t whylen);
+/*
+ * For the next model_use_device(MODEL_CUDA): the device index (after
+ * CUDA_VISIBLE_DEVICES) and the dense layer size, in weights, from which
+ * cuBLAS does the product (< 0: never).
+ */
+void model_cuda_options(struct model *m, int device, long cublas_min);
+/* "cublas" or "kernels" on CUDA, "cpu" on the CPU; for logs. */
+const char *model_gemm(const struct model *m);
+/*
+ * 1 once a run failed for good (a sticky CUDA error: the context is lost);
+ * every later model_run() fails. Any thread may ask.
+ */
+int model_dead(const struct model *m);
 /* Moves the weights to dev. 0 on success, -1 with err (e.g. no GPU). */
 int model_use_device(struct model *m, enum model_device dev, char *err, size_t errlen);
 enum model_device model_device(const struct model *m);

@@ -40,18 +40,45 @@ void ops_cpu_softmax(float *x, int batch, int dim);
 /* A network on a CUDA device: its weights and its activation buffers. */
 struct ops_cuda_net;
 
+/* What ops_cuda_net_run() returns when the device's context is lost for good. */
+#define OPS_DEAD (-2)
+/* The default of ops_cuda_opts.cublas_min: 1024 x 1024 weights (not measured yet: see bench/gpu-check). */
+#define OPS_CUBLAS_MIN_DEFAULT (1L << 20)
+
+/* How a net is set up on the device; NULL means device 0 and the defaults. */
+struct ops_cuda_opts {
+	int device;		/* CUDA device index, counted after CUDA_VISIBLE_DEVICES */
+	long cublas_min;	/* dense layers of at least this many weights use cuBLAS; < 0: never */
+};
+
 /* 1 when a CUDA device can be used; else 0 with the reason in why. */
 int ops_cuda_available(char *why, size_t whylen);
 /*
- * Uploads layers' weights to device 0. Returns a net for ops_cuda_net_free(),
- * with the device's name ("cuda:0 (NAME)") in name, or NULL with err.
+ * Uploads layers' weights to the device and runs one sample through them
+ * (a self-test: a device this build has no code for, or a broken one, fails
+ * here rather than at the first request). Returns a net for
+ * ops_cuda_net_free(), with "cuda:N (NAME)" in name, or NULL with err.
  */
 struct ops_cuda_net *ops_cuda_net_new(const struct ops_layer *layers, int nlayers,
-	char *name, size_t namelen, char *err, size_t errlen);
-/* in: batch * layers[0].in floats, out: batch * last layer's out floats (host). 0 or -1 with err. */
+	const struct ops_cuda_opts *o, char *name, size_t namelen, char *err, size_t errlen);
+/*
+ * in: batch * layers[0].in floats, out: batch * last layer's out floats
+ * (host). 0; -1 with err (reported and cleared: the next run may work); or
+ * OPS_DEAD with err when the error is sticky (an illegal address, a kernel
+ * fault): the context is lost and every later run fails the same way.
+ */
 int ops_cuda_net_run(struct ops_cuda_net *net, const float *in, int batch, float *out,
 	char *err, size_t errlen);
 void ops_cuda_net_free(struct ops_cuda_net *net);
+/* "cublas" when some layer uses cuBLAS, "kernels" when none does; for logs. */
+const char *ops_cuda_net_gemm(const struct ops_cuda_net *net);
+
+/*
+ * Fault injection for tests (WAKEGATE_WORKER_FAULT, see wakegate-worker(8)):
+ * called once per model run, returns 0, or -1 / OPS_DEAD with err as a
+ * failed CUDA call would. Reads the variable on the first call.
+ */
+int ops_fault_inject(char *err, size_t errlen);
 
 /*
  * Sleep level 1 on the device: copies every weight and bias to pinned host

@@ -14,7 +14,7 @@ int ops_cuda_available(char *why, size_t whylen)
 }
 
 struct ops_cuda_net *ops_cuda_net_new(const struct ops_layer *layers, int nlayers,
-	char *name, size_t namelen, char *err, size_t errlen)
+	const struct ops_cuda_opts *o, char *name, size_t namelen, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "built without CUDA");
 	return NULL;
@@ -29,6 +29,11 @@ int ops_cuda_net_run(struct ops_cuda_net *net, const float *in, int batch, float
 
 void ops_cuda_net_free(struct ops_cuda_net *net)
 {
+}
+
+const char *ops_cuda_net_gemm(const struct ops_cuda_net *net)
+{
+	return "kernels";
 }
 
 int ops_cuda_net_sleep(struct ops_cuda_net *net, char *err, size_t errlen)

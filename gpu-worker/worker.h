@@ -52,6 +52,7 @@ struct worker {
 	int draining;			/* SIGTERM/SIGINT seen */
 	int drained;			/* the batcher has answered everything queued */
 	int unflushed;			/* replies handed to evhttp, not yet written */
+	int fatal;			/* worker_fatal() was called: exiting WORKER_EXIT_DEAD */
 	int exit_code;
 };
 
@@ -59,5 +60,12 @@ struct worker {
 void worker_check_done(struct worker *w);
 /* main.c: the monotonic clock in seconds. */
 double worker_now(void);
+/*
+ * main.c: the model is dead (a sticky CUDA error, see model_dead()): stop
+ * accepting, answer what is queued (with errors), then exit WORKER_EXIT_DEAD
+ * so that whoever started the worker starts a fresh process. Once only.
+ */
+void worker_fatal(struct worker *w, const char *why);
+#define WORKER_EXIT_DEAD 3
 
 #endif
