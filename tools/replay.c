@@ -272,7 +272,7 @@ static void usage(FILE *f)
 		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h] [--duration TIME]\n"
 		"       [--azure [--top N]] [--csv] [-v]\n"
 		"       wakegate-replay TRACE.csv --gpu SIZE (--model NAME=SIZE[,BOOT] | --models FILE)...\n"
-		"       [--policy lru|one-at-a-time|penalty|all]... [--boot TIME] [--idle-timeout TIME]\n"
+		"       [--policy lru|one-at-a-time|penalty|oracle|all]... [--boot TIME] [--idle-timeout TIME]\n"
 		"       [--duration TIME] [--events FILE] [--csv] [-v]\n", f);
 }
 
@@ -444,10 +444,10 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 				o->gpu_policy[o->ngpu_policy++] = "one-at-a-time";
 				o->gpu_policy[o->ngpu_policy++] = "penalty";
 			} else if (!strcmp(specs[i], "lru") || !strcmp(specs[i], "one-at-a-time")
-				|| !strcmp(specs[i], "penalty")) {
+				|| !strcmp(specs[i], "penalty") || !strcmp(specs[i], "oracle")) {
 				o->gpu_policy[o->ngpu_policy++] = specs[i];
 			} else {
-				die("with --gpu a policy is lru, one-at-a-time, penalty or all", specs[i]);
+				die("with --gpu a policy is lru, one-at-a-time, penalty, oracle or all", specs[i]);
 			}
 			if (o->ngpu_policy > MAX_POLICIES - 3)
 				die("too many policies", specs[i]);
@@ -572,7 +572,8 @@ static int gpu_main(struct opts *o, const struct trace *tr, int64_t span)
 	}
 	for (int k = 0; k < o->ngpu_policy; k++) {
 		enum gpu_policy p = !strcmp(o->gpu_policy[k], "lru") ? GPU_LRU
-			: !strcmp(o->gpu_policy[k], "one-at-a-time") ? GPU_ONE : GPU_PENALTY;
+			: !strcmp(o->gpu_policy[k], "one-at-a-time") ? GPU_ONE
+			: !strcmp(o->gpu_policy[k], "oracle") ? GPU_ORACLE : GPU_PENALTY;
 		if (replay_gpu_run(&c, tr, p, &res[nres]) < 0) {
 			fputs("wakegate-replay: out of memory\n", stderr);
 			rc = 1;

@@ -40,6 +40,7 @@ struct model {
 	size_t *pend;		/* requests waiting for its load, FIFO */
 	size_t npend, pendcap;
 	int memwait;		/* in the memory-wait queue */
+	size_t next;		/* the oracle: its next request's index in the trace */
 	struct policy_hist h;
 };
 
@@ -205,6 +206,59 @@ static int cmp_lru(const void *a, const void *b, void *arg)
 	return (x > y) - (x < y);
 }
 
+/* The oracle's choice among cand[0..k): farthest next request first (see
+ * replay_gpu.h); writes positions in cand to out, returns how many, 0 when
+ * they cannot free need. */
+static int oracle_choose(const struct sim *s, const uint32_t *cand, uint32_t k, int64_t need, int64_t t,
+	int *out)
+{
+	const struct trace *tr = s->tr;
+	int64_t freed = 0;
+	int m = 0;
+	double *away = malloc((k ? k : 1) * sizeof(*away));
+
+	if (!away) {
+		oom = 1;
+		return 0;
+	}
+	for (uint32_t j = 0; j < k; j++) {
+		const struct model *md = &s->m[cand[j]];
+		size_t nx = md->next;
+		away[j] = 1e300;
+		if (nx < tr->n && tr->req[nx].up == cand[j]
+			&& tr->req[nx].t_ms - md->last_end <= s->c->idle_timeout_ms)
+			away[j] = (double)(tr->req[nx].t_ms - t);
+		out[m++] = (int)j;
+		freed += s->c->spec[cand[j]].bytes;
+	}
+	if (freed < need) {
+		free(away);
+		return 0;
+	}
+	for (int i = 1; i < m; i++) {
+		int x = out[i], j = i;
+		while (j > 0 && away[out[j - 1]] < away[x]) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = x;
+	}
+	free(away);
+	int n = 0;
+	freed = 0;
+	while (n < m && freed < need)
+		freed += s->c->spec[cand[out[n++]]].bytes;
+	for (int i = n - 2; i >= 0; i--) {
+		if (freed - s->c->spec[cand[out[i]]].bytes < need)
+			continue;
+		freed -= s->c->spec[cand[out[i]]].bytes;
+		for (int j = i; j < n - 1; j++)
+			out[j] = out[j + 1];
+		n--;
+	}
+	return n;
+}
+
 /* Makes room for model i and starts its load; 0 when it cannot now. */
 static int place(struct sim *s, uint32_t i, int64_t t)
 {
@@ -230,7 +284,7 @@ static int place(struct sim *s, uint32_t i, int64_t t)
 	}
 	uint32_t *cand = malloc(n * sizeof(*cand));
 	int *out = malloc(n * sizeof(*out));
-	struct evict_cand *ec = malloc(n * sizeof(*ec));
+	struct evict_cand *ec = calloc(n, sizeof(*ec));
 	int chosen = 0, lru = 0;
 
 	if (!cand || !out || !ec) {
@@ -250,6 +304,8 @@ static int place(struct sim *s, uint32_t i, int64_t t)
 		}
 		if (freed < need)
 			chosen = 0;
+	} else if (s->r->policy == GPU_ORACLE) {
+		chosen = oracle_choose(s, cand, k, need, t, out);
 	} else {
 		for (uint32_t j = 0; j < k; j++)
 			ec[j] = (struct evict_cand){
@@ -311,6 +367,7 @@ static void arrive(struct sim *s, size_t req)
 
 	s->r->model[i].reqs++;
 	s->r->all.reqs++;
+	m->next = req + 1;	/* the trace is sorted by model, then arrival */
 	event(s, t, "arrive", i, (long)req);
 	if (m->idle) {
 		/* an idle gap ends: the gateway's keep-alive counts it the same way */
@@ -409,7 +466,7 @@ static int cmp_arrival(const void *a, const void *b, void *arg)
 int replay_gpu_run(const struct gpu_conf *c, const struct trace *tr, enum gpu_policy p,
 	struct gpu_result *r)
 {
-	static const char *names[] = { "lru", "one-at-a-time", "penalty" };
+	static const char *names[] = { "lru", "one-at-a-time", "penalty", "oracle" };
 	struct sim s = { .c = c, .tr = tr, .r = r };
 	size_t *order = NULL, next = 0;
 

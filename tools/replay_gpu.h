@@ -12,6 +12,12 @@
  *   penalty        wakegate's choice, gateway/evict.c, with each model's
  *                  idle-gap histogram learned online from the trace as the
  *                  gateway learns it (gateway/keepalive.c)
+ *   oracle         a bound, not a policy: it knows the future and evicts
+ *                  the models whose next request is farthest off (a model
+ *                  that would reach its idle_timeout first counts as never
+ *                  asked again), cheapest first with the same pruning as
+ *                  evict_choose; what any choice from the past could at
+ *                  best approach (Belady's rule, greedy over sizes)
  *
  * In all three a model with requests in flight (or waiting for its load)
  * is never evicted, and an idle model stays loaded for idle_timeout after
@@ -27,7 +33,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum gpu_policy { GPU_LRU, GPU_ONE, GPU_PENALTY };
+enum gpu_policy { GPU_LRU, GPU_ONE, GPU_PENALTY, GPU_ORACLE };
 
 /* What the replay knows of one model (the trace's upstream of the same index). */
 struct gpu_model_spec {
