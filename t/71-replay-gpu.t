@@ -200,6 +200,21 @@ spew("$dir/models", "# sizes\na=1g,10s\n\n  b=1g  \nc=1g,20s\n");
 my $m = replay_csv("$dir/three.csv", '--gpu', '2g', '--models', "$dir/models", '--boot', '10s');
 is_deeply($m, $r = replay_csv(@three), '--models FILE reads the same specs, one a line');
 
+# bench/swap on the shipped trace: the table, the ratios and the goal line;
+# penalty loads less than lru there and holds no longer at the 99th percentile.
+{
+	local $ENV{WAKEGATE_REPLAY} = $replay;
+	my $out = `$^X @{[src('bench/swap')]} 2>&1`;
+	is($?, 0, 'bench/swap runs');
+	my %row = map { /^(lru|one-at-a-time|penalty|oracle)\s+(\d+)\s+(\S+)\s+\S+\s+\S+\s+\S+\s+(\S+)s/ ? ($1 => [ $2, $3, $4 ]) : () }
+		(split /\n\n/, $out)[0] =~ /^.*$/mg;
+	is(join(' ', sort keys %row), 'lru one-at-a-time oracle penalty', 'bench/swap prints a row for each policy');
+	ok($row{penalty}[0] < $row{lru}[0], "on the swap trace penalty loads less than lru ($row{penalty}[0] against $row{lru}[0])");
+	ok($row{penalty}[2] <= $row{lru}[2], "with no worse p99 hold ($row{penalty}[2]s against $row{lru}[2]s)");
+	ok($row{oracle}[0] <= $row{penalty}[0], 'and the oracle loads no more than penalty');
+	like($out, qr/^at least 30% fewer loads than LRU with no worse p99 hold: (yes|no) /m, 'bench/swap ends with the goal line');
+}
+
 # The shipped trace is what make-traces writes with its fixed seed.
 SKIP: {
 	skip 'no python3', 2 unless system('python3 -c 1 2>/dev/null') == 0;
