@@ -69,5 +69,16 @@ int evict_choose(const struct evict_cand *c, int n, int64_t need, int prio, uint
 	freed = 0;
 	while (k < m && freed < need)
 		freed += c[out[k++]].bytes;
+	/* A cheap small victim taken before a large one may not be needed once
+	 * the large one is in: evicting it would cost its penalty and free
+	 * nothing the requester needs. Keep such victims, costliest first. */
+	for (int i = k - 2; i >= 0; i--) {
+		if (freed - c[out[i]].bytes < need)
+			continue;
+		freed -= c[out[i]].bytes;
+		for (int j = i; j < k - 1; j++)
+			out[j] = out[j + 1];
+		k--;
+	}
 	return k;
 }

@@ -41,7 +41,9 @@ double evict_penalty(const struct evict_cand *c, uint32_t min_samples);
 
 /*
  * Chooses victims among n candidates, cheapest first, until their bytes add
- * up to need, for a requester of priority prio. Writes their indexes to out
+ * up to need, for a requester of priority prio; then keeps any of them whose
+ * bytes turn out not to be needed (a small cheap one taken before a large
+ * one that alone suffices), costliest first. Writes their indexes to out
  * (at most n) and returns how many; returns 0 (and chooses none) when even
  * all eligible candidates do not free need. *lru is set to 1 when the
  * choice fell back to least recently used.

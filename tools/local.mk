@@ -4,6 +4,7 @@
 bin_PROGRAMS += tools/wakegate-replay
 tools_wakegate_replay_SOURCES = \
 	tools/replay.c \
+	tools/replay_gpu.c tools/replay_gpu.h gateway/evict.c gateway/evict.h \
 	tools/replay_sched.c tools/replay_sched.h \
 	tools/trace.c tools/trace.h \
 	gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
@@ -13,5 +14,10 @@ check_PROGRAMS += gateway/policy-test
 gateway_policy_test_SOURCES = gateway/policy-test.c gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
 gateway_policy_test_LDADD = -lm
 
-# bench/ (the traces, make-traces, cost) is in EXTRA_DIST through Makefile.am.
+check_PROGRAMS += gateway/evict-test
+gateway_evict_test_SOURCES = gateway/evict-test.c gateway/evict.c gateway/evict.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
+gateway_evict_test_LDADD = -lm
+
+# bench/ (the traces, make-traces, cost) is in EXTRA_DIST through Makefile.am; bench/swap here.
+EXTRA_DIST += bench/swap
 dist_man_MANS += man/wakegate-replay.1

@@ -5,6 +5,7 @@
  * See man/wakegate-replay.1 for the model it simulates.
  */
 #include "gateway/policy.h"
+#include "tools/replay_gpu.h"
 #include "tools/replay_sched.h"
 #include "tools/trace.h"
 
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #define MAX_POLICIES 16
+#define MAX_MODELS 256
 #define N_REASONS 8
 
 struct opts {
@@ -24,6 +26,14 @@ struct opts {
 	int wday0;		/* weekday of day 0 of the trace's clock (0 = Sunday) */
 	size_t top;
 	const char *path;
+	/* --gpu: the multi-model replay (replay_gpu.h) instead of the keep-alive one */
+	int64_t gpu_bytes, idle_timeout_ms;
+	const char *model[MAX_MODELS];	/* --model NAME=SIZE[,BOOT] and --models FILE lines */
+	int nmodel;
+	const char *gpu_policy[MAX_POLICIES];
+	int ngpu_policy;
+	const char *events;	/* --events FILE ("-": stdout) */
+	char *models_text;	/* owned: --models FILE's contents, model[] points into it */
 };
 
 /* What one policy did over the whole trace. */
@@ -260,7 +270,10 @@ static void usage(FILE *f)
 	fputs("usage: wakegate-replay TRACE.csv\n"
 		"       [--policy always-on|fixed:TIME|adaptive[:OPTS]|schedule|POLICY+schedule|all]...\n"
 		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h] [--duration TIME]\n"
-		"       [--azure [--top N]] [--csv] [-v]\n", f);
+		"       [--azure [--top N]] [--csv] [-v]\n"
+		"       wakegate-replay TRACE.csv --gpu SIZE (--model NAME=SIZE[,BOOT] | --models FILE)...\n"
+		"       [--policy lru|one-at-a-time|penalty|oracle|all]... [--boot TIME] [--idle-timeout TIME]\n"
+		"       [--duration TIME] [--events FILE] [--csv] [-v]\n", f);
 }
 
 static void die(const char *msg, const char *arg)
@@ -309,13 +322,57 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 		die(err, spec);
 }
 
+/* --models FILE: one NAME=SIZE[,BOOT] a line; blank lines and '#' comments skipped. */
+static void read_models(struct opts *o, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t len = 0, cap = 0;
+	char buf[4096], *text = NULL;
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "wakegate-replay: %s: %m\n", path);
+		exit(2);
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			text = realloc(text, cap);
+			if (!text)
+				die("out of memory", path);
+		}
+		memcpy(text + len, buf, n);
+		len += n;
+	}
+	fclose(f);
+	if (!text)
+		return;
+	text[len] = '\0';
+	if (o->models_text)
+		die("one --models at a time", path);
+	o->models_text = text;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char *e = line + strlen(line);
+		while (*line == ' ' || *line == '\t')
+			line++;
+		while (e > line && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+			*--e = '\0';
+		if (!*line || *line == '#')
+			continue;
+		if (o->nmodel == MAX_MODELS)
+			die("too many models", path);
+		o->model[o->nmodel++] = line;
+	}
+}
+
 static void parse_args(int argc, char **argv, struct opts *o, struct result *res, int *nres)
 {
 	const char *specs[MAX_POLICIES];
 	int nspec = 0;
 	char *end;
 
-	*o = (struct opts){ .boot_ms = 30000, .gran_ms = 1000, .dur_ms = 100, .price = 1.0 };
+	*o = (struct opts){ .boot_ms = 30000, .gran_ms = 1000, .dur_ms = 100, .price = 1.0,
+		.idle_timeout_ms = 300000 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -347,6 +404,20 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 			o->price = strtod(argv[++i], &end);
 			if (end == v || (*end && strcmp(end, "/h")) || !(o->price >= 0))
 				die("--price needs an amount per hour such as 1.0/h", v);
+		} else if (!strcmp(a, "--gpu")) {
+			if (replay_gpu_parse_size(argv[++i], &o->gpu_bytes) < 0)
+				die("--gpu needs a memory size such as 24g", v);
+		} else if (!strcmp(a, "--model")) {
+			if (o->nmodel == MAX_MODELS)
+				die("too many models", v);
+			o->model[o->nmodel++] = argv[++i];
+		} else if (!strcmp(a, "--models")) {
+			read_models(o, argv[++i]);
+		} else if (!strcmp(a, "--idle-timeout")) {
+			if (policy_parse_ms(argv[++i], &o->idle_timeout_ms) < 0)
+				die("--idle-timeout needs a time such as 5m", v);
+		} else if (!strcmp(a, "--events")) {
+			o->events = argv[++i];
 		} else if (!strcmp(a, "--top")) {
 			long n = strtol(argv[++i], &end, 10);
 			if (end == v || *end || n < 0)
@@ -364,6 +435,27 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 		usage(stderr);
 		exit(2);
 	}
+	if (o->gpu_bytes) {
+		if (!nspec)
+			specs[nspec++] = "all";
+		for (int i = 0; i < nspec; i++) {
+			if (!strcmp(specs[i], "all")) {
+				o->gpu_policy[o->ngpu_policy++] = "lru";
+				o->gpu_policy[o->ngpu_policy++] = "one-at-a-time";
+				o->gpu_policy[o->ngpu_policy++] = "penalty";
+			} else if (!strcmp(specs[i], "lru") || !strcmp(specs[i], "one-at-a-time")
+				|| !strcmp(specs[i], "penalty") || !strcmp(specs[i], "oracle")) {
+				o->gpu_policy[o->ngpu_policy++] = specs[i];
+			} else {
+				die("with --gpu a policy is lru, one-at-a-time, penalty, oracle or all", specs[i]);
+			}
+			if (o->ngpu_policy > MAX_POLICIES - 3)
+				die("too many policies", specs[i]);
+		}
+		return;
+	}
+	if (o->nmodel || o->events)
+		die("--model, --models and --events need --gpu", NULL);
 	/* always-on first: the baseline the others save against */
 	add_policy(res, nres, o, "always-on");
 	if (!nspec)
@@ -426,6 +518,108 @@ static void print_results(struct result *res, int nres, const struct opts *o,
 	}
 }
 
+/* Nearest-rank percentile of n waits (ms), sorted, in seconds. */
+static double hold_pct(const int64_t *w, size_t n, double q)
+{
+	size_t k = (size_t)ceil(q / 100.0 * (double)n);
+
+	return n ? (double)w[k ? k - 1 : 0] / 1000.0 : 0;
+}
+
+/* --gpu: every model of the trace on one device, under each eviction policy. */
+static int gpu_main(struct opts *o, const struct trace *tr, int64_t span)
+{
+	struct gpu_model_spec *spec = calloc(tr->nup, sizeof(*spec));
+	struct gpu_result res[MAX_POLICIES];
+	struct gpu_conf c = { .device_bytes = o->gpu_bytes, .idle_timeout_ms = o->idle_timeout_ms, .spec = spec };
+	int rc = 0, nres = 0;
+
+	if (!spec)
+		die("out of memory", NULL);
+	for (size_t u = 0; u < tr->nup; u++) {
+		int found = 0;
+		for (int k = 0; k < o->nmodel; k++) {
+			const char *name;
+			size_t nlen;
+			struct gpu_model_spec sp;
+			if (replay_gpu_parse_model(o->model[k], o->boot_ms, &name, &nlen, &sp) < 0)
+				die("a model is NAME=SIZE[,BOOT], such as llama-8b=16g,40s", o->model[k]);
+			if (nlen == strlen(tr->names[u]) && !memcmp(name, tr->names[u], nlen)) {
+				spec[u] = sp;
+				found = 1;
+			}
+		}
+		if (!found) {
+			fprintf(stderr, "wakegate-replay: model \"%s\" of the trace has no --model NAME=SIZE\n",
+				tr->names[u]);
+			free(spec);
+			return 2;
+		}
+		if (spec[u].bytes > o->gpu_bytes) {
+			fprintf(stderr, "wakegate-replay: model \"%s\" (%" PRId64 " bytes) is larger than the device (%"
+				PRId64 " bytes)\n", tr->names[u], spec[u].bytes, o->gpu_bytes);
+			free(spec);
+			return 2;
+		}
+	}
+	if (o->events) {
+		c.events = strcmp(o->events, "-") ? fopen(o->events, "w") : stdout;
+		if (!c.events) {
+			fprintf(stderr, "wakegate-replay: %s: %m\n", o->events);
+			free(spec);
+			return 1;
+		}
+	}
+	for (int k = 0; k < o->ngpu_policy; k++) {
+		enum gpu_policy p = !strcmp(o->gpu_policy[k], "lru") ? GPU_LRU
+			: !strcmp(o->gpu_policy[k], "one-at-a-time") ? GPU_ONE
+			: !strcmp(o->gpu_policy[k], "oracle") ? GPU_ORACLE : GPU_PENALTY;
+		if (replay_gpu_run(&c, tr, p, &res[nres]) < 0) {
+			fputs("wakegate-replay: out of memory\n", stderr);
+			rc = 1;
+			break;
+		}
+		qsort(res[nres].hold, res[nres].nhold, sizeof(*res[nres].hold), cmp_i64);
+		nres++;
+	}
+	if (c.events && c.events != stdout)
+		fclose(c.events);
+	if (o->csv)
+		puts("policy,loads,gpu_seconds,hold_p50_s,hold_p99_s,mem_waits,evictions,peak_bytes,peak_models,lru_choices");
+	else
+		printf("%s: %zu models, %zu requests over %.1f h; device %.1f GiB, idle_timeout %.0fs\n"
+			"%-14s %8s %12s %9s %9s %10s %9s\n", o->path, tr->nup, tr->n, (double)span / 3600000.0,
+			(double)o->gpu_bytes / (1 << 30), (double)o->idle_timeout_ms / 1000, "policy", "loads",
+			"GPU-seconds", "hold-p50", "hold-p99", "mem-waits", "evictions");
+	for (int k = 0; k < nres; k++) {
+		struct gpu_result *r = &res[k];
+		double p50 = hold_pct(r->hold, r->nhold, 50), p99 = hold_pct(r->hold, r->nhold, 99);
+		if (o->csv)
+			printf("%s,%" PRIu64 ",%.1f,%.3f,%.3f,%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%d,%" PRIu64 "\n",
+				r->name, r->all.loads, r->device_ms / 1000, p50, p99, r->all.mem_waits,
+				r->all.evictions, r->peak_bytes, r->peak_models, r->lru_choices);
+		else
+			printf("%-14s %8" PRIu64 " %12.1f %8.2fs %8.2fs %10" PRIu64 " %9" PRIu64 "\n", r->name,
+				r->all.loads, r->device_ms / 1000, p50, p99, r->all.mem_waits, r->all.evictions);
+	}
+	for (int k = 0; o->verbose && k < nres; k++) {
+		struct gpu_result *r = &res[k];
+		printf("# %s: peak %.2f GiB in %d models; %" PRIu64 " choices fell back to LRU\n", r->name,
+			(double)r->peak_bytes / (1 << 30), r->peak_models, r->lru_choices);
+		for (size_t u = 0; u < tr->nup; u++) {
+			struct gpu_count *m = &r->model[u];
+			printf("#   %-16s %8" PRIu64 " requests %6" PRIu64 " loads %6" PRIu64 " evictions %6"
+				PRIu64 " mem-waits %10.1f s loaded %8.2f s mean hold\n", tr->names[u], m->reqs,
+				m->loads, m->evictions, m->mem_waits, m->resident_ms / 1000,
+				m->reqs ? m->hold_ms / 1000 / (double)m->reqs : 0);
+		}
+	}
+	for (int k = 0; k < nres; k++)
+		replay_gpu_free(&res[k]);
+	free(spec);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct result res[MAX_POLICIES];
@@ -458,6 +652,12 @@ int main(int argc, char **argv)
 			span_start = tr.req[i].t_ms;
 		if (tr.req[i].t_ms + tr.req[i].dur_ms > span_end)
 			span_end = tr.req[i].t_ms + tr.req[i].dur_ms;
+	}
+	if (o.gpu_bytes) {
+		rc = gpu_main(&o, &tr, span_end - span_start);
+		trace_free(&tr);
+		free(o.models_text);
+		return rc;
 	}
 	/* Unix times (after 2001): day 0 is 1970-01-01, a Thursday; else the trace's time 0 is a Monday */
 	o.wday0 = span_start >= INT64_C(1000000000000) ? 4 : 1;
