@@ -92,6 +92,9 @@ static json_t *status_json(void)
 		json_object_set_new(o, "wake_seconds", wk);
 		json_object_set_new(o, "eta_seconds", json_integer(upstream_eta_s(u)));
 		json_object_set_new(o, "waiting_for_gpu_memory", json_boolean(gpu_waiting_for_memory(u)));
+		if (u->p.gpu_memory)
+			json_object_set_new(o, "gpu_memory", json_pack("{s:I, s:o}", "declared", (json_int_t)u->p.gpu_memory,
+				"measured", u->gpu_measured ? json_integer((json_int_t)u->gpu_measured) : json_null()));
 		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
 		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
 		json_object_set_new(o, "replicas", reps);
