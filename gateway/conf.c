@@ -579,6 +579,7 @@ void conf_free(struct conf *c)
 	conf_limits_free(&c->limits);
 	conf_limit_zones_free(c);
 	conf_gpu_free(c);
+	conf_redis_wipe(c->admin_token);
 	for (int i = 0; i < c->nincluded; i++)
 		free(c->included[i]);
 	free(c->included);

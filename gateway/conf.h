@@ -254,6 +254,7 @@ struct conf {
 	int nfleet_peers;
 	char *admin_addr;	/* admin_listen; NULL when off */
 	int admin_port;		/* 0: none */
+	char *admin_token;	/* admin_token FILE's token; NULL: POSTs need none. A secret: never logged */
 	int replica_port_lo, replica_port_hi;	/* replica_ports; 0: below the ephemeral range (replica.c) */
 	int64_t client_max_body_size;
 	int64_t proxy_connect_timeout_ms;
