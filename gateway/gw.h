@@ -1,12 +1,15 @@
 /*
  * gw: the few things the whole daemon shares: the loop, the conf now in
- * force, the metrics registry and the store. main.c owns all of them; other
- * modules only read these pointers (a reload swaps gw.conf).
+ * force, the metrics registry and the store. The global is defined in gw.c;
+ * main.c fills and frees what it points to; other modules only read these
+ * pointers (a reload swaps gw.conf). The clock is the lower layer's.
  */
 #ifndef WG_GW_H
 #define WG_GW_H
 
 #include <stdint.h>
+
+#include "common/clock.h"
 
 struct event_base;
 struct conf;
@@ -22,10 +25,5 @@ struct gw {
 };
 
 extern struct gw gw;
-
-/* Monotonic seconds, for durations. */
-double gw_now(void);
-/* Wall clock, ms since the epoch, for Redis and /status. */
-int64_t gw_wall_ms(void);
 
 #endif

@@ -1,8 +1,7 @@
 # gateway: the wakegate daemon.
 sbin_PROGRAMS += gateway/wakegate
 gateway_wakegate_SOURCES = \
-	gateway/main.c gateway/gw.h \
-	gateway/log.c gateway/log.h \
+	gateway/main.c gateway/gw.c gateway/gw.h gateway/log.h \
 	gateway/upstream.c gateway/upstream.h gateway/request.h gateway/replica.c \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
@@ -24,16 +23,16 @@ gateway_wakegate_SOURCES = \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
-gateway_wakegate_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
+gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
 
 # metrics-test, store-test: drivers for t/35-metrics.t and t/36-store.t.
 check_PROGRAMS += gateway/metrics-test gateway/store-test
 gateway_metrics_test_SOURCES = gateway/metrics-test.c gateway/metrics.c gateway/metrics.h
 gateway_metrics_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
-gateway_metrics_test_LDADD = $(LIBEVENT_LIBS) -lm
+gateway_metrics_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) -lm
 gateway_store_test_SOURCES = gateway/store-test.c gateway/store.c gateway/store.h
 gateway_store_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(HIREDIS_CFLAGS)
-gateway_store_test_LDADD = $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
+gateway_store_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
 
 # conf-dump: prints a parsed conf as text, for t/30-conf.t.
 check_PROGRAMS += gateway/conf-dump
@@ -42,6 +41,7 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf_lex.c gateway/conf_cmds.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c \
 	gateway/limit.c gateway/limit.h gateway/degrade.c gateway/degrade.h
+gateway_conf_dump_LDADD = $(COMMON_LIBS)
 
 # degrade-test: replays degradation scripts through gateway/degrade.c, for t/51-degrade.t.
 check_PROGRAMS += gateway/degrade-test
@@ -53,7 +53,7 @@ gateway_proxy_test_SOURCES = gateway/proxy-test.c \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/client_conn.c gateway/client_conn.h
 gateway_proxy_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
-gateway_proxy_test_LDADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+gateway_proxy_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 
 # limit-test: replays rate-limit scripts through gateway/limit.c, for t/50-limit.t.
 check_PROGRAMS += gateway/limit-test

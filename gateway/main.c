@@ -2,7 +2,8 @@
  * wakegate: the daemon's entry. Parses the command line (nginx's flags),
  * tests or loads the conf, sends signals to a running daemon, or runs the
  * loop: listeners, upstreams, signals (reload, graceful stop, log reopen).
- * main.c owns gw.base, gw.conf, gw.metrics and gw.store.
+ * main.c fills and frees gw.base, gw.conf, gw.metrics and gw.store (the
+ * global itself is in gw.c).
  */
 #include "config.h"
 #include "gateway/client_conn.h"
@@ -32,8 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct gw gw;
-
 static char *conf_path;		/* as resolved from -c and -p */
 static char *prefix;
 static double stop_started;
@@ -43,20 +42,6 @@ static struct event *stop_ev;
 static char *pid_written;	/* the pid file we made, to remove at exit */
 
 #define SHUTDOWN_GRACE_S 30
-
-double gw_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-int64_t gw_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void usage(FILE *f)
 {

@@ -22,22 +22,6 @@
 
 #include <event2/buffer.h>
 
-/* A private error log: the test program does not link the daemon's. */
-int log_enabled(enum conf_log_level level)
-{
-	return 1;
-}
-
-void log_msg(enum conf_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "[%d] ", (int)level);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
 /* Splits line in place at tabs and decodes the escapes of each field. */
 static int split(char *line, char **f, int max)
 {

@@ -371,7 +371,7 @@ static struct rl_check *check_new(struct evhttp_request *req, const struct conf_
 	return ck;
 }
 
-static enum conf_log_level lower_level(enum conf_log_level l)
+static enum log_level lower_level(enum log_level l)
 {
 	return l < LOG_LVL_DEBUG ? l + 1 : LOG_LVL_DEBUG;
 }
@@ -384,7 +384,7 @@ static void act(struct evhttp_request *req, const struct conf_server *s, const s
 		void *listener, const struct rl_decision *v)
 {
 	const struct conf_limits *lim = &loc->limits;
-	enum conf_log_level lvl = (int)lim->req_log_level >= 0 ? lim->req_log_level : LOG_LVL_ERROR;
+	enum log_level lvl = (int)lim->req_log_level >= 0 ? lim->req_log_level : LOG_LVL_ERROR;
 	int rejected = v->status == LIMIT_REJECTED || v->status == LIMIT_REJECTED_DRY_RUN;
 	int delayed = v->status == LIMIT_DELAYED || v->status == LIMIT_DELAYED_DRY_RUN;
 	unsigned long long ei = (unsigned long long)(v->excess / 1000), ef = (unsigned long long)(v->excess % 1000);

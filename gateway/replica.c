@@ -75,7 +75,7 @@ static void replica_set_state(struct replica *rep, enum replica_state to, const 
 	rep->state = to;
 	rep->gen++;
 	rep->since = gw_now();
-	enum conf_log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
+	enum log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
 	if (*why)
 		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s (%s)", rep->up->name, rep->id,
 			state_names[from], state_names[to], why);

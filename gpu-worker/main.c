@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "common/clock.h"
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
 #include "gpu-worker/model.h"
@@ -188,15 +189,6 @@ parse_opts(int argc, char **argv, struct opts *o)
 		die_usage("--name: \"%s\" is not a model name (1 to 128 characters, no '/')", o->name);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Picks the device per --device; logs one line saying which and why. -1 on failure. */
 static int
 pick_device(struct model *m, const char *want)
@@ -335,13 +327,13 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	w.exit_code = 1;
 
-	t0 = now_s();
+	t0 = gw_now();
 	w.model = model_load(o.model, err, sizeof(err));
 	if (!w.model) {
 		wlog(WLOG_ERROR, "cannot load model %s: %s", o.model, err);
 		return 1;
 	}
-	w.load_s = now_s() - t0;
+	w.load_s = gw_now() - t0;
 	w.name = o.name ? o.name : model_name(w.model);
 	shape = model_input_shape(w.model, &w.in_ndim);
 	if (w.in_ndim < 1 || w.in_ndim > WORKER_MAX_NDIM) {

@@ -1,0 +1,9 @@
+# common: the lower layer every program links (not installed): logging, the
+# clock, HTTP method names and JSON error bodies, the Prometheus text writer,
+# URL parsing, and the one file that depends on libevent's internals.
+noinst_LIBRARIES += common/libwgcommon.a
+common_libwgcommon_a_SOURCES = \
+	common/log.c common/log.h \
+	common/clock.c common/clock.h
+common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
+COMMON_LIBS = common/libwgcommon.a
