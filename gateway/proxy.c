@@ -16,6 +16,7 @@
  *   caller's done cb once and frees it.
  */
 #include "config.h"
+#include "common/http.h"
 
 #include "gateway/proxy.h"
 #include "gateway/proxy_int.h"
@@ -707,7 +708,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->cwatch_on = client_watch(f->cconn, client_watch_cb, f) == 0;
 	bufferevent_disable(evhttp_connection_get_bufferevent(f->cconn), EV_READ);
 	log_debug("proxy: %s %s %s -> %s", f->reqid,
-		  proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
+		  http_method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
 		  p->hostport);
 	if (start_upstream(f, 0) != 0 && !f->finished)
 		finish_error(f, 502, "cannot start a request");

@@ -7,6 +7,7 @@
  * client that leaves during the delay is freed then, never touched after.
  */
 #include "config.h"
+#include "common/http.h"
 #include "gateway/accesslog.h"
 #include "gateway/client_conn.h"
 #include "gateway/ratelimit.h"
@@ -277,15 +278,7 @@ static void req_where(struct evhttp_request *req, const struct conf_server *s, c
 	ev_uint16_t port = 0;
 	if (c)
 		evhttp_connection_get_peer(c, &addr, &port);
-	static const struct { enum evhttp_cmd_type cmd; const char *name; } methods[] = {
-		{ EVHTTP_REQ_GET, "GET" }, { EVHTTP_REQ_POST, "POST" }, { EVHTTP_REQ_HEAD, "HEAD" },
-		{ EVHTTP_REQ_PUT, "PUT" }, { EVHTTP_REQ_DELETE, "DELETE" }, { EVHTTP_REQ_OPTIONS, "OPTIONS" },
-		{ EVHTTP_REQ_PATCH, "PATCH" },
-	};
-	const char *m = "?";
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (evhttp_request_get_command(req) == methods[i].cmd)
-			m = methods[i].name;
+	const char *m = http_method_name(evhttp_request_get_command(req));
 	const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
 	snprintf(buf, len, "client: %s, server: %s, request: \"%s %.300s HTTP/1.1\", host: \"%.200s\"",
 		 addr ? addr : "-", s && s->server_name && *s->server_name ? s->server_name : "_", m,
