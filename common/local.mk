@@ -5,6 +5,7 @@ noinst_LIBRARIES += common/libwgcommon.a
 common_libwgcommon_a_SOURCES = \
 	common/log.c common/log.h \
 	common/clock.c common/clock.h \
-	common/http.c common/http.h
+	common/http.c common/http.h \
+	common/prom.c common/prom.h
 common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 COMMON_LIBS = common/libwgcommon.a
