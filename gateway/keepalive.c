@@ -104,9 +104,8 @@ static void ka_decide(struct ka_up *k, const struct upstream *u)
 		snprintf(k->last_logged, sizeof(k->last_logged), "%s", key);
 	}
 	if (gw.metrics) {
-		char name[256], l[300];
-		metrics_escape(u->name, name, sizeof(name));
-		snprintf(l, sizeof(l), "upstream=\"%s\"", name);
+		char l[600];
+		prom_labels(l, sizeof(l), "upstream", u->name, NULL);
 		metrics_set(gw.metrics, "wakegate_keepalive_seconds", l, (double)keepalive_idle_ms(u) / 1000);
 		metrics_set(gw.metrics, "wakegate_idle_gaps", l, (double)k->hist.total);
 	}
@@ -275,9 +274,8 @@ int keepalive_prewarm(struct upstream *u, const char *why, double hold_s)
 		k->prewarms++;
 		if (hold_s > 0)
 			k->hold_until = gw_now() + hold_s;
-		char name[256], l[300];
-		metrics_escape(u->name, name, sizeof(name));
-		snprintf(l, sizeof(l), "upstream=\"%s\"", name);
+		char l[600];
+		prom_labels(l, sizeof(l), "upstream", u->name, NULL);
 		metrics_add(gw.metrics, "wakegate_prewarms_total", l, 1);
 		store_add(gw.store, u->name, "prewarms", 1);
 		return 0;

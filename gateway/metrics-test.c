@@ -6,7 +6,7 @@
  *   declare NAME counter|gauge|histogram HELP [B1,B2,...]
  *   add|set|observe NAME VALUE [LABEL RAWVALUE]...   (values escaped here)
  *   get NAME [LABEL RAWVALUE]...                     prints the value
- *   escape STRING [LEN]                              prints metrics_escape()
+ *   escape STRING [LEN]                              prints prom_escape()
  *   render                                           prints the exposition
  *   bench N                                          times N adds and observes (stderr)
  */
@@ -55,7 +55,7 @@ static void labels(char **f, int n, char *buf, size_t len)
 	buf[0] = '\0';
 	for (int i = 0; i + 1 < n && o < len; i += 2) {
 		char esc[1024];
-		metrics_escape(f[i + 1], esc, sizeof(esc));
+		prom_escape(f[i + 1], esc, sizeof(esc));
 		o += snprintf(buf + o, len - o, "%s%s=\"%s\"", o ? "," : "", f[i], esc);
 	}
 }
@@ -132,7 +132,7 @@ int main(void)
 			size_t len = n >= 3 ? strtoul(f[2], NULL, 10) : sizeof(buf);
 			if (len > sizeof(buf))
 				len = sizeof(buf);
-			metrics_escape(f[1], buf, len);
+			prom_escape(f[1], buf, len);
 			printf("%s\n", buf);
 		} else if (strcmp(f[0], "render") == 0) {
 			struct evbuffer *out = evbuffer_new();

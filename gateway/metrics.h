@@ -39,7 +39,4 @@ double metrics_get(struct metrics *m, const char *name, const char *labels);
 /* Appends the whole exposition to out, metrics in declaration order. */
 void metrics_render(struct metrics *m, struct evbuffer *out);
 
-/* The label escape of common/prom.h, under the name the modules know. */
-#define metrics_escape prom_escape
-
 #endif

@@ -291,17 +291,16 @@ static void count_deltas(const struct limit_req_rule *rules, const struct limit_
 {
 	for (size_t i = 0; i < n; i++) {
 		struct limit_counters after;
-		char name[256], l[400];
+		char l[700];
 		limit_zone_counters(rules[i].zone, &after);
-		metrics_escape(limit_zone_name(rules[i].zone), name, sizeof(name));
 		static const char *const results[] = { "passed", "delayed", "rejected" };
 		uint64_t d[3] = { after.passed - before[i].passed, after.delayed - before[i].delayed,
 				  after.rejected - before[i].rejected };
 		for (int k = 0; k < 3; k++) {
 			if (!d[k])
 				continue;
-			snprintf(l, sizeof(l), "zone=\"%s\",result=\"%s\"%s", name, results[k],
-				 dry_run ? ",dry_run=\"on\"" : "");
+			prom_labels(l, sizeof(l), "zone", limit_zone_name(rules[i].zone), "result", results[k],
+				    dry_run ? "dry_run" : NULL, "on", NULL);
 			metrics_add(gw.metrics, "wakegate_limit_req_total", l, (double)d[k]);
 		}
 	}
@@ -310,9 +309,8 @@ static void count_deltas(const struct limit_req_rule *rules, const struct limit_
 /* One count in wakegate_limit_req_total, for a decision Redis made. */
 static void count_one(const char *zone, const char *result, int dry_run)
 {
-	char name[256], l[400];
-	metrics_escape(zone, name, sizeof(name));
-	snprintf(l, sizeof(l), "zone=\"%s\",result=\"%s\"%s", name, result, dry_run ? ",dry_run=\"on\"" : "");
+	char l[700];
+	prom_labels(l, sizeof(l), "zone", zone, "result", result, dry_run ? "dry_run" : NULL, "on", NULL);
 	metrics_add(gw.metrics, "wakegate_limit_req_total", l, 1);
 }
 
@@ -640,13 +638,12 @@ void ratelimit_handle(struct evhttp_request *req, const struct conf_server *s,
 static void conn_reject(struct evhttp_request *req, const struct conf_server *s, const struct conf_location *loc,
 			const struct rl_zone *z)
 {
-	char where[700], name[256], l[300], msg[300];
+	char where[700], l[600], msg[300];
 	if (log_enabled(LOG_LVL_ERROR)) {
 		req_where(req, s, where, sizeof(where));
 		log_error("limiting connections by zone \"%s\", %s", z->name, where);
 	}
-	metrics_escape(z->name, name, sizeof(name));
-	snprintf(l, sizeof(l), "zone=\"%s\"", name);
+	prom_labels(l, sizeof(l), "zone", z->name, NULL);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
 	accesslog_refused(req, loc->limits.conn_status > 0 ? loc->limits.conn_status : 503, loc->proxy_pass);

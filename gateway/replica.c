@@ -50,11 +50,11 @@ static void replica_gauge(struct replica *rep)
 {
 	if (!gw.metrics)
 		return;
-	char name[256], labels[512];
-	metrics_escape(rep->up->name, name, sizeof(name));
+	char labels[700], id[16];
+	snprintf(id, sizeof(id), "%d", rep->id);
 	for (int s = 0; s < REPLICA_NSTATES; s++) {
-		snprintf(labels, sizeof(labels), "upstream=\"%s\",replica=\"%d\",state=\"%s\"",
-			 name, rep->id, state_names[s]);
+		prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "replica", id,
+			    "state", state_names[s], NULL);
 		metrics_set(gw.metrics, "wakegate_replica_state", labels, rep->state == (enum replica_state)s);
 	}
 }
@@ -206,9 +206,8 @@ static void replica_account(struct replica *rep, double now, int flush)
 		if (rep->state == REPLICA_READY && rep->in_flight == 0)
 			rep->idle_s += dt;
 		if (gw.metrics) {
-			char name[256], labels[300];
-			metrics_escape(rep->up->name, name, sizeof(name));
-			snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+			char labels[600];
+			prom_labels(labels, sizeof(labels), "upstream", rep->up->name, NULL);
 			metrics_add(gw.metrics, "wakegate_gpu_seconds_total", labels, dt);
 			if (rep->state == REPLICA_READY && rep->in_flight == 0)
 				metrics_add(gw.metrics, "wakegate_idle_seconds_total", labels, dt);
@@ -352,9 +351,8 @@ int replica_wake(struct replica *rep)
 	cost_run_start(rep);
 	if (!keepalive_waking(u)) {	/* a pre-warm is counted by keepalive.c, not as a cold start */
 		u->cold_starts++;
-		char name[256], labels[300];
-		metrics_escape(u->name, name, sizeof(name));
-		snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+		char labels[600];
+		prom_labels(labels, sizeof(labels), "upstream", u->name, NULL);
 		metrics_add(gw.metrics, "wakegate_cold_starts_total", labels, 1);
 		store_add(gw.store, u->name, "cold_starts", 1);
 	}
@@ -380,9 +378,8 @@ static void replica_ready(struct replica *rep)
 	rep->t_ready = now;
 	rep->fails = 0;
 	u->warm_s = now - rep->t_health;
-	char name[256], labels[300];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	char labels[600];
+	prom_labels(labels, sizeof(labels), "upstream", u->name, NULL);
 	metrics_observe(gw.metrics, "wakegate_warmup_seconds", labels, u->warm_s);
 	store_add(gw.store, u->name, "warmup_seconds", u->warm_s);
 	/* a fresh replica counts as activity: the idle timer starts now, not at boot */
@@ -529,9 +526,8 @@ static void replica_health_cb(struct evhttp_request *req, void *arg)
 	struct upstream *u = rep->up;
 	rep->t_health = gw_now();
 	u->boot_s = rep->t_health - rep->t_start;
-	char name[256], labels[300];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+	char labels[600];
+	prom_labels(labels, sizeof(labels), "upstream", u->name, NULL);
 	metrics_observe(gw.metrics, "wakegate_boot_seconds", labels, u->boot_s);
 	store_add(gw.store, u->name, "boot_seconds", u->boot_s);
 	replica_health_close(rep);

@@ -39,9 +39,7 @@ static struct event *tick_ev;
 
 static void up_labels(const struct upstream *u, char *buf, size_t len)
 {
-	char name[256];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(buf, len, "upstream=\"%s\"", name);
+	prom_labels(buf, len, "upstream", u->name, NULL);
 }
 
 /*
@@ -52,16 +50,16 @@ static void up_labels(const struct upstream *u, char *buf, size_t len)
  */
 static const char *up_label(const struct upstream *u, int status)
 {
-	static char name[2][200], label[2][300];
+	static char name[2][200], label[2][600];
 	static int code_of[2] = { -1, -1 };
 	int i = status > 0;
 
 	if (code_of[i] == status && strcmp(name[i], u->name) == 0)
 		return label[i];
 	if (status > 0) {
-		char esc[256];
-		metrics_escape(u->name, esc, sizeof(esc));
-		snprintf(label[i], sizeof(label[i]), "upstream=\"%s\",code=\"%d\"", esc, status);
+		char code[16];
+		snprintf(code, sizeof(code), "%d", status);
+		prom_labels(label[i], sizeof(label[i]), "upstream", u->name, "code", code, NULL);
 	} else {
 		up_labels(u, label[i], sizeof(label[i]));
 	}
