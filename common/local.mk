@@ -6,6 +6,7 @@ common_libwgcommon_a_SOURCES = \
 	common/log.c common/log.h \
 	common/clock.c common/clock.h \
 	common/http.c common/http.h \
-	common/prom.c common/prom.h
+	common/prom.c common/prom.h \
+	common/url.c common/url.h
 common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 COMMON_LIBS = common/libwgcommon.a

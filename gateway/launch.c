@@ -5,6 +5,7 @@
 #include "config.h"
 #include "gateway/launch.h"
 #include "gateway/conf.h"
+#include "common/url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,49 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-int launch_url_split(const char *url, char *host, size_t hostlen, int *port)
-{
-	int https = strncmp(url, "https://", 8) == 0;	/* TLS: tls.c picks it up from the URL */
-	if ((!https && strncmp(url, "http://", 7) != 0) || strlen(url) >= LAUNCH_URL_MAX)
-		return -1;
-	const char *h = url + (https ? 8 : 7), *end = h + strcspn(h, "/?#"), *pe;
-	if (*end && strcmp(end, "/") != 0)
-		return -1;
-	const char *hs = h, *he;
-	if (*h == '[') {
-		he = memchr(h, ']', (size_t)(end - h));
-		if (!he)
-			return -1;
-		hs = h + 1;
-		pe = he + 1;
-	} else {
-		he = memchr(h, ':', (size_t)(end - h));
-		if (!he)
-			he = end;
-		pe = he;
-	}
-	if (he == hs || (size_t)(he - hs) >= hostlen)
-		return -1;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = 0;
-	*port = https ? 443 : 80;
-	if (pe < end) {
-		if (*pe != ':' || pe + 1 == end)
-			return -1;
-		char *stop;
-		long p = strtol(pe + 1, &stop, 10);
-		if (stop != end || p < 1 || p > 65535)
-			return -1;
-		*port = (int)p;
-	}
-	return 0;
-}
-
 int launch_url_check(const char *url, char *err, size_t errlen)
 {
 	char host[LAUNCH_URL_MAX];
 	int port;
-	if (!url || launch_url_split(url, host, sizeof(host), &port) < 0) {
+	if (!url || strlen(url) >= LAUNCH_URL_MAX || url_split(url, host, sizeof(host), &port, NULL) < 0) {
 		snprintf(err, errlen, "url=%s: not http[s]://HOST[:PORT] of at most %d characters",
 			 url ? url : "", LAUNCH_URL_MAX - 1);
 		return -1;

@@ -61,11 +61,9 @@ void launch_free(struct launch *l);
 #define LAUNCH_URL_MAX 128
 
 /*
- * "http[s]://HOST[:PORT][/]", shorter than LAUNCH_URL_MAX -> host (brackets of an IPv6 literal removed) and
- * port (default 80, 443 for https). 0, or -1 for anything else.
+ * 0 when url= can be a replica's URL: common/url.h's url_split() takes it
+ * and it is shorter than LAUNCH_URL_MAX. Else -1 with the reason in err.
  */
-int launch_url_split(const char *url, char *host, size_t hostlen, int *port);
-/* 0 when url= can be a replica's URL (http:// or https://), or -1 with the reason in err. */
 int launch_url_check(const char *url, char *err, size_t errlen);
 
 /* command, http and kubernetes drivers (launch_command.c, launch_http.c, launch_k8s.c) */

@@ -6,6 +6,7 @@
  * timer of its own.
  */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
 #include "gateway/cost.h"
@@ -369,7 +370,7 @@ static void replica_ready(struct replica *rep)
 	double now = gw_now();
 	char host[256];
 	int port;
-	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
+	rep->pool = url_split(rep->url, host, sizeof(host), &port, NULL) == 0 ?
 		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
 		replica_fail(rep, 0, "cannot make a connection pool");
@@ -546,7 +547,7 @@ static void replica_health_poll(struct replica *rep)
 		return;
 	char host[256];
 	int port;
-	if (launch_url_split(rep->url, host, sizeof(host), &port) < 0)
+	if (url_split(rep->url, host, sizeof(host), &port, NULL) < 0)
 		return;
 	if (!rep->health) {
 		rep->health = tls_http_connection_new(gw.base, rep->up->cf, rep->url, host, port);
