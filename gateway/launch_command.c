@@ -12,6 +12,7 @@
 #include "config.h"
 #include "common/url.h"
 #include "gateway/launch.h"
+#include "gateway/launch_proc.h"
 #include "gateway/conf.h"
 #include "gateway/log.h"
 

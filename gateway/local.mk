@@ -7,7 +7,7 @@ gateway_wakegate_SOURCES = \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
-	gateway/launch.h gateway/launch_exec.c \
+	gateway/launch.h gateway/launch_exec.c gateway/launch_proc.c gateway/launch_proc.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h \

@@ -11,7 +11,7 @@
 #include "gateway/accesslog.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
-#include "gateway/launch.h"
+#include "gateway/launch_proc.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
@@ -377,7 +377,7 @@ static int run(void)
 		event_free(sig_ev[i]);
 	if (stop_ev)
 		event_free(stop_ev);
-	launch_exec_cleanup();
+	launch_proc_cleanup();
 	store_free(gw.store);
 	metrics_free(gw.metrics);
 	remove_pid();
