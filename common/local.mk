@@ -7,6 +7,7 @@ common_libwgcommon_a_SOURCES = \
 	common/clock.c common/clock.h \
 	common/http.c common/http.h \
 	common/prom.c common/prom.h \
-	common/url.c common/url.h
-common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
+	common/url.c common/url.h \
+	common/evtricks.c common/evtricks.h
+common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
 COMMON_LIBS = common/libwgcommon.a

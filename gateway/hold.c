@@ -8,12 +8,12 @@
  * itself tears down (it detaches the request first: evcon becomes NULL).
  */
 #include "config.h"
+#include "common/evtricks.h"
 #include "gateway/hold.h"
 #include "gateway/client_conn.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdlib.h>
@@ -120,8 +120,7 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 			hold_unlink(h, r);
 			return -1;
 		}
-		struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+		evutil_socket_t fd = evtricks_conn_fd(c);
 		if (fd >= 0 && (event_base_get_features(h->base) & EV_FEATURE_EARLY_CLOSE)) {
 			r->gone_watch = event_new(h->base, fd, EV_CLOSED, hold_watch_cb, r);
 			if (r->gone_watch)

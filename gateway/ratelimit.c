@@ -7,6 +7,7 @@
  * client that leaves during the delay is freed then, never touched after.
  */
 #include "config.h"
+#include "common/evtricks.h"
 #include "common/http.h"
 #include "gateway/accesslog.h"
 #include "gateway/client_conn.h"
@@ -23,7 +24,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -589,8 +589,7 @@ static void wait_start(struct evhttp_request *req, const struct conf_server *s, 
 	if (c) {
 		/* without memory for it the wait ends on its timer, not on a close */
 		(void)client_set_closecb(c, delay_close_cb, d);
-		struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+		evutil_socket_t fd = evtricks_conn_fd(c);
 		if (fd >= 0 && (event_base_get_features(gw.base) & EV_FEATURE_EARLY_CLOSE)) {
 			d->watch = event_new(gw.base, fd, EV_CLOSED, delay_watch_cb, d);
 			if (d->watch)
