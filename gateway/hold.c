@@ -142,9 +142,3 @@ void hold_remove(struct hold *h, struct wg_request *r)
 {
 	hold_unlink(h, r);
 }
-
-double hold_oldest_wait(const struct hold *h, double now)
-{
-	struct wg_request *r = TAILQ_FIRST(&h->q);
-	return r ? now - r->t_arrive : 0;
-}

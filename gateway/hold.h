@@ -33,7 +33,5 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 struct wg_request *hold_pop(struct hold *h);
 /* Unlinks r wherever it stands in the queue. */
 void hold_remove(struct hold *h, struct wg_request *r);
-/* Seconds the oldest request has waited (0 when empty). */
-double hold_oldest_wait(const struct hold *h, double now);
 
 #endif

@@ -36,7 +36,7 @@
 static char *conf_path;		/* as resolved from -c and -p */
 static char *prefix;
 static double stop_started;
-static int stop_fast;
+static int stop_late_logged;	/* the grace ran out: said once */
 static struct event *sig_ev[6];
 static struct event *stop_ev;
 static char *pid_written;	/* the pid file we made, to remove at exit */
@@ -234,9 +234,10 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(gw.base);
 		return;
 	}
-	if (waited > SHUTDOWN_GRACE_S && !stop_fast) {
-		log_warn("shutdown: still busy after %ds, stopping workers now", SHUTDOWN_GRACE_S);
-		stop_fast = 1;
+	if (waited > SHUTDOWN_GRACE_S && !stop_late_logged) {
+		/* every replica has drained since begin_stop: there is no faster way left, only the wait */
+		log_warn("shutdown: still busy after %ds, waiting 15s more", SHUTDOWN_GRACE_S);
+		stop_late_logged = 1;
 	}
 	if (waited > SHUTDOWN_GRACE_S + 15) {
 		log_alert("shutdown: giving up waiting");
