@@ -7,6 +7,7 @@
  *   add|set|observe NAME VALUE [LABEL RAWVALUE]...   (values escaped here)
  *   get NAME [LABEL RAWVALUE]...                     prints the value
  *   escape STRING [LEN]                              prints prom_escape()
+ *   labels LEN KEY RAWVALUE [KEY RAWVALUE]...        prints prom_labels() (3 pairs at most)
  *   render                                           prints the exposition
  *   bench N                                          times N adds and observes (stderr)
  */
@@ -134,6 +135,18 @@ int main(void)
 				len = sizeof(buf);
 			prom_escape(f[1], buf, len);
 			printf("%s\n", buf);
+		} else if (strcmp(f[0], "labels") == 0 && n >= 4) {
+			char buf[4096];
+			const char *kv[6] = { NULL };
+			size_t len = strtoul(f[1], NULL, 10);
+			if (len > sizeof(buf))
+				len = sizeof(buf);
+			for (int i = 2; i < n && i < 8; i++)
+				kv[i - 2] = f[i];
+			if (n % 2)
+				kv[n - 3 < 6 ? n - 3 : 5] = NULL;	/* a key without a value ends the list */
+			prom_labels(buf, len, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], NULL);
+			printf("%s\n", len ? buf : "");
 		} else if (strcmp(f[0], "render") == 0) {
 			struct evbuffer *out = evbuffer_new();
 			metrics_render(m, out);
