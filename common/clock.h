@@ -11,8 +11,6 @@
 
 /* Monotonic seconds, for durations. */
 double gw_now(void);
-/* Monotonic milliseconds, for durations kept as integers. */
-int64_t gw_now_ms(void);
 /* Wall clock, ms since the epoch, for Redis and /status. */
 int64_t gw_wall_ms(void);
 

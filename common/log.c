@@ -32,7 +32,8 @@ static int log_open_fd(const char *path)
 	return fd < 0 ? -2 : fd;
 }
 
-int log_open(const char *path, enum log_level level)
+/* Lines go to path from now on; the old fd stays when path cannot be opened. */
+static int log_swap_fd(const char *path)
 {
 	int fd = log_open_fd(path);
 	if (fd == -2)
@@ -40,6 +41,13 @@ int log_open(const char *path, enum log_level level)
 	if (log_fd >= 0)
 		close(log_fd);
 	log_fd = fd;
+	return 0;
+}
+
+int log_open(const char *path, enum log_level level)
+{
+	if (log_swap_fd(path) < 0)
+		return -1;
 	free(log_path);
 	log_path = path ? strdup(path) : NULL;
 	log_level = level;
@@ -48,13 +56,7 @@ int log_open(const char *path, enum log_level level)
 
 int log_reopen(void)
 {
-	int fd = log_open_fd(log_path);
-	if (fd == -2)
-		return -1;
-	if (log_fd >= 0)
-		close(log_fd);
-	log_fd = fd;
-	return 0;
+	return log_swap_fd(log_path);
 }
 
 void log_close(void)
