@@ -64,15 +64,13 @@ struct batch {
 	float *bin, *bout;
 };
 
-static double
-ts_diff(const struct timespec *a, const struct timespec *b)
+static double ts_diff(const struct timespec *a, const struct timespec *b)
 {
 	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
 /* Wakes the loop; a full eventfd counter still wakes it, so errors are ignored. */
-static void
-batch_notify(struct batch *b)
+static void batch_notify(struct batch *b)
 {
 	uint64_t one = 1;
 	ssize_t r = write(b->efd, &one, sizeof(one));
@@ -80,8 +78,7 @@ batch_notify(struct batch *b)
 }
 
 /* Runs the warmup: o.warmup runs of max_batch zeros. Called on the thread before serving. */
-static void
-batch_warmup(struct batch *b)
+static void batch_warmup(struct batch *b)
 {
 	struct timespec t0, t1;
 	char err[256] = "";
@@ -112,8 +109,7 @@ batch_warmup(struct batch *b)
 }
 
 /* Runs one batch of taken jobs outside the lock; fills each job's output and status. */
-static void
-batch_run(struct batch *b, struct batch_job *first, int njobs, int samples)
+static void batch_run(struct batch *b, struct batch_job *first, int njobs, int samples)
 {
 	struct timespec t0, t1;
 	char err[256] = "";
@@ -153,8 +149,7 @@ batch_run(struct batch *b, struct batch_job *first, int njobs, int samples)
  * The inference thread: warm up, then gather and run batches until told to
  * stop, or until draining has emptied the queue.
  */
-static void *
-batch_thread(void *arg)
+static void *batch_thread(void *arg)
 {
 	struct batch *b = arg;
 
@@ -222,8 +217,7 @@ batch_thread(void *arg)
 	return NULL;
 }
 
-static void
-batch_job_free_(struct batch_job *j)
+static void batch_job_free_(struct batch_job *j)
 {
 	free(j->in);
 	free(j->out);
@@ -231,8 +225,7 @@ batch_job_free_(struct batch_job *j)
 }
 
 /* Loop side of the eventfd: report warmup, deliver finished jobs, report the drain. */
-static void
-batch_on_event(evutil_socket_t fd, short what, void *arg)
+static void batch_on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct batch *b = arg;
 	uint64_t v;
@@ -275,9 +268,8 @@ batch_on_event(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-struct batch *
-batch_new(struct event_base *base, struct model *m, const struct batch_opts *o,
-	  char *err, size_t errlen)
+struct batch *batch_new(struct event_base *base, struct model *m, const struct batch_opts *o,
+			char *err, size_t errlen)
 {
 	struct batch *b = calloc(1, sizeof(*b));
 	pthread_condattr_t ca;
@@ -326,8 +318,7 @@ fail:
 	return NULL;
 }
 
-static void
-batch_free_list(struct batch_job *j)
+static void batch_free_list(struct batch_job *j)
 {
 	while (j) {
 		struct batch_job *next = j->next;
@@ -336,8 +327,7 @@ batch_free_list(struct batch_job *j)
 	}
 }
 
-void
-batch_free(struct batch *b)
+void batch_free(struct batch *b)
 {
 	if (!b)
 		return;
@@ -361,8 +351,7 @@ batch_free(struct batch *b)
 	free(b);
 }
 
-struct batch_job *
-batch_job_new(struct batch *b, int n, batch_done_cb done, void *arg)
+struct batch_job *batch_job_new(struct batch *b, int n, batch_done_cb done, void *arg)
 {
 	struct batch_job *j = calloc(1, sizeof(*j));
 
@@ -388,8 +377,7 @@ const float *batch_job_output(const struct batch_job *j) { return j->out; }
 double batch_job_wait_seconds(const struct batch_job *j) { return j->wait_s; }
 int batch_ready(const struct batch *b) { return b->ready; }
 
-int
-batch_submit(struct batch *b, struct batch_job *j)
+int batch_submit(struct batch *b, struct batch_job *j)
 {
 	int rc = 0;
 
@@ -415,8 +403,7 @@ batch_submit(struct batch *b, struct batch_job *j)
 	return rc;
 }
 
-void
-batch_cancel(struct batch *b, struct batch_job *j)
+void batch_cancel(struct batch *b, struct batch_job *j)
 {
 	pthread_mutex_lock(&b->mu);
 	if (j->state == JOB_QUEUED) {
@@ -440,8 +427,7 @@ batch_cancel(struct batch *b, struct batch_job *j)
 	pthread_mutex_unlock(&b->mu);
 }
 
-int
-batch_queue_depth(struct batch *b)
+int batch_queue_depth(struct batch *b)
 {
 	int n;
 
@@ -451,8 +437,7 @@ batch_queue_depth(struct batch *b)
 	return n;
 }
 
-void
-batch_drain(struct batch *b)
+void batch_drain(struct batch *b)
 {
 	pthread_mutex_lock(&b->mu);
 	b->draining = 1;
