@@ -609,12 +609,3 @@ struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name)
 			return u;
 	return NULL;
 }
-
-const char *conf_log_level_name(enum conf_log_level l)
-{
-	static const char *const names[] = { "emerg", "alert", "crit", "error",
-					     "warn", "notice", "info", "debug" };
-	if ((unsigned)l >= sizeof(names) / sizeof(names[0]))
-		return "?";
-	return names[l];
-}

@@ -337,14 +337,13 @@ void gpu_tick(void)
 	if (!gw.metrics)
 		return;
 	for (int d = 0; d < ndev; d++) {
-		char name[160], l[256];
-		metrics_escape(devs[d].name, name, sizeof(name));
+		char l[700];
 		int64_t used = gpu_used(d, NULL);
-		snprintf(l, sizeof(l), "gpu=\"%s\",kind=\"declared\"", name);
+		prom_labels(l, sizeof(l), "gpu", devs[d].name, "kind", "declared", NULL);
 		metrics_set(gw.metrics, "wakegate_gpu_memory_bytes", l, (double)devs[d].bytes);
-		snprintf(l, sizeof(l), "gpu=\"%s\",kind=\"used\"", name);
+		prom_labels(l, sizeof(l), "gpu", devs[d].name, "kind", "used", NULL);
 		metrics_set(gw.metrics, "wakegate_gpu_memory_bytes", l, (double)used);
-		snprintf(l, sizeof(l), "gpu=\"%s\",kind=\"free\"", name);
+		prom_labels(l, sizeof(l), "gpu", devs[d].name, "kind", "free", NULL);
 		metrics_set(gw.metrics, "wakegate_gpu_memory_bytes", l, (double)(devs[d].bytes - used));
 	}
 }

@@ -5,6 +5,7 @@
  * the health probe and the warmer call back when they are done.
  */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/replica.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
@@ -142,11 +143,11 @@ static void replica_gauge(struct replica *rep)
 {
 	if (!gw.metrics)
 		return;
-	char name[256], labels[512];
-	metrics_escape(rep->up->name, name, sizeof(name));
+	char labels[700], id[16];
+	snprintf(id, sizeof(id), "%d", rep->id);
 	for (int s = 0; s < REPLICA_NSTATES; s++) {
-		snprintf(labels, sizeof(labels), "upstream=\"%s\",replica=\"%d\",state=\"%s\"",
-			 name, rep->id, state_names[s]);
+		prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "replica", id,
+			    "state", state_names[s], NULL);
 		metrics_set(gw.metrics, "wakegate_replica_state", labels, rep->state == (enum replica_state)s);
 	}
 }
@@ -156,10 +157,9 @@ static void replica_count_move(struct replica *rep, enum replica_state from, enu
 {
 	if (!gw.metrics)
 		return;
-	char name[256], labels[512];
-	metrics_escape(rep->up->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\",from=\"%s\",to=\"%s\",cause=\"%s\"",
-		 name, state_names[from], state_names[to], cause_names[cause]);
+	char labels[800];
+	prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "from", state_names[from],
+		    "to", state_names[to], "cause", cause_names[cause], NULL);
 	metrics_add(gw.metrics, "wakegate_replica_moves_total", labels, 1);
 }
 
@@ -185,7 +185,7 @@ int replica_move(struct replica *rep, enum replica_state to, enum replica_cause 
 	rep->cause = cause;
 	rep->gen++;
 	rep->since = gw_now();
-	enum conf_log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
+	enum log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
 	if (*why)
 		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s (%s) cause=%s", rep->up->name, rep->id,
 			state_names[from], state_names[to], why, cause_names[cause]);
@@ -293,9 +293,7 @@ static void replica_warm_free(struct replica *rep)
 
 static void up_labels(const struct upstream *u, char *buf, size_t len)
 {
-	char name[256];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(buf, len, "upstream=\"%s\"", name);
+	prom_labels(buf, len, "upstream", u->name, NULL);
 }
 
 /* Writes the GPU and idle seconds counted so far to metrics and the store. */
@@ -592,7 +590,7 @@ static void replica_ready(struct replica *rep)
 	char host[256];
 	int port;
 	int woke = rep->wake_level > 0;
-	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
+	rep->pool = url_split(rep->url, host, sizeof(host), &port, NULL) == 0 ?
 		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
 		replica_fail(rep, CAUSE_WARMUP, 0, "cannot make a connection pool");
