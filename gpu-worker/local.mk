@@ -90,7 +90,7 @@ gpu_worker_wakegate_worker_fakecuda_SOURCES = $(gpu_worker_wakegate_worker_SOURC
 	gpu-worker/cuda-fake.cc gpu-worker/emu.h
 gpu_worker_wakegate_worker_fakecuda_CFLAGS = $(gpu_worker_wakegate_worker_CFLAGS)
 gpu_worker_wakegate_worker_fakecuda_CXXFLAGS = $(EMU_CXXFLAGS)
-gpu_worker_wakegate_worker_fakecuda_LDADD = gpu-worker/libwgmodel.a $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS) -ldl -lm
+gpu_worker_wakegate_worker_fakecuda_LDADD = gpu-worker/libwgmodel.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS) -ldl -lm
 bench_cuda_bench_fakecuda_SOURCES = bench/cuda-bench.c gpu-worker/cuda-fake.cc gpu-worker/emu.h
 bench_cuda_bench_fakecuda_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/gpu-worker/fake
 bench_cuda_bench_fakecuda_CFLAGS = $(AM_CFLAGS)
