@@ -13,6 +13,7 @@
 #include "gateway/launch.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/port.h"
 #include "gateway/probe.h"
 #include "gateway/proxy.h"
 #include "gateway/sleepapi.h"
@@ -204,66 +205,13 @@ int replica_move(struct replica *rep, enum replica_state to, enum replica_cause 
 
 /* 1 when a replica of this gateway that is not STOPPED holds port: a booting
  * worker has been given its port but may not have bound it yet. */
-static int replica_port_taken(const struct replica *self, int port)
+static int port_taken_cb(int port, void *arg)
 {
+	const struct replica *self = arg;
 	for (const struct replica *r = all_reps; r; r = r->next_all)
 		if (r != self && r->state != REPLICA_STOPPED && r->port == port)
 			return 1;
 	return 0;
-}
-
-/* The ports a local worker may get: the conf's replica_ports, or else below
- * the kernel's ephemeral range, whose ports any outgoing connection (ours to
- * Redis or a worker, a client's) may take as its source port between our
- * probe and the worker's bind. Above that range when too few are below it. */
-static void replica_port_range(int *lo, int *hi)
-{
-	if (gw.conf && gw.conf->replica_port_lo) {	/* replica_ports LOW-HIGH */
-		*lo = gw.conf->replica_port_lo, *hi = gw.conf->replica_port_hi;
-		return;
-	}
-	int elo = 32768, ehi = 60999;
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-	if (f) {
-		if (fscanf(f, "%d %d", &elo, &ehi) != 2 || elo < 1 || ehi < elo || ehi > 65535)
-			elo = 32768, ehi = 60999;
-		fclose(f);
-	}
-	*lo = 10000, *hi = elo - 1;
-	if (*hi - *lo < 1000)
-		*lo = ehi + 1, *hi = 65535;
-	if (*hi - *lo < 1000)
-		*lo = 1024, *hi = 65535;	/* no room outside it: probe anywhere */
-}
-
-/* A loopback port nobody has bound and no other replica of ours was given,
- * from a random start in replica_port_range(), then onwards; -1 when none is
- * found. SO_REUSEADDR stays off, so a port still in TIME_WAIT is passed over. */
-static int replica_pick_port(const struct replica *self)
-{
-	static unsigned next;
-	int lo, hi;
-	replica_port_range(&lo, &hi);
-	unsigned n = (unsigned)(hi - lo + 1);
-	if (!next)
-		next = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	int port = -1;
-	for (unsigned tries = 0; tries < n && tries < 2000 && port < 0; tries++) {
-		int p = lo + (int)(next++ % n);
-		if (replica_port_taken(self, p))
-			continue;
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-			port = p;
-		else if (errno != EADDRINUSE && errno != EACCES)
-			break;
-	}
-	close(fd);	/* never listened: leaves no TIME_WAIT behind */
-	return port;
 }
 
 static void replica_probe_free(struct replica *rep)
@@ -539,7 +487,8 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	if (!replica_gates_open(rep))
 		return 0;	/* placing it, or asking the other gateways first: see replica_add_gate */
 	char err[256];
-	rep->port = replica_pick_port(rep);
+	rep->port = port_pick(gw.conf ? gw.conf->replica_port_lo : 0, gw.conf ? gw.conf->replica_port_hi : 0,
+			      port_taken_cb, rep);
 	if (rep->port <= 0) {
 		replica_fail(rep, CAUSE_BOOT, 0, "no free local port");
 		return -1;
