@@ -39,7 +39,7 @@ struct opts {
 
 /* What one policy did over the whole trace. */
 struct result {
-	char name[64];
+	char name[160];	/* the spec as given: ladder options make it long */
 	int always_on;
 	int oracle;		/* the clairvoyant bound (replay_ladder.h) */
 	int ladder;		/* the sleep ladder, with lc */
@@ -310,7 +310,7 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 	struct result *r;
 
 	const char *plus;
-	char base[64];
+	char base[160];
 
 	if (!strcmp(spec, "all")) {
 		add_policy(res, nres, o, "always-on");
@@ -534,9 +534,16 @@ static void print_results(struct result *res, int nres, const struct opts *o,
 		double vs = orc > 0 ? r->billed_ms / orc : 0;
 		uint64_t wakes = r->lo.wakes[1] + r->lo.wakes[2];
 
-		if (o->csv)
-			printf("%s,%.1f,%.4f,%.2f,%" PRIu64 ",%.3f,%.3f,%.3f,%" PRIu64 "\n", r->name, gpu_s, cost,
+		if (o->csv) {
+			char name[sizeof(r->name)], *c;
+
+			/* a spec's own commas (ladder:price1=0,price2=0) would split the row */
+			memcpy(name, r->name, sizeof(name));
+			while ((c = strchr(name, ',')))
+				*c = ';';
+			printf("%s,%.1f,%.4f,%.2f,%" PRIu64 ",%.3f,%.3f,%.3f,%" PRIu64 "\n", name, gpu_s, cost,
 				saving, r->cold, p50, p99, vs, wakes);
+		}
 		else
 			printf("%-22s %12.1f %10.2f %7.1f%% %12" PRIu64 " %8.2fs %8.2fs %8.2fx %7" PRIu64 "\n",
 				r->name, gpu_s, cost, saving, r->cold, p50, p99, vs, wakes);
