@@ -135,12 +135,12 @@ for my $t (qw(bursty diurnal diurnal-lowvolume sparse)) {
 	ok(!grep({ $all{$_}{vs} < 1 } keys %all), "$t: every ratio to the oracle is at least 1");
 	# the ladder at full price and with instant wakes is the same process
 	# lives as a fixed 30m keep-alive; a wake delays the work it wakes for, and
-	# so the rest of the run, by at most its wake time (2s by default)
+	# so the rest of the run, by at most its wake time (1s by default)
 	is($all{$instant}{gpu}, $all{'fixed:30m'}{gpu}, "$t: a ladder billed in full, waking in no time, costs what fixed:30m costs");
 	is($all{ladder}{cold}, $all{'fixed:30m'}{cold}, "$t: the ladder starts cold as often as fixed:30m");
 	my $extra = $all{ladder}{gpu} - $all{'fixed:30m'}{gpu};
-	ok($extra >= 0 && $extra <= 2 * $all{ladder}{wakes},
-		"$t: its wakes cost it ${extra}s more than fixed:30m, no more than 2s a wake ($all{ladder}{wakes} wakes)");
+	ok($extra >= 0 && $extra <= 1 * $all{ladder}{wakes},
+		"$t: its wakes cost it ${extra}s more than fixed:30m, no more than 1s a wake ($all{ladder}{wakes} wakes)");
 	cmp_ok($all{$freed}{gpu}, '<', $all{ladder}{gpu}, "$t: freeing the GPU while asleep bills less");
 	is($all{$freed}{cold}, $all{ladder}{cold}, "$t: with the same cold starts");
 	cmp_ok($all{ladder}{cold}, '<=', $all{'fixed:5m'}{cold}, "$t: the ladder starts cold no more often than fixed:5m");

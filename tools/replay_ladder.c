@@ -12,17 +12,19 @@
 
 /* The defaults: a short keep-alive awake, level 2 after the fixed 5
  * minutes the gateway stops at by default, a stop after 30 minutes. The
- * wake times are bench/wake's through-the-gateway medians for its 1 GB
- * model on the CPU path (bench/README.md); a GPU's are of the same order
- * for that size (vLLM publishes 0.26-3 s for level 1). A sleeping process
- * is billed in full by default: on a GPU rented by the second it is still
- * rented; price1=0 shows what a freed GPU buys. */
+ * wake times are bench/wake's through-the-gateway holds for its 1 GB model
+ * on the CPU path, rounded to the second (level 1: 0.41-1.03 s, level 2:
+ * 0.73-0.98 s over three runs; bench/README.md): on that machine a level-2
+ * wake's disk read costs about what a level-1 wake's fresh pages do. A GPU's
+ * are of the same order for that size (vLLM publishes 0.26-3 s for level 1).
+ * A sleeping process is billed in full by default: on a GPU rented by the
+ * second it is still rented; price1=0 shows what a freed GPU buys. */
 void ladder_conf_default(struct ladder_conf *c)
 {
 	*c = (struct ladder_conf){
 		.after_ms = { 0, 60000, 300000 },
 		.stop_ms = 1800000,
-		.wake_ms = { 0, 1000, 2000 },
+		.wake_ms = { 0, 1000, 1000 },
 		.price = { 1, 1, 1 },
 	};
 }
