@@ -62,6 +62,7 @@ static void upstream_free(struct upstream *u)
 	}
 	keepalive_free(u);
 	cost_free(u);
+	scale_free(u);
 	free(u->name);
 	free(u);
 }
