@@ -11,6 +11,7 @@
 #include "gateway/fleet.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/upstream.h"
 
 #include <stdio.h>
@@ -144,6 +145,15 @@ static int scale_on(struct upstream *u, const struct scale_rule_in *in, double n
 	return 1;
 }
 
+void scale_metrics_declare(struct metrics *m)
+{
+	metrics_declare(m, "wakegate_scale_on_mean", METRICS_GAUGE,
+			"scale_on: the mean of the gauge over the READY replicas' fresh readings (upstreams with scale_on).",
+			NULL, 0);
+	metrics_declare(m, "wakegate_scale_on_readings", METRICS_GAUGE,
+			"scale_on: how many READY replicas have a fresh reading.", NULL, 0);
+}
+
 void scale_free(struct upstream *u)
 {
 	if (!u->scale)
@@ -194,8 +204,11 @@ void scale_tick(struct upstream *u, double now)
 	struct scale_rule_in in = { .now = now, .ready = ready, .coming = coming, .max = max,
 		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
 		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
-	if (cf->scale_on_gauge)
+	if (cf->scale_on_gauge) {
 		in.n = scale_gauge_sum(u, u->scale, now, &in.sum);
+		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in.n ? in.sum / in.n : 0);
+		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in.n);
+	}
 	if (scale_on(u, &in, now))
 		return;
 	int target = scale_rule_target(scale_target(u), cf->headroom_pct);

@@ -41,6 +41,9 @@ struct scale_up {
 void scale_gauge_tick(struct upstream *u, struct scale_up *s, double now);
 int scale_gauge_sum(const struct upstream *u, const struct scale_up *s, double now, double *sum);
 void scale_gauge_free(struct scale_up *s);
+/* Declares scale_on's gauges (at start, with the other upstream metrics). */
+struct metrics;
+void scale_metrics_declare(struct metrics *m);
 /* Frees u->scale (the upstream is being freed). */
 void scale_free(struct upstream *u);
 

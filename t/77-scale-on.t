@@ -192,6 +192,10 @@ like($log, qr/scale up: wakegate_worker_busy_ratio mean [\d.]+ > 0\.2 for 3s ove
 like($log, qr/replica 1: STOPPED -> BOOTING \(scale up/, 'replica 1 boots for the scale up');
 unlike($log, qr/target_concurrency 100\), starting/, 'concurrency did not trigger it');
 cmp_ok($t_up - $t0, '>=', 3, sprintf('not before the 3s window (%.1fs after the load began)', $t_up - $t0));
+my $m = HTTP::Tiny->new->get("$gw->{admin_url}/metrics")->{content};
+my ($mean) = $m =~ /^wakegate_scale_on_mean\{upstream="digits"\} (\S+)$/m;
+cmp_ok($mean // 0, '>', 0.2, "wakegate_scale_on_mean shows the mean it compares (" . ($mean // 'none') . ")");
+like($m, qr/^wakegate_scale_on_readings\{upstream="digits"\} [12]$/m, 'wakegate_scale_on_readings counts the replicas read');
 ok(wait_until(sub { ready($gw) == 2 }, 30), 'the second replica becomes READY');
 sleep 2;
 spew($stop, '');
@@ -226,4 +230,33 @@ cmp_ok(($t_down // 0) - $t_end, '>', 14, 'so it was held past idle_timeout and t
 like(gw_log($gw), qr/replica 1: READY -> DRAINING .*cause=scale_down/, 'the drain\'s cause is scale_down');
 
 stop_proc($gw->{pid});
+
+# headroom 40% of target_concurrency 5 is 3: four slow requests at once start a
+# second replica, where without headroom they fit the target
+my $HUPS = 'warmup off; replicas min=0 max=2; target_concurrency 5; idle_timeout 60s; stop_grace 1s;';
+my ($th, $ph, $ah) = gw_conf(launch => backend_cmd(), upstream => "$HUPS headroom 40%;");
+my ($tn, $pn, $an) = gw_conf(launch => backend_cmd(), upstream => $HUPS);
+my $gh = gw_start(conf => $th, port => $ph, admin => $ah);
+my $gn = gw_start(conf => $tn, port => $pn, admin => $an);
+for my $x ($gh, $gn) {
+	is(http_get("$x->{url}/hello", timeout => 60)->{status}, 200, 'a first request wakes replica 0');
+}
+my @slow;
+for my $x ($gh, $gn) {
+	for (1 .. 4) {
+		my $kid = fork // die;
+		if (!$kid) {
+			my $res = HTTP::Tiny->new(timeout => 30)->get("$x->{url}/slow?ms=3000");
+			_exit($res->{status} == 200 ? 0 : 1);
+		}
+		push @slow, $kid;
+	}
+}
+ok(wait_until(sub { gw_log($gh) =~ /4 requests for 1 ready replica \(target_concurrency 3\), starting replica 1/ }, 20),
+	'with headroom 40% four requests in flight start a second replica (target 5 less 40% is 3)') or diag(gw_log($gh));
+my $all = 1;
+for (@slow) { waitpid($_, 0); $all = 0 if $? }
+ok($all, 'the eight slow requests are answered 200');
+unlike(gw_log($gn), qr/starting replica 1/, 'without headroom the same four requests fit target_concurrency 5');
+stop_proc($_->{pid}) for $gh, $gn;
 done_testing;
