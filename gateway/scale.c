@@ -204,8 +204,10 @@ void scale_tick(struct upstream *u, double now)
 	struct scale_rule_in in = { .now = now, .ready = ready, .coming = coming, .max = max,
 		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
 		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
-	if (cf->scale_on_gauge) {
+	if (cf->scale_on_gauge)
 		in.n = scale_gauge_sum(u, u->scale, now, &in.sum);
+	if (cf->scale_on_gauge || u->scale->shown) {	/* a reload that drops scale_on leaves 0, not the last mean */
+		u->scale->shown = 1;
 		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in.n ? in.sum / in.n : 0);
 		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in.n);
 	}

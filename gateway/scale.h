@@ -35,6 +35,7 @@ struct scale_gauge {
 struct scale_up {
 	struct scale_rule_state rule;	/* scale_on's window and the cooldown */
 	struct scale_gauge g[8];	/* UPSTREAM_MAX_REPLICAS: one per replica slot */
+	int shown;			/* its gauges are in /metrics: kept up to date (0 once scale_on is gone) */
 };
 
 /* scale_gauge.c: fetches the readings on the tick; sums the fresh ones (returns how many). */
