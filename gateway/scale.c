@@ -14,6 +14,7 @@
 #include "gateway/metrics.h"
 #include "gateway/upstream.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -143,6 +144,33 @@ static int scale_on(struct upstream *u, const struct scale_rule_in *in, double n
 	replica_wake(rep, CAUSE_SCALE_UP);
 	scale_rule_scaled_up(&u->scale->rule, now);
 	return 1;
+}
+
+json_t *scale_status_json(const struct upstream *u)
+{
+	json_t *o = json_object();
+	const struct conf_upstream *cf = u->cf;
+	if (!cf)
+		return o;	/* retired: nothing scales it any more */
+	double now = gw_now();
+	const struct scale_up *s = u->scale;
+	json_object_set_new(o, "target_concurrency", json_integer(scale_rule_target(scale_target(u), cf->headroom_pct)));
+	json_object_set_new(o, "headroom_pct", json_integer(cf->headroom_pct));
+	double left = s && s->rule.scaled_up ? s->rule.last_up + (double)cf->scale_down_cooldown_ms / 1000 - now : 0;
+	json_object_set_new(o, "cooldown_seconds", json_real(left > 0 ? left : 0));
+	if (!cf->scale_on_gauge)
+		return o;
+	double sum = 0;
+	int n = s ? scale_gauge_sum(u, s, now, &sum) : 0;
+	json_t *on = json_object();
+	json_object_set_new(on, "gauge", json_string(cf->scale_on_gauge));
+	json_object_set_new(on, "above", json_real(cf->scale_on_above));
+	json_object_set_new(on, "for_seconds", json_real((double)cf->scale_on_for_ms / 1000));
+	json_object_set_new(on, "mean", n ? json_real(sum / n) : json_null());
+	json_object_set_new(on, "readings", json_integer(n));
+	json_object_set_new(on, "above_seconds", json_real(s && s->rule.high ? now - s->rule.high_since : 0));
+	json_object_set_new(o, "scale_on", on);
+	return o;
 }
 
 void scale_metrics_declare(struct metrics *m)

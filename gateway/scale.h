@@ -42,6 +42,9 @@ struct scale_up {
 void scale_gauge_tick(struct upstream *u, struct scale_up *s, double now);
 int scale_gauge_sum(const struct upstream *u, const struct scale_up *s, double now, double *sum);
 void scale_gauge_free(struct scale_up *s);
+/* /status's "scale" of u: the target in force, the cooldown left, scale_on's mean and window. */
+struct json_t;
+struct json_t *scale_status_json(const struct upstream *u);
 /* Declares scale_on's gauges (at start, with the other upstream metrics). */
 struct metrics;
 void scale_metrics_declare(struct metrics *m);

@@ -196,6 +196,10 @@ my $m = HTTP::Tiny->new->get("$gw->{admin_url}/metrics")->{content};
 my ($mean) = $m =~ /^wakegate_scale_on_mean\{upstream="digits"\} (\S+)$/m;
 cmp_ok($mean // 0, '>', 0.2, "wakegate_scale_on_mean shows the mean it compares (" . ($mean // 'none') . ")");
 like($m, qr/^wakegate_scale_on_readings\{upstream="digits"\} [12]$/m, 'wakegate_scale_on_readings counts the replicas read');
+my $sc = gw_status($gw)->{upstreams}{digits}{scale} // {};
+is($sc->{scale_on}{gauge}, 'wakegate_worker_busy_ratio', '/status shows the scale_on gauge');
+ok(defined $sc->{scale_on}{mean} && $sc->{scale_on}{readings} >= 1, "and its mean ($sc->{scale_on}{mean}) over $sc->{scale_on}{readings} reading(s)");
+ok($sc->{cooldown_seconds} > 15 && $sc->{cooldown_seconds} <= 25, "and the cooldown left after the scale up ($sc->{cooldown_seconds}s)");
 ok(wait_until(sub { ready($gw) == 2 }, 30), 'the second replica becomes READY');
 sleep 2;
 spew($stop, '');
@@ -241,6 +245,8 @@ my $gn = gw_start(conf => $tn, port => $pn, admin => $an);
 for my $x ($gh, $gn) {
 	is(http_get("$x->{url}/hello", timeout => 60)->{status}, 200, 'a first request wakes replica 0');
 }
+is(gw_status($gh)->{upstreams}{digits}{scale}{target_concurrency}, 3, '/status shows the target in force: 5 less 40%');
+is(gw_status($gn)->{upstreams}{digits}{scale}{target_concurrency}, 5, 'and 5 without headroom');
 my @slow;
 for my $x ($gh, $gn) {
 	for (1 .. 4) {

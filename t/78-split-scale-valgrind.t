@@ -54,6 +54,7 @@ my $m = '';
 ok(wait_until(sub { $m = $h->get("$g->{admin_url}/metrics")->{content};
 	$m =~ /^wakegate_scale_on_readings\{upstream="digits-v1"\} 1$/m && $m =~ /^wakegate_scale_on_readings\{upstream="digits-v2"\} 1$/m }, 30),
 	'both upstreams read their replica\'s gauge');
+is(gw_status($g)->{upstreams}{'digits-v1'}{scale}{scale_on}{readings}, 1, '/status shows the reading');
 like(gw_log($g), qr/STOPPED -> BOOTING.*\n(?s:.*)STOPPED -> BOOTING/, 'both upstreams were woken');
 
 spew($g->{conf}, conf_text('', '25% digits-v2;'));
