@@ -61,11 +61,11 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 
-# split-test: nginx's split_clients choice through gateway/split.c, for t/73-split.t.
+# split-test: nginx's split_clients choice through gateway/split.c, for t/76-split.t.
 check_PROGRAMS += gateway/split-test
 gateway_split_test_SOURCES = gateway/split-test.c gateway/split.c gateway/split.h
 
-# scale-test: replays gauge series through gateway/scale_rule.c, for t/74-scale-on.t.
+# scale-test: replays gauge series through gateway/scale_rule.c, for t/77-scale-on.t.
 check_PROGRAMS += gateway/scale-test
 gateway_scale_test_SOURCES = gateway/scale-test.c gateway/scale_rule.c gateway/scale_rule.h
 
