@@ -135,9 +135,10 @@ repo_load_unload(struct worker *w, struct evhttp_request *req, enum api_route r,
 		api_reply_empty(w, req, r, 200);	/* already unloaded: Triton answers 200 too */
 		return;
 	}
-	sleep_control(w, req, r, BATCH_CTL_SLEEP2);
-	if (w->ctl_op == BATCH_CTL_SLEEP2)
+	/* sleep_control() refuses (409, 503) exactly when one of these holds */
+	if (!w->draining && !w->ctl_op)
 		w->unloaded = 1;
+	sleep_control(w, req, r, BATCH_CTL_SLEEP2);
 }
 
 void
