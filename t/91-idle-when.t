@@ -1,7 +1,8 @@
 # idle_timeout bounds WHEN the idle stop comes, not only whether it comes
-# (wakegate.conf(5): "a replica with no activity for idle_timeout is
-# drained and stopped"): never before idle_timeout has passed since the last
-# request, and not long after it. t/42 checks that an idle worker stops
+# (wakegate.conf(5): "A replica with no request in flight and no bytes
+# flowing for this long is drained and stopped. Counted from the last
+# activity"): never before idle_timeout has passed since the last request,
+# and not long after it. t/42 checks that an idle worker stops
 # eventually; an idle check that fires at half the time passes there.
 use strict;
 use warnings;

@@ -1,8 +1,8 @@
 # A replica that failed waits out a backoff (1s, 2s, 4s, ... 30s) before the
 # next try; a request that comes meanwhile gets a 503 at once, with the
-# reason and a Retry-After that says when the next try comes: present,
-# at least 1, and no larger than the backoff in force (wakegate.conf(5),
-# boot failures). t/43 checks the Retry-After of the first 503 only, which
+# reason and a Retry-After (wakegate(8), FAILED: "and so do requests
+# arriving during the backoff"): present, at least 1, and no larger than the
+# backoff in force. t/43 checks the Retry-After of the first 503 only, which
 # comes from the failed boot itself, not from the backoff.
 use strict;
 use warnings;

@@ -1,7 +1,7 @@
 # SIGHUP into a conf that parses (wakegate -t says so) but whose new
 # listener cannot be opened, because another process holds the port: the
-# reload fails as a whole (wakegate(8): "the new conf replaces the old only
-# when it loads and its listeners open"), the log says why, and the gateway
+# reload fails as a whole (wakegate(8), SIGHUP: "on error the error is
+# logged and the old conf keeps serving"), the log says why, and the gateway
 # goes on serving on the old conf: its locations, its limit_req state, its
 # warm replica. Once the port is free the same conf reloads. t/44 reloads
 # only into confs that bind or do not parse.

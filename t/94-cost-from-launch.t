@@ -1,5 +1,6 @@
 # GPU seconds count from each replica's launch to its exit
-# (wakegate.conf(5), price_per_hour: "the time each replica ran"), not from
+# (wakegate.conf(5), billing_granularity: "each run of a replica (from the
+# moment the gateway launches it to the end of its process)"), not from
 # the gateway's start: a gateway that sat idle before its first request, and
 # a second run after an idle stop, bill only the time the worker lived (seen
 # here through /proc). In t/62 the first request comes milliseconds after the
