@@ -83,6 +83,12 @@ struct launch *launch_k8s_new(struct event_base *base, const struct conf_upstrea
  */
 typedef void (*launch_child_fn)(pid_t pid, int status, void *arg);
 int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, void *arg);
+/*
+ * Makes the SIGCHLD watcher now: call it before the fork. Until it exists
+ * SIGCHLD is ignored, so a child that ends before launch_child_watch() would
+ * go unseen until some other child ends. 0, or -1.
+ */
+int launch_child_watch_init(struct event_base *base);
 void launch_child_unwatch(pid_t pid);
 
 /*

@@ -251,7 +251,13 @@ static int exec_sigchld_init(struct event_base *base)
 	return 0;
 }
 
-/* Called right after fork, before the loop runs again: no exit can be missed. */
+int launch_child_watch_init(struct event_base *base)
+{
+	return exec_sigchld_init(base);
+}
+
+/* Called right after fork, before the loop runs again: no exit can be missed
+ * (once launch_child_watch_init() ran before the fork). */
 int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, void *arg)
 {
 	struct child_watch *w = calloc(1, sizeof(*w));
