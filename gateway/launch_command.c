@@ -98,6 +98,12 @@ static void cmd_exited(pid_t pid, int status, void *arg);
 /* Runs the start or stop command (by state). 0, or -1 with err set. */
 static int cmd_spawn(struct cmd_launch *c, enum cmd_state st, char *err, size_t errlen)
 {
+	/* before the fork: a start command that fails at once must not end unseen
+	 * (the replica would wait out boot_timeout or the hold timeout) */
+	if (launch_proc_init(c->evb) < 0) {
+		snprintf(err, errlen, "cannot watch the %s command", cmd_names[st]);
+		return -1;
+	}
 	char *cmd = launch_expand(st == C_STARTING ? c->start_cmd : c->stop_cmd, c->name, c->port, c->prefix);
 	if (!cmd) {
 		snprintf(err, errlen, "out of memory");

@@ -8,6 +8,8 @@ use warnings;
 use Test::More;
 use POSIX qw(ceil floor);
 use WG;
+use WGGateway;
+use WGLimits;
 
 my $drv = ($ENV{WG_BUILD} // src('.')) . '/gateway/degrade-test';
 plan skip_all => "no $drv: build it first (make gateway/degrade-test)" unless -x $drv;
@@ -180,6 +182,30 @@ SKIP: {
 	skip 'degrade-test is built with a sanitizer', 1 if sanitized($drv);
 	$r = run("$rules" . "start 5 3\nend 6 100 1\nqueue 500\neval 7\nstats 8\n", $vg, '-q', '--error-exitcode=99', '--leak-check=full');
 	is($r->{status}, 0, 'valgrind finds nothing in the degrade module') or diag($r->{out});
+}
+
+# --- the cold rule in the running gateway ---------------------------------------------------
+# What the pure module is fed (gateway/rules.c: "cold" is no READY replica)
+# and what the glue does with a decision (serve elsewhere, wake the cold
+# upstream). t/54 covers every rule end to end; this is the least of it.
+{
+	my $be = backend_cmd();
+	my ($text, $port, $admin) = gw_conf_text(
+		upstreams => qq{upstream big { launch exec "sleep 2; $be"; warmup off; idle_timeout 60s; stop_grace 1s; }
+upstream small { launch exec "$be"; warmup off; min_warm 1; idle_timeout 60s; stop_grace 1s; }},
+		locations => "\tlocation / { proxy_pass big; degrade to small when cold; }\n");
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $st = sub { return gw_status($g)->{upstreams}{$_[0]}{state} // '' };
+	ok(wait_until(sub { $st->('small') eq 'READY' }, 30), 'gateway: the small upstream is warm (min_warm 1)');
+	my $r = WG::http_get("$g->{url}/c1", timeout => 30);
+	my $big = $st->('big');
+	is("$r->{status} " . ($r->{headers}{'x-wakegate-degraded'} // '-'), '200 small cold',
+		'gateway: a request for the cold upstream is served by the small one, X-Wakegate-Degraded: small cold');
+	like($big, qr/^(BOOTING|WARMING)$/, 'gateway: and the cold upstream is woken, not left cold');
+	ok(wait_until(sub { $st->('big') eq 'READY' }, 30), 'gateway: it becomes READY');
+	$r = WG::http_get("$g->{url}/c2", timeout => 30);
+	is("$r->{status} " . ($r->{headers}{'x-wakegate-degraded'} // '-'), '200 -', 'gateway: then the rule no longer applies');
+	stop_proc($g->{pid});
 }
 
 done_testing();

@@ -84,16 +84,32 @@ sub lines_of { my @l = split /\n/, slurp($_[0]); return scalar @l }
 		qq{launch command start="echo 'no GPU left in zone' >&2; exit 3" stop="true" url=http://127.0.0.1:$wport;},
 		upstream => 'hold 10 timeout=60s;');
 	my $g = gw_start(conf => $text, port => $port, admin => $admin);
-	my $t0 = time;
-	my $r = gw_predict($g, $body, timeout => 60);
+	my $r = gw_predict($g, $body, timeout => 90);
 	is($r->{status}, 503, 'a start command that exits non-zero gets the held request a 503');
-	ok(time - $t0 < 20, 'at once, not after the hold timeout');
+	# bound by what happened, not by the wall clock: a loaded machine may be slow
+	unlike(gw_log($g), qr/no replica ready after/, 'at the command\'s exit, not at the hold timeout');
 	like($r->{content}, qr/upstream \\?"digits\\?": start command exited with status 3: no GPU left in zone/,
 		'the 503 names the exit status and the first line of its stderr');
 	like($r->{headers}{'retry-after'} // '', qr/^\d+$/, 'with a Retry-After');
 	like(gw_log($g), qr/upstream "digits": start command exited with status 3: no GPU left in zone/,
 		'the log names the upstream and the reason');
 	is(gw_status($g)->{upstreams}{digits}{state}, 'FAILED', '/status shows FAILED');
+}
+
+# 2b. the start command is the gateway's first child and fails at once: its
+# exit must not go unseen (SIGCHLD is caught before the fork). Before that
+# fix this failed now and then under load, when the command ended before
+# the gateway watched for it; fresh gateways give the race several chances.
+for my $try (1 .. 3) {
+	my $wport = free_port();
+	my ($text, $port, $admin) = conf_with(
+		qq{launch command start="exit 4" stop="true" url=http://127.0.0.1:$wport;},
+		upstream => 'hold 10 timeout=60s;');
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $r = gw_predict($g, $body, timeout => 90);
+	like("$r->{status} $r->{content}", qr/^503 .*start command exited with status 4/,
+		"fresh gateway $try: a start command that exits at once is seen to fail");
+	stop_proc($g->{pid}, 'TERM', 30);
 }
 
 # 3. a replica URL with a host name: resolved through the gateway's

@@ -22,3 +22,4 @@ gateway_evict_test_LDADD = -lm
 # bench/ (the traces, make-traces, cost) is in EXTRA_DIST through Makefile.am; bench/swap here.
 EXTRA_DIST += bench/swap
 dist_man_MANS += man/wakegate-replay.1
+EXTRA_DIST += tools/mutants tools/mutants.list tools/README.md tools/callgraph
