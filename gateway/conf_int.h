@@ -132,6 +132,9 @@ extern const struct conf_cmd conf_cmds[];	/* conf_cmds.c: the core directives */
 extern const struct conf_cmd conf_tls_cmds[];	/* conf_tls.c: ssl_protocols, ssl_ciphers, tls* */
 extern const struct conf_cmd conf_gpu_cmds[];	/* conf_gpu.c: gpu, gpu_memory, pin, priority, model, route */
 int conf_gpu_check(struct conf_parse *p);
+extern const struct conf_cmd conf_auth_cmds[];	/* conf_auth.c: auth_keys, auth, auth_forward, hold_progress, boot_cancel */
+int conf_auth_check(struct conf_parse *p);
+void conf_auth_free(struct conf *c);
 void conf_gpu_free(struct conf *c);
 void conf_gpu_upstream_free(struct conf_upstream *u);
 

@@ -5,6 +5,7 @@
  * main.c owns gw.base, gw.conf, gw.metrics and gw.store.
  */
 #include "config.h"
+#include "gateway/tenant.h"
 #include "gateway/client_conn.h"
 #include "gateway/proxy.h"
 #include "gateway/accesslog.h"
@@ -376,6 +377,7 @@ static int run(void)
 	launch_exec_cleanup();
 	store_free(gw.store);
 	fleet_peers_free();
+	tenant_free_all();
 	metrics_free(gw.metrics);
 	remove_pid();
 	log_notice("exit");

@@ -10,6 +10,7 @@
 #include "gateway/server.h"
 #include "gateway/conf.h"
 #include "gateway/admin.h"
+#include "gateway/auth.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/model_route.h"
@@ -425,6 +426,7 @@ fail:
 void server_init(void)
 {
 	phase_register(PHASE_ROUTE, route_phase);
+	auth_init();
 	model_route_init();
 	ratelimit_init();
 	rules_init();
