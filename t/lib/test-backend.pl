@@ -6,6 +6,7 @@
 #   GET  /sse?n=N&ms=MS     text/event-stream: N events, one every MS ms
 #   GET  /slow?ms=MS        200 "slow" after MS ms
 #   GET  /pid               the backend's pid
+#   GET  /headers           the request's header lines, as received
 #   GET  /die               the backend kills itself (SIGKILL) without answering
 #   --log FILE              /slow appends "start ID T" and "end ID T" lines (ID from ?id=)
 #   anything else           200 "ok PATH"
@@ -49,8 +50,10 @@ while (1) {
 	my $line = <$c> // exit 0;
 	my ($method, $path) = split ' ', $line;
 	my $len = 0;
+	my $hdrs = '';
 	while (my $h = <$c>) {
 		last if $h =~ /^\r?\n$/;
+		$hdrs .= $h;
 		$len = $1 if $h =~ /^content-length:\s*(\d+)/i;
 	}
 	read($c, my $body, $len) if $len;
@@ -76,6 +79,8 @@ while (1) {
 		kill 'KILL', getppid();
 		sleep 0.5;
 		exit 0;
+	} elsif ($path =~ m{/headers(?:\?|$)}) {
+		reply($c, 200, $hdrs);
 	} elsif ($path =~ m{^/pid}) {
 		reply($c, 200, getppid() . "\n");
 	} else {
