@@ -447,12 +447,12 @@ static double predict_wait_s(const struct upstream *u, double now)
 }
 
 /*
- * The request's deadline: X-Wakegate-Max-Wait, or the upstream's hold
- * max_wait=. When the predicted wait is beyond it the answer is 503 with
- * Retry-After at once (and a wake, so that a retry finds it warmer) rather
- * than a hold that would miss it. 1 when r was answered.
+ * The request's deadline from X-Wakegate-Max-Wait, or the upstream's hold
+ * max_wait=, into r->deadline (read on every request, so that a bad value
+ * gets its 400 whether or not it would have waited). 0, or -1 when r was
+ * answered 400.
  */
-static int deadline_refuse(struct upstream *u, struct wg_request *r, double now)
+static int deadline_read(struct upstream *u, struct wg_request *r)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Wakegate-Max-Wait");
 	int64_t mw = -1;
@@ -460,14 +460,26 @@ static int deadline_refuse(struct upstream *u, struct wg_request *r, double now)
 		mw = conf_parse_time(h);
 		if (mw < 0) {
 			req_reject(r, 400, "invalid X-Wakegate-Max-Wait (a time: 500ms, 5s, 2m)", 0);
-			return 1;
+			return -1;
 		}
 	} else if (u->cf && u->cf->hold_max_wait_ms > 0) {
 		mw = u->cf->hold_max_wait_ms;
 	}
-	if (mw < 0)
+	/* "0" is a deadline too: a moment after arrival, so that it is never held */
+	r->deadline = mw < 0 ? 0 : r->t_arrive + (mw > 0 ? (double)mw / 1000 : 1e-6);
+	return 0;
+}
+
+/*
+ * The request's deadline (deadline_read). When the predicted wait is beyond it the answer is 503 with
+ * Retry-After at once (and a wake, so that a retry finds it warmer) rather
+ * than a hold that would miss it. 1 when r was answered.
+ */
+static int deadline_refuse(struct upstream *u, struct wg_request *r, double now)
+{
+	if (r->deadline <= 0)
 		return 0;
-	r->deadline = r->t_arrive + (double)mw / 1000;
+	int64_t mw = (int64_t)((r->deadline - r->t_arrive) * 1000 + 0.5);
 	double w = predict_wait_s(u, now);
 	if (mw > 0 && (w < 0 || w * 1000 <= (double)mw))
 		return 0;
@@ -495,6 +507,8 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 		req_reject(r, 503, "wakegate is shutting down", 0);
 		return PHASE_AGAIN;
 	}
+	if (deadline_read(u, r) < 0)
+		return PHASE_AGAIN;
 	struct replica *rep = u->hold.n ? NULL : free_slot(u);
 	if (rep) {
 		req_forward(rep, r);

@@ -70,7 +70,7 @@ while (1) {
 			sleep($ms / 1000);
 		}
 		print $c "0\r\n\r\n";
-	} elsif ($path =~ m{^/slow}) {
+	} elsif ($path =~ m{^(?:/\w+)?/slow(?:\?|$)}) {
 		note_log("start", $q{id});
 		sleep(($q{ms} // 1000) / 1000);
 		note_log("end", $q{id});
