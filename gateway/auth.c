@@ -46,9 +46,8 @@ static enum phase_rc auth_phase(struct wg_request *r)
 	const char *key = auth_key_of(h, &len, &header);
 	const struct conf_auth_key *k = key ? conf_auth_find(gw.conf, key, len) : NULL;
 
-	if (!key && r->tenant[0])
-		return PHASE_NEXT;	/* routed again after a reload: its key was checked and taken off */
 	r->priority = loc->priority;
+	r->tenant[0] = '\0';
 	if (k) {
 		size_t n = strlen(k->tenant);
 		memcpy(r->tenant, k->tenant, n < sizeof(r->tenant) ? n + 1 : sizeof(r->tenant));
@@ -67,9 +66,12 @@ static enum phase_rc auth_phase(struct wg_request *r)
 		proxy_send_error(r->req, 401, "a valid API key is required (Authorization: Bearer KEY or X-Api-Key)", 0);
 		return PHASE_DONE;
 	}
-	/* the gateway's key is not the backend's business */
-	if (header && !loc->auth_forward)
-		evhttp_remove_header(h, header);
+	/*
+	 * A known key is the gateway's, not the backend's: dispatch takes its
+	 * header off when it forwards (not here: limit keys such as
+	 * $http_x_api_key still read it). An unknown key is left alone.
+	 */
+	r->auth_header = k && !loc->auth_forward ? header : NULL;
 	return PHASE_NEXT;
 }
 

@@ -257,6 +257,10 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 {
 	r->rep = rep;
 	r->inflight_since = gw_now();
+	if (r->auth_header) {	/* the gateway's API key stays here (auth.h) */
+		evhttp_remove_header(evhttp_request_get_input_headers(r->req), r->auth_header);
+		r->auth_header = NULL;
+	}
 	rep->in_flight++;
 	struct proxy_opts o = {
 		.connect_timeout_ms = r->connect_timeout_ms,

@@ -66,6 +66,7 @@ struct wg_request {
 	int priority;			/* rank in the hold queue: higher goes first */
 	double deadline;		/* gw_now() by which it must be answered; 0: none */
 	double inflight_since;		/* gw_now() when forwarded (tenant.c's GPU-seconds share) */
+	const char *auth_header;	/* auth.c: the header of a known key, taken off at forward (static string); NULL: none */
 	double hold_promote_at;		/* hold.c: goes before higher priorities from then (half its hold timeout) */
 };
 

@@ -18,6 +18,8 @@ my $admin = free_port();
 my $log = "$dir/slow.log";
 my $b2 = backend_cmd(boot => 2, log => $log);
 my $b3 = backend_cmd(boot => 3);
+my $slog = "$dir/starve.log";
+my $b0 = backend_cmd(log => $slog);
 my $text = <<"EOC";
 daemon off;
 pid $dir/wakegate-$port.pid;
@@ -30,6 +32,7 @@ upstream dlx { launch exec "$b3"; warmup off; idle_timeout 1s; stop_grace 1s; ho
 upstream pq { launch exec "$b2"; warmup off; idle_timeout 30s; max_conns 1; hold 100 timeout=60s; }
 upstream bc_on { launch exec "$b3"; warmup off; idle_timeout 30s; boot_cancel on; }
 upstream bc_off { launch exec "$b3"; warmup off; idle_timeout 30s; }
+upstream st { launch exec "$b0"; warmup off; idle_timeout 60s; max_conns 1; hold 100 timeout=4s; }
 server {
 	listen 127.0.0.1:$port;
 	location /dl/ { proxy_pass dl; }
@@ -38,6 +41,8 @@ server {
 	location /hi/ { proxy_pass pq; priority 10; }
 	location /on/ { proxy_pass bc_on; }
 	location /off/ { proxy_pass bc_off; }
+	location /st/ { proxy_pass st; }
+	location /sthi/ { proxy_pass st; priority 10; }
 }
 EOC
 my $g = gw_start(conf => $text, port => $port, admin => $admin);
@@ -91,6 +96,34 @@ is($ok, 5, 'five held requests of mixed priority are answered');
 my @started = map { /^start (\S+)/ ? $1 : () } split /\n/, slurp($log);
 is_deeply(\@started, [qw(hi1 hi2 mid1 lo1 lo2)],
 	'dispatched highest priority first (location 10, tenant 5, 0), oldest first within one');
+
+# --- no starvation: a low-priority request under a steady stream of high
+# ones goes first once it waited half its hold timeout (2s of 4s); without
+# that it would wait for all eight (1.5s + 8 x 0.4s > 4s) and get 503
+is(WG::http_get("$url/st/x", timeout => 60)->{status}, 200, 'the one-slot upstream is warm');
+my $fetch = sub {
+	my ($path) = @_;
+	my $pid = fork // die;
+	if (!$pid) {
+		my $x = WG::http_get("$url$path", timeout => 60);
+		POSIX::_exit($x->{status} == 200 ? 0 : 1);
+	}
+	return $pid;
+};
+my @hi = ($fetch->('/sthi/slow?ms=1500&id=h0'));
+sleep 0.2;
+my $low = $fetch->('/st/slow?ms=100&id=low');
+for my $i (1 .. 8) {
+	sleep 0.3;
+	push @hi, $fetch->("/sthi/slow?ms=400&id=h$i");
+}
+waitpid($low, 0);
+is($?, 0, 'the low-priority request is answered 200 within its hold timeout');
+waitpid($_, 0) for @hi;
+my @st = map { /^start (\S+)/ ? $1 : () } split /\n/, slurp($slog);
+my %at;
+@at{@st} = (0 .. $#st);
+ok(defined $at{low} && defined $at{h8} && $at{low} < $at{h8}, "it went before later high-priority ones (@st)");
 
 # --- boot_cancel: the only held client leaves during the boot
 WG::http_get("$url/on/x", timeout => 1);	# gives up after 1s

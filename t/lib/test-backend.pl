@@ -4,7 +4,7 @@
 #   test-backend.pl PORT [--boot SECONDS]
 #   GET  /v2/health/ready   200 once --boot seconds have passed since start
 #   GET  /sse?n=N&ms=MS     text/event-stream: N events, one every MS ms
-#   GET  /slow?ms=MS        200 "slow" after MS ms
+#   GET  /slow?ms=MS        200 "slow" after MS ms (also /PREFIX/slow)
 #   GET  /pid               the backend's pid
 #   GET  /headers           the request's header lines, as received
 #   GET  /die               the backend kills itself (SIGKILL) without answering
@@ -70,7 +70,7 @@ while (1) {
 			sleep($ms / 1000);
 		}
 		print $c "0\r\n\r\n";
-	} elsif ($path =~ m{^(?:/\w+)?/slow(?:\?|$)}) {
+	} elsif ($path =~ m{^(?:/\w+)?/slow}) {	# also under a location's prefix: /lo/slow
 		note_log("start", $q{id});
 		sleep(($q{ms} // 1000) / 1000);
 		note_log("end", $q{id});
