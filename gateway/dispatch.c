@@ -19,6 +19,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/phase.h"
+#include "gateway/progress.h"
 #include "gateway/proxy.h"
 #include "gateway/proxy_hdr.h"
 #include "gateway/store.h"
@@ -62,7 +63,10 @@ static void req_reject(struct wg_request *r, int code, const char *reason, int r
 {
 	if (r->held)
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
-	if (r->req)
+	progress_stop(r);
+	if (r->req && r->sse_started)	/* its 200 and headers are out: the stream ends with an error event */
+		progress_fail(r, code, reason);
+	else if (r->req)
 		proxy_send_error(r->req, code, reason, retry_after);
 	req_account(r, r->req ? code : 499, 0, 0);
 	r->req = NULL;
@@ -182,8 +186,11 @@ static int req_hold(struct upstream *u, struct wg_request *r)
 		if (left < timeout_ms)
 			timeout_ms = left > 1 ? left : 1;
 	}
-	if (hold_push(&u->hold, r, u->p.hold_max, timeout_ms) == 0)
+	if (hold_push(&u->hold, r, u->p.hold_max, timeout_ms) == 0) {
+		if (progress_wanted(r))
+			progress_start(r, u);	/* on failure it waits as a plain client */
 		return 0;
+	}
 	char msg[300];
 	snprintf(msg, sizeof(msg), "upstream \"%s\": hold queue full (%d waiting)", u->name, u->hold.n);
 	log_warn("%s", msg);
@@ -267,7 +274,9 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		.read_timeout_ms = r->read_timeout_ms,
 		.request_id = r->id,
 		.unsent_back = !r->resent && !gw.stopping,
+		.client_started = r->sse_started,
 	};
+	progress_stop(r);
 	if (r->held) {
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
 		hold_observe(r);

@@ -67,7 +67,9 @@ struct wg_request {
 	double deadline;		/* gw_now() by which it must be answered; 0: none */
 	double inflight_since;		/* gw_now() when forwarded (tenant.c's GPU-seconds share) */
 	const char *auth_header;	/* auth.c: the header of a known key, taken off at forward (static string); NULL: none */
-	double hold_promote_at;		/* hold.c: goes before higher priorities from then (half its hold timeout) */
+	double hold_promote_at;
+	int sse_started;		/* progress.c sent an event stream's headers: the rest follows on it */
+	struct event *progress_timer;	/* progress.c: a comment a second while held; NULL: none */		/* hold.c: goes before higher priorities from then (half its hold timeout) */
 };
 
 TAILQ_HEAD(wg_request_list, wg_request);
