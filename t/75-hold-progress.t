@@ -92,6 +92,25 @@ ok(wait_until(sub { $state->('slow') eq 'STOPPED' }, 30), 'stopped again');
 unlike($all, qr/wakegate:/, 'hold_progress off: no comments');
 like($all, qr{^HTTP/1\.1 200 .*\r\nok /quiet/sse}s, 'just the backend\'s answer, as it sent it');
 
+# --- a streaming client that leaves while held: freed, logged 499, the gateway goes on
+ok(wait_until(sub { $state->('slow') eq 'STOPPED' }, 30), 'stopped once more');
+{
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 5) or die;
+	print $s "GET /sse?n=1&ms=10&id=gone HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+	my $sel = IO::Select->new($s);
+	my $seen = '';
+	my $t0 = time;
+	while (time - $t0 < 5 && $seen !~ /: wakegate: .*\n.*: wakegate: /s && $sel->can_read(5)) {
+		sysread($s, my $b, 4096) or last;
+		$seen .= $b;
+	}
+	like($seen, qr/: wakegate: slow booting/, 'a streaming client sees progress ...');
+	close $s;
+}
+ok(wait_until(sub { gw_log($g) =~ /a held client left/ }, 10), '... leaves, and the gateway sees it go');
+ok(wait_until(sub { slurp($g->{access}) =~ /"GET \/sse\?n=1&ms=10&id=gone HTTP\/1.1" 499 / }, 10), 'logged 499');
+is(WG::http_get("http://127.0.0.1:$port/after", timeout => 30)->{status}, 200, 'the gateway serves on');
+
 # --- a boot that fails ends the stream with an error event
 ($all, $got) = exchange("GET /bad/sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n");
 like($all, qr{^HTTP/1\.1 200}, 'the failing boot\'s stream started with 200');
