@@ -7,6 +7,7 @@ use warnings;
 use Test::More;
 use WG;
 use WGGateway;
+use WGFaults;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 
@@ -43,7 +44,7 @@ server {
 }
 EOC
 }
-my $g = gw_start(conf => conf_text(''), port => $port, admin => $admin);
+my $g = fault_gw_start(conf => conf_text(''), port => $port, admin => $admin);
 my $url = $g->{url};
 
 # 401: missing, wrong, and the same answer for both
@@ -137,5 +138,5 @@ ok(wait_until(sub { WG::http_get("$url/x", headers => { 'X-Api-Key' => 'key-gamm
 	'after SIGHUP a new key is accepted');
 is(WG::http_get("$url/x", headers => { 'X-Api-Key' => 'key-alpha-0001' })->{status}, 401, 'and a removed key is refused');
 
-stop_proc($g->{pid});
+is(fault_gw_stop($g), 0, 'the gateway exits 0 on SIGTERM (with WG_VALGRIND=1: no leak, no error)');
 done_testing;

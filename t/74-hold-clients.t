@@ -6,6 +6,7 @@ use warnings;
 use Test::More;
 use WG;
 use WGGateway;
+use WGFaults;
 use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -45,7 +46,7 @@ server {
 	location /sthi/ { proxy_pass st; priority 10; }
 }
 EOC
-my $g = gw_start(conf => $text, port => $port, admin => $admin);
+my $g = fault_gw_start(conf => $text, port => $port, admin => $admin);
 my $url = $g->{url};
 my $state = sub { gw_status($g)->{upstreams}{$_[0]}{state} // '' };
 my $metrics = sub { WG::http_get("$g->{admin_url}/metrics")->{content} };
@@ -138,5 +139,5 @@ $r = WG::http_get("$url/on/x", timeout => 60);
 is($r->{status}, 200, 'a request after the cancel starts a new boot and is served');
 is(gw_status($g)->{upstreams}{bc_on}{cold_starts}, 2, 'two cold starts: the cancelled one and the new one');
 
-stop_proc($g->{pid});
+is(fault_gw_stop($g), 0, 'the gateway exits 0 on SIGTERM (with WG_VALGRIND=1: no leak, no error)');
 done_testing;
