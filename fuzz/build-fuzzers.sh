@@ -51,6 +51,7 @@ for t in "$@"; do
 	# shellcheck disable=SC2086
 	extra_cflags= extra_libs=
 	[ "$t" = safetensors ] && extra_cflags=$blas_cflags extra_libs=$blas_libs
+	[ "$t" = conf ] && extra_libs=-lcrypto	# conf_auth.c hashes auth_keys with OpenSSL
 	# shellcheck disable=SC2086
 	$cc $flags $jansson_cflags $extra_cflags -o "$out/fuzz-$t" $files $jansson_libs $extra_libs -lm || rc=1
 done

@@ -86,11 +86,12 @@ void accesslog_write(const struct wg_request *r, const char *upstream, const cha
 		return;
 	char line[2048];
 	int n = snprintf(line, sizeof(line),
-			 "%s - - [%s] \"%s\" %d %" PRIu64 " upstream=%s replica=%s hold_ms=%.0f upstream_ms=%.1f rid=%s\n",
+			 "%s - - [%s] \"%s\" %d %" PRIu64 " upstream=%s replica=%s hold_ms=%.0f upstream_ms=%.1f rid=%s%s%s\n",
 			 r->remote, r->time_local, r->line, status, bytes,
 			 upstream && *upstream ? upstream : "-",
 			 replica_url && *replica_url ? replica_url : "-",
-			 r->hold_ms, upstream_ms, r->id);
+			 r->hold_ms, upstream_ms, r->id,
+			 r->tenant[0] ? " tenant=" : "", r->tenant);	/* only with a key: old lines stay as they were */
 	if (n < 0)
 		return;
 	if (n >= (int)sizeof(line)) {

@@ -10,6 +10,7 @@
 #include "gateway/dispatch.h"
 #include "gateway/gpu.h"
 #include "gateway/gw.h"
+#include "gateway/tenant.h"
 #include "gateway/keepalive.h"
 #include "gateway/scale.h"
 #include "gateway/log.h"
@@ -110,6 +111,7 @@ static json_t *status_json(void)
 	}
 	json_object_set_new(root, "upstreams", ups);
 	json_object_set_new(root, "gpus", gpu_status_json());
+	json_object_set_new(root, "tenants", tenant_status_json());
 	return root;
 }
 

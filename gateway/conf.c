@@ -435,7 +435,7 @@ static int conf_check(struct conf_parse *p)
 	}
 	conf_tls_inherit(p);
 	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0 || conf_gpu_check(p) < 0 ||
-	    conf_split_check(p) < 0)
+	    conf_split_check(p) < 0 || conf_auth_check(p) < 0)
 		return -1;
 	return check_listens(p);
 }
@@ -583,6 +583,7 @@ void conf_free(struct conf *c)
 	conf_limit_zones_free(c);
 	conf_gpu_free(c);
 	conf_redis_wipe(c->admin_token);
+	conf_auth_free(c);
 	for (int i = 0; i < c->nincluded; i++)
 		free(c->included[i]);
 	free(c->included);

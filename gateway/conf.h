@@ -181,6 +181,10 @@ struct conf_upstream {
 	int priority;		/* may evict lower priorities; its held requests go first */
 	char **models;		/* "model NAME ...": the names it answers to; none: its own name */
 	int nmodels;
+
+	/* issue 17: clients (conf_auth.c, conf_cmds.c's hold) */
+	int64_t hold_max_wait_ms;	/* "hold ... max_wait=T": a held request's default deadline; 0: none */
+	int boot_cancel;	/* "boot_cancel on": stop a boot every held request left (dispatch.c) */
 };
 
 #define CONF_MAX_GPUS 32
@@ -213,6 +217,18 @@ struct conf_location {
 	size_t ndegrade;
 	int route_models;	/* "route models": the upstream comes from the request's model name */
 	struct conf_split *split;	/* "split KEY { ... }" (conf_split.c); NULL: none */
+	/* issue 17 (conf_auth.c) */
+	int auth_required;	/* "auth required": a request without a known API key gets 401 */
+	int auth_forward;	/* "auth_forward on": the key's header goes upstream too */
+	int hold_progress;	/* "hold_progress on": held streaming clients get SSE comments */
+	int priority;		/* "priority N": its held requests' rank (a tenant's priority= wins when higher) */
+};
+
+/* One line of the auth_keys file: the key is kept only as its SHA-256. */
+struct conf_auth_key {
+	unsigned char hash[32];
+	char *tenant;
+	int priority;		/* priority=N on the line; 0: none */
 };
 
 /* Where a directive was written, for checks made after parsing (tls.c). */
@@ -287,6 +303,10 @@ struct conf {
 	int ssl_protocols;		/* main's ssl_protocols (CONF_TLS_* bits) */
 	const char *ssl_ciphers;	/* main's ssl_ciphers */
 	struct conf_where ssl_protocols_at, ssl_ciphers_at;
+	/* issue 17: auth_keys FILE, read at every load (so a SIGHUP re-reads it) */
+	char *auth_keys_file;		/* NULL: no keys */
+	struct conf_auth_key *auth_keys;	/* sorted by hash (conf_auth.c) */
+	int nauth_keys;
 };
 
 /*
@@ -312,6 +332,8 @@ int conf_keep_restart_only(struct conf *c, const struct conf *old, void (*say)(c
 
 struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name);
 struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *name);
+/* The auth_keys line whose key is key[0..len), or NULL (conf_auth.c). */
+const struct conf_auth_key *conf_auth_find(const struct conf *c, const char *key, size_t len);
 
 /* "250ms" "30s" "5m" "1h" "2d" or bare seconds -> milliseconds; -1 when malformed. */
 int64_t conf_parse_time(const char *s);

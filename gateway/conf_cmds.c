@@ -539,15 +539,22 @@ static int set_warmup(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 	return 0;
 }
 
-/* hold N [timeout=T] */
+/* hold N [timeout=T] [max_wait=T] */
 static int set_hold(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	if (conf_get_count(p, av[0], &p->ups->hold_max) < 0)
 		return -1;
-	if (ac == 2) {
-		if (strncmp(av[1], "timeout=", 8) != 0)
-			return conf_error(p, "invalid parameter \"%s\" in \"hold\" directive", av[1]);
-		return get_time_pos(p, "hold timeout=", av[1] + 8, &p->ups->hold_timeout_ms);
+	p->ups->hold_max_wait_ms = 0;	/* not inherited from the row's default line */
+	for (int i = 1; i < ac; i++) {
+		if (strncmp(av[i], "timeout=", 8) == 0) {
+			if (get_time_pos(p, "hold timeout=", av[i] + 8, &p->ups->hold_timeout_ms) < 0)
+				return -1;
+		} else if (strncmp(av[i], "max_wait=", 9) == 0) {
+			if (get_time_pos(p, "hold max_wait=", av[i] + 9, &p->ups->hold_max_wait_ms) < 0)
+				return -1;
+		} else {
+			return conf_error(p, "invalid parameter \"%s\" in \"hold\" directive", av[i]);
+		}
 	}
 	return 0;
 }
@@ -602,7 +609,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0, "count=3 timeout=60s" },
 	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(idle_timeout_ms), "5m" },
 	{ "min_warm", CONF_UPSTREAM, 0, 1, 3, conf_set_min_warm, 0, "0" },
-	{ "hold", CONF_UPSTREAM, 0, 1, 2, set_hold, 0, "1000 timeout=120s" },
+	{ "hold", CONF_UPSTREAM, 0, 1, 3, set_hold, 0, "1000 timeout=120s" },
 	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms), "10s" },
 	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns), "16" },
 	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0, "0 USD" },
@@ -620,4 +627,4 @@ const struct conf_cmd conf_cmds[] = {
 
 /* Every table of rows, in lookup order (conf.c numbers rows across them). */
 const struct conf_cmd *const conf_tables[] = { conf_cmds, conf_tls_cmds, conf_gpu_cmds, conf_admin_cmds,
-						 conf_split_cmds, conf_scale_cmds, NULL };
+						 conf_split_cmds, conf_scale_cmds, conf_auth_cmds, NULL };

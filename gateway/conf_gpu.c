@@ -66,8 +66,11 @@ static int set_pin(struct conf_parse *p, const struct conf_cmd *cmd, char **av, 
 	return 0;
 }
 
+/* priority N: an upstream's (eviction, its held requests first) or a location's (its held requests' rank) */
 static int set_priority(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
+	if (p->ctx == CONF_LOCATION)
+		return conf_get_count(p, av[0], &p->loc->pub.priority);
 	return conf_get_count(p, av[0], &p->ups->priority);
 }
 
@@ -97,7 +100,7 @@ const struct conf_cmd conf_gpu_cmds[] = {
 	{ "gpu", CONF_MAIN, CONF_MULTI, 2, 2, set_gpu, 0, NULL },
 	{ "gpu_memory", CONF_UPSTREAM, 0, 1, 2, set_gpu_memory, 0, NULL },
 	{ "pin", CONF_UPSTREAM, 0, 0, 0, set_pin, 0, NULL },
-	{ "priority", CONF_UPSTREAM, 0, 1, 1, set_priority, 0, "0" },
+	{ "priority", CONF_UPSTREAM | CONF_LOCATION, 0, 1, 1, set_priority, 0, "0" },
 	{ "model", CONF_UPSTREAM, CONF_MULTI, 1, -1, set_model, 0, NULL },
 	{ "route", CONF_LOCATION, 0, 1, 1, set_route, 0, NULL },
 	{ NULL, 0, 0, 0, 0, NULL, 0, NULL }

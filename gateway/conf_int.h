@@ -138,6 +138,9 @@ int conf_split_check(struct conf_parse *p);
 void conf_split_free(struct conf_location *l);
 extern const struct conf_cmd conf_scale_cmds[];	/* conf_scale.c: scale_on, scale_down_cooldown, headroom */
 void conf_scale_upstream_free(struct conf_upstream *u);
+extern const struct conf_cmd conf_auth_cmds[];	/* conf_auth.c: auth_keys, auth, auth_forward, hold_progress, boot_cancel */
+int conf_auth_check(struct conf_parse *p);
+void conf_auth_free(struct conf *c);
 void conf_gpu_free(struct conf *c);
 void conf_gpu_upstream_free(struct conf_upstream *u);
 

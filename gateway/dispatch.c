@@ -18,11 +18,14 @@
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
+#include "common/prom.h"
 #include "gateway/metrics.h"
 #include "gateway/phase.h"
+#include "gateway/progress.h"
 #include "gateway/proxy.h"
 #include "gateway/proxy_hdr.h"
 #include "gateway/store.h"
+#include "gateway/tenant.h"
 #include "gateway/upstream.h"
 
 #include <event2/http.h>
@@ -53,6 +56,7 @@ static void req_account(struct wg_request *r, int status, uint64_t bytes, double
 	degrade_sig_request_end(&u->sig, (int64_t)(gw_now() * 1000),
 				(int64_t)(r->rep ? upstream_ms : (gw_now() - r->t_arrive) * 1000), status >= 500);
 	accesslog_write(r, u->name, r->rep ? r->rep->url : NULL, status, bytes, upstream_ms);
+	tenant_request_done(r, status);
 	u->requests++;
 }
 
@@ -61,7 +65,10 @@ static void req_reject(struct wg_request *r, int code, const char *reason, int r
 {
 	if (r->held)
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
-	if (r->req)
+	progress_stop(r);
+	if (r->req && r->sse_started)	/* its 200 and headers are out: the stream ends with an error event */
+		progress_fail(r, code, reason);
+	else if (r->req)
 		proxy_send_error(r->req, code, reason, retry_after);
 	req_account(r, r->req ? code : 499, 0, 0);
 	r->req = NULL;
@@ -78,6 +85,39 @@ static void hold_observe(struct wg_request *r)
 	cost_hold(r->up, r->hold_ms / 1000);
 }
 
+/* A deadline refusal: "predicted" at arrival, or "expired" while held. */
+static void deadline_count(const struct upstream *u, const char *reason)
+{
+	char labels[300], name[200];
+	prom_escape(u->name, name, sizeof(name));
+	snprintf(labels, sizeof(labels), "upstream=\"%s\",reason=\"%s\"", name, reason);
+	metrics_add(gw.metrics, "wakegate_deadline_refused_total", labels, 1);
+}
+
+/*
+ * boot_cancel: the last held request left (client gone, timeout, deadline)
+ * and nothing else asked for the boot (its wake cause is a request, no
+ * min_warm / replicas min=): the boot is drained, so the GPU is not paid for
+ * an answer nobody waits for. A request that comes later wakes it anew
+ * once it is STOPPED (dispatch_tick).
+ */
+static void boot_cancel_check(struct upstream *u)
+{
+	if (!u->cf || !u->cf->boot_cancel || u->hold.n || gw.stopping || u->cf->min_warm > 0 || u->cf->replicas_min > 0)
+		return;
+	for (int i = 0; i < u->nrep; i++) {
+		struct replica *rep = &u->rep[i];
+		if (rep->remote || !replica_in(rep, RS(REPLICA_BOOTING) | RS(REPLICA_WARMING)) ||
+		    rep->wake_cause != CAUSE_REQUEST || rep->in_flight)
+			continue;
+		char labels[300], name[200];
+		prom_escape(u->name, name, sizeof(name));
+		snprintf(labels, sizeof(labels), "upstream=\"%s\"", name);
+		metrics_add(gw.metrics, "wakegate_boot_cancelled_total", labels, 1);
+		replica_drain(rep, CAUSE_BOOT_CANCEL, "every held request left");
+	}
+}
+
 /* A held request waited hold timeout: 503 with the expected boot time. */
 static void on_hold_timeout(struct wg_request *r, void *arg)
 {
@@ -85,11 +125,17 @@ static void on_hold_timeout(struct wg_request *r, void *arg)
 	char msg[300];
 	snprintf(msg, sizeof(msg), "upstream \"%s\": no replica ready after %.1fs in the hold queue%s",
 		 u->name, gw_now() - r->t_arrive, u->gpu_wait_since > 0 ? " (waiting for GPU memory)" : "");
+	if (r->deadline > 0 && gw_now() >= r->deadline - 0.05) {
+		snprintf(msg, sizeof(msg), "upstream \"%s\": no replica ready within the request's max wait of %.1fs",
+			 u->name, r->deadline - r->t_arrive);
+		deadline_count(u, "expired");
+	}
 	log_warn("%s", msg);
 	r->hold_ms = (gw_now() - r->t_arrive) * 1000;
 	hold_observe(r);
 	req_reject(r, 503, msg, upstream_eta_s(u));
 	dispatch_gauges(u);
+	boot_cancel_check(u);
 }
 
 /* A held client left: logged as 499, nothing is sent. */
@@ -101,6 +147,7 @@ static void on_hold_gone(struct wg_request *r, void *arg)
 	hold_observe(r);
 	req_reject(r, 499, NULL, 0);
 	dispatch_gauges(u);
+	boot_cancel_check(u);
 }
 
 void dispatch_hold_init(struct upstream *u)
@@ -135,8 +182,17 @@ static struct replica *free_slot(struct upstream *u);
 static int req_hold(struct upstream *u, struct wg_request *r)
 {
 	r->held = 1;
-	if (hold_push(&u->hold, r, u->p.hold_max, u->p.hold_timeout_ms) == 0)
+	int64_t timeout_ms = u->p.hold_timeout_ms;
+	if (r->deadline > 0) {	/* held no longer than the client waits */
+		int64_t left = (int64_t)((r->deadline - gw_now()) * 1000);
+		if (left < timeout_ms)
+			timeout_ms = left > 1 ? left : 1;
+	}
+	if (hold_push(&u->hold, r, u->p.hold_max, timeout_ms) == 0) {
+		if (progress_wanted(r))
+			progress_start(r, u);	/* on failure it waits as a plain client */
 		return 0;
+	}
 	char msg[300];
 	snprintf(msg, sizeof(msg), "upstream \"%s\": hold queue full (%d waiting)", u->name, u->hold.n);
 	log_warn("%s", msg);
@@ -187,6 +243,8 @@ static void req_done(const struct proxy_result *res, void *arg)
 	u->last_activity_ms = gw_wall_ms();
 	store_activity(gw.store, u->name, u->last_activity_ms);
 	metrics_observe(gw.metrics, "wakegate_upstream_seconds", upstream_label(u, 0), res->upstream_ms / 1000);
+	if (res->status && res->status < 500)	/* the deadlines' queue estimate */
+		u->svc_s = u->svc_s > 0 ? 0.8 * u->svc_s + 0.2 * res->upstream_ms / 1000 : res->upstream_ms / 1000;
 	int status = res->client_gone && !res->status ? 499 : res->status;
 	req_account(r, status, res->bytes_out, res->upstream_ms);
 	r->req = NULL;
@@ -207,13 +265,20 @@ static void req_done(const struct proxy_result *res, void *arg)
 static void req_forward(struct replica *rep, struct wg_request *r)
 {
 	r->rep = rep;
+	r->inflight_since = gw_now();
+	if (r->auth_header) {	/* the gateway's API key stays here (auth.h) */
+		evhttp_remove_header(evhttp_request_get_input_headers(r->req), r->auth_header);
+		r->auth_header = NULL;
+	}
 	rep->in_flight++;
 	struct proxy_opts o = {
 		.connect_timeout_ms = r->connect_timeout_ms,
 		.read_timeout_ms = r->read_timeout_ms,
 		.request_id = r->id,
 		.unsent_back = !r->resent && !gw.stopping,
+		.client_started = r->sse_started,
 	};
+	progress_stop(r);
 	if (r->held) {
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
 		hold_observe(r);
@@ -355,6 +420,94 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 	}
 }
 
+/*
+ * Seconds until u could start one more request, from what was measured:
+ * the soonest coming replica's boot + warmup left (or a whole wake when
+ * nothing is up), plus the batches of held requests ahead of it times the
+ * average upstream time. -1: nothing measured yet, so nothing to refuse on.
+ */
+static double predict_wait_s(const struct upstream *u, double now)
+{
+	double ready = -1;
+	int nready = 0, ncoming = 0;
+	double warm = u->cf && !u->cf->warmup.off ? u->warm_s : 0;
+	for (int i = 0; i < u->nrep; i++) {
+		const struct replica *x = &u->rep[i];
+		if (x->state == REPLICA_READY) {
+			nready++;
+			ready = 0;
+		} else if (replica_in(x, RS_COMING)) {
+			ncoming++;
+			double total = x->state == REPLICA_WAKING ? u->wake_s[x->wake_level == 2 ? 2 : 1] + warm
+								  : u->boot_s + warm;
+			if (total <= warm)
+				continue;	/* not measured */
+			double left = total - (now - (x->state == REPLICA_WAKING ? x->since : x->t_start));
+			if (left < 0)
+				left = 0;
+			if (ready < 0 || left < ready)
+				ready = left;
+		}
+	}
+	if (ready < 0) {
+		if (ncoming || (u->boot_s <= 0 && !upstream_count(u, RS_ASLEEP)))
+			return -1;
+		ready = upstream_eta_s(u);
+	}
+	int slots = (nready + ncoming > 0 ? nready + ncoming : 1) * (u->p.max_conns > 0 ? u->p.max_conns : 1);
+	int ahead = u->hold.n / slots + (nready ? 1 : 0);	/* READY here means its slots are all busy */
+	if (ahead > 0 && u->svc_s > 0)
+		ready += ahead * u->svc_s;
+	return ready;
+}
+
+/*
+ * The request's deadline from X-Wakegate-Max-Wait, or the upstream's hold
+ * max_wait=, into r->deadline (read on every request, so that a bad value
+ * gets its 400 whether or not it would have waited). 0, or -1 when r was
+ * answered 400.
+ */
+static int deadline_read(struct upstream *u, struct wg_request *r)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "X-Wakegate-Max-Wait");
+	int64_t mw = -1;
+	if (h) {
+		mw = conf_parse_time(h);
+		if (mw < 0) {
+			req_reject(r, 400, "invalid X-Wakegate-Max-Wait (a time: 500ms, 5s, 2m)", 0);
+			return -1;
+		}
+	} else if (u->cf && u->cf->hold_max_wait_ms > 0) {
+		mw = u->cf->hold_max_wait_ms;
+	}
+	/* "0" is a deadline too: a moment after arrival, so that it is never held */
+	r->deadline = mw < 0 ? 0 : r->t_arrive + (mw > 0 ? (double)mw / 1000 : 1e-6);
+	return 0;
+}
+
+/*
+ * The request's deadline (deadline_read). When the predicted wait is beyond it the answer is 503 with
+ * Retry-After at once (and a wake, so that a retry finds it warmer) rather
+ * than a hold that would miss it. 1 when r was answered.
+ */
+static int deadline_refuse(struct upstream *u, struct wg_request *r, double now)
+{
+	if (r->deadline <= 0)
+		return 0;
+	int64_t mw = (int64_t)((r->deadline - r->t_arrive) * 1000 + 0.5);
+	double w = predict_wait_s(u, now);
+	if (mw > 0 && (w < 0 || w * 1000 <= (double)mw))
+		return 0;
+	char msg[300];
+	snprintf(msg, sizeof(msg), "upstream \"%s\": predicted wait %.1fs is beyond the request's max wait of %.1fs",
+		 u->name, w < 0 ? (double)upstream_eta_s(u) : w, (double)mw / 1000);
+	log_info("%s", msg);
+	deadline_count(u, "predicted");
+	req_reject(r, 503, msg, w > 0 ? (int)ceil(w) : upstream_eta_s(u));
+	dispatch_wake(u, CAUSE_REQUEST);
+	return 1;
+}
+
 /* The upstream phase: proxy now, or hold and wake. Always takes r (PHASE_AGAIN). */
 static enum phase_rc dispatch_phase(struct wg_request *r)
 {
@@ -369,6 +522,8 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 		req_reject(r, 503, "wakegate is shutting down", 0);
 		return PHASE_AGAIN;
 	}
+	if (deadline_read(u, r) < 0)
+		return PHASE_AGAIN;
 	struct replica *rep = u->hold.n ? NULL : free_slot(u);
 	if (rep) {
 		req_forward(rep, r);
@@ -391,6 +546,8 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 		req_reject(r, 503, msg, (int)ceil(failed->retry_at - now));
 		return PHASE_AGAIN;
 	}
+	if (deadline_refuse(u, r, now))
+		return PHASE_AGAIN;
 	if (req_hold(u, r) < 0) {
 		/* with "hold 0" nothing is ever held: still wake, so that a retry finds it warm */
 		dispatch_wake(u, CAUSE_REQUEST);
@@ -405,5 +562,9 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 void dispatch_init(void)
 {
 	replica_subscribe(dispatch_on_move, NULL);
+	metrics_declare(gw.metrics, "wakegate_deadline_refused_total", METRICS_COUNTER,
+			"Requests answered 503 for their max wait: predicted at arrival, or expired while held.", NULL, 0);
+	metrics_declare(gw.metrics, "wakegate_boot_cancelled_total", METRICS_COUNTER,
+			"Boots stopped by boot_cancel: every held request had left.", NULL, 0);
 	phase_register(PHASE_UPSTREAM, dispatch_phase);
 }

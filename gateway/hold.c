@@ -1,11 +1,13 @@
 /*
- * hold: FIFO of waiting requests with a timer each; the client is parked
+ * hold: the queue of waiting requests with a timer each, in priority order
+ * (r->priority, higher first; FIFO within one priority); the client is parked
  * (park.c watches it) while it waits, so a client that leaves is freed then
  * and the callee only sees r->req == NULL.
  */
 #include "config.h"
 #include "common/evtricks.h"
 #include "gateway/hold.h"
+#include "gateway/gw.h"
 #include "gateway/park.h"
 
 #include <event2/event.h>
@@ -65,7 +67,16 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 		timeout_ms = 0;
 	struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
 	evtimer_add(r->hold_timer, &tv);
-	TAILQ_INSERT_TAIL(&h->q, r, hold_link);
+	/* behind every request of its priority or higher: the oldest of the highest goes first */
+	struct wg_request *x;
+	TAILQ_FOREACH(x, &h->q, hold_link)
+		if (x->priority < r->priority)
+			break;
+	if (x)
+		TAILQ_INSERT_BEFORE(x, r, hold_link);
+	else
+		TAILQ_INSERT_TAIL(&h->q, r, hold_link);
+	r->hold_promote_at = gw_now() + (double)timeout_ms / 2000;
 	h->n++;
 	r->in_hold = 1;
 	r->hold = h;
@@ -76,11 +87,29 @@ int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms)
 	return 0;
 }
 
+/*
+ * The head, unless a request of lower priority has waited half its hold
+ * timeout: that one goes first (the first such in queue order: the highest
+ * of them, then the oldest), so a steady stream of higher priorities cannot
+ * starve it past its timeout.
+ */
 struct wg_request *hold_pop(struct hold *h)
 {
-	struct wg_request *r = TAILQ_FIRST(&h->q);
-	if (r)
-		hold_unlink(h, r);
+	struct wg_request *r = TAILQ_FIRST(&h->q), *x;
+	if (!r)
+		return NULL;
+	double now = 0;
+	for (x = TAILQ_NEXT(r, hold_link); x; x = TAILQ_NEXT(x, hold_link)) {
+		if (x->priority >= r->priority)
+			continue;
+		if (now == 0)
+			now = gw_now();
+		if (x->hold_promote_at <= now) {
+			r = x;
+			break;
+		}
+	}
+	hold_unlink(h, r);
 	return r;
 }
 

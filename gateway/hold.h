@@ -1,5 +1,6 @@
 /*
- * hold: the bounded FIFO of requests that wait for a replica, one per
+ * hold: the bounded queue of requests that wait for a replica (highest
+ * priority first, FIFO within one; see hold_pop for starvation), one per
  * upstream. The queue does not own the requests: it links them, arms each
  * one's timeout, and parks its client (park.h). Timeout and client loss are
  * reported through callbacks; the callee decides the answer.
@@ -29,7 +30,7 @@ struct hold {
 void hold_init(struct hold *h, struct event_base *base, hold_cb on_timeout, hold_cb on_gone, void *arg);
 /* 0 when queued; -1 when the queue already holds max (overflow: not queued). */
 int hold_push(struct hold *h, struct wg_request *r, int max, int64_t timeout_ms);
-/* The oldest request, unlinked (its timer and close watch removed), or NULL. */
+/* The oldest request of the highest priority, or a lower one that waited half its timeout; unlinked (its timer and close watch removed), or NULL. */
 struct wg_request *hold_pop(struct hold *h);
 /* Unlinks r wherever it stands in the queue. */
 void hold_remove(struct hold *h, struct wg_request *r);

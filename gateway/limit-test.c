@@ -177,6 +177,7 @@ static void fake_var(void *arg, enum limit_var var, const char *name, size_t nam
 	case LIMIT_VAR_URI: s = q->uri; break;
 	case LIMIT_VAR_REQUEST_URI: s = q->request_uri; break;
 	case LIMIT_VAR_SERVER_NAME: s = q->server_name; break;
+	case LIMIT_VAR_TENANT: break;	/* auth.c's: not in these scripts */
 	case LIMIT_VAR_HTTP:
 		for (size_t i = 0; i < q->nh; i++)
 			if (strlen(q->hname[i]) == namelen && strncasecmp(q->hname[i], name, namelen) == 0)

@@ -178,6 +178,7 @@ enum limit_var {
 	LIMIT_VAR_URI,
 	LIMIT_VAR_REQUEST_URI,
 	LIMIT_VAR_SERVER_NAME,
+	LIMIT_VAR_TENANT,	/* $tenant: the API key's tenant (auth.c) */
 };
 
 typedef struct limit_key limit_key;

@@ -31,6 +31,7 @@ static const struct {
 	{ "uri", LIMIT_VAR_URI },
 	{ "request_uri", LIMIT_VAR_REQUEST_URI },
 	{ "server_name", LIMIT_VAR_SERVER_NAME },
+	{ "tenant", LIMIT_VAR_TENANT },
 };
 
 static int key_add(limit_key *k, bool is_var, enum limit_var var, const char *text, size_t len)

@@ -6,6 +6,7 @@
  * global itself is in gw.c).
  */
 #include "config.h"
+#include "gateway/tenant.h"
 #include "gateway/client_conn.h"
 #include "gateway/proxy.h"
 #include "gateway/accesslog.h"
@@ -379,6 +380,7 @@ static int run(void)
 	launch_proc_cleanup();
 	store_free(gw.store);
 	fleet_peers_free();
+	tenant_free_all();
 	metrics_free(gw.metrics);
 	remove_pid();
 	log_notice("exit");

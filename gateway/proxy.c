@@ -217,9 +217,13 @@ static void finish_error(struct proxy_fwd *f, int code, const char *why)
 	client_release(f);
 	snprintf(msg, sizeof(msg), "upstream %s: %s", f->pool->hostport, why);
 	log_warn("proxy: %s %s -> %d: %s", f->reqid, evhttp_request_get_uri(f->creq), code, msg);
-	h = evhttp_request_get_output_headers(f->creq);
-	evhttp_add_header(h, "X-Request-Id", f->reqid);
-	proxy_send_error(f->creq, code, msg, 0);
+	if (f->client_started) {
+		proxy_sse_error(f->creq, code, msg);
+	} else {
+		h = evhttp_request_get_output_headers(f->creq);
+		evhttp_add_header(h, "X-Request-Id", f->reqid);
+		proxy_send_error(f->creq, code, msg, 0);
+	}
 	f->creq = NULL;
 	f->res.status = code;
 	deliver(f);
@@ -387,8 +391,10 @@ static int upstream_header_cb(struct evhttp_request *u, void *arg)
 		event_free(f->ctimer);
 		f->ctimer = NULL;
 	}
-	proxy_hdr_response(f->creq, u, f->reqid, f->extra_name, f->extra_value);
-	evhttp_send_reply_start(f->creq, code, evhttp_request_get_response_code_line(u));
+	if (!f->client_started) {	/* else the gateway's event stream is out already */
+		proxy_hdr_response(f->creq, u, f->reqid, f->extra_name, f->extra_value);
+		evhttp_send_reply_start(f->creq, code, evhttp_request_get_response_code_line(u));
+	}
 	f->headers_sent = 1;
 	f->res.status = code;
 	return 0;
@@ -682,6 +688,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->connect_ms = o->connect_timeout_ms;
 	f->read_ms = o->read_timeout_ms;
 	f->unsent_back = o && o->unsent_back;
+	f->client_started = o && o->client_started;
 	if (o && o->extra_header_name && o->extra_header_value) {
 		f->extra_name = strdup(o->extra_header_name);
 		f->extra_value = strdup(o->extra_header_value);

@@ -40,6 +40,13 @@ struct proxy_opts {
 	 * elsewhere or answer it. 0: such a request gets the 502.
 	 */
 	int unsent_back;
+	/*
+	 * 1: the gateway started the client's reply already (an event stream
+	 * with progress while held, dispatch.c): the backend's status line and
+	 * headers are not sent, its body follows on the same reply, and an
+	 * error before the body ends the stream with an "event: error".
+	 */
+	int client_started;
 };
 
 /* Why a forward ended, for the access log and metrics. */
@@ -87,6 +94,9 @@ void proxy_pool_free(struct proxy_pool *p);
 void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struct proxy_opts *o,
 		   proxy_done_cb done, proxy_progress_cb progress, void *arg);
 
+/* The end of an event stream whose headers are out (hold_progress): "event: error" with
+ * data {"error": reason, "code": code}, then the reply's end. */
+void proxy_sse_error(struct evhttp_request *req, int code, const char *reason);
 /* Sends a small error reply: {"error": reason} with status code and, if > 0, Retry-After. */
 void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s);
 

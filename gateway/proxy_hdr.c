@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <jansson.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
@@ -301,6 +302,27 @@ void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq
 }
 
 /* See proxy.h. */
+void proxy_sse_error(struct evhttp_request *req, int code, const char *reason)
+{
+	json_t *o = json_object();
+	char *s = NULL;
+	if (o && json_object_set_new(o, "error", json_string(reason ? reason : "error")) != 0)
+		json_object_set_new(o, "error", json_string("error"));
+	if (o) {
+		json_object_set_new(o, "code", json_integer(code));
+		s = json_dumps(o, JSON_COMPACT);
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (b) {
+		evbuffer_add_printf(b, "event: error\ndata: %s\n\n", s ? s : "{\"error\":\"error\"}");
+		evhttp_send_reply_chunk(req, b);
+		evbuffer_free(b);
+	}
+	evhttp_send_reply_end(req);
+	free(s);
+	json_decref(o);
+}
+
 void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);

@@ -47,7 +47,8 @@ struct proxy_fwd {
 	int uerr;			/* last evhttp_request_error, -1 when none */
 	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
 		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1,
-		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1;
+		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1,
+		client_started:1;	/* proxy_opts.client_started */
 };
 
 /* An idle keep-alive connection and the timeout it was last given. */

@@ -21,6 +21,7 @@
 #include "gateway/park.h"
 #include "gateway/phase.h"
 #include "gateway/request.h"
+#include "gateway/tenant.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -97,6 +98,7 @@ static char keybuf[LIMIT_KEY_BUF];
 /* What a key's variables read; the buffers keep values alive during limit_key_eval(). */
 struct rl_vars {
 	struct evhttp_request *req;
+	const char *tenant;		/* $tenant (auth.c); "" without a key */
 	const struct conf_server *s;
 	unsigned char bin[16];
 	char host[256];
@@ -259,6 +261,9 @@ static void rl_var(void *arg, enum limit_var var, const char *name, size_t namel
 	case LIMIT_VAR_SERVER_NAME:
 		s = v->s ? v->s->server_name : NULL;
 		break;
+	case LIMIT_VAR_TENANT:
+		s = v->tenant;
+		break;
 	}
 	if (s) {
 		*val = s;
@@ -270,7 +275,7 @@ ssize_t ratelimit_key_eval(const struct limit_key *k, const struct wg_request *r
 {
 	if (!r->req)
 		return -1;
-	struct rl_vars v = { .req = r->req, .s = r->srv };
+	struct rl_vars v = { .req = r->req, .tenant = r->tenant, .s = r->srv };	/* $tenant in a split key too */
 	return limit_key_eval(k, rl_var, &v, buf, len);
 }
 
@@ -331,7 +336,7 @@ static void check_free(struct rl_check *ck)
 }
 
 /* The request's limit_req rules with their keys evaluated now; NULL when memory runs out. */
-static struct rl_check *check_new(struct evhttp_request *req, const struct conf_server *s,
+static struct rl_check *check_new(struct evhttp_request *req, const char *tenant, const struct conf_server *s,
 				  const struct conf_location *loc)
 {
 	const struct conf_limits *lim = &loc->limits;
@@ -345,7 +350,7 @@ static struct rl_check *check_new(struct evhttp_request *req, const struct conf_
 		return NULL;
 	}
 	ck->dry = lim->req_dry_run > 0;
-	struct rl_vars v = { .req = req, .s = s };
+	struct rl_vars v = { .req = req, .s = s, .tenant = tenant };
 	for (const struct conf_limit_req *r = lim->req; r; r = r->next) {
 		struct rl_zone *z = zone_of(r->zone);
 		if (!z || !z->req)
@@ -401,6 +406,7 @@ static enum phase_rc act(struct wg_request *r, const struct rl_decision *v)
 		char msg[300];
 		snprintf(msg, sizeof(msg), "limiting requests by zone \"%s\"", v->zone);
 		accesslog_refused(r->req, lim->req_status, loc->proxy_pass);
+		tenant_request_done(r, lim->req_status);
 		proxy_send_error(r->req, lim->req_status, msg,
 				 v->retry_after_s > 0 ? (int)v->retry_after_s : 1);
 		return PHASE_DONE;
@@ -587,7 +593,7 @@ static enum phase_rc limit_req_phase(struct wg_request *r)
 {
 	if (!r->loc->limits.req)
 		return PHASE_NEXT;
-	struct rl_check *ck = check_new(r->req, r->srv, r->loc);
+	struct rl_check *ck = check_new(r->req, r->tenant, r->srv, r->loc);
 	if (!ck) {
 		proxy_send_error(r->req, 500, "out of memory", 0);
 		return PHASE_DONE;
@@ -610,6 +616,7 @@ static void conn_reject(struct wg_request *r, const struct rl_zone *z)
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
 	accesslog_refused(r->req, loc->limits.conn_status, loc->proxy_pass);
+	tenant_request_done(r, loc->limits.conn_status);
 	proxy_send_error(r->req, loc->limits.conn_status, msg, 1);
 }
 
@@ -626,7 +633,7 @@ static enum phase_rc limit_conn_phase(struct wg_request *r)
 		proxy_send_error(r->req, 500, "out of memory", 0);
 		return PHASE_DONE;
 	}
-	struct rl_vars v = { .req = r->req, .s = r->srv };
+	struct rl_vars v = { .req = r->req, .s = r->srv, .tenant = r->tenant };
 	for (const struct conf_limit_conn *c = r->loc->limits.conn; c; c = c->next) {
 		struct rl_zone *z = zone_of(c->zone);
 		if (!z || !z->cz)

@@ -45,7 +45,7 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_ADMIN] = "admin", [CAUSE_RELOAD] = "reload", [CAUSE_SHUTDOWN] = "shutdown",
 	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
-	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict",
+	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict", [CAUSE_BOOT_CANCEL] = "boot_cancel",
 };
 
 /*

@@ -72,6 +72,7 @@ enum replica_cause {
 	CAUSE_FLEET_PEER,	/* another gateway runs, stops or took it (Redis lock) */
 	CAUSE_SLEEP_API,	/* a sleep or wake call: done, or failed */
 	CAUSE_EVICT,		/* stopped or put to sleep to free GPU memory for another upstream */
+	CAUSE_BOOT_CANCEL,	/* boot_cancel: every held request that wanted the boot left (dispatch.c) */
 	CAUSE_NCAUSES
 };
 

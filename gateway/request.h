@@ -61,6 +61,15 @@ struct wg_request {
 	int in_hold;
 	int resent;			/* its forward failed unsent once and it was sent again */
 	int hold_observed;		/* its hold time is in wakegate_hold_seconds already */
+	/* issue 17: the client (auth.c sets tenant and priority; dispatch.c the rest) */
+	char tenant[64];		/* $tenant: the API key's tenant; "" without a key */
+	int priority;			/* rank in the hold queue: higher goes first */
+	double deadline;		/* gw_now() by which it must be answered; 0: none */
+	double inflight_since;		/* gw_now() when forwarded (tenant.c's GPU-seconds share) */
+	const char *auth_header;	/* auth.c: the header of a known key, taken off at forward (static string); NULL: none */
+	double hold_promote_at;
+	int sse_started;		/* progress.c sent an event stream's headers: the rest follows on it */
+	struct event *progress_timer;	/* progress.c: a comment a second while held; NULL: none */		/* hold.c: goes before higher priorities from then (half its hold timeout) */
 };
 
 TAILQ_HEAD(wg_request_list, wg_request);

@@ -11,6 +11,7 @@
 #include "gateway/split_phase.h"
 #include "gateway/conf.h"
 #include "gateway/admin.h"
+#include "gateway/auth.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/model_route.h"
@@ -430,6 +431,7 @@ fail:
 void server_init(void)
 {
 	phase_register(PHASE_ROUTE, route_phase);
+	auth_init();
 	model_route_init();
 	split_phase_init();
 	ratelimit_init();

@@ -58,6 +58,7 @@ struct upstream {
 	int cold_starts;
 	double boot_s, warm_s;		/* last measured; 0: not yet */
 	double wake_s[3];		/* [1], [2]: the last wake from that sleep level took; 0: not yet */
+	double svc_s;			/* dispatch.c: moving average of a request's upstream time (deadlines); 0: none yet */
 	uint64_t requests;
 	struct degrade_sig sig;		/* latency, errors, demand: the degrade rules' and scale_p99's window */
 	double p99_high_since;		/* scale.c: p99 above scale_p99 since (gw_now); 0: not */

@@ -53,7 +53,7 @@ my @errors = (
 		'a server directive outside a server is refused' ],
 	[ "upstream u {\n  launch exec x;\n  hold;\n}\n$SRV", 'invalid number of arguments in "hold" directive in test.conf:3',
 		'a directive with too few arguments is refused' ],
-	[ "upstream u {\n  launch exec x;\n  hold 1 2 3;\n}\n$SRV", 'invalid number of arguments in "hold" directive in test.conf:3',
+	[ "upstream u {\n  launch exec x;\n  hold 1 2 3 4;\n}\n$SRV", 'invalid number of arguments in "hold" directive in test.conf:3',
 		'a directive with too many arguments is refused' ],
 	[ "upstream u {\n  launch exec x;\n  boot_timeout 5x;\n}\n$SRV", 'invalid time "5x" in test.conf:3',
 		'a malformed time is refused' ],

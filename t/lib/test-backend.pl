@@ -4,8 +4,9 @@
 #   test-backend.pl PORT [--boot SECONDS]
 #   GET  /v2/health/ready   200 once --boot seconds have passed since start
 #   GET  /sse?n=N&ms=MS     text/event-stream: N events, one every MS ms
-#   GET  /slow?ms=MS        200 "slow" after MS ms
+#   GET  /slow?ms=MS        200 "slow" after MS ms (also /PREFIX/slow)
 #   GET  /pid               the backend's pid
+#   GET  /headers           the request's header lines, as received
 #   GET  /die               the backend kills itself (SIGKILL) without answering
 #   --log FILE              /slow appends "start ID T" and "end ID T" lines (ID from ?id=)
 #   anything else           200 "ok PATH"
@@ -49,8 +50,10 @@ while (1) {
 	my $line = <$c> // exit 0;
 	my ($method, $path) = split ' ', $line;
 	my $len = 0;
+	my $hdrs = '';
 	while (my $h = <$c>) {
 		last if $h =~ /^\r?\n$/;
+		$hdrs .= $h;
 		$len = $1 if $h =~ /^content-length:\s*(\d+)/i;
 	}
 	read($c, my $body, $len) if $len;
@@ -67,7 +70,7 @@ while (1) {
 			sleep($ms / 1000);
 		}
 		print $c "0\r\n\r\n";
-	} elsif ($path =~ m{^/slow}) {
+	} elsif ($path =~ m{^(?:/\w+)?/slow}) {	# also under a location's prefix: /lo/slow
 		note_log("start", $q{id});
 		sleep(($q{ms} // 1000) / 1000);
 		note_log("end", $q{id});
@@ -76,6 +79,8 @@ while (1) {
 		kill 'KILL', getppid();
 		sleep 0.5;
 		exit 0;
+	} elsif ($path =~ m{/headers(?:\?|$)}) {
+		reply($c, 200, $hdrs);
 	} elsif ($path =~ m{^/pid}) {
 		reply($c, 200, getppid() . "\n");
 	} else {
