@@ -56,9 +56,13 @@ static int get_amount(const char *s, double *out)
  */
 static int launch_check_vars(struct conf_parse *p, const char *cmd)
 {
-	static const char *const known[] = { "port", "name", "prefix" };
+	static const char *const known[] = { "port", "name", "prefix", "replica", "gpu", "gpu_index" };
 
 	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
+		if (s[1] == '$') {	/* "$$": a "$" for the shell */
+			s++;
+			continue;
+		}
 		const char *name = s + 1, *end;
 		int braced = *name == '{', ok = 0;
 		size_t nlen;
@@ -80,7 +84,8 @@ static int launch_check_vars(struct conf_parse *p, const char *cmd)
 				ok = 1;
 		if (!ok)
 			return conf_error(p, "unknown variable \"$%.*s\" in \"launch\" directive "
-					  "(known: $port, $name, $prefix)", (int)nlen, name);
+					  "(known: $port, $name, $prefix, $replica, $gpu, $gpu_index; "
+					  "write $$ for a $ the shell should see)", (int)nlen, name);
 	}
 	return 0;
 }

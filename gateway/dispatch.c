@@ -310,7 +310,7 @@ static void dispatch_on_move(struct replica *rep, const struct replica_change *c
 		return;
 	if (upstream_count(u, RS_UP))
 		return;		/* another replica will take them */
-	char msg[400];
+	char msg[sizeof(rep->reason) + 300];	/* the reason carries the worker's last output */
 	snprintf(msg, sizeof(msg), "upstream \"%s\": %s", u->name, rep->reason);
 	dispatch_fail_held(u, 503, msg, (int)ceil(rep->retry_at - gw_now()));
 }
@@ -385,7 +385,7 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 			failed = x;
 	}
 	if (!coming && failed) {
-		char msg[400];
+		char msg[sizeof(failed->reason) + 300];
 		snprintf(msg, sizeof(msg), "upstream \"%s\": %s", u->name, failed->reason);
 		req_reject(r, 503, msg, (int)ceil(failed->retry_at - now));
 		return PHASE_AGAIN;

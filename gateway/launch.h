@@ -45,6 +45,14 @@ struct launch {
 	launch_exit_cb on_exit;
 	void *arg;
 	char why[300];		/* set before on_exit(LAUNCH_WHY) */
+	/* exec: the prefix of the worker's output lines in the error log, set by the replica */
+	char tag[96];
+	/* exec: the worker's last lines of output, " | " between them ("" when none) */
+	char tail[400];
+	/* $replica, $gpu, $gpu_index: set by the replica before start (gpu "" and -1: not placed) */
+	int replica;
+	char gpu[64];
+	int gpu_index;
 };
 
 /*
@@ -101,8 +109,38 @@ pid_t launch_fork(int errfd);
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);
 /* How many processes the exec driver has started that have not been reaped yet. */
 int launch_exec_live(void);
-/* Expands $port $name $prefix in cmd; returns malloc'd text for free(). */
+/* Expands $port $name $prefix in cmd ($replica 0, no GPU); returns malloc'd text for free(). */
 char *launch_expand(const char *cmd, const char *name, int port, const char *prefix);
+
+/* What a launch command's variables stand for. */
+struct launch_vars {
+	const char *name;
+	int port;
+	const char *prefix;
+	int replica;		/* the replica's index in its upstream */
+	const char *gpu;	/* the placed device's name; NULL: not placed */
+	int gpu_index;		/* its position among the conf's gpu lines; -1: not placed */
+};
+/*
+ * Expands $port $name $prefix $replica $gpu $gpu_index (also as ${...}),
+ * and "$$" to "$"; any other "$" stays (the conf check refused unknown
+ * names). Returns malloc'd text for free(), NULL when out of memory.
+ */
+char *launch_expand_vars(const char *cmd, const struct launch_vars *v);
+
+/* "exec CMD" for one simple command, CMD as written otherwise (launch_exec.c); malloc'd. */
+char *launch_exec_wrap(const char *cmd);
+
+/*
+ * The exec driver's output capture (launch_output.c): reads fd (the read
+ * end of the child's stdout/stderr pipe, owned from here on) into the error
+ * log as "l->tag: line", keeping the last lines in l->tail. drain reads what
+ * is already in the pipe (the child just ended); free drains, closes fd.
+ */
+struct launch_output;
+struct launch_output *launch_output_new(struct event_base *base, int fd, struct launch *l);
+void launch_output_drain(struct launch_output *o);
+void launch_output_free(struct launch_output *o);
 
 /* Frees the driver's SIGCHLD watcher at exit. */
 void launch_exec_cleanup(void);

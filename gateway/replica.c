@@ -348,6 +348,9 @@ static void replica_pool_free(struct replica *rep)
  * answers them 503 unless another replica or a restart can take them): they
  * hear of the move first, as the probe, warmer and pool are let go after it.
  */
+/* the output tail of a launcher replica_exit_cb just freed, for replica_fail */
+static char replica_exit_tail[sizeof(((struct launch *)0)->tail)];
+
 static void replica_fail(struct replica *rep, enum replica_cause cause, int crashed_ready, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void replica_fail(struct replica *rep, enum replica_cause cause, int crashed_ready, const char *fmt, ...)
@@ -356,6 +359,11 @@ static void replica_fail(struct replica *rep, enum replica_cause cause, int cras
 	va_start(ap, fmt);
 	vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
 	va_end(ap);
+	/* the worker's own last words say why far better than a status does */
+	const char *tail = rep->launch ? rep->launch->tail : replica_exit_tail;
+	size_t rl = strlen(rep->reason);
+	if (*tail && rl + 16 < sizeof(rep->reason))
+		snprintf(rep->reason + rl, sizeof(rep->reason) - rl, "; last output: %s", tail);
 	rep->fails++;
 	double backoff = rep->fails >= 6 ? 30 : (double)(1 << (rep->fails - 1));
 	if (backoff > 30)
@@ -388,6 +396,7 @@ static void replica_exit_cb(int status, void *arg)
 	struct launch *l = rep->launch;
 	rep->launch = NULL;
 	rep->stop_sent = 0;
+	snprintf(replica_exit_tail, sizeof(replica_exit_tail), "%s", l->tail);
 	/* safe: the exec driver touches nothing after calling us */
 	launch_free(l);
 	switch (rep->state) {
@@ -414,6 +423,7 @@ static void replica_exit_cb(int status, void *arg)
 		log_info("upstream \"%s\" replica %d: process %s", rep->up->name, rep->id, how);
 		break;
 	}
+	replica_exit_tail[0] = 0;
 }
 
 static void replica_probe_cb(int ok, const char *why, void *arg);
@@ -552,6 +562,10 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 		replica_fail(rep, CAUSE_BOOT, 0, "cannot launch: %s", err);
 		return -1;
 	}
+	snprintf(rep->launch->tag, sizeof(rep->launch->tag), "upstream \"%s\" replica %d", u->name, rep->id);
+	rep->launch->replica = rep->id;
+	rep->launch->gpu_index = rep->gpu_dev[0] ? rep->gpu : -1;
+	snprintf(rep->launch->gpu, sizeof(rep->launch->gpu), "%s", rep->gpu_dev);
 	if (rep->launch->ops->url)	/* command, http, kubernetes: the replica answers at url= */
 		snprintf(rep->url, sizeof(rep->url), "%s", rep->launch->ops->url(rep->launch));
 	rep->stop_sent = 0;
