@@ -35,6 +35,7 @@
 
 struct launch_output {
 	struct event *ev;
+	struct event *flush;	/* one second after lines were dropped: log their count */
 	int fd;
 	struct launch *l;	/* tag in, tail out */
 	char line[LO_LINE_MAX + 1];
@@ -69,6 +70,22 @@ static void lo_tail(struct launch_output *o)
 	}
 }
 
+static void lo_dropped(struct launch_output *o)
+{
+	if (o->dropped)
+		log_notice("%s: %ld lines of output not logged (more than %d a second)",
+			   o->l->tag, o->dropped, LO_RATE);
+	o->dropped = 0;
+	evtimer_del(o->flush);
+}
+
+static void lo_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lo_dropped(arg);
+}
+
 static void lo_line(struct launch_output *o)
 {
 	o->line[o->len] = 0;
@@ -89,17 +106,17 @@ static void lo_line(struct launch_output *o)
 	lo_tail(o);
 	time_t now = lo_now();
 	if (now != o->win) {
-		if (o->dropped)
-			log_notice("%s: %ld lines of output not logged (more than %d a second)",
-				   o->l->tag, o->dropped, LO_RATE);
+		lo_dropped(o);
 		o->win = now;
 		o->win_lines = 0;
-		o->dropped = 0;
 	}
-	if (o->win_lines++ < LO_RATE)
+	if (o->win_lines++ < LO_RATE) {
 		log_notice("%s: %s%s", o->l->tag, o->line, o->cut ? " [...]" : "");
-	else
-		o->dropped++;
+	} else if (o->dropped++ == 0) {
+		/* said even when the worker goes quiet after its flood */
+		struct timeval sec = { 1, 0 };
+		evtimer_add(o->flush, &sec);
+	}
 }
 
 static void lo_bytes(struct launch_output *o, const char *b, size_t n)
@@ -157,9 +174,12 @@ struct launch_output *launch_output_new(struct event_base *base, int fd, struct 
 	o->l = l;
 	l->tail[0] = 0;
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    !(o->flush = evtimer_new(base, lo_flush_cb, o)) ||
 	    !(o->ev = event_new(base, fd, EV_READ | EV_PERSIST, lo_cb, o)) || event_add(o->ev, NULL) < 0) {
 		if (o->ev)
 			event_free(o->ev);
+		if (o->flush)
+			event_free(o->flush);
 		free(o);
 		return NULL;
 	}
@@ -177,6 +197,8 @@ void launch_output_free(struct launch_output *o)
 	if (!o)
 		return;
 	launch_output_drain(o);
+	lo_dropped(o);
+	event_free(o->flush);
 	event_free(o->ev);
 	close(o->fd);
 	free(o);

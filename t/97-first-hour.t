@@ -61,7 +61,7 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 
 # 3. a chatty worker: long lines cut, the log bounded, the gateway answers meanwhile
 {
-	my $chatty = q{perl -e 'print "x" x 5000, "\n"; print "line $_\n" for 1..5000; sleep 30'};
+	my $chatty = q{perl -e 'print "x" x 5000, "\n"; print "line $$_\n" for 1..5000; sleep 30'};
 	my ($text, $port, $admin) = gw_conf(launch => $chatty, upstream => 'boot_timeout 60s; hold 10 timeout=2s; stop_grace 1s;');
 	my $g = gw_start(conf => $text, port => $port, admin => $admin);
 	my $r = gw_predict($g, $body, timeout => 60);
@@ -73,6 +73,17 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	my $n = () = $log =~ /replica 0: line \d+$/mg;
 	cmp_ok($n, '<', 5000, "not every line of a flood is logged ($n)");
 	is(WG::http_get("$g->{admin_url}/status")->{status}, 200, 'the gateway answers during the flood');
+}
+
+# 3b. "$$" is a "$" for the shell; $replica, $gpu and $gpu_index name the replica and its device
+{
+	my $w = worker_cmd();
+	my ($text, $port, $admin) = gw_conf(launch => "echo home=\$\$HOME rep=\$replica gpu=\$gpu idx=\${gpu_index}; exec $w",
+		extra => "gpu gpu0 memory=1g;\ngpu gpu1 memory=24g;", upstream => 'gpu_memory 2g;');
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	is(gw_predict($g, $body, timeout => 60)->{status}, 200, 'a command with $$HOME and the replica variables serves');
+	like(gw_log($g), qr/replica 0: home=\Q$ENV{HOME}\E rep=0 gpu=gpu1 idx=1$/m,
+		'$$HOME reached the shell as $HOME; $replica, $gpu and ${gpu_index} were the replica\'s');
 }
 
 # 4. /healthz on the admin listener wakes nothing
