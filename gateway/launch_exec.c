@@ -231,8 +231,13 @@ static void exec_stop(struct launch *l, int64_t grace_ms)
 	struct exec_launch *e = (struct exec_launch *)l;
 	if (e->pid <= 0)
 		return;
-	kill(-e->pid, SIGTERM);
-	kill(e->pid, SIGTERM);
+	/*
+	 * One SIGTERM: the group has the worker (exec'd, it leads the group).
+	 * A second one would be a worker's "stop now, without draining".
+	 * The pid alone only when the group is gone (it left it).
+	 */
+	if (kill(-e->pid, SIGTERM) < 0)
+		kill(e->pid, SIGTERM);
 	if (grace_ms < 0)
 		grace_ms = 0;
 	struct timeval tv = { (time_t)(grace_ms / 1000), (suseconds_t)(grace_ms % 1000) * 1000 };

@@ -637,7 +637,11 @@ static void replica_warm_done(int ok, const char *reason, const struct warmer_re
 	if (rep->state != REPLICA_WARMING)
 		return;
 	if (!ok) {
-		replica_fail(rep, CAUSE_WARMUP, 0, "warmup failed: %s", reason ? reason : "?");
+		/* an answer of 4xx: the warmup asks for what this backend does not have */
+		int asked_wrong = reason && strstr(reason, ": HTTP 4") != NULL;
+		replica_fail(rep, CAUSE_WARMUP, 0, "warmup failed: %s%s", reason ? reason : "?",
+			     asked_wrong ? "; set \"warmup model=NAME;\" or \"warmup path=PATH body=FILE;\" "
+			     "to a request the backend serves, or \"warmup off;\"" : "");
 		return;
 	}
 	log_info("upstream \"%s\" replica %d: warmup ok: %d requests, first %.1fms, last %.1fms, %.0fms in all",
@@ -750,10 +754,16 @@ void replica_tick(struct replica *rep, double now)
 	case REPLICA_BOOTING:
 		if ((now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
 			char got[300] = "";
-			if (rep->probe)
+			int code = 0;
+			if (rep->probe) {
 				probe_describe(rep->probe, got, sizeof(got));
-			replica_fail(rep, CAUSE_BOOT, 0, "boot timed out after %gs%s%s%s",
-				     (double)u->p.boot_timeout_ms / 1000, *got ? " (health " : "", got, *got ? ")" : "");
+				code = probe_last_code(rep->probe);
+			}
+			/* the directive to set: the app answers, but not there; or it is slow */
+			replica_fail(rep, CAUSE_BOOT, 0, "boot timed out after %gs%s%s%s; %s",
+				     (double)u->p.boot_timeout_ms / 1000, *got ? " (health " : "", got, *got ? ")" : "",
+				     code ? "set \"health PATH;\" to a path that answers 200 once the app is ready" :
+				     "raise \"boot_timeout\" if the app takes longer to start");
 		}
 		break;
 	case REPLICA_READY:

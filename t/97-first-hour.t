@@ -9,6 +9,10 @@ use Test::More;
 use WG;
 use WGGateway;
 use Time::HiRes qw(time sleep);
+use JSON::PP;
+
+# the message of a JSON error answer
+sub errmsg { my $j = eval { decode_json($_[0]{content}) } // {}; return $j->{error} // $_[0]{content} }
 
 my ($body) = digits_input(2);
 
@@ -28,7 +32,8 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	my $s = WG::http()->post("$g->{admin_url}/upstreams/digits/sleep");
 	ok(wait_until(sub { (gw_status($g)->{upstreams}{digits}{state} // '') eq 'STOPPED' }, 20), 'an admin sleep stops it');
 	my $log = gw_log($g);
-	like($log, qr/DRAINING -> STOPPED \(exited with status 0/, 'the stop logs the worker\'s own exit status 0');
+	like($log, qr/DRAINING -> STOPPED \(exited with status 0/, 'the stop logs the worker\'s own exit status 0')
+		or diag(join "\n", grep { /STOPPED|exec|signal/ } split /\n/, $log);
 	unlike($log, qr/killed by signal 15/, 'not the shell\'s "killed by signal 15"');
 	$r = gw_predict($g, $body, timeout => 60);
 	is($r->{status}, 200, 'woken again');
@@ -84,6 +89,25 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	is(gw_predict($g, $body, timeout => 60)->{status}, 200, 'a command with $$HOME and the replica variables serves');
 	like(gw_log($g), qr/replica 0: home=\Q$ENV{HOME}\E rep=0 gpu=gpu1 idx=1$/m,
 		'$$HOME reached the shell as $HOME; $replica, $gpu and ${gpu_index} were the replica\'s');
+}
+
+# 3c. a health path the app does not have, a slow app, a warmup model it does not serve: the directive to set
+{
+	my ($text, $port, $admin) = gw_conf(upstream => 'health /nope; boot_timeout 2s; stop_grace 1s;');
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $r = gw_predict($g, $body, timeout => 60);
+	like(errmsg($r), qr{boot timed out after 2s \(health GET /nope: 404 x\d+\); set "health PATH;" to a path that answers 200},
+		'a health path that answers 404: what it got and which directive to set');
+	($text, $port, $admin) = gw_conf(launch => 'exec sleep 100', upstream => 'boot_timeout 1s; stop_grace 1s;');
+	$g = gw_start(conf => $text, port => $port, admin => $admin);
+	$r = gw_predict($g, $body, timeout => 60);
+	like(errmsg($r), qr{boot timed out after 1s \(health GET /v2/health/ready: no answer .*\); raise "boot_timeout"},
+		'an app that never answers: raise boot_timeout');
+	($text, $port, $admin) = gw_conf(upstream => 'warmup model=nowarm; stop_grace 1s;');
+	$g = gw_start(conf => $text, port => $port, admin => $admin);
+	$r = gw_predict($g, $body, timeout => 60);
+	like(errmsg($r), qr{warmup failed: .*nowarm.*HTTP 404.*; set "warmup model=NAME;" or "warmup path=PATH body=FILE;" to a request the backend serves, or "warmup off;"},
+		'a warmup the backend answers 404: which directive to set');
 }
 
 # 4. /healthz on the admin listener wakes nothing
