@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <glob.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,31 @@ static int conf_verror_at(struct conf_parse *p, const char *file, int line, cons
 	if (n >= 0 && (size_t)n < p->errlen && file)
 		snprintf(p->err + n, p->errlen - (size_t)n, " in %s:%d", file, line);
 	return -1;
+}
+
+/*
+ * A handler's error that does not name its directive ("invalid number
+ * \"timeout=15s\"") gets ' in "NAME" directive' before its place, so that
+ * the user knows which of the line's words to look up.
+ */
+static void conf_error_name(struct conf_parse *p, const char *name)
+{
+	char quoted[128], place[PATH_MAX + 32];
+	if (!p->err || !p->lx)
+		return;
+	snprintf(quoted, sizeof(quoted), "\"%s\"", name);
+	/* named already, quoted or as a word ("warmup count must be ...") */
+	size_t nl = strlen(name);
+	for (const char *w = strstr(p->err, name); w; w = strstr(w + 1, name))
+		if ((w == p->err || w[-1] == ' ' || w[-1] == '"') && (w[nl] == ' ' || w[nl] == '"'))
+			return;
+	snprintf(place, sizeof(place), " in %s:%d", p->lx->shown, p->line);
+	size_t el = strlen(p->err), pl = strlen(place);
+	if (el < pl || strcmp(p->err + el - pl, place) != 0)
+		return;
+	char *msg = conf_xasprintf("%.*s in %s directive%s", (int)(el - pl), p->err, quoted, place);
+	snprintf(p->err, p->errlen, "%s", msg);
+	free(msg);
 }
 
 /* An error about a place other than the directive being run. */
@@ -296,8 +322,11 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 			}
 			p->seen[row / 8] |= bit;
 		}
-		if (cmd->set(p, cmd, a.v + 1, nargs) < 0)
+		if (cmd->set(p, cmd, a.v + 1, nargs) < 0) {
+			if (!(cmd->flags & CONF_BLOCK))	/* a block's error is about a line inside */
+				conf_error_name(p, name);
 			break;
+		}
 		if (cmd->flags & CONF_RESTART)
 			conf_keep_line(p, row, a.v + 1, nargs);
 	}
