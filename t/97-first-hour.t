@@ -110,6 +110,18 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 		'a warmup the backend answers 404: which directive to set');
 }
 
+# 3d. the gateway's own answers carry the standard reason phrase
+{
+	my ($text, $port, $admin) = gw_conf(launch => worker_cmd());
+	$text =~ s/proxy_pass digits;/proxy_pass digits; degrade return 429 when cold;/ or die;
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $r = WG::http_get("$g->{url}/v2/models/digits");
+	is($r->{status}, 429, 'a degrade rule answers 429');
+	is($r->{reason}, 'Too Many Requests', 'as "429 Too Many Requests", not libevent\'s "Client Error"');
+	$r = WG::http_get("$g->{admin_url}/nothing");
+	is($r->{reason}, 'Not Found', 'a 404 says Not Found');
+}
+
 # 4. /healthz on the admin listener wakes nothing
 {
 	my ($text, $port, $admin) = gw_conf(launch => worker_cmd());
