@@ -10,7 +10,7 @@ gateway_wakegate_SOURCES = \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
-	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_check.c gateway/launch_check.h \
+	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_check.c gateway/launch_check.h gateway/start_check.c gateway/start_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h \

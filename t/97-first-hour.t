@@ -10,6 +10,8 @@ use WG;
 use WGGateway;
 use Time::HiRes qw(time sleep);
 use JSON::PP;
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
 
 # the message of a JSON error answer
 sub errmsg { my $j = eval { decode_json($_[0]{content}) } // {}; return $j->{error} // $_[0]{content} }
@@ -120,6 +122,62 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	is($r->{reason}, 'Too Many Requests', 'as "429 Too Many Requests", not libevent\'s "Client Error"');
 	$r = WG::http_get("$g->{admin_url}/nothing");
 	is($r->{reason}, 'Not Found', 'a 404 says Not Found');
+}
+
+# 5. -s reload and -s stop work on the default conf, as wakegate(8) says (its ports made free)
+{
+	my $dir = tmpdir() . '/default';
+	mkdir $dir; mkdir "$dir/conf";
+	symlink(WG::bin('wakegate-worker') =~ s{/wakegate-worker$}{}r, "$dir/gpu-worker") or die;
+	symlink(src('models'), "$dir/models") or die;
+	my ($port, $admin) = (free_port(), free_port());
+	my $text = slurp(src('conf/wakegate.conf'));
+	$text =~ s/127\.0\.0\.1:8080/127.0.0.1:$port/g;
+	$text =~ s/127\.0\.0\.1:8081/127.0.0.1:$admin/g;
+	spew("$dir/conf/wakegate.conf", $text);
+	my @gw = (WG::bin('wakegate'), '-p', $dir, '-c', 'conf/wakegate.conf');
+	is(system("@gw -t 2>/dev/null"), 0, 'the default conf passes -t');
+	my $pid = start_proc(name => 'default-conf', cmd => \@gw, log => "$dir/out.log");
+	ok(wait_http("http://127.0.0.1:$admin/status", 30), 'the default conf runs');
+	ok(-s "$dir/wakegate.pid", 'and writes its pid file under the prefix');
+	my $out = `@gw -s reload 2>&1`;
+	is($?, 0, '-s reload works on the default conf') or diag($out);
+	ok(wait_until(sub { slurp("$dir/out.log") =~ /reload/i }, 10), 'the daemon reloads');
+	$out = `@gw -s stop 2>&1`;
+	is($?, 0, '-s stop works too') or diag($out);
+	ok(wait_until(sub { waitpid($pid, WNOHANG()) == $pid }, 30), 'and the daemon exits');
+	ok(!-e "$dir/wakegate.pid", 'removing its pid file');
+}
+
+# 6. -t sees what would fail at start; a start failure reaches the terminal with its errno
+{
+	my $dir = tmpdir();
+	my ($port, $admin) = (free_port(), free_port());
+	my $base = "upstream u { launch exec \"exec sleep 1\"; }\nserver { listen 127.0.0.1:$port; location / { proxy_pass u; } }\n";
+	my $t = sub {
+		my ($main) = @_;
+		spew("$dir/t6.conf", "$main\n$base");
+		my $out = `@{[WG::bin('wakegate')]} -p $dir -c $dir/t6.conf -t 2>&1`;
+		return ($? >> 8, $out);
+	};
+	my ($rc, $out) = $t->("error_log $dir/nolog/error.log;");
+	is($rc, 1, '-t fails on an error_log in a missing directory');
+	like($out, qr{error_log "\Q$dir\E/nolog/error.log": directory "\Q$dir\E/nolog" does not exist}, 'naming it');
+	($rc, $out) = $t->("access_log $dir/nolog/access.log;");
+	like($out, qr{access_log .*does not exist}, 'the access_log\'s directory too');
+	($rc, $out) = $t->("pid $dir/norun/wg.pid;");
+	like($out, qr{pid .*norun.* does not exist}, 'and the pid file\'s');
+	my $busy = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 5, ReuseAddr => 1) or die;
+	($rc, $out) = $t->("error_log $dir/t6-error.log;");
+	is($rc, 1, '-t fails when a listen address is in use');
+	like($out, qr{listen: bind\(\) to 127\.0\.0\.1:$port failed \(98: Address already in use\)}, 'with the errno');
+	spew("$dir/t6.conf", "error_log $dir/t6-error.log;\nadmin_listen 127.0.0.1:$admin;\n$base");
+	$out = `@{[WG::bin('wakegate')]} -p $dir -c $dir/t6.conf 2>&1`;
+	isnt($? >> 8, 0, 'a start on a busy port fails');
+	like($out, qr{\[emerg\].*bind\(\) to 127\.0\.0\.1:$port failed \(98: Address already in use\)},
+		'and says so on the terminal, with strerror, though the error log is a file');
+	like(slurp("$dir/t6-error.log"), qr{Address already in use}, 'and in the error log');
+	close $busy;
 }
 
 # 4. /healthz on the admin listener wakes nothing
