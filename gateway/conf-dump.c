@@ -212,6 +212,8 @@ static void dump_server(const struct conf_server *s, int i)
 		put_str(l->path);
 		printf("\nserver.%d.location.%d.defined %s:%d\n", i, j, l->file, l->line);
 		kv_str(K("server.%d.location.%d.proxy_pass", i, j), l->proxy_pass);
+		if (l->proxy_uri)
+			kv_str(K("server.%d.location.%d.proxy_uri", i, j), l->proxy_uri);
 		kv_str(K("server.%d.location.%d.upstream", i, j), l->upstream ? l->upstream->name : NULL);
 		kv_num(K("server.%d.location.%d.client_max_body_size", i, j), l->client_max_body_size);
 		kv_num(K("server.%d.location.%d.proxy_connect_timeout_ms", i, j), l->proxy_connect_timeout_ms);

@@ -577,6 +577,7 @@ static void server_free(struct conf_server *s)
 		s->locations = l->next;
 		free(l->path);
 		free(l->proxy_pass);
+		free(l->proxy_uri);
 		conf_limits_free(&l->limits);
 		conf_degrade_free(l);
 		free(l);

@@ -186,6 +186,7 @@ struct conf_location {
 	char *path;
 	int exact;		/* "location = /x" */
 	char *proxy_pass;	/* upstream name */
+	char *proxy_uri;	/* "proxy_pass http://NAME/URI": replaces the location's path; NULL: none */
 	struct conf_upstream *upstream;	/* resolved at load, never NULL when proxy_pass is set */
 	int64_t client_max_body_size;	/* inherited from server, then main */
 	int64_t proxy_connect_timeout_ms;

@@ -202,6 +202,29 @@ static void req_done(const struct proxy_result *res, void *arg)
 	keepalive_on_done(u);
 }
 
+/*
+ * "proxy_pass http://NAME/URI": the location's path in the request target
+ * replaced by URI, as nginx does (an exact location's whole path; the query
+ * kept). Malloc'd, or NULL: the target goes as the client sent it.
+ */
+static char *req_target(const struct wg_request *r)
+{
+	const struct conf_location *loc = r->loc;
+	if (!loc || !loc->proxy_uri || !r->req)
+		return NULL;
+	char buf[4096];
+	const char *t = proxy_hdr_uri(r->req, buf, sizeof(buf));
+	size_t pl = strlen(loc->path);
+	if (strncmp(t, loc->path, pl) != 0)
+		return NULL;	/* routed on this path: cannot happen */
+	const char *rest = loc->exact ? t + strcspn(t, "?") : t + pl;
+	size_t n = strlen(loc->proxy_uri) + strlen(rest) + 1;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s%s", loc->proxy_uri, rest);
+	return out;
+}
+
 /* Sends r to rep, which is READY with a free slot. */
 static void req_forward(struct replica *rep, struct wg_request *r)
 {
@@ -222,7 +245,10 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		o.extra_header_name = "X-Wakegate-Cold";
 		o.extra_header_value = r->cold_value;
 	}
+	char *target = req_target(r);
+	o.uri = target;
 	proxy_forward(rep->pool, r->req, &o, req_done, req_progress, r);
+	free(target);	/* proxy_forward keeps a copy */
 }
 
 /* The least busy READY replica under max_conns, or NULL. */

@@ -135,6 +135,7 @@ static void timers_free(struct proxy_fwd *f)
 static void done_and_free(struct proxy_fwd *f)
 {
 	f->done(&f->res, f->arg);
+	free(f->uri);
 	free(f->extra_name);
 	free(f->extra_value);
 	free(f);
@@ -641,7 +642,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 		evhttp_connection_set_closecb(c, upstream_close_cb, f);
 	}
 	if (evhttp_make_request(c, u, evhttp_request_get_command(f->creq),
-				proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
+				f->uri ? f->uri : proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
 		/* evhttp freed u */
 		f->ureq = NULL;
 		f->uconn = NULL;
@@ -684,6 +685,8 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->connect_ms = o->connect_timeout_ms;
 	f->read_ms = o->read_timeout_ms;
 	f->unsent_back = o && o->unsent_back;
+	if (o && o->uri)
+		f->uri = strdup(o->uri);
 	if (o && o->extra_header_name && o->extra_header_value) {
 		f->extra_name = strdup(o->extra_header_name);
 		f->extra_value = strdup(o->extra_header_value);

@@ -40,6 +40,8 @@ struct proxy_opts {
 	 * elsewhere or answer it. 0: such a request gets the 502.
 	 */
 	int unsent_back;
+	/* the request target to send instead of the client's (proxy_pass with a URI part); NULL: the client's */
+	const char *uri;
 };
 
 /* Why a forward ended, for the access log and metrics. */

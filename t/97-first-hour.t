@@ -180,6 +180,24 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	close $busy;
 }
 
+# 8a. proxy_pass with a URI part replaces the location's prefix, as nginx's does
+{
+	my ($text, $port, $admin) = gw_conf(launch => worker_cmd());
+	$text =~ s{location / \{ proxy_pass digits; \}}{location / { proxy_pass digits; }
+	location /small/ { proxy_pass http://digits/; }
+	location /v1/ { proxy_pass http://digits/v2/models/; }
+	location = /ready { proxy_pass http://digits/v2/health/ready; }} or die;
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $r = http_post("$g->{url}/small/predict", $body);
+	is($r->{status}, 200, 'proxy_pass http://NAME/; sends /small/predict as /predict') or diag($r->{content});
+	$r = WG::http_get("$g->{url}/v1/digits?x=1");
+	is($r->{status}, 200, 'a longer URI part replaces the prefix (/v1/digits -> /v2/models/digits), the query kept');
+	like($r->{content}, qr/"name":\s*"digits"/, 'the worker answered its model metadata');
+	is(WG::http_get("$g->{url}/ready")->{status}, 200, 'an exact location\'s whole path is replaced');
+	is(http_post("$g->{url}/predict", $body)->{status}, 200, 'a plain proxy_pass NAME still sends the path as it came');
+	like(slurp($g->{access}), qr{"POST /small/predict HTTP/1.1" 200}, 'the access log keeps the client\'s path');
+}
+
 # 4. /healthz on the admin listener wakes nothing
 {
 	my ($text, $port, $admin) = gw_conf(launch => worker_cmd());
