@@ -547,6 +547,9 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->name);
 	free(u->launch_kind);
 	free(u->launch_cmd);
+	for (size_t i = 0; i < u->nenv; i++)
+		free(u->env[i]);
+	free(u->env);
 	free(u->health_path);
 	free(u->warmup.model);
 	free(u->warmup.path);

@@ -106,6 +106,8 @@ struct conf_upstream {
 	int line;
 	char *launch_kind;	/* "exec" */
 	char *launch_cmd;	/* "CMD with $port" */
+	char **env;		/* "env NAME=VALUE;" lines, in order (values may hold $replica ...) */
+	size_t nenv;
 	char *health_path;
 	int64_t boot_timeout_ms;
 	struct conf_warmup warmup;

@@ -53,6 +53,9 @@ struct launch {
 	int replica;
 	char gpu[64];
 	int gpu_index;
+	/* exec: the upstream's "env NAME=VALUE" lines, copied from the conf (values not expanded yet) */
+	char **env;
+	size_t nenv;
 };
 
 /*

@@ -149,9 +149,12 @@ char *launch_exec_wrap(const char *cmd)
 	return out;
 }
 
-/* Child side of launch_fork (own group, clean signals, stdin /dev/null): cwd, exec. Never returns. */
-static void exec_child(const char *cmd, const char *prefix)
+/* Child side of launch_fork (own group, clean signals, stdin /dev/null): env, cwd, exec. Never returns. */
+static void exec_child(const char *cmd, const char *prefix, char **env, size_t nenv)
 {
+	for (size_t i = 0; i < nenv; i++)	/* "env NAME=VALUE" lines, expanded */
+		if (env[i])
+			putenv(env[i]);
 	/* a gateway killed hard should not leave GPU workers behind */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)	/* the gateway died before prctl: nobody will send it */
@@ -182,23 +185,30 @@ static int exec_start(struct launch *l, const char *name, int port, char *err, s
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	/* the env lines' values take the same variables, expanded in the parent (the child only execs) */
+	char **env = l->nenv ? calloc(l->nenv, sizeof(*env)) : NULL;
+	for (size_t i = 0; env && i < l->nenv; i++)
+		env[i] = launch_expand_vars(l->env[i], &v);
 	int outfd[2] = { -1, -1 };
-	if (pipe2(outfd, O_CLOEXEC) < 0) {
+	pid_t pid = -1;
+	if (pipe2(outfd, O_CLOEXEC) < 0)
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		free(cmd);
-		return -1;
-	}
-	pid_t pid = launch_fork(outfd[1]);
-	if (pid < 0) {
+	else if ((pid = launch_fork(outfd[1])) < 0)
 		snprintf(err, errlen, "fork: %s", strerror(errno));
-		free(cmd);
-		close(outfd[0]);
-		close(outfd[1]);
-		return -1;
-	}
 	if (pid == 0) {
 		dup2(2, 1);	/* stdout too: both reach the error log */
-		exec_child(cmd, e->prefix);
+		exec_child(cmd, e->prefix, env, env ? l->nenv : 0);
+	}
+	for (size_t i = 0; env && i < l->nenv; i++)
+		free(env[i]);
+	free(env);
+	if (pid < 0) {
+		free(cmd);
+		if (outfd[0] >= 0) {
+			close(outfd[0]);
+			close(outfd[1]);
+		}
+		return -1;
 	}
 	close(outfd[1]);
 	launch_output_free(e->out);

@@ -93,6 +93,20 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 		'$$HOME reached the shell as $HOME; $replica, $gpu and ${gpu_index} were the replica\'s');
 }
 
+# 7. env NAME=VALUE per upstream, with the launch variables in its value
+{
+	my $w = worker_cmd();
+	my ($text, $port, $admin) = gw_conf(launch => "echo env: \$\$WG_T_DEV \$\$WG_T_HOME; exec $w",
+		extra => "gpu gpu0 memory=1g;\ngpu gpu1 memory=24g;",
+		upstream => "gpu_memory 2g;\n\tenv WG_T_DEV=\$gpu_index;\n\tenv WG_T_HOME=\$prefix/r\$replica;");
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	is(gw_predict($g, $body, timeout => 60)->{status}, 200, 'an upstream with env lines serves');
+	like(gw_log($g), qr{replica 0: env: 1 \Q@{[tmpdir()]}\E/r0$}m, 'the worker\'s environment has them, expanded');
+	spew(tmpdir() . '/env-bad.conf', qq{upstream u { launch exec "x"; env 1X=y; }\nserver { listen 127.0.0.1:1; location / { proxy_pass u; } }\n});
+	my $out = `@{[WG::bin('wakegate')]} -t -c @{[tmpdir()]}/env-bad.conf 2>&1`;
+	like($out, qr/invalid variable name "1X" in "env" directive/, 'a bad name is refused');
+}
+
 # 3c. a health path the app does not have, a slow app, a warmup model it does not serve: the directive to set
 {
 	my ($text, $port, $admin) = gw_conf(upstream => 'health /nope; boot_timeout 2s; stop_grace 1s;');
