@@ -212,6 +212,16 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	like(slurp($g->{access}), qr{"POST /small/predict HTTP/1.1" 200}, 'the access log keeps the client\'s path');
 }
 
+# 10. a bare number of time is seconds everywhere: the worker's --batch-delay too
+{
+	my $port = free_port();
+	my $pid = start_proc(name => 'bd', cmd => [WG::bin('wakegate-worker'), '--model', src('models/digits.safetensors'),
+		'--listen', "127.0.0.1:$port", '--batch-delay', '2'], log => tmpdir() . '/bd.log');
+	ok(wait_http("http://127.0.0.1:$port/v2/health/ready", 30), 'a worker with --batch-delay 2 starts');
+	like(slurp(tmpdir() . '/bd.log'), qr/batch delay 2000ms/, '--batch-delay 2 is two seconds, as 2 is in the conf');
+	WG::stop_proc($pid);
+}
+
 # 12. the documents agree with the programs
 {
 	my $replay = ($ENV{WG_BUILD} // src('.')) . '/tools/wakegate-replay';
