@@ -443,11 +443,13 @@ static int conf_check(struct conf_parse *p)
 				return conf_error_at(p, lx->file, lx->line,
 						     "no \"ssl_certificate_key\" is defined for the \"listen ... ssl\" directive");
 		}
+		s->proxy_headers = s->own_headers ? s->own_headers : c->proxy_headers;
 		inherit(&s->client_max_body_size, c->client_max_body_size);
 		inherit(&s->proxy_connect_timeout_ms, c->proxy_connect_timeout_ms);
 		inherit(&s->proxy_read_timeout_ms, c->proxy_read_timeout_ms);
 		for (struct conf_location *l = s->locations; l; l = l->next) {
 			struct conf_location_x *lx = (struct conf_location_x *)l;
+			l->proxy_headers = l->own_headers ? l->own_headers : s->proxy_headers;
 			inherit(&l->client_max_body_size, s->client_max_body_size);
 			inherit(&l->proxy_connect_timeout_ms, s->proxy_connect_timeout_ms);
 			inherit(&l->proxy_read_timeout_ms, s->proxy_read_timeout_ms);
@@ -581,10 +583,12 @@ static void server_free(struct conf_server *s)
 		free(l->path);
 		free(l->proxy_pass);
 		free(l->proxy_uri);
+		conf_headers_free(l->own_headers);
 		conf_limits_free(&l->limits);
 		conf_degrade_free(l);
 		free(l);
 	}
+	conf_headers_free(s->own_headers);
 	free(s->server_name);
 	free(s->ssl_certificate);
 	free(s->ssl_certificate_key);
@@ -609,6 +613,7 @@ void conf_free(struct conf *c)
 		c->servers = s->next;
 		server_free(s);
 	}
+	conf_headers_free(c->proxy_headers);
 	conf_limits_free(&c->limits);
 	conf_limit_zones_free(c);
 	conf_gpu_free(c);

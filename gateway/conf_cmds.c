@@ -589,6 +589,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0, NULL },
 
 	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0, NULL },
+	{ "proxy_set_header", INH, CONF_MULTI, 2, 2, conf_set_proxy_header, 0, NULL },
 	{ "degrade", CONF_LOCATION, CONF_MULTI, 3, -1, conf_set_degrade, 0, NULL },
 
 	{ "limit_req_zone", CONF_MAIN, CONF_MULTI, 2, 4, conf_set_limit_zone, 0, NULL },

@@ -15,6 +15,7 @@
 #include "gateway/conf.h"
 #include "gateway/cost.h"
 #include "gateway/gw.h"
+#include "gateway/header_set.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -246,9 +247,12 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		o.extra_header_value = r->cold_value;
 	}
 	char *target = req_target(r);
+	char **hdrs = r->loc ? header_set_expand(r->loc->proxy_headers, r->req, rep->url) : NULL;
 	o.uri = target;
+	o.set_headers = (const char *const *)hdrs;
 	proxy_forward(rep->pool, r->req, &o, req_done, req_progress, r);
-	free(target);	/* proxy_forward keeps a copy */
+	free(target);	/* proxy_forward keeps copies */
+	header_set_free(hdrs);
 }
 
 /* The least busy READY replica under max_conns, or NULL. */

@@ -10,7 +10,7 @@ gateway_wakegate_SOURCES = \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
-	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_check.c gateway/launch_check.h gateway/start_check.c gateway/start_check.h \
+	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/header_set.c gateway/header_set.h gateway/launch_check.c gateway/launch_check.h gateway/start_check.c gateway/start_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h \
@@ -18,7 +18,7 @@ gateway_wakegate_SOURCES = \
 	gateway/status_page.c gateway/status_page.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
@@ -55,7 +55,7 @@ check_PROGRAMS += gateway/conf-dump
 gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 
 # degrade-test: replays degradation scripts through gateway/degrade.c, for t/51-degrade.t.

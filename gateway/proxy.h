@@ -42,6 +42,11 @@ struct proxy_opts {
 	int unsent_back;
 	/* the request target to send instead of the client's (proxy_pass with a URI part); NULL: the client's */
 	const char *uri;
+	/*
+	 * proxy_set_header: name, value, name, value, ..., NULL (values expanded);
+	 * each replaces the header the proxy would send, an empty value removes it.
+	 */
+	const char *const *set_headers;
 };
 
 /* Why a forward ended, for the access log and metrics. */

@@ -238,6 +238,47 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	unlike(slurp(src('man/wakegate.8')), qr/plain HTTP only/, 'BUGS no longer says https replicas do not work');
 }
 
+# 8b. proxy_set_header: Host and X-Forwarded-Host as nginx users set them, inherited as nginx's
+{
+	my $echo = tmpdir() . '/echo.pl';
+	spew($echo, <<'EOP');
+use IO::Socket::INET;
+my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $ARGV[0], Listen => 64, ReuseAddr => 1) or die;
+while (my $c = $s->accept) {
+	my $head = '';
+	while (my $l = <$c>) { last if $l =~ /^\r?\n$/; $head .= $l }
+	my $b = $head =~ m{^GET /v2/health} ? "ok\n" : $head;
+	print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b";
+	close $c;
+}
+EOP
+	my ($text, $port, $admin) = gw_conf(launch => "exec perl $echo \$port", upstream => 'warmup off;',
+		extra => 'proxy_set_header X-Main "main";');
+	$text =~ s{location / \{ proxy_pass digits; \}}{location / { proxy_pass digits; }
+	location /h/ {
+		proxy_pass digits;
+		proxy_set_header Host \$host;
+		proxy_set_header X-Forwarded-Host \$http_host;
+		proxy_set_header X-Key "k=\$http_x_api_key via \$scheme from \$remote_addr to \$proxy_host for \$request_uri";
+		proxy_set_header User-Agent "";
+	}} or die;
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $h = `curl -s -H 'Host: Example.COM:8443' -H 'X-Api-Key: abc' '$g->{url}/h/x?y=1'`;
+	is($?, 0, 'a location with proxy_set_header serves');
+	like($h, qr/^Host: example\.com\r?$/mi, 'Host $host: the client\'s host, no port, lower case');
+	unlike($h, qr/^Host: 127\.0\.0\.1/mi, 'instead of the replica\'s address');
+	like($h, qr/^X-Forwarded-Host: Example\.COM:8443\r?$/mi, 'X-Forwarded-Host $http_host: the Host as sent');
+	like($h, qr{^X-Key: k=abc via http from 127\.0\.0\.1 to 127\.0\.0\.1:\d+ for /h/x\?y=1\r?$}mi, 'the other variables');
+	unlike($h, qr/^User-Agent:/mi, 'an empty value removes the header');
+	unlike($h, qr/^X-Main:/mi, 'a location with lines of its own does not inherit main\'s');
+	$h = WG::http_get("$g->{url}/other")->{content};
+	like($h, qr/^X-Main: main\r?$/mi, 'a location with none inherits main\'s');
+	like($h, qr/^Host: 127\.0\.0\.1:\d+\r?$/mi, 'and sends the replica\'s Host as before');
+	spew(tmpdir() . '/hdr-bad.conf', qq{upstream u { launch exec "x"; }\nserver { listen 127.0.0.1:1; location / { proxy_pass u; proxy_set_header Host \$hots; } }\n});
+	like(`@{[WG::bin('wakegate')]} -t -c @{[tmpdir()]}/hdr-bad.conf 2>&1`, qr/unknown variable "\$hots" in "proxy_set_header" directive/,
+		'an unknown variable is refused');
+}
+
 # 4. /healthz on the admin listener wakes nothing
 {
 	my ($text, $port, $admin) = gw_conf(launch => worker_cmd());
