@@ -150,14 +150,15 @@ char *launch_exec_wrap(const char *cmd)
 }
 
 /* Child side of launch_fork (own group, clean signals, stdin /dev/null): env, cwd, exec. Never returns. */
-static void exec_child(const char *cmd, const char *prefix, char **env, size_t nenv)
+static void exec_child(const char *cmd, const char *prefix, char **env, size_t nenv, pid_t gateway)
 {
 	for (size_t i = 0; i < nenv; i++)	/* "env NAME=VALUE" lines, expanded */
 		if (env[i])
 			putenv(env[i]);
 	/* a gateway killed hard should not leave GPU workers behind */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)	/* the gateway died before prctl: nobody will send it */
+	/* the gateway died before prctl: nobody will send it (not "== 1": the gateway may be pid 1) */
+	if (getppid() != gateway)
 		_exit(1);
 	if (prefix && chdir(prefix) < 0) {
 		fprintf(stderr, "wakegate: chdir %s: %s\n", prefix, strerror(errno));
@@ -190,14 +191,14 @@ static int exec_start(struct launch *l, const char *name, int port, char *err, s
 	for (size_t i = 0; env && i < l->nenv; i++)
 		env[i] = launch_expand_vars(l->env[i], &v);
 	int outfd[2] = { -1, -1 };
-	pid_t pid = -1;
+	pid_t pid = -1, self = getpid();
 	if (pipe2(outfd, O_CLOEXEC) < 0)
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 	else if ((pid = launch_fork(outfd[1])) < 0)
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		dup2(2, 1);	/* stdout too: both reach the error log */
-		exec_child(cmd, e->prefix, env, env ? l->nenv : 0);
+		exec_child(cmd, e->prefix, env, env ? l->nenv : 0, self);
 	}
 	for (size_t i = 0; env && i < l->nenv; i++)
 		free(env[i]);

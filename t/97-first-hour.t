@@ -224,13 +224,6 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 
 # 12. the documents agree with the programs
 {
-	my $replay = ($ENV{WG_BUILD} // src('.')) . '/tools/wakegate-replay';
-	SKIP: {
-		skip 'no wakegate-replay built', 2 unless -x $replay;
-		my $out = `$replay @{[src('bench/traces/bursty.csv')]} --granularity 2m 2>&1`;
-		isnt($?, 0, 'wakegate-replay refuses --granularity 2m, as billing_granularity does');
-		like($out, qr/must be 1s, 1m or 1h/, 'saying which values it takes');
-	}
 	my $readme = slurp(src('README.md'));
 	like($readme, qr/\| `wakegate-replay` \|/, 'the README\'s program table has wakegate-replay');
 	unlike($readme . slurp(src('man/wakegate.8')), qr/never\s+dropped/, 'nothing says held requests are "never dropped"');

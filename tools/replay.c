@@ -398,10 +398,8 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 			if (policy_parse_ms(argv[++i], &o->dur_ms) < 0)
 				die("--duration needs a time such as 100ms", v);
 		} else if (!strcmp(a, "--granularity")) {
-			/* the gateway's billing_granularity takes these three only: a replay must not promise more */
-			if (policy_parse_ms(argv[++i], &o->gran_ms) < 0 ||
-			    (o->gran_ms != 1000 && o->gran_ms != 60000 && o->gran_ms != 3600000))
-				die("--granularity must be 1s, 1m or 1h (as billing_granularity)", v);
+			if (policy_parse_ms(argv[++i], &o->gran_ms) < 0 || o->gran_ms <= 0)
+				die("--granularity needs a time such as 1s", v);
 		} else if (!strcmp(a, "--price")) {
 			o->price = strtod(argv[++i], &end);
 			if (end == v || (*end && strcmp(end, "/h")) || !(o->price >= 0))
