@@ -61,9 +61,12 @@ static void req_reject(struct wg_request *r, int code, const char *reason, int r
 {
 	if (r->held)
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
-	if (r->req)
+	uint64_t bytes = 0;
+	if (r->req) {
+		bytes = proxy_error_size(reason);	/* the access log counts the answer's body */
 		proxy_send_error(r->req, code, reason, retry_after);
-	req_account(r, r->req ? code : 499, 0, 0);
+	}
+	req_account(r, r->req ? code : 499, bytes, 0);
 	r->req = NULL;
 	request_free(r);
 }

@@ -96,5 +96,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 
 /* Sends a small error reply: {"error": reason} with status code and, if > 0, Retry-After. */
 void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s);
+/* The body bytes proxy_send_error writes for reason (for the access log, written before the answer). */
+size_t proxy_error_size(const char *reason);
 
 #endif

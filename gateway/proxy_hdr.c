@@ -327,19 +327,36 @@ static const char *status_phrase(int code)
 	}
 }
 
+/* {"error": reason} as proxy_send_error writes it, without its newline; malloc'd or NULL. */
+static char *error_json(const char *reason)
+{
+	json_t *o = json_object();
+	char *s = NULL;
+	if (o && json_object_set_new(o, "error", json_string(reason ? reason : "error")) != 0)
+		json_object_set_new(o, "error", json_string("error"));	/* reason was not UTF-8 */
+	if (o)
+		s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+/* See proxy.h. */
+size_t proxy_error_size(const char *reason)
+{
+	char *s = error_json(reason);
+	size_t n = (s ? strlen(s) : strlen("{\"error\":\"error\"}")) + 1;
+	free(s);
+	return n;
+}
+
 /* See proxy.h. */
 void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
-	json_t *o = json_object();
-	char *s = NULL;
+	char *s = error_json(reason);
 	char num[32];
 
-	if (o && json_object_set_new(o, "error", json_string(reason ? reason : "error")) != 0)
-		json_object_set_new(o, "error", json_string("error"));	/* reason was not UTF-8 */
-	if (o)
-		s = json_dumps(o, JSON_COMPACT);
 	evhttp_remove_header(h, "Content-Type");
 	evhttp_add_header(h, "Content-Type", "application/json");
 	if (retry_after_s > 0) {
@@ -354,7 +371,6 @@ void proxy_send_error(struct evhttp_request *req, int code, const char *reason, 
 	if (b)
 		evbuffer_free(b);
 	free(s);
-	json_decref(o);
 }
 
 /* See proxy_hdr.h. */

@@ -111,7 +111,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 	r->loc = loc;
 	r->conf_gen = phase_conf_gen();
 	if (!loc || (!loc->proxy_pass && !loc->route_models)) {
-		accesslog_refused(req, 404, NULL);
+		accesslog_refused(req, 404, NULL, proxy_error_size("no location for this path"));
 		proxy_send_error(req, 404, "no location for this path", 0);
 		return PHASE_DONE;
 	}
@@ -120,7 +120,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "request body of %zu bytes is larger than client_max_body_size %lld",
 			 body, (long long)loc->client_max_body_size);
-		accesslog_refused(req, 413, loc->proxy_pass);
+		accesslog_refused(req, 413, loc->proxy_pass, proxy_error_size(msg));
 		proxy_send_error(req, 413, msg, 0);
 		return PHASE_DONE;
 	}

@@ -134,8 +134,22 @@ sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s && $s !~ /^\d+ \(.*\) Z
 	my $r = WG::http_get("$g->{url}/v2/models/digits");
 	is($r->{status}, 429, 'a degrade rule answers 429');
 	is($r->{reason}, 'Too Many Requests', 'as "429 Too Many Requests", not libevent\'s "Client Error"');
+	my $len = length($r->{content});
 	$r = WG::http_get("$g->{admin_url}/nothing");
 	is($r->{reason}, 'Not Found', 'a 404 says Not Found');
+	ok(wait_until(sub { slurp($g->{access}) =~ m{"GET /v2/models/digits HTTP/1.1" 429 (\d+) } }, 5), 'the 429 is in the access log');
+	my ($logged) = slurp($g->{access}) =~ m{"GET /v2/models/digits HTTP/1.1" 429 (\d+) };
+	is($logged, $len, "with the body bytes the gateway wrote ($len), not 0");
+}
+{
+	# a held request answered 503 by the gateway (hold timeout) counts its body too
+	my ($text, $port, $admin) = gw_conf(launch => 'exec sleep 100', upstream => 'boot_timeout 60s; hold 10 timeout=1s; stop_grace 1s;');
+	my $g = gw_start(conf => $text, port => $port, admin => $admin);
+	my $r = gw_predict($g, $body, timeout => 60);
+	is($r->{status}, 503, 'a hold timeout answers 503');
+	ok(wait_until(sub { slurp($g->{access}) =~ m{ 503 (\d+) } }, 5), 'logged');
+	my ($logged) = slurp($g->{access}) =~ m{ 503 (\d+) };
+	is($logged, length($r->{content}), 'with its body bytes');
 }
 
 # 5. -s reload and -s stop work on the default conf, as wakegate(8) says (its ports made free)
