@@ -98,7 +98,9 @@ static void cmd_exited(pid_t pid, int status, void *arg);
 /* Runs the start or stop command (by state). 0, or -1 with err set. */
 static int cmd_spawn(struct cmd_launch *c, enum cmd_state st, char *err, size_t errlen)
 {
-	char *cmd = launch_expand(st == C_STARTING ? c->start_cmd : c->stop_cmd, c->name, c->port, c->prefix);
+	const struct launch_vars v = { .name = c->name, .port = c->port, .prefix = c->prefix,
+		.replica = c->base.replica, .gpu = c->base.gpu[0] ? c->base.gpu : NULL, .gpu_index = c->base.gpu_index };
+	char *cmd = launch_expand_vars(st == C_STARTING ? c->start_cmd : c->stop_cmd, &v);
 	if (!cmd) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
