@@ -67,7 +67,7 @@ static void fz_reply(const float *in, int n, int cols, int flat)
 }
 
 /* One body against one model as one API, the way api.c's do_inference() calls it. */
-static void fz_parse(const struct fz_model *m, const char *body, size_t size, int v2)
+static void fz_parse(const struct fz_model *m, const char *body, size_t size, long long json_len, int v2)
 {
 	size_t max_body = m->max_body ? m->max_body : 65536 + (size_t)m->max_batch * (size_t)m->dim * 40;
 	struct request_input in;
@@ -76,7 +76,7 @@ static void fz_parse(const struct fz_model *m, const char *body, size_t size, in
 	int code;
 
 	memset(err, 0, sizeof(err));
-	code = request_parse(size && size <= max_body ? body : NULL, size, v2, m->shape, m->ndim,
+	code = request_parse(size && size <= max_body ? body : NULL, size, json_len, v2, m->shape, m->ndim,
 			     m->max_batch, max_body, &in, err, m->errlen);
 	if (code == 0) {
 		if (in.n < 1 || in.n > m->max_batch || !in.in)
@@ -103,8 +103,13 @@ static void fz_parse(const struct fz_model *m, const char *body, size_t size, in
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	for (size_t i = 0; i < sizeof(fz_models) / sizeof(fz_models[0]); i++) {
-		fz_parse(&fz_models[i], (const char *)data, size, 0);
-		fz_parse(&fz_models[i], (const char *)data, size, 1);
+		const void *nul = size ? memchr(data, 0, size) : NULL;
+
+		fz_parse(&fz_models[i], (const char *)data, size, -1, 0);
+		fz_parse(&fz_models[i], (const char *)data, size, -1, 1);
+		/* the binary tensor extension: the JSON up to the first NUL, binary data after it */
+		if (nul)
+			fz_parse(&fz_models[i], (const char *)data, size, (const uint8_t *)nul - data, 1);
 	}
 	return 0;
 }

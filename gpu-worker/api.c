@@ -17,6 +17,7 @@
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
 #include "gpu-worker/model.h"
+#include "gpu-worker/repo.h"
 #include "gpu-worker/request.h"
 #include "gpu-worker/sleep.h"
 #include "gpu-worker/stats.h"
@@ -28,6 +29,7 @@ static const char *const route_names[] = {
 	"predict", "infer", "server_metadata", "model_metadata", "model_ready",
 	"live", "ready", "metrics",
 	"sleep", "wake_up", "is_sleeping", "collective_rpc", "reset_prefix_cache",
+	"repository_index", "repository_load", "repository_unload",
 	"other"
 };
 
@@ -39,6 +41,7 @@ struct call {
 	enum api_route route;
 	int flat;			/* /predict got one flat sample: answer one flat row */
 	int rows;
+	int out_binary;			/* v2: the output as binary data after the JSON */
 	json_t *id;			/* v2 "id" to echo, or NULL */
 };
 
@@ -72,19 +75,17 @@ reply_conn_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 /*
- * Sends text (malloc'd; this takes it) with code and counts it in the
- * metrics. Every reply goes through here so that a shutdown can wait until
- * all of them are written.
+ * Sends buf (this frees it) with code and counts it in the metrics. Every
+ * reply goes through here so that a shutdown can wait until all of them
+ * are written.
  */
 static void
-reply_raw(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
-	  const char *ctype, char *text)
+reply_buf(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
+	  const char *ctype, struct evbuffer *buf)
 {
-	struct evbuffer *buf = evbuffer_new();
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
-	evbuffer_add_reference(buf, text, strlen(text), free_dumped, NULL);
 	if (ctype)
 		evhttp_add_header(h, "Content-Type", ctype);
 	if (w->draining)
@@ -99,6 +100,54 @@ reply_raw(struct worker *w, struct evhttp_request *req, enum api_route r, int co
 	evbuffer_free(buf);
 }
 
+/* Sends text (malloc'd; this takes it), as reply_buf. */
+static void
+reply_raw(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
+	  const char *ctype, char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	evbuffer_add_reference(buf, text, strlen(text), free_dumped, NULL);
+	reply_buf(w, req, r, code, ctype, buf);
+}
+
+static void reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * The binary tensor data extension's answer: the JSON (this takes body),
+ * its length in Inference-Header-Content-Length, then n floats as
+ * little-endian FP32 bytes. Content-Type application/octet-stream, as
+ * Triton sends it.
+ */
+static void
+reply_binary(struct worker *w, struct evhttp_request *req, enum api_route r, json_t *body,
+	     const float *v, size_t n)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	struct evbuffer *buf = evbuffer_new();
+	struct evbuffer_iovec iov;
+	size_t tlen = text ? strlen(text) : 0;
+	char hlen[32];
+
+	json_decref(body);
+	/* the JSON is copied in: buf is then the one thing to free */
+	if (!text || !buf || evbuffer_add(buf, text, tlen) < 0 || evbuffer_reserve_space(buf, n * 4, &iov, 1) < 1) {
+		free(text);
+		if (buf)
+			evbuffer_free(buf);
+		reply_error(w, req, r, 500, "out of memory");
+		return;
+	}
+	free(text);
+	tensor_to_bytes(v, n, iov.iov_base);
+	iov.iov_len = n * 4;
+	evbuffer_commit_space(buf, &iov, 1);
+	snprintf(hlen, sizeof(hlen), "%zu", tlen);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Inference-Header-Content-Length", hlen);
+	reply_buf(w, req, r, 200, "application/octet-stream", buf);
+}
+
 /* Sends body (this takes the reference) as compact JSON, floats to 9 digits. */
 static void
 reply_json(struct worker *w, struct evhttp_request *req, enum api_route r, int code, json_t *body)
@@ -108,9 +157,6 @@ reply_json(struct worker *w, struct evhttp_request *req, enum api_route r, int c
 	json_decref(body);
 	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
 }
-
-static void reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
-			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* {"error": "..."} with code. */
 static void
@@ -201,6 +247,17 @@ call_done(struct batch_job *job, void *arg)
 		body = json_pack("{s:o}", "result", tensor_to_json(out, c->flat ? 0 : c->rows, w->out_dim));
 		reply_json(w, c->req, c->route, 200, body);
 		leak_request(w);
+	} else if (c->out_binary) {
+		size_t n = (size_t)c->rows * (size_t)w->out_dim;
+
+		body = json_pack("{s:s, s:s, s:[{s:s, s:s, s:[i,i], s:{s:I}}]}",
+				 "model_name", w->name, "model_version", "1", "outputs",
+				 "name", "output", "datatype", "FP32", "shape", c->rows, w->out_dim,
+				 "parameters", "binary_data_size", (json_int_t)(n * 4));
+		if (c->id)
+			json_object_set(body, "id", c->id);
+		reply_binary(w, c->req, c->route, body, out, n);
+		leak_request(w);
 	} else {
 		body = json_pack("{s:s, s:s, s:[{s:s, s:s, s:[i,i], s:o}]}",
 				 "model_name", w->name, "model_version", "1", "outputs",
@@ -235,7 +292,7 @@ call_gone(struct evhttp_connection *evcon, void *arg)
 /* Queues n samples already checked into in; answers 503 when the queue is full. */
 static void
 submit(struct worker *w, struct evhttp_request *req, enum api_route r, int n, int flat,
-       const float *in, json_t *id)
+       int out_binary, const float *in, json_t *id)
 {
 	struct call *c = calloc(1, sizeof(*c));
 	struct batch_job *job = c ? batch_job_new(w->batch, n, call_done, c) : NULL;
@@ -252,6 +309,7 @@ submit(struct worker *w, struct evhttp_request *req, enum api_route r, int n, in
 	c->job = job;
 	c->route = r;
 	c->flat = flat;
+	c->out_binary = out_binary;
 	c->rows = n;
 	c->id = json_incref(id);
 	rc = batch_submit(w->batch, job);
@@ -281,17 +339,26 @@ do_inference(struct worker *w, struct evhttp_request *req, enum api_route r)
 	struct evbuffer *b = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(b);
 	const char *body = len > 0 && len <= w->max_body ? (const char *)evbuffer_pullup(b, -1) : NULL;
+	const char *ihcl = evhttp_find_header(evhttp_request_get_input_headers(req),
+					      "Inference-Header-Content-Length");
+	long long json_len = -1;
 	struct request_input in;
-	char err[512];
+	char err[512], *end;
 	int code;
 
-	code = request_parse(body, len, r == R_INFER, w->in_shape, w->in_ndim, w->max_batch,
+	if (ihcl) {
+		/* request_parse() says what is wrong with a bad one: -2 is "not a number" */
+		json_len = strtoll(ihcl, &end, 10);
+		if (end == ihcl || *end || json_len < 0 || ihcl[0] == '-' || ihcl[0] == '+')
+			json_len = -2;
+	}
+	code = request_parse(body, len, json_len, r == R_INFER, w->in_shape, w->in_ndim, w->max_batch,
 			     w->max_body, &in, err, sizeof(err));
 	if (code) {
 		reply_error(w, req, r, code, "%s", err);
 		return;
 	}
-	submit(w, req, r, in.n, in.flat, in.in, in.id);
+	submit(w, req, r, in.n, in.flat, in.out_binary, in.in, in.id);
 	request_input_clear(&in);
 }
 
@@ -375,7 +442,7 @@ do_metrics(struct worker *w, struct evhttp_request *req)
 static enum api_route
 route_of(struct worker *w, const char *path, int *model_ok, const char **model)
 {
-	static const char pfx[] = "/v2/models/";
+	static const char pfx[] = "/v2/models/", rpfx[] = "/v2/repository/models/";
 	size_t nlen;
 
 	*model_ok = 1;
@@ -400,6 +467,19 @@ route_of(struct worker *w, const char *path, int *model_ok, const char **model)
 		return R_COLLECTIVE_RPC;
 	if (strcmp(path, "/reset_prefix_cache") == 0)
 		return R_RESET_PREFIX_CACHE;
+	/* Triton's model repository extension (see repo.h); repo.c checks the name */
+	if (strcmp(path, "/v2/repository/index") == 0)
+		return R_REPO_INDEX;
+	if (strncmp(path, rpfx, sizeof(rpfx) - 1) == 0) {
+		path += sizeof(rpfx) - 1;
+		*model = path;
+		nlen = strcspn(path, "/");
+		if (nlen > 0 && strcmp(path + nlen, "/load") == 0)
+			return R_REPO_LOAD;
+		if (nlen > 0 && strcmp(path + nlen, "/unload") == 0)
+			return R_REPO_UNLOAD;
+		return R_NONE;
+	}
 	if (strncmp(path, pfx, sizeof(pfx) - 1) != 0)
 		return R_NONE;
 	path += sizeof(pfx) - 1;
@@ -441,7 +521,8 @@ api_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	post = r == R_PREDICT || r == R_INFER || r == R_SLEEP || r == R_WAKE_UP ||
-	       r == R_COLLECTIVE_RPC || r == R_RESET_PREFIX_CACHE;
+	       r == R_COLLECTIVE_RPC || r == R_RESET_PREFIX_CACHE ||
+	       r == R_REPO_INDEX || r == R_REPO_LOAD || r == R_REPO_UNLOAD;
 	if (post ? cmd != EVHTTP_REQ_POST : (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", post ? "POST" : "GET, HEAD");
 		reply_error(w, req, r, 405, "method %s is not allowed on %s: use %s",
@@ -471,9 +552,16 @@ api_request(struct evhttp_request *req, void *arg)
 	case R_RESET_PREFIX_CACHE:
 		sleep_request(w, req, r);
 		return;
+	case R_REPO_INDEX:
+	case R_REPO_LOAD:
+	case R_REPO_UNLOAD:
+		repo_request(w, req, r, model);
+		return;
 	case R_SERVER_META:
-		reply_json(w, req, r, 200, json_pack("{s:s, s:s, s:[]}", "name", "wakegate-worker",
-						     "version", PACKAGE_VERSION, "extensions"));
+		/* Triton's names for the extensions, so that its clients find them */
+		reply_json(w, req, r, 200, json_pack("{s:s, s:s, s:[s,s]}", "name", "wakegate-worker",
+						     "version", PACKAGE_VERSION, "extensions",
+						     "binary_tensor_data", "model_repository"));
 		return;
 	case R_MODEL_META:
 		do_model_meta(w, req);

@@ -26,6 +26,7 @@ sbin_PROGRAMS += gpu-worker/wakegate-worker
 gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c gpu-worker/worker.h \
 	gpu-worker/api.c gpu-worker/api.h \
 	gpu-worker/batch.c gpu-worker/batch.h \
+	gpu-worker/repo.c gpu-worker/repo.h \
 	gpu-worker/request.c gpu-worker/request.h \
 	gpu-worker/sleep.c gpu-worker/sleep.h \
 	gpu-worker/stats.c gpu-worker/stats.h \

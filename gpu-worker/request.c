@@ -57,6 +57,12 @@ static int clean(char *err, int code)
 	return code;
 }
 
+/* 400 for a message a tensor_* function wrote into err. */
+static int bad(char *err, size_t errlen)
+{
+	return errlen ? clean(err, 400) : 400;
+}
+
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -118,7 +124,7 @@ static int parse_predict(json_t *root, const int64_t *in_shape, int in_ndim, siz
 	memcpy(dims + 1, in_shape, sizeof(int64_t) * (size_t)in_ndim);
 	if (!(out->in = malloc(sizeof(float) * (size_t)n * in_dim)))
 		return fail(err, errlen, 500, "out of memory");
-	if (tensor_from_json(input, flat ? dims + 1 : dims, flat ? in_ndim : in_ndim + 1,
+	if (tensor_from_json(input, flat ? dims + 1 : dims, flat ? in_ndim : in_ndim + 1, TENSOR_FP32,
 			     out->in, "input", err, errlen) < 0) {
 		free(out->in);
 		out->in = NULL;
@@ -129,23 +135,25 @@ static int parse_predict(json_t *root, const int64_t *in_shape, int in_ndim, siz
 	return 0;
 }
 
-/* Checks a v2 tensor header (name, datatype, shape) and fills dims; 0 or 400. */
+/* Checks a v2 tensor header (name, datatype, shape) and fills dims and *dtype; 0 or 400. */
 static int check_v2_tensor(json_t *t, const int64_t *in_shape, int in_ndim, int max_batch, int64_t *dims,
-			   char *err, size_t errlen)
+			   enum tensor_dtype *dtype, char *err, size_t errlen)
 {
 	json_t *name = json_object_get(t, "name"), *dt = json_object_get(t, "datatype");
 	json_t *shape = json_object_get(t, "shape");
 	char want[128];
-	int ok;
+	int ok, dtn;
 
 	if (!json_is_string(name) || strcmp(json_string_value(name), "input") != 0)
 		return fail(err, errlen, 400, "unknown input %s%s%s: the model's input is \"input\"",
 			    json_is_string(name) ? "\"" : "",
 			    json_is_string(name) ? json_string_value(name) : "(no name)",
 			    json_is_string(name) ? "\"" : "");
-	if (!json_is_string(dt) || strcmp(json_string_value(dt), "FP32") != 0)
-		return fail(err, errlen, 400, "datatype %s is not supported: use \"FP32\"",
+	if ((dtn = tensor_dtype(json_string_value(dt))) < 0)
+		return fail(err, errlen, 400, "datatype %s is not supported: the model takes FP32 "
+			    "(FP16, FP64, INT8..INT64, UINT8..UINT64 and BOOL are converted to it)",
 			    json_is_string(dt) ? json_string_value(dt) : "(missing)");
+	*dtype = (enum tensor_dtype)dtn;
 	tensor_shape_str(in_shape, in_ndim, 1, want, sizeof(want));
 	ok = json_is_array(shape) && (int)json_array_size(shape) == in_ndim + 1;
 	for (int i = 0; ok && i <= in_ndim; i++) {
@@ -164,12 +172,95 @@ static int check_v2_tensor(json_t *t, const int64_t *in_shape, int in_ndim, int 
 	return check_batch((long long)dims[0], max_batch, err, errlen);
 }
 
-/* KServe v2: one FP32 input tensor, data flat or nested. */
-static int parse_infer(json_t *root, const int64_t *in_shape, int in_ndim, int max_batch,
-		       struct request_input *out, char *err, size_t errlen)
+/* A boolean parameter of obj ("parameters": {key: bool}): 1, 0, def when absent, -1 when not a bool. */
+static int bool_param(json_t *obj, const char *key, int def)
 {
-	json_t *inputs = json_object_get(root, "inputs"), *t, *data, *id;
+	json_t *v = json_object_get(json_object_get(obj, "parameters"), key);
+
+	if (!v)
+		return def;
+	return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+/*
+ * The requested outputs: whether the output goes back as binary data
+ * ("binary_data_output" for all, "binary_data" on an output overriding it);
+ * 0 or 400. The model has one output, "output".
+ */
+static int parse_outputs(json_t *root, struct request_input *out, char *err, size_t errlen)
+{
+	json_t *outputs = json_object_get(root, "outputs"), *o;
+	int all = bool_param(root, "binary_data_output", 0), b;
+	size_t i;
+
+	if (all < 0)
+		return fail(err, errlen, 400, "parameters.binary_data_output must be true or false");
+	out->out_binary = all;
+	if (!outputs)
+		return 0;
+	if (!json_is_array(outputs))
+		return fail(err, errlen, 400, "\"outputs\" must be an array");
+	json_array_foreach(outputs, i, o) {
+		const char *name = json_string_value(json_object_get(o, "name"));
+
+		if (!name || strcmp(name, "output") != 0)
+			return fail(err, errlen, 400, "unknown output %s%s%s: the model's output is \"output\"",
+				    name ? "\"" : "", name ? name : "(no name)", name ? "\"" : "");
+		if (json_object_get(json_object_get(o, "parameters"), "classification"))
+			return fail(err, errlen, 400, "outputs[%zu]: the classification extension is not supported", i);
+		if ((b = bool_param(o, "binary_data", all)) < 0)
+			return fail(err, errlen, 400, "outputs[%zu].parameters.binary_data must be true or false", i);
+		out->out_binary = b;
+	}
+	return 0;
+}
+
+/*
+ * The input's values: from its "data" (JSON), or from the binary data after
+ * the JSON (bin, bin_len bytes) when it has "binary_data_size". 0 or 400.
+ */
+static int read_input(json_t *t, const int64_t *dims, int in_ndim, enum tensor_dtype dt, size_t count,
+		      const unsigned char *bin, long long bin_len, float *in, char *err, size_t errlen)
+{
+	json_t *size = json_object_get(json_object_get(t, "parameters"), "binary_data_size");
+	json_t *data = json_object_get(t, "data");
+	size_t want = count * tensor_dtype_size(dt);
+
+	if (size) {
+		if (!bin)
+			return fail(err, errlen, 400, "inputs[0] has binary_data_size but the request has no "
+				    "Inference-Header-Content-Length header");
+		if (data)
+			return fail(err, errlen, 400, "inputs[0] has both \"data\" and binary_data_size");
+		if (!json_is_integer(size) || json_integer_value(size) != (json_int_t)want)
+			return fail(err, errlen, 400, "inputs[0].parameters.binary_data_size must be %zu "
+				    "(%zu %s values of %zu bytes)", want, count, tensor_dtype_name(dt),
+				    tensor_dtype_size(dt));
+		if (bin_len != (long long)want)
+			return fail(err, errlen, 400, "%lld bytes of binary data follow the JSON, "
+				    "inputs[0].parameters.binary_data_size says %zu", bin_len, want);
+		return tensor_from_bytes(bin, count, dt, in, "inputs[0]", err, errlen) < 0 ? bad(err, errlen) : 0;
+	}
+	if (bin_len > 0)
+		return fail(err, errlen, 400, "%lld bytes of binary data follow the JSON, but no input "
+			    "has parameters.binary_data_size", bin_len);
+	if (!json_is_array(data))
+		return fail(err, errlen, 400, "inputs[0].data must be an array");
+	if (json_depth(data) == 1) {
+		int64_t flat = (int64_t)count;
+		return tensor_from_json(data, &flat, 1, dt, in, "inputs[0].data", err, errlen) < 0 ? bad(err, errlen) : 0;
+	}
+	return tensor_from_json(data, dims, in_ndim + 1, dt, in, "inputs[0].data", err, errlen) < 0 ?
+	       bad(err, errlen) : 0;
+}
+
+/* KServe v2: one input tensor (see read_input), data flat or nested; bin is NULL without the header. */
+static int parse_infer(json_t *root, const unsigned char *bin, long long bin_len, const int64_t *in_shape,
+		       int in_ndim, int max_batch, struct request_input *out, char *err, size_t errlen)
+{
+	json_t *inputs = json_object_get(root, "inputs"), *t, *id;
 	int64_t dims[WORKER_MAX_NDIM + 1];
+	enum tensor_dtype dt = TENSOR_FP32;
 	size_t count;
 	int rc;
 
@@ -178,24 +269,18 @@ static int parse_infer(json_t *root, const int64_t *in_shape, int in_ndim, int m
 	t = json_array_get(inputs, 0);
 	if (!json_is_object(t))
 		return fail(err, errlen, 400, "inputs[0] must be an object");
-	if ((rc = check_v2_tensor(t, in_shape, in_ndim, max_batch, dims, err, errlen)))
+	if ((rc = check_v2_tensor(t, in_shape, in_ndim, max_batch, dims, &dt, err, errlen)))
 		return rc;
-	data = json_object_get(t, "data");
-	if (!json_is_array(data))
-		return fail(err, errlen, 400, "inputs[0].data must be an array");
+	if ((rc = parse_outputs(root, out, err, errlen)))
+		return rc;
 	count = tensor_count(dims, in_ndim + 1);
 	if (!(out->in = malloc(sizeof(float) * count)))
 		return fail(err, errlen, 500, "out of memory");
-	if (json_depth(data) == 1) {
-		int64_t flat = (int64_t)count;
-		rc = tensor_from_json(data, &flat, 1, out->in, "inputs[0].data", err, errlen);
-	} else {
-		rc = tensor_from_json(data, dims, in_ndim + 1, out->in, "inputs[0].data", err, errlen);
-	}
-	if (rc < 0) {
+	rc = read_input(t, dims, in_ndim, dt, count, bin, bin_len, out->in, err, errlen);
+	if (rc) {
 		free(out->in);
 		out->in = NULL;
-		return errlen ? clean(err, 400) : 400;
+		return rc;
 	}
 	out->n = (int)dims[0];
 	if ((id = json_object_get(root, "id")))
@@ -203,8 +288,9 @@ static int parse_infer(json_t *root, const int64_t *in_shape, int in_ndim, int m
 	return 0;
 }
 
-int request_parse(const char *body, size_t len, int v2, const int64_t *in_shape, int in_ndim,
-		  int max_batch, size_t max_body, struct request_input *out, char *err, size_t errlen)
+int request_parse(const char *body, size_t len, long long json_len, int v2, const int64_t *in_shape,
+		  int in_ndim, int max_batch, size_t max_body, struct request_input *out,
+		  char *err, size_t errlen)
 {
 	size_t in_dim = in_ndim >= 1 && in_ndim <= WORKER_MAX_NDIM ? tensor_count(in_shape, in_ndim) : 0;
 	json_error_t jerr;
@@ -218,13 +304,28 @@ int request_parse(const char *body, size_t len, int v2, const int64_t *in_shape,
 		return fail(err, errlen, 413, "body of %zu bytes is larger than the limit of %zu", len, max_body);
 	if (len == 0)
 		return fail(err, errlen, 400, "empty body: expected a JSON object");
-	root = json_loadb(body, len, 0, &jerr);
+	if (!v2)
+		json_len = -1;
+	if (json_len < -1)
+		return fail(err, errlen, 400, "Inference-Header-Content-Length is not a byte count");
+	if (json_len == 0 || json_len > (long long)len)
+		return fail(err, errlen, 400, "Inference-Header-Content-Length %lld is not within the body of %zu bytes",
+			    json_len, len);
+	root = json_loadb(body, json_len > 0 ? (size_t)json_len : len, 0, &jerr);
+	if (!root && v2 && json_len < 0 && (root = json_loadb(body, len, JSON_DISABLE_EOF_CHECK, &jerr))) {
+		/* a Triton client's binary body sent without its header: say so, not "bad JSON" */
+		json_decref(root);
+		return fail(err, errlen, 400, "%zu bytes follow the JSON object: binary tensor data needs the "
+			    "Inference-Header-Content-Length header", len - jerr.position);
+	}
 	if (!root)
 		return fail(err, errlen, 400, "bad JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
 	if (!json_is_object(root))
 		rc = fail(err, errlen, 400, "the body must be a JSON object");
 	else if (v2)
-		rc = parse_infer(root, in_shape, in_ndim, max_batch, out, err, errlen);
+		rc = parse_infer(root, json_len > 0 ? (const unsigned char *)body + json_len : NULL,
+				 json_len > 0 ? (long long)len - json_len : 0, in_shape, in_ndim, max_batch,
+				 out, err, errlen);
 	else
 		rc = parse_predict(root, in_shape, in_ndim, in_dim, max_batch, out, err, errlen);
 	json_decref(root);

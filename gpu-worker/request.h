@@ -17,6 +17,7 @@ struct request_input {
 	int flat;		/* /predict got one flat sample: answer one flat row */
 	float *in;		/* n * product(in_shape) floats, row-major */
 	json_t *id;		/* v2 "id" to echo (a new reference), or NULL */
+	int out_binary;		/* v2: answer the output as binary data (the binary tensor extension) */
 };
 
 /*
@@ -26,9 +27,16 @@ struct request_input {
  * or over max_body, so it may then be NULL). Returns 0 and fills *out, or the
  * HTTP status to answer (400, 413, 500) with the message, valid UTF-8, in err;
  * on error *out holds nothing to free.
+ *
+ * json_len is the Inference-Header-Content-Length header of a v2 request
+ * (KServe's binary tensor data extension): the JSON is the body's first
+ * json_len bytes and the input's binary data (its "binary_data_size"
+ * parameter) follows it. -1 when the header is absent: the whole body is
+ * JSON. v2 inputs of FP16, FP64, the INT and UINT types and BOOL are
+ * converted to the model's FP32.
  */
-int request_parse(const char *body, size_t len, int v2, const int64_t *in_shape, int in_ndim,
-		  int max_batch, size_t max_body, struct request_input *out,
+int request_parse(const char *body, size_t len, long long json_len, int v2, const int64_t *in_shape,
+		  int in_ndim, int max_batch, size_t max_body, struct request_input *out,
 		  char *err, size_t errlen);
 
 /* Frees what request_parse() put in *in; safe to call twice. */

@@ -42,7 +42,10 @@ sleep_refuses(const struct worker *w, int readiness, char *why, size_t whylen)
 		snprintf(why, whylen, "falling asleep (level %d)", w->sleep_level);
 		return 1;
 	case SLEEP_ASLEEP:
-		snprintf(why, whylen, "asleep (level %d): POST /wake_up to wake it", w->sleep_level);
+		if (w->unloaded)
+			snprintf(why, whylen, "unloaded: POST /v2/repository/models/%s/load to load it", w->name);
+		else
+			snprintf(why, whylen, "asleep (level %d): POST /wake_up to wake it", w->sleep_level);
 		return 1;
 	case SLEEP_WAKING:
 		/* Inference queues behind the wake; readiness waits for it. */
@@ -92,6 +95,8 @@ ctl_gone(struct evhttp_connection *evcon, void *arg)
 	w->ctl_req = NULL;
 }
 
+static void ctl_start(struct worker *w, struct evhttp_request *req, enum api_route r, enum batch_ctl op);
+
 /* batch_control()'s callback: the model's new state, the log, the metrics, the answer. */
 static void
 ctl_done(int ok, const char *err, double seconds, int changed, void *arg)
@@ -109,6 +114,8 @@ ctl_done(int ok, const char *err, double seconds, int changed, void *arg)
 	/* The model's own level is the truth, success or not. */
 	w->sleep_level = mem.level;
 	w->sleep_state = mem.level ? SLEEP_ASLEEP : SLEEP_AWAKE;
+	if (!mem.level)
+		w->unloaded = 0;
 	if (req) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
@@ -142,6 +149,10 @@ ctl_done(int ok, const char *err, double seconds, int changed, void *arg)
 		stats_wake(w->stats, from, seconds);
 		snprintf(what, sizeof(what), "awake from level %d after %.2fms", from, seconds * 1e3);
 		sleep_log_mem(w, what);
+		if (r == R_REPO_LOAD) {
+			ctl_start(w, req, r, BATCH_CTL_RELOAD);	/* Triton's load reads the model again */
+			return;
+		}
 		if (req)
 			api_reply_empty(w, req, r, 200);
 		return;
@@ -157,13 +168,15 @@ ctl_done(int ok, const char *err, double seconds, int changed, void *arg)
 			wlog(WLOG_NOTICE, "reload_weights: new weights from the model file in %.2fms", seconds * 1e3);
 		else
 			wlog(WLOG_NOTICE, "reload_weights: the model file is the one loaded; nothing to do");
-		if (req)
+		if (req && r == R_REPO_LOAD)
+			api_reply_empty(w, req, r, 200);
+		else if (req)
 			api_reply_json(w, req, r, 200, json_pack("{s:[n]}", "results"));
 		return;
 	}
 }
 
-/* Starts a control for req; the answer comes from ctl_done(). */
+/* Starts a control for req (NULL: its client has gone); the answer comes from ctl_done(). */
 static void
 ctl_start(struct worker *w, struct evhttp_request *req, enum api_route r, enum batch_ctl op)
 {
@@ -186,14 +199,16 @@ ctl_start(struct worker *w, struct evhttp_request *req, enum api_route r, enum b
 	sleep_log_mem(w, what);
 	if (batch_control(w->batch, op, ctl_done, w) < 0) {
 		/* w->ctl_op said none runs: cannot happen, but never leave req unanswered */
-		api_reply_error(w, req, r, 409, "another sleep, wake_up or reload is still running");
+		if (req)
+			api_reply_error(w, req, r, 409, "another sleep, wake_up or reload is still running");
 		return;
 	}
 	w->ctl_op = op;
 	w->ctl_from = w->sleep_level;
 	w->ctl_req = req;
 	w->ctl_route = r;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req), ctl_gone, w);
+	if (req)
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), ctl_gone, w);
 	switch (op) {
 	case BATCH_CTL_SLEEP1:
 	case BATCH_CTL_SLEEP2:
@@ -280,11 +295,26 @@ do_rpc(struct worker *w, struct evhttp_request *req, enum api_route r)
 	json_decref(body);
 }
 
+static const char *const ops[] = { "", "a sleep", "a sleep", "a wake_up", "a reload_weights" };
+
+void
+sleep_control(struct worker *w, struct evhttp_request *req, enum api_route r, enum batch_ctl op)
+{
+	if (w->draining) {
+		api_reply_error(w, req, r, 503, "shutting down");
+		return;
+	}
+	if (w->ctl_op) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		api_reply_error(w, req, r, 409, "%s is still running", ops[w->ctl_op]);
+		return;
+	}
+	ctl_start(w, req, r, op);
+}
+
 void
 sleep_request(struct worker *w, struct evhttp_request *req, enum api_route r)
 {
-	static const char *const ops[] = { "", "a sleep", "a sleep", "a wake_up", "a reload_weights" };
-
 	if (r == R_IS_SLEEPING) {
 		/* Asleep from the moment a sleep is asked for until a wake is done, as vLLM's engine says. */
 		int s = w->sleep_state == SLEEP_FALLING || w->sleep_state == SLEEP_ASLEEP ||

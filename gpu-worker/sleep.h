@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "gpu-worker/api.h"
+#include "gpu-worker/batch.h"
 
 struct worker;
 struct evhttp_request;
@@ -41,6 +42,15 @@ enum sleep_state {
 
 /* Answers one of the five endpoints above (r says which). */
 void sleep_request(struct worker *w, struct evhttp_request *req, enum api_route r);
+
+/*
+ * Starts a control for another endpoint (repo.c's load and unload): 503
+ * while shutting down, 409 while another control runs, else op runs and
+ * req is answered when it is done: 200 with no body, or {"error": ...}.
+ * For R_REPO_LOAD a wake is followed by a reload_weights (Triton's load
+ * reads the model again), answered once both are done.
+ */
+void sleep_control(struct worker *w, struct evhttp_request *req, enum api_route r, enum batch_ctl op);
 
 /*
  * 1 when inference (readiness 0) or the readiness check (readiness 1) must

@@ -44,6 +44,7 @@ struct worker {
 	int ctl_from;			/* the sleep level when it started */
 	struct evhttp_request *ctl_req;	/* waiting for that control; NULL once answered or gone */
 	int ctl_route;			/* enum api_route of ctl_req */
+	int unloaded;			/* asleep through repo.c's unload (the messages say "load") */
 
 	size_t leak_per_request;	/* --leak-per-request (tests only) */
 	void *leaked;			/* the leaked blocks, chained; never freed */

@@ -180,7 +180,7 @@ my %sent;    # endpoint code => count, to check against the metrics
 	my $t = sub { my %o = @_; return { inputs => [{ name => 'input', shape => [1, 64], datatype => 'FP32', data => $s, %o }] } };
 	my @bad_infer = (
 		[{ inputs => 'x' }, qr/"inputs" must be an array of one tensor/, 'no inputs array'],
-		[$t->(datatype => 'FP64'), qr/datatype FP64 is not supported/, 'a datatype other than FP32'],
+		[$t->(datatype => 'BYTES'), qr/datatype BYTES is not supported: the model takes FP32/, 'a datatype that cannot be converted to FP32'],
 		[$t->(name => 'pixels'), qr/unknown input "pixels"/, 'an unknown input name'],
 		[$t->(shape => [1, 63]), qr/shape \[1,63\] does not match the model's input \[-1,64\]/, 'a shape that does not fit the model'],
 		[$t->(shape => [0, 64], data => []), qr/empty batch/, 'an empty batch'],
