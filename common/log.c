@@ -101,6 +101,13 @@ static void log_vemit(enum log_level level, const char *fmt, va_list ap)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
 	ssize_t w = write(log_fd >= 0 ? log_fd : 2, line, (size_t)n);
+	/*
+	 * emerg is a start (or reload) that fails: the person who typed the
+	 * command watches the terminal, not the log file (a daemon's fd 2 is
+	 * /dev/null by then).
+	 */
+	if (level == LOG_LVL_EMERG && log_fd >= 0 && log_fd != 2)
+		w = write(2, line, (size_t)n);
 	(void)w;
 	errno = saved;
 }

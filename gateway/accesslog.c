@@ -102,7 +102,7 @@ void accesslog_write(const struct wg_request *r, const char *upstream, const cha
 	(void)w;
 }
 
-void accesslog_refused(struct evhttp_request *req, int status, const char *upstream)
+void accesslog_refused(struct evhttp_request *req, int status, const char *upstream, uint64_t bytes)
 {
 	if (al_fd < 0 || !req)
 		return;
@@ -120,5 +120,5 @@ void accesslog_refused(struct evhttp_request *req, int status, const char *upstr
 		 evhttp_request_get_uri(req));
 	accesslog_time(r.time_local, sizeof(r.time_local));
 	snprintf(r.id, sizeof(r.id), "%s", id && *id && strlen(id) < sizeof(r.id) ? id : "-");
-	accesslog_write(&r, upstream, NULL, status, 0, 0);
+	accesslog_write(&r, upstream, NULL, status, bytes, 0);
 }

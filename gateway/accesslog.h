@@ -27,6 +27,6 @@ void accesslog_write(const struct wg_request *r, const char *upstream, const cha
 /* A line for a request the gateway answers itself, before it is forwarded
  * or held (404, 413, a limit's 503/429, a degrade rule's return): call it
  * before the answer is sent, while req is still there. upstream may be NULL. */
-void accesslog_refused(struct evhttp_request *req, int status, const char *upstream);
+void accesslog_refused(struct evhttp_request *req, int status, const char *upstream, uint64_t bytes);
 
 #endif

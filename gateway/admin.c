@@ -259,6 +259,23 @@ void admin_cb(struct evhttp_request *req, void *arg)
 		admin_upstream_action(req, path);
 		return;
 	}
+	if (path && strcmp(path, "/healthz") == 0 &&
+	    (evhttp_request_get_command(req) == EVHTTP_REQ_GET || evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)) {
+		/*
+		 * For load balancers: the gateway's loop answers, and nothing is
+		 * woken (a probe on the main port would keep a GPU up). Says
+		 * nothing about the replicas: /status does.
+		 */
+		struct evbuffer *ok = evbuffer_new();
+		if (ok)
+			evbuffer_add(ok, "ok\n", 3);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+		evhttp_send_reply(req, 200, "OK", ok);
+		if (ok)
+			evbuffer_free(ok);
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		proxy_send_error(req, 405, "only GET here", 0);
 		return;
@@ -279,7 +296,7 @@ void admin_cb(struct evhttp_request *req, void *arg)
 		evbuffer_free(out);
 		if (status_page_serve(req, path))	/* GET / and /ui: the page for people */
 			return;
-		proxy_send_error(req, 404, "try /, /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
+		proxy_send_error(req, 404, "try /, /healthz, /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
 		return;
 	}
 	evhttp_send_reply(req, 200, "OK", out);

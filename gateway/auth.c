@@ -62,8 +62,9 @@ static enum phase_rc auth_phase(struct wg_request *r)
 		tenant_refused(key ? "invalid_key" : "missing_key");
 		evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
 				  "Bearer realm=\"wakegate\"");
-		accesslog_refused(r->req, 401, loc->proxy_pass);
-		proxy_send_error(r->req, 401, "a valid API key is required (Authorization: Bearer KEY or X-Api-Key)", 0);
+		static const char msg[] = "a valid API key is required (Authorization: Bearer KEY or X-Api-Key)";
+		accesslog_refused(r->req, 401, loc->proxy_pass, proxy_error_size(msg));
+		proxy_send_error(r->req, 401, msg, 0);
 		return PHASE_DONE;
 	}
 	/*

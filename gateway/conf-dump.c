@@ -108,6 +108,8 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_str(K("launch_deployment"), u->launch_deployment);
 	kv_str(K("launch_api"), u->launch_api);
 	kv_str(K("launch_ca"), u->launch_ca);
+	for (size_t i = 0; i < u->nenv; i++)
+		kv_str(K("env"), u->env[i]);
 	printf("upstream.%s.price_per_hour %g\n", u->name, u->price_per_hour);
 	kv_str(K("currency"), u->currency);
 	kv_num(K("billing_granularity_ms"), u->billing_granularity_ms);
@@ -219,6 +221,8 @@ static void dump_server(const struct conf_server *s, int i)
 		put_str(l->path);
 		printf("\nserver.%d.location.%d.defined %s:%d\n", i, j, l->file, l->line);
 		kv_str(K("server.%d.location.%d.proxy_pass", i, j), l->proxy_pass);
+		if (l->proxy_uri)
+			kv_str(K("server.%d.location.%d.proxy_uri", i, j), l->proxy_uri);
 		kv_str(K("server.%d.location.%d.upstream", i, j), l->upstream ? l->upstream->name : NULL);
 		kv_num(K("server.%d.location.%d.client_max_body_size", i, j), l->client_max_body_size);
 		kv_num(K("server.%d.location.%d.proxy_connect_timeout_ms", i, j), l->proxy_connect_timeout_ms);

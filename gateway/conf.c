@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <glob.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,31 @@ static int conf_verror_at(struct conf_parse *p, const char *file, int line, cons
 	if (n >= 0 && (size_t)n < p->errlen && file)
 		snprintf(p->err + n, p->errlen - (size_t)n, " in %s:%d", file, line);
 	return -1;
+}
+
+/*
+ * A handler's error that does not name its directive ("invalid number
+ * \"timeout=15s\"") gets ' in "NAME" directive' before its place, so that
+ * the user knows which of the line's words to look up.
+ */
+static void conf_error_name(struct conf_parse *p, const char *name)
+{
+	char quoted[128], place[PATH_MAX + 32];
+	if (!p->err || !p->lx)
+		return;
+	snprintf(quoted, sizeof(quoted), "\"%s\"", name);
+	/* named already, quoted or as a word ("warmup count must be ...") */
+	size_t nl = strlen(name);
+	for (const char *w = strstr(p->err, name); w; w = strstr(w + 1, name))
+		if ((w == p->err || w[-1] == ' ' || w[-1] == '"') && (w[nl] == ' ' || w[nl] == '"'))
+			return;
+	snprintf(place, sizeof(place), " in %s:%d", p->lx->shown, p->line);
+	size_t el = strlen(p->err), pl = strlen(place);
+	if (el < pl || strcmp(p->err + el - pl, place) != 0)
+		return;
+	char *msg = conf_xasprintf("%.*s in %s directive%s", (int)(el - pl), p->err, quoted, place);
+	snprintf(p->err, p->errlen, "%s", msg);
+	free(msg);
 }
 
 /* An error about a place other than the directive being run. */
@@ -296,8 +322,11 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 			}
 			p->seen[row / 8] |= bit;
 		}
-		if (cmd->set(p, cmd, a.v + 1, nargs) < 0)
+		if (cmd->set(p, cmd, a.v + 1, nargs) < 0) {
+			if (!(cmd->flags & CONF_BLOCK))	/* a block's error is about a line inside */
+				conf_error_name(p, name);
 			break;
+		}
 		if (cmd->flags & CONF_RESTART)
 			conf_keep_line(p, row, a.v + 1, nargs);
 	}
@@ -414,11 +443,13 @@ static int conf_check(struct conf_parse *p)
 				return conf_error_at(p, lx->file, lx->line,
 						     "no \"ssl_certificate_key\" is defined for the \"listen ... ssl\" directive");
 		}
+		s->proxy_headers = s->own_headers ? s->own_headers : c->proxy_headers;
 		inherit(&s->client_max_body_size, c->client_max_body_size);
 		inherit(&s->proxy_connect_timeout_ms, c->proxy_connect_timeout_ms);
 		inherit(&s->proxy_read_timeout_ms, c->proxy_read_timeout_ms);
 		for (struct conf_location *l = s->locations; l; l = l->next) {
 			struct conf_location_x *lx = (struct conf_location_x *)l;
+			l->proxy_headers = l->own_headers ? l->own_headers : s->proxy_headers;
 			inherit(&l->client_max_body_size, s->client_max_body_size);
 			inherit(&l->proxy_connect_timeout_ms, s->proxy_connect_timeout_ms);
 			inherit(&l->proxy_read_timeout_ms, s->proxy_read_timeout_ms);
@@ -519,6 +550,9 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->name);
 	free(u->launch_kind);
 	free(u->launch_cmd);
+	for (size_t i = 0; i < u->nenv; i++)
+		free(u->env[i]);
+	free(u->env);
 	free(u->health_path);
 	free(u->warmup.model);
 	free(u->warmup.path);
@@ -550,11 +584,14 @@ static void server_free(struct conf_server *s)
 		s->locations = l->next;
 		free(l->path);
 		free(l->proxy_pass);
+		free(l->proxy_uri);
+		conf_headers_free(l->own_headers);
 		conf_limits_free(&l->limits);
 		conf_degrade_free(l);
 		conf_split_free(l);
 		free(l);
 	}
+	conf_headers_free(s->own_headers);
 	free(s->server_name);
 	free(s->ssl_certificate);
 	free(s->ssl_certificate_key);
@@ -579,6 +616,7 @@ void conf_free(struct conf *c)
 		c->servers = s->next;
 		server_free(s);
 	}
+	conf_headers_free(c->proxy_headers);
 	conf_limits_free(&c->limits);
 	conf_limit_zones_free(c);
 	conf_gpu_free(c);

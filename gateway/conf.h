@@ -114,6 +114,8 @@ struct conf_upstream {
 	int line;
 	char *launch_kind;	/* "exec" */
 	char *launch_cmd;	/* "CMD with $port" */
+	char **env;		/* "env NAME=VALUE;" lines, in order (values may hold $replica ...) */
+	size_t nenv;
 	char *health_path;
 	int64_t boot_timeout_ms;
 	struct conf_warmup warmup;
@@ -201,10 +203,19 @@ struct conf_gpu {
 
 enum { CONF_SLEEP_API_VLLM, CONF_SLEEP_API_TRITON };
 
+/* "proxy_set_header NAME VALUE;" lines of one level, in order (VALUE may hold variables). */
+struct conf_header {
+	char *name, *value;
+	struct conf_header *next;
+};
+
 struct conf_location {
 	char *path;
 	int exact;		/* "location = /x" */
 	char *proxy_pass;	/* upstream name */
+	char *proxy_uri;	/* "proxy_pass http://NAME/URI": replaces the location's path; NULL: none */
+	struct conf_header *own_headers;	/* proxy_set_header lines written here, owned */
+	const struct conf_header *proxy_headers;	/* in force: own, else the server's (nginx's inheritance) */
 	struct conf_upstream *upstream;	/* resolved at load, never NULL when proxy_pass is set */
 	int64_t client_max_body_size;	/* inherited from server, then main */
 	int64_t proxy_connect_timeout_ms;
@@ -245,6 +256,8 @@ struct conf_where {
 
 struct conf_server {
 	struct conf_listen *listens;
+	struct conf_header *own_headers;	/* proxy_set_header lines written here, owned */
+	const struct conf_header *proxy_headers;	/* in force: own, else main's */
 	char *server_name;	/* first name, or "" */
 	struct conf_location *locations;	/* in file order; routing picks exact, then longest prefix */
 	int64_t client_max_body_size;
@@ -269,6 +282,7 @@ struct conf_peer {
 
 struct conf {
 	char *file;		/* the main file as given */
+	struct conf_header *proxy_headers;	/* main's proxy_set_header lines, owned */
 	char **included;	/* the files include read, full paths, in the order read (for -T) */
 	int nincluded;
 	char *prefix;		/* -p, or the compiled-in WG_PREFIX; relative paths resolve here */

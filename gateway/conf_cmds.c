@@ -438,28 +438,32 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-/* proxy_pass NAME | http://NAME */
+/* proxy_pass NAME | http://NAME[/URI] */
 static int set_proxy_pass(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
-	const char *s = av[0];
+	const char *s = av[0], *uri = NULL;
 	size_t len;
 
-	if (strncmp(s, "http://", 7) == 0)
+	if (strncmp(s, "http://", 7) == 0) {
 		s += 7;
-	else if (strstr(s, "://"))
+		uri = strchr(s, '/');	/* nginx's rule: a URI part, even "/", replaces the location's path */
+	} else if (strstr(s, "://")) {
 		return conf_error(p, "invalid URL prefix in \"%s\" (only http:// is proxied)", av[0]);
-	len = strlen(s);
-	if (len > 0 && s[len - 1] == '/')
-		len--;
+	}
+	len = uri ? (size_t)(uri - s) : strlen(s);
+	if (uri && strpbrk(uri, "?#$ "))
+		return conf_error(p, "invalid URI part \"%s\" in \"proxy_pass\" directive (a path only)", uri);
 	char *name = strndup(s, len);
 	if (!name)
 		abort();
 	if (!valid_name(name)) {
 		free(name);
 		return conf_error(p, "invalid upstream \"%s\" in \"proxy_pass\" directive "
-				  "(a name, or http://NAME with no URI part)", av[0]);
+				  "(a name, or http://NAME[/URI])", av[0]);
 	}
 	set_str(&p->loc->pub.proxy_pass, name);
+	if (uri)
+		set_str(&p->loc->pub.proxy_uri, conf_xstrdup(uri));
 	p->loc->pass_file = p->lx->shown;
 	p->loc->pass_line = p->line;
 	return 0;
@@ -592,6 +596,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "location", CONF_SERVER, CONF_BLOCK | CONF_MULTI, 1, 2, set_location, 0, NULL },
 
 	{ "proxy_pass", CONF_LOCATION, 0, 1, 1, set_proxy_pass, 0, NULL },
+	{ "proxy_set_header", INH, CONF_MULTI, 2, 2, conf_set_proxy_header, 0, NULL },
 	{ "degrade", CONF_LOCATION, CONF_MULTI, 3, -1, conf_set_degrade, 0, NULL },
 
 	{ "limit_req_zone", CONF_MAIN, CONF_MULTI, 2, 4, conf_set_limit_zone, 0, NULL },
@@ -604,6 +609,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "limit_req_log_level", INH, 0, 1, 1, conf_set_limit_log_level, 0, "error" },
 
 	{ "launch", CONF_UPSTREAM, 0, 2, -1, conf_set_launch, 0, NULL },
+	{ "env", CONF_UPSTREAM, CONF_MULTI, 1, 1, conf_set_env, 0, NULL },
 	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0, "/v2/health/ready" },
 	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(boot_timeout_ms), "60s" },
 	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0, "count=3 timeout=60s" },

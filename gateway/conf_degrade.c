@@ -113,6 +113,9 @@ static int parse_when(struct conf_parse *p, struct degrade_rule *r, char **av, i
 			return conf_error(p, "invalid time \"%s\"", av[i]);
 		i++;
 	}
+	if (i < ac && strncmp(av[i], "retry_after=", 12) == 0)	/* the order users try first */
+		return conf_error(p, "\"%s\" must come before \"when\" in \"degrade\" directive "
+				  "(degrade return CODE retry_after=TIME when ...)", av[i]);
 	if (i < ac)
 		return conf_error(p, "invalid parameter \"%s\" in \"degrade\" directive", av[i]);
 	return 0;

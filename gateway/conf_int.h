@@ -189,6 +189,9 @@ int conf_limit_check(struct conf_parse *p);
 
 /* conf_upstream.c: launch drivers, cost, keep-alive, replicas */
 int conf_set_launch(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_env(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+int conf_set_proxy_header(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
+void conf_headers_free(struct conf_header *h);
 int conf_set_price(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_billing(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_set_keepalive(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);

@@ -54,11 +54,15 @@ static int get_amount(const char *s, double *out)
  * other name is a mistake better caught at load. A "$" followed by no name
  * stays as written. Returns 0, or -1 with the error set.
  */
-static int launch_check_vars(struct conf_parse *p, const char *cmd)
+static int launch_check_vars(struct conf_parse *p, const char *cmd, const char *dir)
 {
-	static const char *const known[] = { "port", "name", "prefix" };
+	static const char *const known[] = { "port", "name", "prefix", "replica", "gpu", "gpu_index" };
 
 	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
+		if (s[1] == '$') {	/* "$$": a "$" for the shell */
+			s++;
+			continue;
+		}
 		const char *name = s + 1, *end;
 		int braced = *name == '{', ok = 0;
 		size_t nlen;
@@ -72,16 +76,41 @@ static int launch_check_vars(struct conf_parse *p, const char *cmd)
 			continue;
 		if (nlen == 0 || (braced && *end != '}')) {
 			int show = (int)(end - s) + (*end == '}');
-			return conf_error(p, "invalid variable \"%.*s\" in \"launch\" directive",
-					  show > 32 ? 32 : show, s);
+			return conf_error(p, "invalid variable \"%.*s\" in \"%s\" directive",
+					  show > 32 ? 32 : show, s, dir);
 		}
 		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			if (strlen(known[i]) == nlen && strncmp(name, known[i], nlen) == 0)
 				ok = 1;
 		if (!ok)
-			return conf_error(p, "unknown variable \"$%.*s\" in \"launch\" directive "
-					  "(known: $port, $name, $prefix)", (int)nlen, name);
+			return conf_error(p, "unknown variable \"$%.*s\" in \"%s\" directive "
+					  "(known: $port, $name, $prefix, $replica, $gpu, $gpu_index; "
+					  "write $$ for a $ the shell should see)", (int)nlen, name, dir);
 	}
+	return 0;
+}
+
+/*
+ * env NAME=VALUE: one variable more in the environment of an exec replica's
+ * command; VALUE takes the launch command's variables ($replica, $gpu, ...).
+ */
+int conf_set_env(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	const char *eq = strchr(av[0], '=');
+	if (!eq || eq == av[0])
+		return conf_error(p, "invalid \"%s\" in \"env\" directive (env NAME=VALUE)", av[0]);
+	for (const char *c = av[0]; c < eq; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
+		      (c > av[0] && *c >= '0' && *c <= '9')))
+			return conf_error(p, "invalid variable name \"%.*s\" in \"env\" directive", (int)(eq - av[0]), av[0]);
+	if (launch_check_vars(p, eq + 1, "env") < 0)
+		return -1;
+	struct conf_upstream *u = p->ups;
+	char **n = realloc(u->env, (u->nenv + 1) * sizeof(*n));
+	if (!n)
+		abort();
+	u->env = n;
+	u->env[u->nenv++] = conf_xstrdup(av[0]);
 	return 0;
 }
 
@@ -156,7 +185,7 @@ static int launch_params(struct conf_parse *p, struct conf_upstream *u, const ch
 						  command ? "http://HOST:PORT" : "http:// or https://");
 			set_str(&u->launch_url, v);
 		} else if ((command || http) && (IS("start") || IS("stop"))) {
-			if (command && launch_check_vars(p, v) < 0)
+			if (command && launch_check_vars(p, v, "launch") < 0)
 				return -1;
 			if (http && !url_ok(v, 0))
 				return conf_error(p, "invalid url \"%s\" in \"launch\" directive (http:// or https://)", v);
@@ -219,7 +248,7 @@ int conf_set_launch(struct conf_parse *p, const struct conf_cmd *cmd, char **av,
 			return conf_error(p, "invalid number of arguments in \"launch\" directive");
 		if (!av[1][0])
 			return conf_error(p, "empty command in \"launch\" directive");
-		if (launch_check_vars(p, av[1]) < 0)
+		if (launch_check_vars(p, av[1], "launch") < 0)
 			return -1;
 		set_str(&u->launch_cmd, av[1]);
 	} else if (strcmp(av[0], CONF_LAUNCH_COMMAND) == 0 || strcmp(av[0], CONF_LAUNCH_HTTP) == 0 ||

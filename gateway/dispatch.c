@@ -16,6 +16,7 @@
 #include "gateway/conf.h"
 #include "gateway/cost.h"
 #include "gateway/gw.h"
+#include "gateway/header_set.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "common/prom.h"
@@ -66,11 +67,14 @@ static void req_reject(struct wg_request *r, int code, const char *reason, int r
 	if (r->held)
 		r->hold_ms = (gw_now() - r->t_arrive) * 1000;
 	progress_stop(r);
-	if (r->req && r->sse_started)	/* its 200 and headers are out: the stream ends with an error event */
+	uint64_t bytes = 0;
+	if (r->req && r->sse_started) {	/* its 200 and headers are out: the stream ends with an error event */
 		progress_fail(r, code, reason);
-	else if (r->req)
+	} else if (r->req) {
+		bytes = proxy_error_size(reason);	/* the access log counts the answer's body */
 		proxy_send_error(r->req, code, reason, retry_after);
-	req_account(r, r->req ? code : 499, 0, 0);
+	}
+	req_account(r, r->req ? code : 499, bytes, 0);
 	r->req = NULL;
 	request_free(r);
 }
@@ -261,6 +265,29 @@ static void req_done(const struct proxy_result *res, void *arg)
 	keepalive_on_done(u);
 }
 
+/*
+ * "proxy_pass http://NAME/URI": the location's path in the request target
+ * replaced by URI, as nginx does (an exact location's whole path; the query
+ * kept). Malloc'd, or NULL: the target goes as the client sent it.
+ */
+static char *req_target(const struct wg_request *r)
+{
+	const struct conf_location *loc = r->loc;
+	if (!loc || !loc->proxy_uri || !r->req)
+		return NULL;
+	char buf[4096];
+	const char *t = proxy_hdr_uri(r->req, buf, sizeof(buf));
+	size_t pl = strlen(loc->path);
+	if (strncmp(t, loc->path, pl) != 0)
+		return NULL;	/* routed on this path: cannot happen */
+	const char *rest = loc->exact ? t + strcspn(t, "?") : t + pl;
+	size_t n = strlen(loc->proxy_uri) + strlen(rest) + 1;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s%s", loc->proxy_uri, rest);
+	return out;
+}
+
 /* Sends r to rep, which is READY with a free slot. */
 static void req_forward(struct replica *rep, struct wg_request *r)
 {
@@ -288,7 +315,13 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		o.extra_header_name = "X-Wakegate-Cold";
 		o.extra_header_value = r->cold_value;
 	}
+	char *target = req_target(r);
+	char **hdrs = r->loc ? header_set_expand(r->loc->proxy_headers, r->req, rep->url) : NULL;
+	o.uri = target;
+	o.set_headers = (const char *const *)hdrs;
 	proxy_forward(rep->pool, r->req, &o, req_done, req_progress, r);
+	free(target);	/* proxy_forward keeps copies */
+	header_set_free(hdrs);
 }
 
 /* The least busy READY replica under max_conns, or NULL. */
@@ -376,7 +409,7 @@ static void dispatch_on_move(struct replica *rep, const struct replica_change *c
 		return;
 	if (upstream_count(u, RS_UP))
 		return;		/* another replica will take them */
-	char msg[400];
+	char msg[sizeof(rep->reason) + 300];	/* the reason carries the worker's last output */
 	snprintf(msg, sizeof(msg), "upstream \"%s\": %s", u->name, rep->reason);
 	dispatch_fail_held(u, 503, msg, (int)ceil(rep->retry_at - gw_now()));
 }
@@ -541,7 +574,7 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 			failed = x;
 	}
 	if (!coming && failed) {
-		char msg[400];
+		char msg[sizeof(failed->reason) + 300];
 		snprintf(msg, sizeof(msg), "upstream \"%s\": %s", u->name, failed->reason);
 		req_reject(r, 503, msg, (int)ceil(failed->retry_at - now));
 		return PHASE_AGAIN;

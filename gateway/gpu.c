@@ -211,6 +211,8 @@ static int gpu_place(struct replica *rep)
 				   devs[best].name, now - u->gpu_wait_since);
 		u->gpu_wait_since = 0;
 		rep->gpu = best;
+		/* for $gpu in the launch command: replica.c does not call gpu.c */
+		snprintf(rep->gpu_dev, sizeof(rep->gpu_dev), "%s", devs[best].name);
 		return 1;
 	}
 	if (!gpu_waiting(u, now)) {
@@ -300,8 +302,10 @@ static void gpu_measure(struct replica *rep)
 static void gpu_on_move(struct replica *rep, const struct replica_change *ch, void *arg)
 {
 	(void)arg;
-	if (ch->event == REPLICA_EV_MOVE && ch->to == REPLICA_STOPPED)
+	if (ch->event == REPLICA_EV_MOVE && ch->to == REPLICA_STOPPED) {
 		rep->gpu = -1;
+		rep->gpu_dev[0] = 0;
+	}
 	if (ch->event == REPLICA_EV_MOVE && ch->to == REPLICA_READY)
 		gpu_measure(rep);
 }

@@ -45,11 +45,20 @@ struct launch *launch_new(struct event_base *base, const struct conf_upstream *c
 	l->on_exit = on_exit;
 	l->arg = arg;
 	l->why[0] = 0;
+	/* a copy: a reload may free cf while the replica runs */
+	l->env = cf->nenv ? calloc(cf->nenv, sizeof(*l->env)) : NULL;
+	for (size_t i = 0; l->env && i < cf->nenv; i++)
+		if ((l->env[i] = strdup(cf->env[i])))
+			l->nenv = i + 1;
 	return l;
 }
 
 void launch_free(struct launch *l)
 {
-	if (l)
-		l->ops->free(l);
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->nenv; i++)
+		free(l->env[i]);
+	free(l->env);
+	l->ops->free(l);
 }

@@ -45,6 +45,17 @@ struct launch {
 	launch_exit_cb on_exit;
 	void *arg;
 	char why[300];		/* set before on_exit(LAUNCH_WHY) */
+	/* exec: the prefix of the worker's output lines in the error log, set by the replica */
+	char tag[96];
+	/* exec: the worker's last lines of output, " | " between them ("" when none) */
+	char tail[400];
+	/* $replica, $gpu, $gpu_index: set by the replica before start (gpu "" and -1: not placed) */
+	int replica;
+	char gpu[64];
+	int gpu_index;
+	/* exec: the upstream's "env NAME=VALUE" lines, copied from the conf (values not expanded yet) */
+	char **env;
+	size_t nenv;
 };
 
 /*
@@ -70,5 +81,16 @@ struct launch *launch_exec_new(struct event_base *base, const char *cmd, const c
 
 /* The longest url= a replica keeps (struct replica's url), with its NUL. */
 #define LAUNCH_URL_MAX 128
+
+/*
+ * The exec driver's output capture (launch_output.c): reads fd (the read
+ * end of the child's stdout/stderr pipe, owned from here on) into the error
+ * log as "l->tag: line", keeping the last lines in l->tail. drain reads what
+ * is already in the pipe (the child just ended); free drains, closes fd.
+ */
+struct launch_output;
+struct launch_output *launch_output_new(struct event_base *base, int fd, struct launch *l);
+void launch_output_drain(struct launch_output *o);
+void launch_output_free(struct launch_output *o);
 
 #endif

@@ -104,7 +104,9 @@ static int cmd_spawn(struct cmd_launch *c, enum cmd_state st, char *err, size_t 
 		snprintf(err, errlen, "cannot watch the %s command", cmd_names[st]);
 		return -1;
 	}
-	char *cmd = launch_expand(st == C_STARTING ? c->start_cmd : c->stop_cmd, c->name, c->port, c->prefix);
+	const struct launch_vars v = { .name = c->name, .port = c->port, .prefix = c->prefix,
+		.replica = c->base.replica, .gpu = c->base.gpu[0] ? c->base.gpu : NULL, .gpu_index = c->base.gpu_index };
+	char *cmd = launch_expand_vars(st == C_STARTING ? c->start_cmd : c->stop_cmd, &v);
 	if (!cmd) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -45,55 +45,102 @@ int launch_url_check(const char *url, char *err, size_t errlen)
 
 char *launch_expand(const char *cmd, const char *name, int port, const char *prefix)
 {
-	size_t cap = strlen(cmd) + 1, len = 0;
-	char portbuf[16];
-	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	const struct launch_vars v = { .name = name, .port = port, .prefix = prefix, .gpu_index = -1 };
+	return launch_expand_vars(cmd, &v);
+}
+
+/* Appends n bytes of s to the growing out; -1 when out of memory (out freed). */
+static int expand_put(char **out, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t c = (*len + n + 1) * 2;
+		char *x = realloc(*out, c);
+		if (!x) {
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+		*out = x;
+		*cap = c;
+	}
+	memcpy(*out + *len, s, n);
+	*len += n;
+	return 0;
+}
+
+char *launch_expand_vars(const char *cmd, const struct launch_vars *v)
+{
+	char portbuf[16], repbuf[16], gibuf[16];
+	snprintf(portbuf, sizeof(portbuf), "%d", v->port);
+	snprintf(repbuf, sizeof(repbuf), "%d", v->replica);
+	/* not placed on a GPU: empty, which the man page says */
+	snprintf(gibuf, sizeof(gibuf), "%d", v->gpu_index);
 	const struct { const char *var; const char *val; } vars[] = {
-		{ "port", portbuf }, { "name", name ? name : "" }, { "prefix", prefix ? prefix : "." },
+		{ "port", portbuf }, { "name", v->name ? v->name : "" }, { "prefix", v->prefix ? v->prefix : "." },
+		{ "replica", repbuf }, { "gpu", v->gpu ? v->gpu : "" },
+		{ "gpu_index", v->gpu_index >= 0 ? gibuf : "" },
 	};
-	for (size_t i = 0; i < 3; i++)
-		cap += 4 * strlen(vars[i].val) + 64;
-	/* a generous bound: each $var may appear several times */
-	cap *= 4;
+	size_t len = 0, cap = strlen(cmd) + 64;
 	char *out = malloc(cap);
 	if (!out)
 		return NULL;
 	for (const char *p = cmd; *p;) {
-		int done = 0;
+		if (p[0] == '$' && p[1] == '$') {	/* "$$": one "$" for the shell ($$HOME) */
+			if (expand_put(&out, &len, &cap, "$", 1) < 0)
+				return NULL;
+			p += 2;
+			continue;
+		}
+		size_t i = sizeof(vars) / sizeof(vars[0]);
+		size_t vl = 0;
+		int braced = 0;
 		if (*p == '$') {
-			for (size_t i = 0; i < 3; i++) {
-				size_t vl = strlen(vars[i].var);
-				int braced = p[1] == '{' && strncmp(p + 2, vars[i].var, vl) == 0 && p[2 + vl] == '}';
+			for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+				vl = strlen(vars[i].var);
+				char after = p[1 + vl];
+				braced = p[1] == '{' && strncmp(p + 2, vars[i].var, vl) == 0 && p[2 + vl] == '}';
 				int bare = strncmp(p + 1, vars[i].var, vl) == 0 &&
-					!(p[1 + vl] == '_' || (p[1 + vl] >= 'a' && p[1 + vl] <= 'z') ||
-					  (p[1 + vl] >= 'A' && p[1 + vl] <= 'Z') || (p[1 + vl] >= '0' && p[1 + vl] <= '9'));
-				if (!braced && !bare)
-					continue;
-				size_t l = strlen(vars[i].val);
-				if (len + l + 1 >= cap) {
-					cap = (len + l + 1) * 2;
-					char *n = realloc(out, cap);
-					if (!n) { free(out); return NULL; }
-					out = n;
-				}
-				memcpy(out + len, vars[i].val, l);
-				len += l;
-				p += braced ? vl + 3 : vl + 1;
-				done = 1;
-				break;
+					!(after == '_' || (after >= 'a' && after <= 'z') ||
+					  (after >= 'A' && after <= 'Z') || (after >= '0' && after <= '9'));
+				if (braced || bare)
+					break;
 			}
 		}
-		if (done)
-			continue;
-		if (len + 2 >= cap) {
-			cap *= 2;
-			char *n = realloc(out, cap);
-			if (!n) { free(out); return NULL; }
-			out = n;
+		if (i < sizeof(vars) / sizeof(vars[0])) {
+			if (expand_put(&out, &len, &cap, vars[i].val, strlen(vars[i].val)) < 0)
+				return NULL;
+			p += braced ? vl + 3 : vl + 1;
+		} else {
+			if (expand_put(&out, &len, &cap, p, 1) < 0)
+				return NULL;
+			p++;
 		}
-		out[len++] = *p++;
 	}
 	out[len] = 0;
+	return out;
+}
+
+/*
+ * "exec CMD" when CMD is one simple command, so that no shell stays between
+ * the gateway and the worker (the shell would get the parent-death signal
+ * and leave the worker orphaned, and its "killed by signal 15" would hide
+ * the worker's own exit status). A command with a list, a pipe, a subshell,
+ * a leading assignment or a reserved word is left as written: exec would
+ * change what it means. Returns malloc'd text.
+ */
+char *launch_exec_wrap(const char *cmd)
+{
+	const char *p = cmd + strspn(cmd, " \t");
+	size_t w = strcspn(p, " \t");
+	int simple = *p && strpbrk(p, ";&|\n()`{}!") == NULL && memchr(p, '=', w) == NULL;
+	static const char *const reserved[] = { "exec", "if", "for", "while", "until", "case", "then" };
+	for (size_t i = 0; simple && i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strlen(reserved[i]) == w && strncmp(p, reserved[i], w) == 0)
+			simple = 0;
+	size_t n = strlen(cmd) + 6;
+	char *out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s%s", simple ? "exec " : "", cmd);
 	return out;
 }
 

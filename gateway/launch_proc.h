@@ -41,7 +41,26 @@ void launch_proc_cleanup(void);
  */
 pid_t launch_fork(int errfd);
 
-/* Expands $port $name $prefix in cmd; returns malloc'd text for free(). */
+/* Expands $port $name $prefix in cmd ($replica 0, no GPU); returns malloc'd text for free(). */
 char *launch_expand(const char *cmd, const char *name, int port, const char *prefix);
+
+/* What a launch command's variables stand for. */
+struct launch_vars {
+	const char *name;
+	int port;
+	const char *prefix;
+	int replica;		/* the replica's index in its upstream */
+	const char *gpu;	/* the placed device's name; NULL: not placed */
+	int gpu_index;		/* its position among the conf's gpu lines; -1: not placed */
+};
+/*
+ * Expands $port $name $prefix $replica $gpu $gpu_index (also as ${...}),
+ * and "$$" to "$"; any other "$" stays (the conf check refused unknown
+ * names). Returns malloc'd text for free(), NULL when out of memory.
+ */
+char *launch_expand_vars(const char *cmd, const struct launch_vars *v);
+
+/* "exec CMD" for one simple command, CMD as written otherwise; malloc'd. */
+char *launch_exec_wrap(const char *cmd);
 
 #endif

@@ -11,7 +11,8 @@ gateway_wakegate_SOURCES = \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h gateway/scale_rule.c gateway/scale_rule.h gateway/scale_gauge.c \
 	gateway/split_phase.c gateway/split_phase.h \
-	gateway/launch.h gateway/launch_exec.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
+	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
+	gateway/header_set.c gateway/header_set.h gateway/start_check.c gateway/start_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
@@ -19,7 +20,7 @@ gateway_wakegate_SOURCES = \
 	gateway/status_page.c gateway/status_page.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
@@ -57,7 +58,7 @@ check_PROGRAMS += gateway/conf-dump
 gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 gateway_conf_dump_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)

@@ -15,6 +15,7 @@
 #include "gateway/launch.h"
 #include "gateway/launch_check.h"
 #include "gateway/launch_proc.h"
+#include "gateway/start_check.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/sd_notify.h"
@@ -103,7 +104,8 @@ static int send_signal(const struct conf *c, const char *name)
 		return 1;
 	}
 	if (!c->pid_path) {
-		fprintf(stderr, "wakegate: no \"pid\" file in %s: cannot signal the daemon\n", c->file);
+		fprintf(stderr, "wakegate: no \"pid\" file in %s: cannot signal the daemon "
+			"(add \"pid wakegate.pid;\" and restart it, or signal it with kill)\n", c->file);
 		return 1;
 	}
 	FILE *f = fopen(c->pid_path, "r");
@@ -441,7 +443,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	gw.conf = conf_load(conf_path, prefix, err, sizeof(err));
 	if (gw.conf && !sig && (tls_conf_check(gw.conf, err, sizeof(err)) < 0 ||	/* certificates, keys, ciphers */
-				(test && launch_check(gw.conf, err, sizeof(err)) < 0))) {	/* programs, models */
+				(test && launch_check(gw.conf, err, sizeof(err)) < 0) ||	/* programs, models */
+				(test && start_check(gw.conf, err, sizeof(err)) < 0))) {	/* log/pid dirs, listen */
 		conf_free(gw.conf);
 		gw.conf = NULL;
 	}

@@ -64,9 +64,8 @@ static const char *model_state(const struct upstream *u)
 	return "stopped";
 }
 
-static void send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+static void send_json_text(struct evhttp_request *req, int code, const char *reason, char *body)
 {
-	char *body = json_dumps(j, JSON_COMPACT);
 	struct evbuffer *out = evbuffer_new();
 	if (out && body)
 		evbuffer_add_printf(out, "%s\n", body);
@@ -75,6 +74,11 @@ static void send_json(struct evhttp_request *req, int code, const char *reason, 
 	if (out)
 		evbuffer_free(out);
 	free(body);
+}
+
+static void send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
+{
+	send_json_text(req, code, reason, json_dumps(j, JSON_COMPACT));
 	json_decref(j);
 }
 
@@ -120,13 +124,15 @@ static void model_error(struct wg_request *r, int openai, int code, const char *
 	else
 		snprintf(msg, sizeof(msg), "no model named: send it in the path /v2/models/NAME/..., an "
 			 "X-Model header, or the \"model\" field of the JSON body");
-	accesslog_refused(r->req, code, NULL);
-	if (openai)
-		send_json(r->req, code, code == 404 ? "Not Found" : "Bad Request",
-			  json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "message", msg, "type", "invalid_request_error",
-				    "param", "model", "code", code == 404 ? "model_not_found" : "missing_model"));
-	else
-		send_json(r->req, code, code == 404 ? "Not Found" : "Bad Request", json_pack("{s:s}", "error", msg));
+	json_t *j = openai ?
+		json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "message", msg, "type", "invalid_request_error",
+			  "param", "model", "code", code == 404 ? "model_not_found" : "missing_model") :
+		json_pack("{s:s}", "error", msg);
+	char *body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	/* logged before the answer (req may be gone after it), with the body's size */
+	accesslog_refused(r->req, code, NULL, body ? strlen(body) + 1 : 0);
+	send_json_text(r->req, code, code == 404 ? "Not Found" : "Bad Request", body);
 }
 
 /* The "model" field of r's JSON body; NULL when there is none. *len its length; *j to free. */

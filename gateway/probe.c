@@ -155,6 +155,11 @@ void probe_describe(const struct probe *p, char *buf, size_t len)
 		snprintf(buf, len, "GET %s: no answer (connection refused or timed out) x%d", p->path, p->last_count);
 }
 
+int probe_last_code(const struct probe *p)
+{
+	return p->polls ? p->last_code : 0;
+}
+
 void probe_free(struct probe *p)
 {
 	if (!p)

@@ -25,6 +25,8 @@ struct probe *probe_start(struct event_base *base, const struct conf_upstream *c
 			  const char *path, probe_cb cb, void *arg);
 /* What the checks got so far: "GET /v2/health/ready: 404 x28" or "...: connection refused x40". */
 void probe_describe(const struct probe *p, char *buf, size_t len);
+/* The status of the last answer to a poll; 0: none yet (refused, timed out, not polled). */
+int probe_last_code(const struct probe *p);
 void probe_free(struct probe *p);
 
 #endif

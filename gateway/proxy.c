@@ -137,6 +137,10 @@ static void timers_free(struct proxy_fwd *f)
 static void done_and_free(struct proxy_fwd *f)
 {
 	f->done(&f->res, f->arg);
+	free(f->uri);
+	for (size_t i = 0; f->set_headers && f->set_headers[i]; i++)
+		free(f->set_headers[i]);
+	free(f->set_headers);
 	free(f->extra_name);
 	free(f->extra_value);
 	free(f);
@@ -600,6 +604,13 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 		proxy_pool_put(f->pool, c, has_ms);
 		return -1;
 	}
+	for (size_t i = 0; f->set_headers && f->set_headers[i]; i += 2) {	/* proxy_set_header */
+		struct evkeyvalq *uh = evhttp_request_get_output_headers(u);
+		while (evhttp_remove_header(uh, f->set_headers[i]) == 0)
+			;
+		if (*f->set_headers[i + 1])
+			evhttp_add_header(uh, f->set_headers[i], f->set_headers[i + 1]);
+	}
 	evhttp_request_set_header_cb(u, upstream_header_cb);
 	evhttp_request_set_chunked_cb(u, upstream_chunk_cb);
 	evhttp_request_set_error_cb(u, upstream_error_cb);
@@ -645,7 +656,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 		evhttp_connection_set_closecb(c, upstream_close_cb, f);
 	}
 	if (evhttp_make_request(c, u, evhttp_request_get_command(f->creq),
-				proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
+				f->uri ? f->uri : proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
 		/* evhttp freed u */
 		f->ureq = NULL;
 		f->uconn = NULL;
@@ -689,6 +700,24 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->read_ms = o->read_timeout_ms;
 	f->unsent_back = o && o->unsent_back;
 	f->client_started = o && o->client_started;
+	if (o && o->uri)
+		f->uri = strdup(o->uri);
+	if (o && o->set_headers) {
+		size_t n = 0;
+		while (o->set_headers[n])
+			n++;
+		f->set_headers = calloc(n + 1, sizeof(*f->set_headers));
+		for (size_t i = 0; f->set_headers && i + 1 < n; i += 2) {
+			f->set_headers[i] = strdup(o->set_headers[i]);
+			f->set_headers[i + 1] = strdup(o->set_headers[i + 1]);
+			if (!f->set_headers[i] || !f->set_headers[i + 1]) {	/* out of memory: the list ends before it */
+				free(f->set_headers[i]);
+				free(f->set_headers[i + 1]);
+				f->set_headers[i] = f->set_headers[i + 1] = NULL;
+				break;
+			}
+		}
+	}
 	if (o && o->extra_header_name && o->extra_header_value) {
 		f->extra_name = strdup(o->extra_header_name);
 		f->extra_value = strdup(o->extra_header_value);

@@ -47,6 +47,13 @@ struct proxy_opts {
 	 * error before the body ends the stream with an "event: error".
 	 */
 	int client_started;
+	/* the request target to send instead of the client's (proxy_pass with a URI part); NULL: the client's */
+	const char *uri;
+	/*
+	 * proxy_set_header: name, value, name, value, ..., NULL (values expanded);
+	 * each replaces the header the proxy would send, an empty value removes it.
+	 */
+	const char *const *set_headers;
 };
 
 /* Why a forward ended, for the access log and metrics. */
@@ -99,5 +106,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 void proxy_sse_error(struct evhttp_request *req, int code, const char *reason);
 /* Sends a small error reply: {"error": reason} with status code and, if > 0, Retry-After. */
 void proxy_send_error(struct evhttp_request *req, int code, const char *reason, int retry_after_s);
+/* The body bytes proxy_send_error writes for reason (for the access log, written before the answer). */
+size_t proxy_error_size(const char *reason);
 
 #endif

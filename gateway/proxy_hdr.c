@@ -301,6 +301,42 @@ void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq
 	}
 }
 
+/*
+ * The standard reason phrase (RFC 9110, RFC 6585 for 429): libevent's own
+ * table stops at 417 and says "Client Error" for a 429.
+ */
+static const char *status_phrase(int code)
+{
+	switch (code) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return NULL;	/* libevent's */
+	}
+}
+
+/* See proxy.h. */
+size_t proxy_error_size(const char *reason)
+{
+	char *s = http_json_error(reason);
+	size_t n = (s ? strlen(s) : strlen("{\"error\":\"error\"}")) + 1;
+	free(s);
+	return n;
+}
+
 /* See proxy.h. */
 void proxy_sse_error(struct evhttp_request *req, int code, const char *reason)
 {
@@ -340,7 +376,7 @@ void proxy_send_error(struct evhttp_request *req, int code, const char *reason, 
 	if (b) {
 		evbuffer_add_printf(b, "%s\n", s ? s : "{\"error\":\"error\"}");
 	}
-	evhttp_send_reply(req, code, NULL, b);
+	evhttp_send_reply(req, code, status_phrase(code), b);
 	if (b)
 		evbuffer_free(b);
 	free(s);

@@ -38,6 +38,8 @@ struct proxy_fwd {
 	int64_t connect_ms, read_ms;
 	char reqid[PROXY_REQID_MAX];
 	char *extra_name, *extra_value;
+	char *uri;		/* proxy_opts.uri, copied; NULL: the client's */
+	char **set_headers;	/* proxy_opts.set_headers, copied; NULL: none */
 	proxy_done_cb done;
 	proxy_progress_cb progress;
 	void *arg;

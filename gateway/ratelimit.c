@@ -405,7 +405,7 @@ static enum phase_rc act(struct wg_request *r, const struct rl_decision *v)
 	case LIMIT_REJECT: {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "limiting requests by zone \"%s\"", v->zone);
-		accesslog_refused(r->req, lim->req_status, loc->proxy_pass);
+		accesslog_refused(r->req, lim->req_status, loc->proxy_pass, proxy_error_size(msg));
 		tenant_request_done(r, lim->req_status);
 		proxy_send_error(r->req, lim->req_status, msg,
 				 v->retry_after_s > 0 ? (int)v->retry_after_s : 1);
@@ -615,7 +615,7 @@ static void conn_reject(struct wg_request *r, const struct rl_zone *z)
 	prom_labels(l, sizeof(l), "zone", z->name, NULL);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
-	accesslog_refused(r->req, loc->limits.conn_status, loc->proxy_pass);
+	accesslog_refused(r->req, loc->limits.conn_status, loc->proxy_pass, proxy_error_size(msg));
 	tenant_request_done(r, loc->limits.conn_status);
 	proxy_send_error(r->req, loc->limits.conn_status, msg, 1);
 }

@@ -294,6 +294,9 @@ static void replica_pool_free(struct replica *rep)
  * answers them 503 unless another replica or a restart can take them): they
  * hear of the move first, as the probe, warmer and pool are let go after it.
  */
+/* the output tail of a launcher replica_exit_cb just freed, for replica_fail */
+static char replica_exit_tail[sizeof(((struct launch *)0)->tail)];
+
 static void replica_fail(struct replica *rep, enum replica_cause cause, int crashed_ready, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void replica_fail(struct replica *rep, enum replica_cause cause, int crashed_ready, const char *fmt, ...)
@@ -302,6 +305,11 @@ static void replica_fail(struct replica *rep, enum replica_cause cause, int cras
 	va_start(ap, fmt);
 	vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
 	va_end(ap);
+	/* the worker's own last words say why far better than a status does */
+	const char *tail = rep->launch ? rep->launch->tail : replica_exit_tail;
+	size_t rl = strlen(rep->reason);
+	if (*tail && rl + 16 < sizeof(rep->reason))
+		snprintf(rep->reason + rl, sizeof(rep->reason) - rl, "; last output: %s", tail);
 	rep->fails++;
 	double backoff = rep->fails >= 6 ? 30 : (double)(1 << (rep->fails - 1));
 	if (backoff > 30)
@@ -334,6 +342,7 @@ static void replica_exit_cb(int status, void *arg)
 	struct launch *l = rep->launch;
 	rep->launch = NULL;
 	rep->stop_sent = 0;
+	snprintf(replica_exit_tail, sizeof(replica_exit_tail), "%s", l->tail);
 	/* safe: the exec driver touches nothing after calling us */
 	launch_free(l);
 	switch (rep->state) {
@@ -360,6 +369,7 @@ static void replica_exit_cb(int status, void *arg)
 		log_info("upstream \"%s\" replica %d: process %s", rep->up->name, rep->id, how);
 		break;
 	}
+	replica_exit_tail[0] = 0;
 }
 
 static void replica_probe_cb(int ok, const char *why, void *arg);
@@ -499,6 +509,10 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 		replica_fail(rep, CAUSE_BOOT, 0, "cannot launch: %s", err);
 		return -1;
 	}
+	snprintf(rep->launch->tag, sizeof(rep->launch->tag), "upstream \"%s\" replica %d", u->name, rep->id);
+	rep->launch->replica = rep->id;
+	rep->launch->gpu_index = rep->gpu_dev[0] ? rep->gpu : -1;
+	snprintf(rep->launch->gpu, sizeof(rep->launch->gpu), "%s", rep->gpu_dev);
 	if (rep->launch->ops->url)	/* command, http, kubernetes: the replica answers at url= */
 		snprintf(rep->url, sizeof(rep->url), "%s", rep->launch->ops->url(rep->launch));
 	rep->stop_sent = 0;
@@ -570,7 +584,11 @@ static void replica_warm_done(int ok, const char *reason, const struct warmer_re
 	if (rep->state != REPLICA_WARMING)
 		return;
 	if (!ok) {
-		replica_fail(rep, CAUSE_WARMUP, 0, "warmup failed: %s", reason ? reason : "?");
+		/* an answer of 4xx: the warmup asks for what this backend does not have */
+		int asked_wrong = reason && strstr(reason, ": HTTP 4") != NULL;
+		replica_fail(rep, CAUSE_WARMUP, 0, "warmup failed: %s%s", reason ? reason : "?",
+			     asked_wrong ? "; set \"warmup model=NAME;\" or \"warmup path=PATH body=FILE;\" "
+			     "to a request the backend serves, or \"warmup off;\"" : "");
 		return;
 	}
 	log_info("upstream \"%s\" replica %d: warmup ok: %d requests, first %.1fms, last %.1fms, %.0fms in all",
@@ -683,10 +701,16 @@ void replica_tick(struct replica *rep, double now)
 	case REPLICA_BOOTING:
 		if ((now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
 			char got[300] = "";
-			if (rep->probe)
+			int code = 0;
+			if (rep->probe) {
 				probe_describe(rep->probe, got, sizeof(got));
-			replica_fail(rep, CAUSE_BOOT, 0, "boot timed out after %gs%s%s%s",
-				     (double)u->p.boot_timeout_ms / 1000, *got ? " (health " : "", got, *got ? ")" : "");
+				code = probe_last_code(rep->probe);
+			}
+			/* the directive to set: the app answers, but not there; or it is slow */
+			replica_fail(rep, CAUSE_BOOT, 0, "boot timed out after %gs%s%s%s; %s",
+				     (double)u->p.boot_timeout_ms / 1000, *got ? " (health " : "", got, *got ? ")" : "",
+				     code ? "set \"health PATH;\" to a path that answers 200 once the app is ready" :
+				     "raise \"boot_timeout\" if the app takes longer to start");
 		}
 		break;
 	case REPLICA_READY:

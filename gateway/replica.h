@@ -93,7 +93,7 @@ struct replica {
 	char *warm_model, *warm_path, *warm_body;
 	size_t warm_body_len;
 	double t_start, t_health, t_ready;
-	char reason[256];		/* why it FAILED */
+	char reason[512];		/* why it FAILED, with the worker's last output lines */
 	int fails;			/* consecutive failures, for the backoff */
 	double retry_at;		/* FAILED: no wake before */
 	int crashed_ready;		/* FAILED after running (crash, sleep API): held requests wait for a new one */
@@ -112,6 +112,7 @@ struct replica {
 	double lock_at;			/* last renew or poll (gw_now) */
 	/* gpu.c's part */
 	int gpu;			/* the device it is placed on (conf index); -1: none */
+	char gpu_dev[64];		/* its name, "" when none ($gpu in the launch command) */
 	/* keepalive.c's part */
 	int idle_query;			/* a store_newest_activity() is pending */
 	/* scale.c's part */

@@ -164,7 +164,7 @@ static enum phase_rc rules_phase(struct wg_request *r)
 	char msg[DEGRADE_REASON_MAX + 64];
 	snprintf(msg, sizeof(msg), "degraded: %s", d.reason);
 	int retry = d.retry_after_ms < 0 ? 0 : (int)ceil((double)d.retry_after_ms / 1000);
-	accesslog_refused(r->req, d.code, u->name);
+	accesslog_refused(r->req, d.code, u->name, proxy_error_size(msg));
 	proxy_send_error(r->req, d.code, msg, retry);
 	return PHASE_DONE;
 }

@@ -113,7 +113,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 	r->loc = loc;
 	r->conf_gen = phase_conf_gen();
 	if (!loc || (!loc->proxy_pass && !loc->route_models && !loc->split)) {
-		accesslog_refused(req, 404, NULL);
+		accesslog_refused(req, 404, NULL, proxy_error_size("no location for this path"));
 		proxy_send_error(req, 404, "no location for this path", 0);
 		return PHASE_DONE;
 	}
@@ -122,7 +122,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "request body of %zu bytes is larger than client_max_body_size %lld",
 			 body, (long long)loc->client_max_body_size);
-		accesslog_refused(req, 413, loc->proxy_pass);
+		accesslog_refused(req, 413, loc->proxy_pass, proxy_error_size(msg));
 		proxy_send_error(req, 413, msg, 0);
 		return PHASE_DONE;
 	}
@@ -171,7 +171,9 @@ static evutil_socket_t listen_socket(const char *addr, int port)
 		if (evutil_make_listen_socket_reuseable(fd) < 0 || evutil_make_socket_nonblocking(fd) < 0 ||
 		    evutil_make_socket_closeonexec(fd) < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 		    listen(fd, 511) < 0) {
+			int e = errno;	/* for the caller's message: close may change it */
 			evutil_closesocket(fd);
+			errno = e;
 			fd = -1;
 		}
 	}
@@ -224,12 +226,15 @@ static struct listener *listener_open(const struct conf *c, const char *addr, in
 	if (max_body > 0)
 		evhttp_set_max_body_size(l->http, (ev_ssize_t)max_body);
 	evhttp_set_gencb(l->http, admin ? admin_cb : main_cb, l);
+	errno = 0;
 	evutil_socket_t fd = listen_socket(l->addr, port);
+	int bind_errno = errno;
 	l->sock = fd >= 0 ? evhttp_accept_socket_with_handle(l->http, fd) : NULL;
 	if (!l->sock && fd >= 0)
 		evutil_closesocket(fd);
 	if (!l->sock) {
-		snprintf(err, errlen, "bind() to %s:%d failed", l->addr, port);
+		snprintf(err, errlen, "bind() to %s:%d failed (%d: %s)", l->addr, port, bind_errno,
+			 bind_errno ? strerror(bind_errno) : "cannot resolve the address");
 		goto fail;
 	}
 	log_notice("listening on %s:%d%s", l->addr, port, admin ? " (admin)" : tls ? " (ssl)" : "");

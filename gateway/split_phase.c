@@ -30,7 +30,7 @@ static enum phase_rc split_phase(struct wg_request *r)
 			r->up = u;
 	}
 	if (!r->up) {
-		accesslog_refused(r->req, 502, i >= 0 ? sp->ups[i]->name : NULL);
+		accesslog_refused(r->req, 502, i >= 0 ? sp->ups[i]->name : NULL, proxy_error_size("no such upstream"));
 		proxy_send_error(r->req, 502, "no such upstream", 0);
 		return PHASE_DONE;
 	}

@@ -67,7 +67,7 @@ usage(FILE *f)
 		"                          off: never (default %ld)\n"
 		"  -b, --max-batch N       samples per batch, and per request, at most (default 32)\n"
 		"  -D, --batch-delay TIME  how long a request waits for others to fill a batch:\n"
-		"                          250ms, 2s, or plain milliseconds (default 0: no waiting)\n"
+		"                          250ms, 2s; a bare number is seconds (default 0: no waiting)\n"
 		"  -q, --queue N           requests that may wait; more get 503 (default 256)\n"
 		"  -n, --name NAME         the model's name in /v2/models/NAME (default: from the file)\n"
 		"  -w, --warmup N          runs of a full batch of zeros before ready (default 1)\n"
@@ -137,9 +137,10 @@ parse_time_ms(const char *flag, const char *s)
 	v = strtod(s, &end);
 	if (errno || end == s || !isfinite(v) || v < 0)
 		die_usage("%s: \"%s\" is not a time (e.g. 250ms, 2s)", flag, s);
-	if (strcmp(end, "ms") == 0 || *end == '\0')
+	/* a bare number is seconds, as in wakegate.conf and the other programs (nginx's rule) */
+	if (strcmp(end, "ms") == 0)
 		mul = 1;
-	else if (strcmp(end, "s") == 0)
+	else if (strcmp(end, "s") == 0 || *end == '\0')
 		mul = 1000;
 	else if (strcmp(end, "m") == 0)
 		mul = 60000;

@@ -55,9 +55,9 @@ my @errors = (
 		'a directive with too few arguments is refused' ],
 	[ "upstream u {\n  launch exec x;\n  hold 1 2 3 4;\n}\n$SRV", 'invalid number of arguments in "hold" directive in test.conf:3',
 		'a directive with too many arguments is refused' ],
-	[ "upstream u {\n  launch exec x;\n  boot_timeout 5x;\n}\n$SRV", 'invalid time "5x" in test.conf:3',
+	[ "upstream u {\n  launch exec x;\n  boot_timeout 5x;\n}\n$SRV", 'invalid time "5x" in "boot_timeout" directive in test.conf:3',
 		'a malformed time is refused' ],
-	[ "client_max_body_size 10q;\n$UPS$SRV", 'invalid size "10q" in test.conf:1', 'a malformed size is refused' ],
+	[ "client_max_body_size 10q;\n$UPS$SRV", 'invalid size "10q" in "client_max_body_size" directive in test.conf:1', 'a malformed size is refused' ],
 	[ "$UPS$SRV\nupstream u {\n launch exec y;\n}\n", 'duplicate upstream "u" in test.conf:4',
 		'two upstreams with one name are refused' ],
 	[ "$UPS\nserver {\n listen 18080;\n location / {\n  proxy_pass nope;\n }\n}\n",
@@ -70,8 +70,8 @@ my @errors = (
 		'a file ending inside a block is refused' ],
 	[ "upstream gpu {\n  health /ready;\n}\n$UPS$SRV", 'upstream "gpu" has no launch directive in test.conf:1',
 		'an upstream that cannot be launched is refused, at its definition' ],
-	[ "upstream u {\n launch exec \"w --port \$port --gpu \$gpu\";\n}\n$SRV",
-		'unknown variable "$gpu" in "launch" directive (known: $port, $name, $prefix) in test.conf:2',
+	[ "upstream u {\n launch exec \"w --port \$port --gpu \$gpus\";\n}\n$SRV",
+		'unknown variable "$gpus" in "launch" directive (known: $port, $name, $prefix, $replica, $gpu, $gpu_index; write $$ for a $ the shell should see) in test.conf:2',
 		'an unknown $variable in a launch command is refused' ],
 	[ "upstream u {\n launch docker w;\n}\n$SRV", 'unknown launcher "docker" in "launch" directive (known: exec, command, http, kubernetes) in test.conf:2',
 		'an unknown launcher is refused' ],
@@ -96,7 +96,7 @@ my @errors = (
 	[ "daemon on;\ndaemon off;\n", '"daemon" directive is duplicate in test.conf:2', 'a directive set twice is refused' ],
 	[ "server;\n", 'directive "server" has no opening "{" in test.conf:1', 'a block directive needs its braces' ],
 	[ "daemon on {\n}\n", 'directive "daemon" is not terminated by ";" in test.conf:1', 'a plain directive takes no block' ],
-	[ "error_log stderr loud;\n", 'invalid log level "loud" in test.conf:1', 'an unknown log level is refused' ],
+	[ "error_log stderr loud;\n", 'invalid log level "loud" in "error_log" directive in test.conf:1', 'an unknown log level is refused' ],
 	[ "pid \"a.pid\"x;\n", 'unexpected end of parameter, expecting ";" in test.conf:1',
 		'text glued to a closing quote is refused' ],
 	[ "pid \"a.pid;\n\n", 'unexpected end of file, expecting closing quote in test.conf:1', 'an unclosed quote is refused' ],
@@ -133,12 +133,12 @@ is(val($r, 'server.0.location.0'), '/api', 'an include inside a server block add
 is(val($r, 'server.0.location.1.upstream'), 'a', 'and they proxy where they say');
 
 $r = conf("include missing.conf;\n$UPS$SRV");
-is($r->{err}, qq{open() "$dir/missing.conf" failed (No such file or directory) in test.conf:1},
+is($r->{err}, qq{open() "$dir/missing.conf" failed (No such file or directory) in "include" directive in test.conf:1},
 	'including a file that does not exist is an error naming the include');
 
 spew("$dir/conf.d/40-bad.conf", "upstream d {\n launch exec d;\n hold many;\n}\n");
 $r = conf("include conf.d/*.conf;\n$SRV");
-is($r->{err}, 'invalid number "many" in conf.d/40-bad.conf:3', 'an error in an included file names that file and line');
+is($r->{err}, 'invalid number "many" in "hold" directive in conf.d/40-bad.conf:3', 'an error in an included file names that file and line');
 unlink("$dir/conf.d/40-bad.conf");
 
 spew("$dir/locs/stray.conf", "}\n");
@@ -198,11 +198,11 @@ is(val($r, 'upstream.u.max_conns'), 4, 'max_conns is kept');
 for my $bad (qw(1s1m 5 5ms5ms 1.5s -1s 1x 99999999999999999999s)) {
 	my $v = $bad eq '5' ? '5ss' : $bad;
 	$r = conf("proxy_read_timeout $v;\n$UPS$SRV");
-	is($r->{err}, qq{invalid time "$v" in test.conf:1}, "the time \"$v\" is refused");
+	is($r->{err}, qq{invalid time "$v" in "proxy_read_timeout" directive in test.conf:1}, "the time \"$v\" is refused");
 }
 for my $bad (qw(1t 1kb -1 k 1.5m)) {
 	$r = conf("client_max_body_size $bad;\n$UPS$SRV");
-	is($r->{err}, qq{invalid size "$bad" in test.conf:1}, "the size \"$bad\" is refused");
+	is($r->{err}, qq{invalid size "$bad" in "client_max_body_size" directive in test.conf:1}, "the size \"$bad\" is refused");
 }
 
 # --- inheritance: main -> server -> location ------------------------------------
