@@ -166,6 +166,12 @@ struct conf_upstream {
 	int priority;		/* may evict lower priorities; its held requests go first */
 	char **models;		/* "model NAME ...": the names it answers to; none: its own name */
 	int nmodels;
+
+	/* issue 16: versions and recycling (conf_version.c; rollout.c acts on them) */
+	char *model_file;	/* model_file PATH, against the prefix, unresolved; NULL: none */
+	int64_t recycle_memory;	/* recycle memory > SIZE (bytes); 0: off */
+	int64_t recycle_requests;	/* recycle requests > N; 0: off */
+	int64_t recycle_age_ms;	/* recycle age > TIME; 0: off */
 };
 
 #define CONF_MAX_GPUS 32
