@@ -56,7 +56,7 @@ static int get_amount(const char *s, double *out)
  */
 static int launch_check_vars(struct conf_parse *p, const char *cmd)
 {
-	static const char *const known[] = { "port", "name", "prefix" };
+	static const char *const known[] = { "port", "name", "prefix", "model_file", "model_version" };
 
 	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
 		const char *name = s + 1, *end;
@@ -80,7 +80,7 @@ static int launch_check_vars(struct conf_parse *p, const char *cmd)
 				ok = 1;
 		if (!ok)
 			return conf_error(p, "unknown variable \"$%.*s\" in \"launch\" directive "
-					  "(known: $port, $name, $prefix)", (int)nlen, name);
+					  "(known: $port, $name, $prefix, $model_file, $model_version)", (int)nlen, name);
 	}
 	return 0;
 }

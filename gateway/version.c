@@ -63,9 +63,12 @@ int version_resolve(const struct conf_upstream *cf, struct version_id *v, char *
 	return 0;
 }
 
-/* s with every $model_file and $model_version put in; malloc'd, NULL for a NULL s. */
+/* s with every $model_file and $model_version (or ${...}) put in; malloc'd, NULL for a NULL s. */
 static char *expand(const char *s, const struct version_id *v, int *oom)
 {
+	static const struct {
+		const char *plain, *braced;
+	} vars[] = { { "$model_file", "${model_file}" }, { "$model_version", "${model_version}" } };
 	if (!s)
 		return NULL;
 	size_t cap = strlen(s) + 1, n = 0;
@@ -77,15 +80,24 @@ static char *expand(const char *s, const struct version_id *v, int *oom)
 		return NULL;
 	}
 	while (*s) {
-		if (strncmp(s, "$model_file", 11) == 0) {
-			n += (size_t)sprintf(out + n, "%s", v->model_file);
-			s += 11;
-		} else if (strncmp(s, "$model_version", 14) == 0) {
-			n += (size_t)sprintf(out + n, "%s", v->label);
-			s += 14;
-		} else {
-			out[n++] = *s++;
+		int hit = 0;
+		for (int i = 0; i < 2 && !hit; i++) {
+			const char *val = i == 0 ? v->model_file : v->label;
+			size_t lp = strlen(vars[i].plain), lb = strlen(vars[i].braced);
+			if (strncmp(s, vars[i].braced, lb) == 0) {
+				n += (size_t)sprintf(out + n, "%s", val);
+				s += lb;
+				hit = 1;
+			} else if (strncmp(s, vars[i].plain, lp) == 0 &&
+				   !((s[lp] >= 'a' && s[lp] <= 'z') || (s[lp] >= 'A' && s[lp] <= 'Z') ||
+				     (s[lp] >= '0' && s[lp] <= '9') || s[lp] == '_')) {
+				n += (size_t)sprintf(out + n, "%s", val);
+				s += lp;
+				hit = 1;
+			}
 		}
+		if (!hit)
+			out[n++] = *s++;
 	}
 	out[n] = '\0';
 	return out;
@@ -95,8 +107,6 @@ const struct conf_upstream *version_launch_conf(const struct conf_upstream *cf, 
 						struct conf_upstream *tmp, char *owned[2])
 {
 	owned[0] = owned[1] = NULL;
-	if (!cf->model_file)
-		return cf;
 	int oom = 0;
 	*tmp = *cf;
 	tmp->launch_cmd = owned[0] = expand(cf->launch_cmd, v, &oom);

@@ -35,9 +35,9 @@ struct version_id {
 int version_resolve(const struct conf_upstream *cf, struct version_id *v, char *err, size_t errlen);
 
 /*
- * The conf the launcher gets for a replica of version v: cf itself when it
- * has no model_file, else a copy in *tmp whose launch command and start=
- * have $model_file and $model_version put in; those two strings are
+ * The conf the launcher gets for a replica of version v: a copy of cf in
+ * *tmp whose launch command and start= have $model_file and $model_version
+ * put in ("" and "conf-XXXXXXXX" without model_file); those two strings are
  * malloc'd into owned[0..1] for version_launch_free() after launch_new()
  * (which copies what it keeps). NULL when out of memory.
  */

@@ -71,7 +71,7 @@ my @errors = (
 	[ "upstream gpu {\n  health /ready;\n}\n$UPS$SRV", 'upstream "gpu" has no launch directive in test.conf:1',
 		'an upstream that cannot be launched is refused, at its definition' ],
 	[ "upstream u {\n launch exec \"w --port \$port --gpu \$gpu\";\n}\n$SRV",
-		'unknown variable "$gpu" in "launch" directive (known: $port, $name, $prefix) in test.conf:2',
+		'unknown variable "$gpu" in "launch" directive (known: $port, $name, $prefix, $model_file, $model_version) in test.conf:2',
 		'an unknown $variable in a launch command is refused' ],
 	[ "upstream u {\n launch docker w;\n}\n$SRV", 'unknown launcher "docker" in "launch" directive (known: exec, command, http, kubernetes) in test.conf:2',
 		'an unknown launcher is refused' ],
