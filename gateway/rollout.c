@@ -255,12 +255,19 @@ void rollout_tick(struct upstream *u, double now)
 {
 	if (!u->cf || gw.stopping)
 		return;
-	int old = 0, coming = 0;
+	int old = 0, coming = 0, works = 0;
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
 		recycle_check(u, rep, now);
 		if (rep->replacing && replica_in(rep, RS_COMING | RS(REPLICA_STOPPED)))
 			coming++;
+		works |= !rep->remote && rep->state == REPLICA_READY && rep->vgen == u->vgen;
+	}
+	if (works && u->rollout_failed_gen == u->vgen) {
+		/* a failed version came up after all (restarted for held requests): go on with the switch */
+		log_notice("upstream \"%s\": version %s is READY after a failure; replacing the old replicas", u->name,
+			   u->ver.label);
+		u->rollout_failed_gen = 0;
 	}
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];
