@@ -123,7 +123,7 @@ static void fz_walk(const struct conf *c)
 	n += fz_str(c->file) + fz_str(c->prefix) + fz_str(c->pid_path);
 	n += fz_str(c->error_log_path) + fz_str(c->access_log_path);
 	n += fz_str(c->redis_host) + fz_str(c->redis_prefix) + fz_str(c->admin_addr);
-	n += fz_str(conf_log_level_name(c->error_log_level)) + fz_limits(&c->limits);
+	n += fz_str(log_level_name(c->error_log_level)) + fz_limits(&c->limits);
 	for (const struct conf_upstream *u = c->upstreams; u; u = u->next) {
 		n += fz_str(u->name) + fz_str(u->file) + fz_str(u->launch_kind);
 		n += fz_str(u->launch_cmd) + fz_str(u->health_path);

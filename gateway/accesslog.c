@@ -2,8 +2,8 @@
  * accesslog: the access log file, owned here; one write(2) per line.
  */
 #include "config.h"
+#include "common/http.h"
 #include "gateway/accesslog.h"
-#include "gateway/proxy_hdr.h"
 #include "gateway/request.h"
 
 #include <event2/http.h>
@@ -115,7 +115,7 @@ void accesslog_refused(struct evhttp_request *req, int status, const char *upstr
 	if (c)
 		evhttp_connection_get_peer(c, &addr, &port);
 	snprintf(r.remote, sizeof(r.remote), "%s", addr ? addr : "-");
-	snprintf(r.line, sizeof(r.line), "%s %.400s HTTP/1.1", proxy_hdr_method(evhttp_request_get_command(req)),
+	snprintf(r.line, sizeof(r.line), "%s %.400s HTTP/1.1", http_method_name(evhttp_request_get_command(req)),
 		 evhttp_request_get_uri(req));
 	accesslog_time(r.time_local, sizeof(r.time_local));
 	snprintf(r.id, sizeof(r.id), "%s", id && *id && strlen(id) < sizeof(r.id) ? id : "-");

@@ -18,7 +18,11 @@
 #include "gateway/status_page.h"
 #include "gateway/upstream.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <strings.h>
 #include <event2/http.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -94,6 +98,9 @@ static json_t *status_json(void)
 		json_object_set_new(o, "wake_seconds", wk);
 		json_object_set_new(o, "eta_seconds", json_integer(upstream_eta_s(u)));
 		json_object_set_new(o, "waiting_for_gpu_memory", json_boolean(gpu_waiting_for_memory(u)));
+		if (u->p.gpu_memory)
+			json_object_set_new(o, "gpu_memory", json_pack("{s:I, s:o}", "declared", (json_int_t)u->p.gpu_memory,
+				"measured", u->gpu_measured ? json_integer((json_int_t)u->gpu_measured) : json_null()));
 		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
 		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
 		json_object_set_new(o, "replicas", reps);
@@ -188,8 +195,64 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 	json_decref(j);
 }
 
+/*
+ * A browser on the operator's machine can send requests to a loopback
+ * listener; it cannot make them carry a Host or Origin that is an address
+ * (DNS rebinding gives a name). So the admin listener answers only Hosts
+ * (and Origins) that are "localhost" or an IP literal, with any port.
+ */
+static int admin_host_ok(const char *h)
+{
+	if (!h)
+		return 1;	/* HTTP/1.0 without Host: no browser sends that */
+	const char *s = h;
+	if (strncmp(s, "http://", 7) == 0)
+		s += 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		s += 8;
+	char host[256];
+	size_t n;
+	if (*s == '[') {
+		const char *e = strchr(s, ']');
+		if (!e || (size_t)(e - s - 1) >= sizeof(host))
+			return 0;
+		n = (size_t)(e - s - 1);
+		memcpy(host, s + 1, n);
+		host[n] = 0;
+		struct in6_addr a6;
+		return inet_pton(AF_INET6, host, &a6) == 1;
+	}
+	n = strcspn(s, ":/");
+	if (n >= sizeof(host))
+		return 0;
+	memcpy(host, s, n);
+	host[n] = 0;
+	struct in_addr a4;
+	return strcasecmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &a4) == 1;
+}
+
+/* 1 when req carries the admin token (or none is set); else it was answered 401. */
+static int admin_authorized(struct evhttp_request *req)
+{
+	const char *tok = gw.conf ? gw.conf->admin_token : NULL;
+	if (!tok)
+		return 1;
+	const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	size_t tl = strlen(tok);
+	if (a && strncasecmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == tl && CRYPTO_memcmp(a + 7, tok, tl) == 0)
+		return 1;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer realm=\"wakegate admin\"");
+	proxy_send_error(req, 401, "the admin API's POST endpoints need Authorization: Bearer TOKEN (admin_token)", 0);
+	return 0;
+}
+
 void admin_cb(struct evhttp_request *req, void *arg)
 {
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	if (!admin_host_ok(evhttp_find_header(in, "Host")) || !admin_host_ok(evhttp_find_header(in, "Origin"))) {
+		proxy_send_error(req, 403, "the admin listener answers only Host and Origin \"localhost\" or an address", 0);
+		return;
+	}
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : "/";
 	if (path && strncmp(path, "/upstreams/", 11) == 0) {
@@ -198,6 +261,8 @@ void admin_cb(struct evhttp_request *req, void *arg)
 			proxy_send_error(req, 405, "use POST", 0);
 			return;
 		}
+		if (!admin_authorized(req))
+			return;
 		admin_upstream_action(req, path);
 		return;
 	}

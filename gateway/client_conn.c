@@ -7,12 +7,12 @@
  * before the number can be reused.
  */
 #include "config.h"
+#include "common/evtricks.h"
 
 #include "gateway/client_conn.h"
 
 #include <stdlib.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/http.h>
@@ -32,15 +32,9 @@ struct cconn {
 static struct cconn **by_fd;	/* indexed by socket number */
 static int nfd;
 
-static evutil_socket_t conn_fd(struct evhttp_connection *c)
-{
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-	return bev ? bufferevent_getfd(bev) : -1;
-}
-
 static struct cconn *find(struct evhttp_connection *c)
 {
-	evutil_socket_t fd = conn_fd(c);
+	evutil_socket_t fd = evtricks_conn_fd(c);
 	if (fd < 0 || fd >= nfd || !by_fd[fd] || by_fd[fd]->c != c)
 		return NULL;
 	return by_fd[fd];
@@ -65,7 +59,7 @@ static void close_cb(struct evhttp_connection *c, void *arg)
 	void *fn_arg = cc->close_arg;
 
 	detach(cc);
-	evhttp_connection_set_closecb(c, NULL, NULL);
+	evtricks_take_closecb(c, NULL, NULL);
 	free(cc);
 	if (fn)
 		fn(c, fn_arg);
@@ -87,7 +81,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
 		cc->watch_fn(fd, cc->watch_arg);
 		return;
 	}
-	if (!(bufferevent_get_enabled(evhttp_connection_get_bufferevent(cc->c)) & EV_READ)) {
+	if (!evtricks_conn_reading(cc->c)) {
 		event_del(&cc->watch);
 		cc->added = 0;
 	}
@@ -97,7 +91,7 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
  * no socket, or no memory. */
 static struct cconn *get(struct evhttp_connection *c)
 {
-	evutil_socket_t fd = conn_fd(c);
+	evutil_socket_t fd = evtricks_conn_fd(c);
 	struct cconn *cc;
 
 	if (fd < 0)
@@ -130,7 +124,7 @@ static struct cconn *get(struct evhttp_connection *c)
 	cc->fd = fd;
 	event_assign(&cc->watch, evhttp_connection_get_base(c), fd, EV_READ | EV_PERSIST, watch_cb, cc);
 	by_fd[fd] = cc;
-	evhttp_connection_set_closecb(c, close_cb, cc);
+	evtricks_take_closecb(c, close_cb, cc);
 	return cc;
 }
 
@@ -141,9 +135,9 @@ int client_set_closecb(struct evhttp_connection *c, client_close_fn fn, void *ar
 	struct cconn *cc = fn ? get(c) : find(c);
 
 	if (!cc) {
-		if (fn && conn_fd(c) >= 0)
+		if (fn && evtricks_conn_fd(c) >= 0)
 			return -1;
-		evhttp_connection_set_closecb(c, fn, arg);
+		evtricks_take_closecb(c, fn, arg);
 		return 0;
 	}
 	cc->close_fn = fn;

@@ -14,7 +14,9 @@
  * spin: bytes or EOF waiting while evhttp does not read.
  *
  * The state is freed in evhttp's close callback, which evhttp runs before it
- * closes the socket: nothing of ours outlives the descriptor.
+ * closes the socket: nothing of ours outlives the descriptor. What this
+ * relies on in libevent is in common/evtricks.c (evtricks_take_closecb,
+ * evtricks_conn_fd, evtricks_conn_reading).
  */
 #ifndef WG_CLIENT_CONN_H
 #define WG_CLIENT_CONN_H

@@ -157,7 +157,7 @@ static void dump_limits(const char *pre, const struct conf_limits *l)
 		printf("%slimit_conn %s %u\n", pre, r->zone->name, r->max);
 	printf("%slimit_req_status %d\n", pre, l->req_status);
 	printf("%slimit_req_dry_run %s\n", pre, l->req_dry_run ? "on" : "off");
-	printf("%slimit_req_log_level %s\n", pre, conf_log_level_name(l->req_log_level));
+	printf("%slimit_req_log_level %s\n", pre, log_level_name(l->req_log_level));
 	printf("%slimit_conn_status %d\n", pre, l->conn_status);
 }
 
@@ -231,7 +231,7 @@ static void dump(const struct conf *c)
 	kv_str("daemon", c->daemon ? "on" : "off");
 	kv_str("pid", c->pid_path);
 	kv_str("error_log", c->error_log_path);
-	kv_str("error_log_level", conf_log_level_name(c->error_log_level));
+	kv_str("error_log_level", log_level_name(c->error_log_level));
 	kv_str("access_log", c->access_log_path ? c->access_log_path : "off");
 	if (c->redis_host)
 		printf("redis %s:%d\n", c->redis_host, c->redis_port);

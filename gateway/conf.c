@@ -580,6 +580,7 @@ void conf_free(struct conf *c)
 	conf_limits_free(&c->limits);
 	conf_limit_zones_free(c);
 	conf_gpu_free(c);
+	conf_redis_wipe(c->admin_token);
 	for (int i = 0; i < c->nincluded; i++)
 		free(c->included[i]);
 	free(c->included);
@@ -608,13 +609,4 @@ struct conf_upstream *conf_upstream_find(const struct conf *c, const char *name)
 		if (strcmp(u->name, name) == 0)
 			return u;
 	return NULL;
-}
-
-const char *conf_log_level_name(enum conf_log_level l)
-{
-	static const char *const names[] = { "emerg", "alert", "crit", "error",
-					     "warn", "notice", "info", "debug" };
-	if ((unsigned)l >= sizeof(names) / sizeof(names[0]))
-		return "?";
-	return names[l];
 }

@@ -14,15 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "gateway/degrade.h"
 
 struct limit_key;		/* gateway/limit.h */
-
-/* error_log levels, as nginx orders them */
-enum conf_log_level {
-	LOG_LVL_EMERG, LOG_LVL_ALERT, LOG_LVL_CRIT, LOG_LVL_ERROR,
-	LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG
-};
 
 struct conf_listen {
 	char *addr;		/* "127.0.0.1", "0.0.0.0" (default), "::" */
@@ -90,7 +85,7 @@ struct conf_limits {
 	struct conf_limit_conn *conn;
 	int req_status;			/* limit_req_status */
 	int req_dry_run;		/* limit_req_dry_run */
-	enum conf_log_level req_log_level;	/* limit_req_log_level (delays: one lower) */
+	enum log_level req_log_level;	/* limit_req_log_level (delays: one lower) */
 	int conn_status;		/* limit_conn_status */
 };
 
@@ -249,7 +244,7 @@ struct conf {
 	int daemon;		/* "daemon on|off" */
 	char *pid_path;		/* NULL: no pid file */
 	char *error_log_path;	/* a path, or "stderr" */
-	enum conf_log_level error_log_level;
+	enum log_level error_log_level;
 	char *access_log_path;	/* NULL: off */
 	char *redis_host;	/* NULL: no redis */
 	int redis_port;
@@ -260,6 +255,7 @@ struct conf {
 	int nfleet_peers;
 	char *admin_addr;	/* admin_listen; NULL when off */
 	int admin_port;		/* 0: none */
+	char *admin_token;	/* admin_token FILE's token; NULL: POSTs need none. A secret: never logged */
 	int replica_port_lo, replica_port_hi;	/* replica_ports; 0: below the ephemeral range (replica.c) */
 	int64_t client_max_body_size;
 	int64_t proxy_connect_timeout_ms;
@@ -306,6 +302,5 @@ struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *n
 int64_t conf_parse_time(const char *s);
 /* "512" "10k" "10m" "1g" -> bytes; -1 when malformed. */
 int64_t conf_parse_size(const char *s);
-const char *conf_log_level_name(enum conf_log_level l);
 
 #endif

@@ -159,11 +159,11 @@ static int set_pid(struct conf_parse *p, const struct conf_cmd *cmd, char **av, 
 	return 0;
 }
 
-static int parse_level(const char *s, enum conf_log_level *l)
+static int parse_level(const char *s, enum log_level *l)
 {
 	for (int i = LOG_LVL_EMERG; i <= LOG_LVL_DEBUG; i++) {
-		if (strcmp(s, conf_log_level_name((enum conf_log_level)i)) == 0) {
-			*l = (enum conf_log_level)i;
+		if (strcmp(s, log_level_name((enum log_level)i)) == 0) {
+			*l = (enum log_level)i;
 			return 0;
 		}
 	}
@@ -174,7 +174,7 @@ static int parse_level(const char *s, enum conf_log_level *l)
 static int set_error_log(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf *c = &p->c->pub;
-	enum conf_log_level l = LOG_LVL_ERROR;	/* nginx's default when a file names no level */
+	enum log_level l = LOG_LVL_ERROR;	/* nginx's default when a file names no level */
 
 	if (ac == 2 && parse_level(av[1], &l) < 0)
 		return conf_error(p, "invalid log level \"%s\"", av[1]);
@@ -619,4 +619,4 @@ const struct conf_cmd conf_cmds[] = {
 };
 
 /* Every table of rows, in lookup order (conf.c numbers rows across them). */
-const struct conf_cmd *const conf_tables[] = { conf_cmds, conf_tls_cmds, conf_gpu_cmds, conf_version_cmds, NULL };
+const struct conf_cmd *const conf_tables[] = { conf_cmds, conf_tls_cmds, conf_gpu_cmds, conf_admin_cmds, conf_version_cmds, NULL };

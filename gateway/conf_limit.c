@@ -18,7 +18,7 @@
 #include "gateway/conf_int.h"
 #include "gateway/limit.h"
 
-#define UNSET_LEVEL ((enum conf_log_level)-1)
+#define UNSET_LEVEL ((enum log_level)-1)
 #define ZONE_MIN_SIZE (32 * 1024)	/* nginx: 8 pages */
 
 /* The list nodes, with the zone name until it is resolved (NULL in inherited copies). */
@@ -269,10 +269,10 @@ int conf_set_limit_dry_run(struct conf_parse *p, const struct conf_cmd *cmd, cha
 /* limit_req_log_level info | notice | warn | error */
 int conf_set_limit_log_level(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
-	static const enum conf_log_level ok[] = { LOG_LVL_INFO, LOG_LVL_NOTICE, LOG_LVL_WARN, LOG_LVL_ERROR };
+	static const enum log_level ok[] = { LOG_LVL_INFO, LOG_LVL_NOTICE, LOG_LVL_WARN, LOG_LVL_ERROR };
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		if (strcmp(av[0], conf_log_level_name(ok[i])) == 0) {
+		if (strcmp(av[0], log_level_name(ok[i])) == 0) {
 			level(p)->req_log_level = ok[i];
 			return 0;
 		}

@@ -122,10 +122,9 @@ static void cost_publish(struct cost_up *c, double now)
 	if (!gw.metrics)
 		return;
 	struct cost_fig f = cost_figures(c, now);
-	char name[256], l[320], lc[360];
-	metrics_escape(c->name, name, sizeof(name));
-	snprintf(l, sizeof(l), "upstream=\"%s\"", name);
-	snprintf(lc, sizeof(lc), "upstream=\"%s\",currency=\"%s\"", name, c->currency);
+	char l[600], lc[1200];
+	prom_labels(l, sizeof(l), "upstream", c->name, NULL);
+	prom_labels(lc, sizeof(lc), "upstream", c->name, "currency", c->currency, NULL);
 	metrics_set(gw.metrics, "wakegate_gpu_billed_seconds_total", l, f.billed_s);
 	metrics_set(gw.metrics, "wakegate_cost_total", lc, f.cost);
 	metrics_set(gw.metrics, "wakegate_always_on_seconds", l, f.always_on_s);
@@ -134,9 +133,9 @@ static void cost_publish(struct cost_up *c, double now)
 	double p50, p99;
 	cost_hold_pct(c, &p50, &p99);
 	if (p50 >= 0) {
-		snprintf(lc, sizeof(lc), "upstream=\"%s\",quantile=\"0.5\"", name);
+		prom_labels(lc, sizeof(lc), "upstream", c->name, "quantile", "0.5", NULL);
 		metrics_set(gw.metrics, "wakegate_hold_quantile_seconds", lc, p50);
-		snprintf(lc, sizeof(lc), "upstream=\"%s\",quantile=\"0.99\"", name);
+		prom_labels(lc, sizeof(lc), "upstream", c->name, "quantile", "0.99", NULL);
 		metrics_set(gw.metrics, "wakegate_hold_quantile_seconds", lc, p99);
 	}
 }

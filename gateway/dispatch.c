@@ -10,6 +10,7 @@
  * frees it (request_free) after its access log line.
  */
 #include "config.h"
+#include "common/http.h"
 #include "gateway/dispatch.h"
 #include "gateway/accesslog.h"
 #include "gateway/conf.h"
@@ -346,7 +347,7 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 	copy_str(r->remote, sizeof(r->remote), addr ? addr : "-");
 	if (accesslog_enabled()) {	/* only the access log reads these: not on the hot path otherwise */
 		snprintf(r->line, sizeof(r->line), "%s %.400s HTTP/1.1",
-			 proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req));
+			 http_method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req));
 		accesslog_time(r->time_local, sizeof(r->time_local));
 	}
 	const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");

@@ -5,6 +5,7 @@
  * because the replica may have moved meanwhile.
  */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/fleet.h"
 #include "gateway/fleet_peers.h"
 #include "gateway/conf.h"
@@ -73,23 +74,6 @@ static void fleet_unmirror(struct replica *rep, const char *why)
 		rep->lock = FLEET_LOCK_NONE;
 }
 
-/* "http://HOST:PORT" -> host, port; -1 when it is not that. */
-static int fleet_parse_url(const char *url, char *host, size_t hostlen, int *port)
-{
-	const char *h = strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
-	const char *colon = h ? strrchr(h, ':') : NULL;
-	if (!colon || colon == h || (size_t)(colon - h) >= hostlen)
-		return -1;
-	memcpy(host, h, (size_t)(colon - h));
-	host[colon - h] = 0;
-	char *end;
-	long p = strtol(colon + 1, &end, 10);
-	if (p <= 0 || p > 65535 || (*end && *end != '/'))
-		return -1;
-	*port = (int)p;
-	return 0;
-}
-
 /*
  * Follows the holder's value: BOOTING/WARMING -> BOOTING, READY -> READY with
  * a pool, else gone. A holder late to renew (less than 40% of its TTL left,
@@ -114,7 +98,7 @@ static void fleet_mirror(struct replica *rep, const char *value, int64_t pttl)
 	int ready = value && !late && strcmp(st, "READY") == 0;
 	char host[64];
 	int port;
-	if (ready && fleet_parse_url(url, host, sizeof(host), &port) < 0) {
+	if (ready && url_split(url, host, sizeof(host), &port, NULL) < 0) {
 		log_warn("upstream \"%s\" replica %d: another gateway published a URL this one cannot use: \"%s\"",
 			 u->name, rep->id, url);
 		ready = 0;

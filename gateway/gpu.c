@@ -23,12 +23,19 @@
 #include "gateway/evict.h"
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
+#include "gateway/launch.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GPU_WAIT_STALE_S 0.5	/* a wait nobody asked for again this long is over */
@@ -219,12 +226,84 @@ static int gpu_place(struct replica *rep)
 	return 0;
 }
 
-/* A replica that stopped has no device any more. */
+/* One GET of a READY replica's model metadata: what its model takes (wakegate-worker says so). */
+struct gpu_measure {
+	struct event_base *base;
+	struct evhttp_connection *conn;
+	char upstream[128];	/* by name: the upstream may be gone when the answer comes */
+};
+
+static void gpu_measure_conn_free(evutil_socket_t fd, short what, void *arg)
+{
+	evhttp_connection_free(arg);
+}
+
+static void gpu_measure_cb(struct evhttp_request *req, void *arg)
+{
+	struct gpu_measure *m = arg;
+	struct upstream *u = upstream_find(m->upstream);
+	if (u && req && evhttp_request_get_response_code(req) == 200) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		size_t n = evbuffer_get_length(in);
+		const char *data = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : NULL;
+		json_t *j = data ? json_loadb(data, n, 0, NULL) : NULL;
+		json_t *b = j ? json_object_get(json_object_get(j, "memory"), "model_bytes") : NULL;
+		if (json_is_integer(b)) {
+			u->gpu_measured = (int64_t)json_integer_value(b);
+			if (u->p.gpu_memory && u->gpu_measured > u->p.gpu_memory && !u->gpu_warned) {
+				u->gpu_warned = 1;
+				log_warn("upstream \"%s\": its model takes %lld bytes, more than the gpu_memory %lld "
+					 "it declares: the GPU may hold less than the gateway counts", u->name,
+					 (long long)u->gpu_measured, (long long)u->p.gpu_memory);
+			}
+		}
+		json_decref(j);
+	}
+	/* inside the connection's own callback: free it on the next loop turn */
+	struct timeval zero = { 0, 0 };
+	if (event_base_once(m->base, -1, EV_TIMEOUT, gpu_measure_conn_free, m->conn, &zero) < 0)
+		evhttp_connection_free(m->conn);
+	free(m);
+}
+
+/* Asks a READY replica of a budgeted upstream what its model takes; an answer in another shape is ignored. */
+static void gpu_measure(struct replica *rep)
+{
+	struct upstream *u = rep->up;
+	char host[256], path[300];
+	int port;
+	if (!u->cf || !u->p.gpu_memory || rep->remote || launch_url_split(rep->url, host, sizeof(host), &port) < 0)
+		return;
+	struct gpu_measure *m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	m->base = gw.base;
+	snprintf(m->upstream, sizeof(m->upstream), "%s", u->name);
+	m->conn = tls_http_connection_new(gw.base, u->cf, rep->url, host, port);
+	struct evhttp_request *req = m->conn ? evhttp_request_new(gpu_measure_cb, m) : NULL;
+	if (!req) {
+		if (m->conn)
+			evhttp_connection_free(m->conn);
+		free(m);
+		return;
+	}
+	evhttp_connection_set_timeout(m->conn, 5);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
+	snprintf(path, sizeof(path), "/v2/models/%s", u->cf->warmup.model ? u->cf->warmup.model : u->name);
+	if (evhttp_make_request(m->conn, req, EVHTTP_REQ_GET, path) < 0) {
+		evhttp_connection_free(m->conn);
+		free(m);
+	}
+}
+
+/* A replica that stopped has no device any more; one that became READY is measured. */
 static void gpu_on_move(struct replica *rep, const struct replica_change *ch, void *arg)
 {
 	(void)arg;
 	if (ch->event == REPLICA_EV_MOVE && ch->to == REPLICA_STOPPED)
 		rep->gpu = -1;
+	if (ch->event == REPLICA_EV_MOVE && ch->to == REPLICA_READY)
+		gpu_measure(rep);
 }
 
 void gpu_init(void)
@@ -258,14 +337,13 @@ void gpu_tick(void)
 	if (!gw.metrics)
 		return;
 	for (int d = 0; d < ndev; d++) {
-		char name[160], l[256];
-		metrics_escape(devs[d].name, name, sizeof(name));
+		char l[700];
 		int64_t used = gpu_used(d, NULL);
-		snprintf(l, sizeof(l), "gpu=\"%s\",kind=\"declared\"", name);
+		prom_labels(l, sizeof(l), "gpu", devs[d].name, "kind", "declared", NULL);
 		metrics_set(gw.metrics, "wakegate_gpu_memory_bytes", l, (double)devs[d].bytes);
-		snprintf(l, sizeof(l), "gpu=\"%s\",kind=\"used\"", name);
+		prom_labels(l, sizeof(l), "gpu", devs[d].name, "kind", "used", NULL);
 		metrics_set(gw.metrics, "wakegate_gpu_memory_bytes", l, (double)used);
-		snprintf(l, sizeof(l), "gpu=\"%s\",kind=\"free\"", name);
+		prom_labels(l, sizeof(l), "gpu", devs[d].name, "kind", "free", NULL);
 		metrics_set(gw.metrics, "wakegate_gpu_memory_bytes", l, (double)(devs[d].bytes - used));
 	}
 }

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "common/clock.h"
+
 struct event_base;
 struct conf;
 struct metrics;
@@ -22,10 +24,5 @@ struct gw {
 };
 
 extern struct gw gw;
-
-/* Monotonic seconds, for durations. */
-double gw_now(void);
-/* Wall clock, ms since the epoch, for Redis and /status. */
-int64_t gw_wall_ms(void);
 
 #endif

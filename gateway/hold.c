@@ -4,6 +4,7 @@
  * and the callee only sees r->req == NULL.
  */
 #include "config.h"
+#include "common/evtricks.h"
 #include "gateway/hold.h"
 #include "gateway/park.h"
 

@@ -57,17 +57,6 @@ struct launch *launch_new(struct event_base *base, const struct conf_upstream *c
 			  char *err, size_t errlen);
 void launch_free(struct launch *l);
 
-/* The longest url= a replica keeps (struct replica's url), with its NUL. */
-#define LAUNCH_URL_MAX 128
-
-/*
- * "http[s]://HOST[:PORT][/]", shorter than LAUNCH_URL_MAX -> host (brackets of an IPv6 literal removed) and
- * port (default 80, 443 for https). 0, or -1 for anything else.
- */
-int launch_url_split(const char *url, char *host, size_t hostlen, int *port);
-/* 0 when url= can be a replica's URL (http:// or https://), or -1 with the reason in err. */
-int launch_url_check(const char *url, char *err, size_t errlen);
-
 /* command, http and kubernetes drivers (launch_command.c, launch_http.c, launch_k8s.c) */
 struct launch *launch_command_new(struct event_base *base, const struct conf_upstream *cf,
 				  const char *prefix, char *err, size_t errlen);
@@ -76,35 +65,10 @@ struct launch *launch_http_new(struct event_base *base, const struct conf_upstre
 struct launch *launch_k8s_new(struct event_base *base, const struct conf_upstream *cf,
 			      char *err, size_t errlen);
 
-/*
- * Children that are not exec replicas (the command driver's start and stop
- * commands): the exec driver owns SIGCHLD and hands their wait status to fn,
- * once, on the loop. launch_child_unwatch() forgets pid without a call.
- */
-typedef void (*launch_child_fn)(pid_t pid, int status, void *arg);
-int launch_child_watch(struct event_base *base, pid_t pid, launch_child_fn fn, void *arg);
-void launch_child_unwatch(pid_t pid);
-
-/*
- * fork() for the launchers. The child keeps only 0, 1 and 2 (stdin from
- * /dev/null; errfd >= 0 becomes its 2), leads its own process group, and has
- * no blocked signals and SIGPIPE at its default; the parent returns only once
- * the child has let go of every other descriptor. The wait matters: libevent (with the changelist)
- * takes a socket out of epoll after closing it, and a child still holding
- * the socket then keeps it in the gateway's epoll set, under a number the
- * next accepted client gets: that client sees the dead one's EOF. Returns
- * 0 in the child, the pid in the parent, -1 (errno set) on failure.
- */
-pid_t launch_fork(int errfd);
-
 /* exec driver */
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);
-/* How many processes the exec driver has started that have not been reaped yet. */
-int launch_exec_live(void);
-/* Expands $port $name $prefix in cmd; returns malloc'd text for free(). */
-char *launch_expand(const char *cmd, const char *name, int port, const char *prefix);
 
-/* Frees the driver's SIGCHLD watcher at exit. */
-void launch_exec_cleanup(void);
+/* The longest url= a replica keeps (struct replica's url), with its NUL. */
+#define LAUNCH_URL_MAX 128
 
 #endif

@@ -8,6 +8,7 @@
 #include "gateway/launch_check.h"
 #include "gateway/conf.h"
 #include "gateway/launch.h"
+#include "gateway/launch_proc.h"
 
 #include <errno.h>
 #include <stdio.h>

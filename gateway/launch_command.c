@@ -10,7 +10,9 @@
  * leaves running in the background is not ours: only the stop command ends it.
  */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/launch.h"
+#include "gateway/launch_proc.h"
 #include "gateway/conf.h"
 #include "gateway/log.h"
 
@@ -299,7 +301,7 @@ struct launch *launch_command_new(struct event_base *base, const struct conf_ups
 	char host[256];
 	int port;
 	if (launch_url_check(cf->launch_url, err, errlen) < 0 ||
-	    launch_url_split(cf->launch_url, host, sizeof(host), &port) < 0)
+	    url_split(cf->launch_url, host, sizeof(host), &port, NULL) < 0)
 		return NULL;
 	if (!cf->launch_start || !cf->launch_stop) {
 		snprintf(err, errlen, "no start or stop command");

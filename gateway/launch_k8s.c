@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "gateway/launch.h"
+#include "gateway/launch_proc.h"
 #include "gateway/launch_curl.h"
 #include "gateway/conf.h"
 

@@ -2,15 +2,15 @@
 sbin_PROGRAMS += gateway/wakegate
 gateway_wakegate_SOURCES = \
 	gateway/main.c gateway/gw.c gateway/gw.h \
-	gateway/log.c gateway/log.h \
+	gateway/log.h \
 	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
-	gateway/replica.c gateway/replica.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
+	gateway/replica.c gateway/replica.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
-	gateway/launch.h gateway/launch_exec.c gateway/launch_check.c gateway/launch_check.h \
+	gateway/launch.h gateway/launch_exec.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h \
@@ -18,7 +18,7 @@ gateway_wakegate_SOURCES = \
 	gateway/status_page.c gateway/status_page.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c \
 	gateway/conf_version.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
@@ -30,7 +30,7 @@ gateway_wakegate_SOURCES = \
 	gateway/tls.c gateway/tls.h \
 	gateway/version.c gateway/version.h gateway/rollout.c gateway/rollout.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
-gateway_wakegate_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
+gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
 
 # The status page is edited as gateway/status_page.html and compiled in as
 # one C string (status_page.c includes the generated header).
@@ -46,20 +46,21 @@ EXTRA_DIST += gateway/status_page.html
 check_PROGRAMS += gateway/metrics-test gateway/store-test
 gateway_metrics_test_SOURCES = gateway/metrics-test.c gateway/metrics.c gateway/metrics.h
 gateway_metrics_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
-gateway_metrics_test_LDADD = $(LIBEVENT_LIBS) -lm
+gateway_metrics_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) -lm
 gateway_store_test_SOURCES = gateway/store-test.c gateway/store.c gateway/store.h gateway/store_int.h \
 	gateway/store_lock.c gateway/redis_conn.c gateway/redis_conn.h
 gateway_store_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(HIREDIS_CFLAGS)
-gateway_store_test_LDADD = $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
+gateway_store_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
 
 # conf-dump: prints a parsed conf as text, for t/30-conf.t.
 check_PROGRAMS += gateway/conf-dump
 gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
-	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c \
+	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c \
 	gateway/conf_version.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
+gateway_conf_dump_LDADD = $(COMMON_LIBS)
 
 # degrade-test: replays degradation scripts through gateway/degrade.c, for t/51-degrade.t.
 check_PROGRAMS += gateway/degrade-test
@@ -71,7 +72,7 @@ gateway_proxy_test_SOURCES = gateway/proxy-test.c \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/client_conn.c gateway/client_conn.h
 gateway_proxy_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
-gateway_proxy_test_LDADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+gateway_proxy_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 
 # limit-test: replays rate-limit scripts through gateway/limit.c, for t/50-limit.t.
 check_PROGRAMS += gateway/limit-test

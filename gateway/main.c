@@ -2,7 +2,8 @@
  * wakegate: the daemon's entry. Parses the command line (nginx's flags),
  * tests or loads the conf, sends signals to a running daemon, or runs the
  * loop: listeners, upstreams, signals (reload, graceful stop, log reopen).
- * main.c owns gw.base, gw.conf, gw.metrics and gw.store.
+ * main.c fills and frees gw.base, gw.conf, gw.metrics and gw.store (the
+ * global itself is in gw.c).
  */
 #include "config.h"
 #include "gateway/client_conn.h"
@@ -12,6 +13,7 @@
 #include "gateway/gw.h"
 #include "gateway/launch.h"
 #include "gateway/launch_check.h"
+#include "gateway/launch_proc.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/sd_notify.h"
@@ -39,7 +41,7 @@
 static char *conf_path;		/* as resolved from -c and -p */
 static char *prefix;
 static double stop_started;
-static int stop_fast;
+static int stop_late_logged;	/* the grace ran out: said once */
 static struct event *sig_ev[6];
 static struct event *stop_ev;
 static char *pid_written;	/* the pid file we made, to remove at exit */
@@ -222,9 +224,10 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(gw.base);
 		return;
 	}
-	if (waited > SHUTDOWN_GRACE_S && !stop_fast) {
-		log_warn("shutdown: still busy after %ds, stopping workers now", SHUTDOWN_GRACE_S);
-		stop_fast = 1;
+	if (waited > SHUTDOWN_GRACE_S && !stop_late_logged) {
+		/* every replica has drained since begin_stop: there is no faster way left, only the wait */
+		log_warn("shutdown: still busy after %ds, waiting 15s more", SHUTDOWN_GRACE_S);
+		stop_late_logged = 1;
 	}
 	if (waited > SHUTDOWN_GRACE_S + 15) {
 		log_alert("shutdown: giving up waiting");
@@ -373,7 +376,7 @@ static int run(void)
 		event_free(sig_ev[i]);
 	if (stop_ev)
 		event_free(stop_ev);
-	launch_exec_cleanup();
+	launch_proc_cleanup();
 	store_free(gw.store);
 	fleet_peers_free();
 	metrics_free(gw.metrics);

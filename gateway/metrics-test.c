@@ -6,7 +6,8 @@
  *   declare NAME counter|gauge|histogram HELP [B1,B2,...]
  *   add|set|observe NAME VALUE [LABEL RAWVALUE]...   (values escaped here)
  *   get NAME [LABEL RAWVALUE]...                     prints the value
- *   escape STRING [LEN]                              prints metrics_escape()
+ *   escape STRING [LEN]                              prints prom_escape()
+ *   labels LEN KEY RAWVALUE [KEY RAWVALUE]...        prints prom_labels() (3 pairs at most)
  *   render                                           prints the exposition
  *   bench N                                          times N adds and observes (stderr)
  */
@@ -21,22 +22,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-
-/* A private error log: the test program does not link the daemon's. */
-int log_enabled(enum conf_log_level level)
-{
-	return 1;
-}
-
-void log_msg(enum conf_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "[%d] ", (int)level);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 /* Splits line in place at tabs and decodes the escapes of each field. */
 static int split(char *line, char **f, int max)
@@ -71,7 +56,7 @@ static void labels(char **f, int n, char *buf, size_t len)
 	buf[0] = '\0';
 	for (int i = 0; i + 1 < n && o < len; i += 2) {
 		char esc[1024];
-		metrics_escape(f[i + 1], esc, sizeof(esc));
+		prom_escape(f[i + 1], esc, sizeof(esc));
 		o += snprintf(buf + o, len - o, "%s%s=\"%s\"", o ? "," : "", f[i], esc);
 	}
 }
@@ -148,8 +133,20 @@ int main(void)
 			size_t len = n >= 3 ? strtoul(f[2], NULL, 10) : sizeof(buf);
 			if (len > sizeof(buf))
 				len = sizeof(buf);
-			metrics_escape(f[1], buf, len);
+			prom_escape(f[1], buf, len);
 			printf("%s\n", buf);
+		} else if (strcmp(f[0], "labels") == 0 && n >= 4) {
+			char buf[4096];
+			const char *kv[6] = { NULL };
+			size_t len = strtoul(f[1], NULL, 10);
+			if (len > sizeof(buf))
+				len = sizeof(buf);
+			for (int i = 2; i < n && i < 8; i++)
+				kv[i - 2] = f[i];
+			if (n % 2)
+				kv[n - 3 < 6 ? n - 3 : 5] = NULL;	/* a key without a value ends the list */
+			prom_labels(buf, len, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], NULL);
+			printf("%s\n", len ? buf : "");
 		} else if (strcmp(f[0], "render") == 0) {
 			struct evbuffer *out = evbuffer_new();
 			metrics_render(m, out);

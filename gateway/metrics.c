@@ -7,6 +7,7 @@
 #include "config.h"
 #include "gateway/metrics.h"
 #include "gateway/log.h"
+#include "common/prom.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -306,109 +307,19 @@ double metrics_get(struct metrics *m, const char *name, const char *labels)
 	return 0;
 }
 
-/*
- * A sample value as Prometheus parses it: integers without a fraction, other
- * numbers in the shortest form that reads back to the same double.
- */
-static void metrics_fmt(double v, char *buf, size_t len)
-{
-	if (isnan(v))
-		snprintf(buf, len, "NaN");
-	else if (isinf(v))
-		snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
-	else if (v == floor(v) && fabs(v) < 9007199254740992.0)
-		snprintf(buf, len, "%.0f", v == 0 ? 0.0 : v);	/* no "-0" */
-	else {
-		snprintf(buf, len, "%.15g", v);
-		if (strtod(buf, NULL) != v)
-			snprintf(buf, len, "%.17g", v);
-	}
-}
-
-/* HELP text escapes only backslash and newline. */
-static void metrics_render_help(struct evbuffer *out, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\')
-			evbuffer_add(out, "\\\\", 2);
-		else if (*s == '\n')
-			evbuffer_add(out, "\\n", 2);
-		else
-			evbuffer_add(out, s, 1);
-	}
-}
-
-static void metrics_render_histogram(struct evbuffer *out, const struct metric *mt,
-				     const struct series *se)
-{
-	const char *sep = se->labels[0] ? "," : "";
-	char num[64];
-	uint64_t cum = 0;
-	for (int i = 0; i <= mt->nbuckets; i++) {
-		cum += se->counts[i];
-		if (i < mt->nbuckets)
-			metrics_fmt(mt->buckets[i], num, sizeof(num));
-		else
-			snprintf(num, sizeof(num), "+Inf");
-		evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", mt->name, se->labels,
-				    sep, num, (unsigned long long)cum);
-	}
-	metrics_fmt(se->sum, num, sizeof(num));
-	if (se->labels[0]) {
-		evbuffer_add_printf(out, "%s_sum{%s} %s\n", mt->name, se->labels, num);
-		evbuffer_add_printf(out, "%s_count{%s} %llu\n", mt->name, se->labels,
-				    (unsigned long long)se->count);
-	} else {
-		evbuffer_add_printf(out, "%s_sum %s\n", mt->name, num);
-		evbuffer_add_printf(out, "%s_count %llu\n", mt->name, (unsigned long long)se->count);
-	}
-}
-
+/* The text format itself is common/prom.c's: the same for the worker. */
 void metrics_render(struct metrics *m, struct evbuffer *out)
 {
-	static const char *const types[] = { "counter", "gauge", "histogram" };
-	char num[64];
 	for (const struct metric *mt = m->head; mt; mt = mt->next) {
 		if (!mt->declared)
 			continue;
-		evbuffer_add_printf(out, "# HELP %s ", mt->name);
-		metrics_render_help(out, mt->help);
-		evbuffer_add_printf(out, "\n# TYPE %s %s\n", mt->name, types[mt->type]);
+		prom_head(out, mt->name, (enum prom_type)mt->type, mt->help);
 		for (const struct series *se = mt->series; se; se = se->next) {
-			if (mt->type == METRICS_HISTOGRAM) {
-				metrics_render_histogram(out, mt, se);
-				continue;
-			}
-			metrics_fmt(se->value, num, sizeof(num));
-			if (se->labels[0])
-				evbuffer_add_printf(out, "%s{%s} %s\n", mt->name, se->labels, num);
+			if (mt->type == METRICS_HISTOGRAM)
+				prom_histogram(out, mt->name, se->labels, mt->buckets, mt->nbuckets,
+					       se->counts, se->count, se->sum);
 			else
-				evbuffer_add_printf(out, "%s %s\n", mt->name, num);
+				prom_sample(out, mt->name, se->labels, se->value);
 		}
 	}
-}
-
-void metrics_escape(const char *s, char *buf, size_t len)
-{
-	if (len == 0)
-		return;
-	size_t o = 0;
-	for (; *s; s++) {
-		const char *e = NULL;
-		if (*s == '\\')
-			e = "\\\\";
-		else if (*s == '"')
-			e = "\\\"";
-		else if (*s == '\n')
-			e = "\\n";
-		size_t n = e ? 2 : 1;
-		if (o + n >= len)
-			break;	/* never split an escape */
-		if (e)
-			memcpy(buf + o, e, 2);
-		else
-			buf[o] = *s;
-		o += n;
-	}
-	buf[o] = '\0';
 }

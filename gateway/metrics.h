@@ -2,8 +2,8 @@
  * metrics: Prometheus counters, gauges and histograms kept in memory and
  * rendered in the text exposition format (version 0.0.4) for GET /metrics on
  * the admin listener. A series is a metric name plus a label string already
- * in Prometheus syntax, e.g. upstream="digits",code="200" (or "" for none).
- * Callers must escape label values with metrics_escape().
+ * in Prometheus syntax, e.g. upstream="digits",code="200" (or "" for none):
+ * build it with common/prom.h's prom_labels(), which escapes the values.
  */
 #ifndef WG_METRICS_H
 #define WG_METRICS_H
@@ -13,7 +13,11 @@
 struct evbuffer;
 struct metrics;
 
-enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
+#include "common/prom.h"
+
+/* The same numbers as enum prom_type: the registry renders through common/prom.c. */
+enum metrics_type { METRICS_COUNTER = PROM_COUNTER, METRICS_GAUGE = PROM_GAUGE,
+		    METRICS_HISTOGRAM = PROM_HISTOGRAM };
 
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
@@ -34,8 +38,5 @@ double metrics_get(struct metrics *m, const char *name, const char *labels);
 
 /* Appends the whole exposition to out, metrics in declaration order. */
 void metrics_render(struct metrics *m, struct evbuffer *out);
-
-/* Writes s with \ " and newline escaped into buf (NUL-terminated, truncated to len). */
-void metrics_escape(const char *s, char *buf, size_t len);
 
 #endif

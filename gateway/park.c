@@ -1,9 +1,9 @@
 /* park: watching a parked request's client (see park.h). */
 #include "config.h"
+#include "common/evtricks.h"
 #include "gateway/park.h"
 #include "gateway/client_conn.h"
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <sys/socket.h>
@@ -69,8 +69,7 @@ int client_park(struct event_base *base, struct wg_request *r, park_gone_fn gone
 	if (client_set_closecb(c, park_close_cb, r) != 0)
 		return -1;
 	r->parked = 1;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	evutil_socket_t fd = evtricks_conn_fd(c);
 	if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
 		r->park_watch = event_new(base, fd, EV_CLOSED, park_watch_cb, r);
 		if (r->park_watch)

@@ -1,5 +1,6 @@
 /* probe: a booting replica's health polls (see probe.h). */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/probe.h"
 #include "gateway/launch.h"
 #include "gateway/tls.h"
@@ -133,7 +134,7 @@ struct probe *probe_start(struct event_base *base, const struct conf_upstream *c
 	p->arg = arg;
 	snprintf(p->url, sizeof(p->url), "%s", url);
 	snprintf(p->path, sizeof(p->path), "%s", path);
-	if (launch_url_split(url, p->host, sizeof(p->host), &p->port) < 0 ||
+	if (url_split(url, p->host, sizeof(p->host), &p->port, NULL) < 0 ||
 	    !(p->timer = evtimer_new(base, probe_timer_cb, p))) {
 		free(p);
 		return NULL;

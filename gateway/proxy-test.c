@@ -27,29 +27,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-static enum conf_log_level log_level = LOG_LVL_INFO;
 static int quiet;	/* PROXY_TEST_QUIET: no line per forward (for benchmarks) */
-
-/* log.h, minimal: stderr only (the daemon links gateway/log.c instead). */
-int log_enabled(enum conf_log_level level)
-{
-	return level <= log_level;
-}
-
-void log_msg(enum conf_log_level level, const char *fmt, ...)
-{
-	static const char *const names[] = { "emerg", "alert", "crit", "error", "warn",
-					     "notice", "info", "debug" };
-	va_list ap;
-
-	if (!log_enabled(level))
-		return;
-	fprintf(stderr, "[%s] ", names[level]);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 struct counters {
 	unsigned long forwards, done, client_gone, s2xx, s502, s504, other, active;
@@ -157,8 +135,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	quiet = getenv("PROXY_TEST_QUIET") != NULL;
-	if (getenv("PROXY_TEST_DEBUG"))
-		log_level = LOG_LVL_DEBUG;
+	log_open(NULL, getenv("PROXY_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	memset(&a, 0, sizeof(a));
 	a.opts.connect_timeout_ms = argc == 6 ? atoll(argv[4]) : 5000;

@@ -16,6 +16,8 @@
  *   caller's done cb once and frees it.
  */
 #include "config.h"
+#include "common/evtricks.h"
+#include "common/http.h"
 
 #include "gateway/proxy.h"
 #include "gateway/proxy_int.h"
@@ -91,7 +93,7 @@ static void uwatch_cb(evutil_socket_t fd, short what, void *arg)
 	struct proxy_fwd *f = arg;
 	(void)fd;
 	(void)what;
-	if (!f->uconn || !(bufferevent_get_enabled(evhttp_connection_get_bufferevent(f->uconn)) & EV_READ))
+	if (!f->uconn || !evtricks_conn_reading(f->uconn))
 		uwatch_stop(f);
 }
 
@@ -107,7 +109,7 @@ static void upstream_close_cb(struct evhttp_connection *c, void *arg)
 	struct proxy_fwd *f = arg;
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
-	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(c));
+	evutil_socket_t fd = evtricks_conn_fd(c);
 
 	if (f->headers_sent || fd < 0)
 		return;
@@ -325,7 +327,7 @@ static void connect_timer_cb(evutil_socket_t fd_unused, short what, void *arg)
 
 	event_free(f->ctimer);
 	f->ctimer = NULL;
-	fd = f->uconn ? bufferevent_getfd(evhttp_connection_get_bufferevent(f->uconn)) : -1;
+	fd = f->uconn ? evtricks_conn_fd(f->uconn) : -1;
 	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
 		f->connected = 1;
 		return;
@@ -339,11 +341,8 @@ static void connect_timer_cb(evutil_socket_t fd_unused, short what, void *arg)
 }
 
 /*
- * libevent 2.1.12 with EVHTTP_CON_READ_ON_WRITE_ERROR: an EOF that leaves
- * bytes in the input buffer schedules one more read instead of failing; when
- * those bytes are not a whole answer, the connection then sits with neither
- * reading nor writing on and no timeout running. This looks for that state
- * (twice in a row, so that a pending deferred read gets its turn first).
+ * The libevent 2.1.12 stall with EVHTTP_CON_READ_ON_WRITE_ERROR (see
+ * common/evtricks.h): seen twice in a row, the answer will not come.
  */
 static void stall_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -351,8 +350,7 @@ static void stall_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	if (!f->uconn || f->paused ||
-	    (bufferevent_get_enabled(evhttp_connection_get_bufferevent(f->uconn)) & (EV_READ | EV_WRITE))) {
+	if (!f->uconn || f->paused || !evtricks_conn_stalled(f->uconn)) {
 		f->stalled = 0;
 		return;
 	}
@@ -504,7 +502,7 @@ static void upstream_failed(struct proxy_fwd *f)
 			 f->reqid, f->pool->hostport);
 		f->retried = 1;
 		/*
-		 * A write that failed in proxy_flush_now, right in start_upstream, or one
+		 * A write that failed in evtricks_flush_now, right in start_upstream, or one
 		 * the backend's kernel never acknowledged (upstream_close_cb) did not
 		 * reach the backend; any other close may come after the backend read
 		 * the request (and then crashed on it).
@@ -560,14 +558,14 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 	proxy_pool_put(f->pool, f->uconn, f->read_ms);
 	f->uconn = NULL;
 	/* the client's watch and close callback are ours no more before the
-	 * reply goes: proxy_flush_now may free the connection (a client that
+	 * reply goes: evtricks_flush_now may free the connection (a client that
 	 * asked to close) */
 	cwatch_stop(f);
 	client_set_closecb(f->cconn, NULL, NULL);
 	cbev = evhttp_connection_get_bufferevent(f->cconn);
 	evhttp_send_reply_end(f->creq);
 	f->creq = NULL;
-	proxy_flush_now(cbev);
+	evtricks_flush_now(cbev);
 	f->cconn = NULL;
 	client_release(f);
 	deliver(f);
@@ -600,7 +598,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	evhttp_request_set_chunked_cb(u, upstream_chunk_cb);
 	evhttp_request_set_error_cb(u, upstream_error_cb);
 
-	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(c));
+	fd = evtricks_conn_fd(c);
 	fresh = fd < 0;
 	f->reused = !fresh;
 	f->connected = !fresh;
@@ -654,7 +652,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	/* a kept-alive connection is writable now: the request goes out in this turn */
 	if (!fresh && !f->pool->tr.bev_new) {
 		f->in_flush = 1;
-		proxy_flush_now(evhttp_connection_get_bufferevent(c));
+		evtricks_flush_now(evhttp_connection_get_bufferevent(c));
 		f->in_flush = 0;	/* f is still ours: finishing inside proxy_forward is deferred */
 	}
 	return 0;
@@ -712,7 +710,7 @@ void proxy_forward(struct proxy_pool *p, struct evhttp_request *req, const struc
 	f->cwatch_on = client_watch(f->cconn, client_watch_cb, f) == 0;
 	bufferevent_disable(evhttp_connection_get_bufferevent(f->cconn), EV_READ);
 	log_debug("proxy: %s %s %s -> %s", f->reqid,
-		  proxy_hdr_method(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
+		  http_method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
 		  p->hostport);
 	if (start_upstream(f, 0) != 0 && !f->finished)
 		finish_error(f, 502, "cannot start a request");

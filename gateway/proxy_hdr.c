@@ -5,6 +5,7 @@
  * Trailer, Transfer-Encoding, Upgrade.
  */
 #include "config.h"
+#include "common/http.h"
 
 #include "gateway/proxy.h"
 #include "gateway/proxy_hdr.h"
@@ -20,7 +21,6 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
-#include <jansson.h>
 
 /* By the first letter first: this runs for every header of every request and answer. */
 static int is_hop_by_hop(const char *key)
@@ -305,14 +305,9 @@ void proxy_send_error(struct evhttp_request *req, int code, const char *reason, 
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
-	json_t *o = json_object();
-	char *s = NULL;
+	char *s = http_json_error(reason);
 	char num[32];
 
-	if (o && json_object_set_new(o, "error", json_string(reason ? reason : "error")) != 0)
-		json_object_set_new(o, "error", json_string("error"));	/* reason was not UTF-8 */
-	if (o)
-		s = json_dumps(o, JSON_COMPACT);
 	evhttp_remove_header(h, "Content-Type");
 	evhttp_add_header(h, "Content-Type", "application/json");
 	if (retry_after_s > 0) {
@@ -327,22 +322,5 @@ void proxy_send_error(struct evhttp_request *req, int code, const char *reason, 
 	if (b)
 		evbuffer_free(b);
 	free(s);
-	json_decref(o);
 }
 
-/* See proxy_hdr.h. */
-const char *proxy_hdr_method(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	}
-	return "?";
-}

@@ -29,6 +29,4 @@ const char *proxy_hdr_uri(struct evhttp_request *creq, char *buf, size_t len);
 void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq,
 			const char *reqid, const char *extra_name, const char *extra_value);
 
-const char *proxy_hdr_method(enum evhttp_cmd_type cmd);
-
 #endif

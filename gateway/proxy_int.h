@@ -82,8 +82,5 @@ void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t t
 /* Counts one more forward in flight (started at now) and keeps the recent peak. */
 void proxy_pool_count_up(struct proxy_pool *p, const struct timespec *now);
 
-/* Runs bev's pending write in this loop turn (plain TCP only); may free
- * what the write callback frees (a connection the client asked to close). */
-void proxy_flush_now(struct bufferevent *bev);
 
 #endif

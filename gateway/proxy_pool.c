@@ -4,6 +4,7 @@
  * use to write without waiting a loop turn. See proxy.c for who owns what.
  */
 #include "config.h"
+#include "common/evtricks.h"
 
 #include "gateway/proxy_int.h"
 
@@ -13,7 +14,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -62,7 +62,7 @@ struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, 
 		c = p->idle[p->nidle].c;
 		*timeout_ms = p->idle[p->nidle].timeout_ms;
 		/* a TLS session cannot start over on a connection the backend closed */
-		if (p->tr.bev_new && bufferevent_getfd(evhttp_connection_get_bufferevent(c)) < 0) {
+		if (p->tr.bev_new && evtricks_conn_fd(c) < 0) {
 			evhttp_connection_free(c);
 			*timeout_ms = 0;
 			continue;
@@ -128,27 +128,6 @@ void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t t
 	p->idle[p->nidle].c = c;
 	p->idle[p->nidle].timeout_ms = timeout_ms;
 	p->nidle++;
-}
-
-/*
- * Runs bev's pending write now, in this loop turn, through libevent's own
- * write callback (the socket write, then evhttp's "sent": a reply is done
- * and the connection reads the next request, or a request is out and its
- * answer awaited). Left to the loop, a message waits a turn for epoll to
- * say the socket is writable, which it always is here, at the price of two
- * epoll_ctl calls (write interest on, then off); this way the two cancel
- * out before they reach epoll. A partial write, an error: libevent goes on
- * as usual. Plain TCP only (a TLS bufferevent writes otherwise).
- */
-void proxy_flush_now(struct bufferevent *bev)
-{
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	struct event *w = &bev->ev_write;
-
-	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) == 0 ||
-	    !event_pending(w, EV_WRITE, NULL) || bufferevent_openssl_get_ssl(bev) != NULL)
-		return;
-	event_get_callback(w)(fd, EV_WRITE, event_get_callback_arg(w));
 }
 
 void proxy_pool_set_transport(struct proxy_pool *p, const struct proxy_transport *t)

@@ -7,6 +7,8 @@
  * is freed then, never touched after.
  */
 #include "config.h"
+#include "common/evtricks.h"
+#include "common/http.h"
 #include "gateway/accesslog.h"
 #include "gateway/ratelimit.h"
 #include "gateway/ratelimit_redis.h"
@@ -22,7 +24,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -273,15 +274,7 @@ static void req_where(struct evhttp_request *req, const struct conf_server *s, c
 	ev_uint16_t port = 0;
 	if (c)
 		evhttp_connection_get_peer(c, &addr, &port);
-	static const struct { enum evhttp_cmd_type cmd; const char *name; } methods[] = {
-		{ EVHTTP_REQ_GET, "GET" }, { EVHTTP_REQ_POST, "POST" }, { EVHTTP_REQ_HEAD, "HEAD" },
-		{ EVHTTP_REQ_PUT, "PUT" }, { EVHTTP_REQ_DELETE, "DELETE" }, { EVHTTP_REQ_OPTIONS, "OPTIONS" },
-		{ EVHTTP_REQ_PATCH, "PATCH" },
-	};
-	const char *m = "?";
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (evhttp_request_get_command(req) == methods[i].cmd)
-			m = methods[i].name;
+	const char *m = http_method_name(evhttp_request_get_command(req));
 	const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
 	snprintf(buf, len, "client: %s, server: %s, request: \"%s %.300s HTTP/1.1\", host: \"%.200s\"",
 		 addr ? addr : "-", s && s->server_name && *s->server_name ? s->server_name : "_", m,
@@ -294,17 +287,16 @@ static void count_deltas(const struct limit_req_rule *rules, const struct limit_
 {
 	for (size_t i = 0; i < n; i++) {
 		struct limit_counters after;
-		char name[256], l[400];
+		char l[700];
 		limit_zone_counters(rules[i].zone, &after);
-		metrics_escape(limit_zone_name(rules[i].zone), name, sizeof(name));
 		static const char *const results[] = { "passed", "delayed", "rejected" };
 		uint64_t d[3] = { after.passed - before[i].passed, after.delayed - before[i].delayed,
 				  after.rejected - before[i].rejected };
 		for (int k = 0; k < 3; k++) {
 			if (!d[k])
 				continue;
-			snprintf(l, sizeof(l), "zone=\"%s\",result=\"%s\"%s", name, results[k],
-				 dry_run ? ",dry_run=\"on\"" : "");
+			prom_labels(l, sizeof(l), "zone", limit_zone_name(rules[i].zone), "result", results[k],
+				    dry_run ? "dry_run" : NULL, "on", NULL);
 			metrics_add(gw.metrics, "wakegate_limit_req_total", l, (double)d[k]);
 		}
 	}
@@ -313,9 +305,8 @@ static void count_deltas(const struct limit_req_rule *rules, const struct limit_
 /* One count in wakegate_limit_req_total, for a decision Redis made. */
 static void count_one(const char *zone, const char *result, int dry_run)
 {
-	char name[256], l[400];
-	metrics_escape(zone, name, sizeof(name));
-	snprintf(l, sizeof(l), "zone=\"%s\",result=\"%s\"%s", name, result, dry_run ? ",dry_run=\"on\"" : "");
+	char l[700];
+	prom_labels(l, sizeof(l), "zone", zone, "result", result, dry_run ? "dry_run" : NULL, "on", NULL);
 	metrics_add(gw.metrics, "wakegate_limit_req_total", l, 1);
 }
 
@@ -367,7 +358,7 @@ static struct rl_check *check_new(struct evhttp_request *req, const struct conf_
 	return ck;
 }
 
-static enum conf_log_level lower_level(enum conf_log_level l)
+static enum log_level lower_level(enum log_level l)
 {
 	return l < LOG_LVL_DEBUG ? l + 1 : LOG_LVL_DEBUG;
 }
@@ -379,7 +370,7 @@ static enum phase_rc act(struct wg_request *r, const struct rl_decision *v)
 {
 	const struct conf_location *loc = r->loc;
 	const struct conf_limits *lim = &loc->limits;
-	enum conf_log_level lvl = lim->req_log_level;
+	enum log_level lvl = lim->req_log_level;
 	int rejected = v->status == LIMIT_REJECTED || v->status == LIMIT_REJECTED_DRY_RUN;
 	int delayed = v->status == LIMIT_DELAYED || v->status == LIMIT_DELAYED_DRY_RUN;
 	unsigned long long ei = (unsigned long long)(v->excess / 1000), ef = (unsigned long long)(v->excess % 1000);
@@ -602,13 +593,12 @@ static enum phase_rc limit_req_phase(struct wg_request *r)
 static void conn_reject(struct wg_request *r, const struct rl_zone *z)
 {
 	const struct conf_location *loc = r->loc;
-	char where[700], name[256], l[300], msg[300];
+	char where[700], l[600], msg[300];
 	if (log_enabled(LOG_LVL_ERROR)) {
 		req_where(r->req, r->srv, where, sizeof(where));
 		log_error("limiting connections by zone \"%s\", %s", z->name, where);
 	}
-	metrics_escape(z->name, name, sizeof(name));
-	snprintf(l, sizeof(l), "zone=\"%s\"", name);
+	prom_labels(l, sizeof(l), "zone", z->name, NULL);
 	metrics_add(gw.metrics, "wakegate_limit_conn_rejected_total", l, 1);
 	snprintf(msg, sizeof(msg), "limiting connections by zone \"%s\"", z->name);
 	accesslog_refused(r->req, loc->limits.conn_status, loc->proxy_pass);

@@ -5,6 +5,7 @@
  * the health probe and the warmer call back when they are done.
  */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/replica.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
@@ -12,6 +13,7 @@
 #include "gateway/launch.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/port.h"
 #include "gateway/probe.h"
 #include "gateway/proxy.h"
 #include "gateway/sleepapi.h"
@@ -143,11 +145,11 @@ static void replica_gauge(struct replica *rep)
 {
 	if (!gw.metrics)
 		return;
-	char name[256], labels[512];
-	metrics_escape(rep->up->name, name, sizeof(name));
+	char labels[700], id[16];
+	snprintf(id, sizeof(id), "%d", rep->id);
 	for (int s = 0; s < REPLICA_NSTATES; s++) {
-		snprintf(labels, sizeof(labels), "upstream=\"%s\",replica=\"%d\",state=\"%s\"",
-			 name, rep->id, state_names[s]);
+		prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "replica", id,
+			    "state", state_names[s], NULL);
 		metrics_set(gw.metrics, "wakegate_replica_state", labels, rep->state == (enum replica_state)s);
 	}
 }
@@ -157,10 +159,9 @@ static void replica_count_move(struct replica *rep, enum replica_state from, enu
 {
 	if (!gw.metrics)
 		return;
-	char name[256], labels[512];
-	metrics_escape(rep->up->name, name, sizeof(name));
-	snprintf(labels, sizeof(labels), "upstream=\"%s\",from=\"%s\",to=\"%s\",cause=\"%s\"",
-		 name, state_names[from], state_names[to], cause_names[cause]);
+	char labels[800];
+	prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "from", state_names[from],
+		    "to", state_names[to], "cause", cause_names[cause], NULL);
 	metrics_add(gw.metrics, "wakegate_replica_moves_total", labels, 1);
 }
 
@@ -186,7 +187,7 @@ int replica_move(struct replica *rep, enum replica_state to, enum replica_cause 
 	rep->cause = cause;
 	rep->gen++;
 	rep->since = gw_now();
-	enum conf_log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
+	enum log_level lvl = to == REPLICA_FAILED ? LOG_LVL_ERROR : LOG_LVL_NOTICE;
 	if (*why)
 		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s (%s) cause=%s", rep->up->name, rep->id,
 			state_names[from], state_names[to], why, cause_names[cause]);
@@ -205,66 +206,13 @@ int replica_move(struct replica *rep, enum replica_state to, enum replica_cause 
 
 /* 1 when a replica of this gateway that is not STOPPED holds port: a booting
  * worker has been given its port but may not have bound it yet. */
-static int replica_port_taken(const struct replica *self, int port)
+static int port_taken_cb(int port, void *arg)
 {
+	const struct replica *self = arg;
 	for (const struct replica *r = all_reps; r; r = r->next_all)
 		if (r != self && r->state != REPLICA_STOPPED && r->port == port)
 			return 1;
 	return 0;
-}
-
-/* The ports a local worker may get: the conf's replica_ports, or else below
- * the kernel's ephemeral range, whose ports any outgoing connection (ours to
- * Redis or a worker, a client's) may take as its source port between our
- * probe and the worker's bind. Above that range when too few are below it. */
-static void replica_port_range(int *lo, int *hi)
-{
-	if (gw.conf && gw.conf->replica_port_lo) {	/* replica_ports LOW-HIGH */
-		*lo = gw.conf->replica_port_lo, *hi = gw.conf->replica_port_hi;
-		return;
-	}
-	int elo = 32768, ehi = 60999;
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-	if (f) {
-		if (fscanf(f, "%d %d", &elo, &ehi) != 2 || elo < 1 || ehi < elo || ehi > 65535)
-			elo = 32768, ehi = 60999;
-		fclose(f);
-	}
-	*lo = 10000, *hi = elo - 1;
-	if (*hi - *lo < 1000)
-		*lo = ehi + 1, *hi = 65535;
-	if (*hi - *lo < 1000)
-		*lo = 1024, *hi = 65535;	/* no room outside it: probe anywhere */
-}
-
-/* A loopback port nobody has bound and no other replica of ours was given,
- * from a random start in replica_port_range(), then onwards; -1 when none is
- * found. SO_REUSEADDR stays off, so a port still in TIME_WAIT is passed over. */
-static int replica_pick_port(const struct replica *self)
-{
-	static unsigned next;
-	int lo, hi;
-	replica_port_range(&lo, &hi);
-	unsigned n = (unsigned)(hi - lo + 1);
-	if (!next)
-		next = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	int port = -1;
-	for (unsigned tries = 0; tries < n && tries < 2000 && port < 0; tries++) {
-		int p = lo + (int)(next++ % n);
-		if (replica_port_taken(self, p))
-			continue;
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-			port = p;
-		else if (errno != EADDRINUSE && errno != EACCES)
-			break;
-	}
-	close(fd);	/* never listened: leaves no TIME_WAIT behind */
-	return port;
 }
 
 static void replica_probe_free(struct replica *rep)
@@ -294,9 +242,7 @@ static void replica_warm_free(struct replica *rep)
 
 static void up_labels(const struct upstream *u, char *buf, size_t len)
 {
-	char name[256];
-	metrics_escape(u->name, name, sizeof(name));
-	snprintf(buf, len, "upstream=\"%s\"", name);
+	prom_labels(buf, len, "upstream", u->name, NULL);
 }
 
 /* Writes the GPU and idle seconds counted so far to metrics and the store. */
@@ -542,7 +488,8 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	if (!replica_gates_open(rep))
 		return 0;	/* placing it, or asking the other gateways first: see replica_add_gate */
 	char err[256];
-	rep->port = replica_pick_port(rep);
+	rep->port = port_pick(gw.conf ? gw.conf->replica_port_lo : 0, gw.conf ? gw.conf->replica_port_hi : 0,
+			      port_taken_cb, rep);
 	if (rep->port <= 0) {
 		replica_fail(rep, CAUSE_BOOT, 0, "no free local port");
 		return -1;
@@ -615,7 +562,7 @@ static void replica_ready(struct replica *rep)
 	char host[256];
 	int port;
 	int woke = rep->wake_level > 0;
-	rep->pool = launch_url_split(rep->url, host, sizeof(host), &port) == 0 ?
+	rep->pool = url_split(rep->url, host, sizeof(host), &port, NULL) == 0 ?
 		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
 		replica_fail(rep, CAUSE_WARMUP, 0, "cannot make a connection pool");

@@ -117,16 +117,10 @@ void rules_configure(const struct conf *c)
 /* Counts a degraded request: wakegate_degraded_total{location, to|code, reason}. */
 static void count(const struct conf_location *loc, const struct degrade_decision *d, const struct degrade_rule *rule)
 {
-	char path[256], what[300], l[700];
-	metrics_escape(loc->path, path, sizeof(path));
-	if (d->action == DEGRADE_TO) {
-		char to[256];
-		metrics_escape(d->to_name, to, sizeof(to));
-		snprintf(what, sizeof(what), "to=\"%s\"", to);
-	} else {
-		snprintf(what, sizeof(what), "code=\"%d\"", d->code);
-	}
-	snprintf(l, sizeof(l), "location=\"%s\",%s,reason=\"%s\"", path, what, degrade_cond_name(rule->cond));
+	char code[16], l[1200];
+	snprintf(code, sizeof(code), "%d", d->code);
+	prom_labels(l, sizeof(l), "location", loc->path, d->action == DEGRADE_TO ? "to" : "code",
+		    d->action == DEGRADE_TO ? d->to_name : code, "reason", degrade_cond_name(rule->cond), NULL);
 	metrics_add(gw.metrics, "wakegate_degraded_total", l, 1);
 }
 

@@ -231,6 +231,10 @@ static struct listener *listener_open(const struct conf *c, const char *addr, in
 		goto fail;
 	}
 	log_notice("listening on %s:%d%s", l->addr, port, admin ? " (admin)" : tls ? " (ssl)" : "");
+	if (admin && !c->admin_token && strcmp(l->addr, "127.0.0.1") != 0 && strcmp(l->addr, "::1") != 0 &&
+	    strcmp(l->addr, "localhost") != 0)
+		log_warn("the admin listener %s:%d is beyond loopback and has no admin_token: anyone who reaches it "
+			 "can wake and stop the workers", l->addr, port);
 	return l;
 fail:
 	if (l->http)

@@ -1,5 +1,6 @@
 /* sleepapi: a backend's sleep and wake calls (see sleepapi.h). */
 #include "config.h"
+#include "common/url.h"
 #include "gateway/sleepapi.h"
 #include "gateway/conf.h"
 #include "gateway/launch.h"
@@ -131,7 +132,7 @@ struct sleepapi_call *sleepapi_start(struct event_base *base, const struct conf_
 	c->base = base;
 	c->cb = cb;
 	c->arg = arg;
-	if (launch_url_split(url, c->host, sizeof(c->host), &port) < 0 ||
+	if (url_split(url, c->host, sizeof(c->host), &port, NULL) < 0 ||
 	    !(c->done_ev = evtimer_new(base, done_cb, c)) ||
 	    !(c->conn = tls_http_connection_new(base, cf, url, c->host, port))) {
 		call_free(c);

@@ -37,26 +37,6 @@
 
 #include <event2/event.h>
 
-/* A private error log: the test program does not link the daemon's. */
-static const char *const lvl_names[] = {
-	"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"
-};
-
-int log_enabled(enum conf_log_level level)
-{
-	return getenv("STORE_TEST_DEBUG") || level <= LOG_LVL_INFO;
-}
-
-void log_msg(enum conf_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "[%s] ", lvl_names[level]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
 struct call {
 	char upstream[128];
 	int64_t start;
@@ -265,6 +245,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);	/* as the daemon: a dead Redis must not kill us */
+	log_open(NULL, getenv("STORE_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	base = event_base_new();
 	next_ev = event_new(base, -1, 0, next_cb, NULL);
 	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);

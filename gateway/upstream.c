@@ -5,6 +5,7 @@
  * requests, cost). See upstream.h.
  */
 #include "config.h"
+#include "common/http.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
 #include "gateway/cost.h"

@@ -66,6 +66,8 @@ struct upstream {
 	struct sched_up *sched;		/* schedule.c's */
 	double gpu_wait_since;		/* gpu.c: waiting for GPU memory since (gw_now); 0: not */
 	double gpu_wait_seen;		/* ... last asked (a wait nobody asks for any more is over) */
+	int64_t gpu_measured;		/* gpu.c: what its model takes, as its worker says; 0: not known */
+	int gpu_warned;			/* the "more than declared" warning was logged */
 	/* versions (issue 16): the current one is what a start gets now (replica_wake, rollout.c) */
 	struct version_id ver;		/* key 0: not resolved yet */
 	unsigned vgen;			/* bumps when ver changes, or on a forced rollout */

@@ -46,11 +46,8 @@ void upstream_set_remove(struct upstream *u)
 /* Every request asks for one or two of these: they are made once and kept in u. */
 const char *upstream_label(struct upstream *u, int status)
 {
-	if (!u->label[0]) {
-		char esc[256];
-		metrics_escape(u->name, esc, sizeof(esc));
-		snprintf(u->label, sizeof(u->label), "upstream=\"%s\"", esc);
-	}
+	if (!u->label[0])
+		prom_labels(u->label, sizeof(u->label), "upstream", u->name, NULL);
 	if (status <= 0)
 		return u->label;
 	if (u->label_code_n != status) {

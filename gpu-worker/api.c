@@ -1,5 +1,7 @@
 /* api: routing and the HTTP endpoints of wakegate-worker (see api.h). */
 #include "config.h"
+#include "common/clock.h"
+#include "common/http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,7 +123,9 @@ reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply_json(w, req, r, code, json_pack("{s:s}", "error", msg));
+	char *text = http_json_error(msg);
+
+	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
 }
 
 void
@@ -140,7 +144,9 @@ api_reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply_json(w, req, r, code, json_pack("{s:s}", "error", msg));
+	char *text = http_json_error(msg);
+
+	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
 }
 
 void
@@ -149,22 +155,6 @@ api_reply_empty(struct worker *w, struct evhttp_request *req, enum api_route r, 
 	reply_raw(w, req, r, code, NULL, strdup(""));
 }
 
-static const char *
-method_name(enum evhttp_cmd_type c)
-{
-	switch (c) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	}
-	return "?";
-}
 
 /* ---- inference ---- */
 
@@ -363,7 +353,7 @@ do_metrics(struct worker *w, struct evhttp_request *req)
 	char *text;
 
 	batch_mem(w->batch, &mem);
-	now.now = worker_now();
+	now.now = gw_now();
 	now.leaked_bytes = w->leaked_bytes;
 	now.sleep_level = mem.level;
 	now.weight_bytes = mem.weight_bytes;
@@ -455,7 +445,7 @@ api_request(struct evhttp_request *req, void *arg)
 	if (post ? cmd != EVHTTP_REQ_POST : (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", post ? "POST" : "GET, HEAD");
 		reply_error(w, req, r, 405, "method %s is not allowed on %s: use %s",
-			    method_name(cmd), path, post ? "POST" : "GET");
+			    http_method_name(cmd), path, post ? "POST" : "GET");
 		return;
 	}
 	switch (r) {
@@ -509,5 +499,5 @@ api_on_batch(int samples, double seconds, void *arg)
 	struct worker *w = arg;
 
 	stats_batch(w->stats, samples, seconds);
-	stats_busy(w->stats, worker_now(), seconds);
+	stats_busy(w->stats, gw_now(), seconds);
 }

@@ -480,7 +480,6 @@ float *batch_job_input(struct batch_job *j) { return j->in; }
 void batch_job_free(struct batch_job *j) { if (j) batch_job_free_(j); }
 int batch_job_status(const struct batch_job *j) { return j->status; }
 const char *batch_job_error(const struct batch_job *j) { return j->err; }
-int batch_job_samples(const struct batch_job *j) { return j->n; }
 const float *batch_job_output(const struct batch_job *j) { return j->out; }
 double batch_job_wait_seconds(const struct batch_job *j) { return j->wait_s; }
 int batch_ready(const struct batch *b) { return b->ready; }

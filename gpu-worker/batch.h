@@ -62,7 +62,6 @@ void batch_cancel(struct batch *b, struct batch_job *j);
  */
 int batch_job_status(const struct batch_job *j);
 const char *batch_job_error(const struct batch_job *j);
-int batch_job_samples(const struct batch_job *j);
 const float *batch_job_output(const struct batch_job *j);	/* samples * output_dim */
 double batch_job_wait_seconds(const struct batch_job *j);	/* submit to run start */
 

@@ -30,9 +30,9 @@ gpu_worker_wakegate_worker_SOURCES = gpu-worker/main.c gpu-worker/worker.h \
 	gpu-worker/sleep.c gpu-worker/sleep.h \
 	gpu-worker/stats.c gpu-worker/stats.h \
 	gpu-worker/tensor.c gpu-worker/tensor.h \
-	gpu-worker/wlog.c gpu-worker/wlog.h
+	gpu-worker/wlog.h
 gpu_worker_wakegate_worker_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
-gpu_worker_wakegate_worker_LDADD = $(MODEL_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+gpu_worker_wakegate_worker_LDADD = $(MODEL_LIBS) $(COMMON_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 
 # model-check: runs a model file against reference outputs (CPU, and CUDA when a GPU is there).
 check_PROGRAMS += gpu-worker/model-check
@@ -90,7 +90,7 @@ gpu_worker_wakegate_worker_fakecuda_SOURCES = $(gpu_worker_wakegate_worker_SOURC
 	gpu-worker/cuda-fake.cc gpu-worker/emu.h
 gpu_worker_wakegate_worker_fakecuda_CFLAGS = $(gpu_worker_wakegate_worker_CFLAGS)
 gpu_worker_wakegate_worker_fakecuda_CXXFLAGS = $(EMU_CXXFLAGS)
-gpu_worker_wakegate_worker_fakecuda_LDADD = gpu-worker/libwgmodel.a $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS) -ldl -lm
+gpu_worker_wakegate_worker_fakecuda_LDADD = gpu-worker/libwgmodel.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(OPENBLAS_LIBS) -ldl -lm
 bench_cuda_bench_fakecuda_SOURCES = bench/cuda-bench.c gpu-worker/cuda-fake.cc gpu-worker/emu.h
 bench_cuda_bench_fakecuda_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/gpu-worker/fake
 bench_cuda_bench_fakecuda_CFLAGS = $(AM_CFLAGS)

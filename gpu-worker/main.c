@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "common/clock.h"
 #include "gpu-worker/api.h"
 #include "gpu-worker/batch.h"
 #include "gpu-worker/model.h"
@@ -235,15 +236,6 @@ parse_opts(int argc, char **argv, struct opts *o)
 		die_usage("--name: \"%s\" is not a model name (1 to 128 characters, no '/')", o->name);
 }
 
-double
-worker_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Picks the device per --device; logs one line saying which and why. CUDA is
  * chosen only once the weights are up and one sample has run through every
@@ -407,13 +399,13 @@ main(int argc, char **argv)
 	w.exit_code = 1;
 
 	blas_threads = model_cpu_threads_init();
-	t0 = worker_now();
+	t0 = gw_now();
 	w.model = model_load(o.model, err, sizeof(err));
 	if (!w.model) {
 		wlog(WLOG_ERROR, "cannot load model %s: %s", o.model, err);
 		return 1;
 	}
-	w.load_s = worker_now() - t0;
+	w.load_s = gw_now() - t0;
 	w.name = o.name ? o.name : model_name(w.model);
 	w.version = o.model_version;
 	shape = model_input_shape(w.model, &w.in_ndim);
@@ -442,7 +434,7 @@ main(int argc, char **argv)
 
 	w.base = event_base_new();
 	w.http = w.base ? evhttp_new(w.base) : NULL;
-	w.stats = stats_new(o.max_batch, worker_now());
+	w.stats = stats_new(o.max_batch, gw_now());
 	w.leak_per_request = o.leak;
 	if (o.leak)
 		wlog(WLOG_WARN, "--leak-per-request %zu: leaking that much per answered request, on purpose (tests only)",

@@ -11,8 +11,7 @@
 #include "gpu-worker/worker.h"
 
 /* Bytes of the valid UTF-8 sequence at s (n bytes left), or 0: as jansson's own check. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
 	size_t len;
 	uint32_t cp, min;
@@ -46,8 +45,7 @@ utf8_seq(const unsigned char *s, size_t n)
  * are not UTF-8 become '?': the reply is built with json_pack, which
  * refuses a string that is not UTF-8.
  */
-static int
-clean(char *err, int code)
+static int clean(char *err, int code)
 {
 	size_t n = strlen(err), k;
 
@@ -63,8 +61,7 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* Writes the message into err; returns code. */
-static int
-fail(char *err, size_t errlen, int code, const char *fmt, ...)
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -77,8 +74,7 @@ fail(char *err, size_t errlen, int code, const char *fmt, ...)
 }
 
 /* Depth of the first-element chain: 0 for a number, 1 for [1,2], 2 for [[1,2]]. */
-static int
-json_depth(json_t *v)
+static int json_depth(json_t *v)
 {
 	int d = 0;
 
@@ -90,8 +86,7 @@ json_depth(json_t *v)
 }
 
 /* The batch size checks both APIs share; 0 or 400. */
-static int
-check_batch(long long n, int max_batch, char *err, size_t errlen)
+static int check_batch(long long n, int max_batch, char *err, size_t errlen)
 {
 	if (n == 0)
 		return fail(err, errlen, 400, "empty batch: no samples");
@@ -104,9 +99,8 @@ check_batch(long long n, int max_batch, char *err, size_t errlen)
 }
 
 /* {"input": [[...], ...]} or {"input": [...]} (one sample). */
-static int
-parse_predict(json_t *root, const int64_t *in_shape, int in_ndim, size_t in_dim, int max_batch,
-	      struct request_input *out, char *err, size_t errlen)
+static int parse_predict(json_t *root, const int64_t *in_shape, int in_ndim, size_t in_dim, int max_batch,
+			 struct request_input *out, char *err, size_t errlen)
 {
 	json_t *input = json_object_get(root, "input");
 	int64_t dims[WORKER_MAX_NDIM + 1];
@@ -136,9 +130,8 @@ parse_predict(json_t *root, const int64_t *in_shape, int in_ndim, size_t in_dim,
 }
 
 /* Checks a v2 tensor header (name, datatype, shape) and fills dims; 0 or 400. */
-static int
-check_v2_tensor(json_t *t, const int64_t *in_shape, int in_ndim, int max_batch, int64_t *dims,
-		char *err, size_t errlen)
+static int check_v2_tensor(json_t *t, const int64_t *in_shape, int in_ndim, int max_batch, int64_t *dims,
+			   char *err, size_t errlen)
 {
 	json_t *name = json_object_get(t, "name"), *dt = json_object_get(t, "datatype");
 	json_t *shape = json_object_get(t, "shape");
@@ -172,9 +165,8 @@ check_v2_tensor(json_t *t, const int64_t *in_shape, int in_ndim, int max_batch, 
 }
 
 /* KServe v2: one FP32 input tensor, data flat or nested. */
-static int
-parse_infer(json_t *root, const int64_t *in_shape, int in_ndim, int max_batch,
-	    struct request_input *out, char *err, size_t errlen)
+static int parse_infer(json_t *root, const int64_t *in_shape, int in_ndim, int max_batch,
+		       struct request_input *out, char *err, size_t errlen)
 {
 	json_t *inputs = json_object_get(root, "inputs"), *t, *data, *id;
 	int64_t dims[WORKER_MAX_NDIM + 1];
@@ -211,9 +203,8 @@ parse_infer(json_t *root, const int64_t *in_shape, int in_ndim, int max_batch,
 	return 0;
 }
 
-int
-request_parse(const char *body, size_t len, int v2, const int64_t *in_shape, int in_ndim,
-	      int max_batch, size_t max_body, struct request_input *out, char *err, size_t errlen)
+int request_parse(const char *body, size_t len, int v2, const int64_t *in_shape, int in_ndim,
+		  int max_batch, size_t max_body, struct request_input *out, char *err, size_t errlen)
 {
 	size_t in_dim = in_ndim >= 1 && in_ndim <= WORKER_MAX_NDIM ? tensor_count(in_shape, in_ndim) : 0;
 	json_error_t jerr;
@@ -240,8 +231,7 @@ request_parse(const char *body, size_t len, int v2, const int64_t *in_shape, int
 	return rc;
 }
 
-void
-request_input_clear(struct request_input *in)
+void request_input_clear(struct request_input *in)
 {
 	free(in->in);
 	json_decref(in->id);

@@ -1,12 +1,14 @@
 /* stats: counters and histograms for GET /metrics (see stats.h). */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
+#include "common/prom.h"
 #include "gpu-worker/stats.h"
 
 #define STATS_MAX_SERIES 64
@@ -15,8 +17,8 @@
 struct stats_hist {
 	int n;
 	double le[STATS_MAX_BUCKETS];
-	unsigned long long count[STATS_MAX_BUCKETS];	/* per bucket, not cumulative */
-	unsigned long long total;
+	uint64_t count[STATS_MAX_BUCKETS + 1];	/* per bucket, not cumulative; [n]: above all */
+	uint64_t total;
 	double sum;
 };
 
@@ -62,8 +64,7 @@ hist_observe(struct stats_hist *h, double v)
 
 	while (i < h->n && v > h->le[i])
 		i++;
-	if (i < h->n)
-		h->count[i]++;
+	h->count[i]++;
 	h->total++;
 	h->sum += v;
 }
@@ -71,15 +72,8 @@ hist_observe(struct stats_hist *h, double v)
 static void
 hist_render(const struct stats_hist *h, const char *name, const char *help, struct evbuffer *out)
 {
-	unsigned long long cum = 0;
-
-	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-	for (int i = 0; i < h->n; i++) {
-		cum += h->count[i];
-		evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->le[i], cum);
-	}
-	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n",
-			    name, h->total, name, h->sum, name, h->total);
+	prom_head(out, name, PROM_HISTOGRAM, help);
+	prom_histogram(out, name, "", h->le, h->n, h->count, h->total, h->sum);
 }
 
 /* Batch size buckets: powers of two up to max_batch, and max_batch itself. */
@@ -270,73 +264,43 @@ stats_render_sleep(const struct stats *s, const struct stats_now *now, struct ev
 
 /* Label values come from the model file and the device: escape \ " and newlines. */
 static void
-esc(const char *in, char *buf, size_t len)
+gauge(struct evbuffer *out, const char *name, const char *help, const char *labels, double v)
 {
-	size_t o = 0;
-
-	for (; *in && o + 3 < len; in++) {
-		if (*in == '\\' || *in == '"') {
-			buf[o++] = '\\';
-			buf[o++] = *in;
-		} else if (*in == '\n') {
-			buf[o++] = '\\';
-			buf[o++] = 'n';
-		} else {
-			buf[o++] = *in;
-		}
-	}
-	buf[o] = '\0';
+	prom_head(out, name, PROM_GAUGE, help);
+	prom_sample(out, name, labels, v);
 }
 
 void
 stats_render(struct stats *s, const struct stats_now *now, struct evbuffer *out)
 {
-	char model[256], device[64];
+	char labels[1024];
 
-	esc(now->model, model, sizeof(model));
-	esc(now->device, device, sizeof(device));
-	evbuffer_add_printf(out, "# HELP wakegate_worker_requests_total HTTP requests answered, by endpoint and status code.\n"
-			    "# TYPE wakegate_worker_requests_total counter\n");
-	for (int i = 0; i < s->nreq; i++)
-		evbuffer_add_printf(out, "wakegate_worker_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
-				    s->req[i].endpoint, s->req[i].code, s->req[i].count);
-	evbuffer_add_printf(out,
-			    "# HELP wakegate_worker_batches_total Batches run by the model.\n"
-			    "# TYPE wakegate_worker_batches_total counter\n"
-			    "wakegate_worker_batches_total %llu\n"
-			    "# HELP wakegate_worker_samples_total Samples run by the model.\n"
-			    "# TYPE wakegate_worker_samples_total counter\n"
-			    "wakegate_worker_samples_total %llu\n",
-			    s->batches, s->samples);
+	prom_head(out, "wakegate_worker_requests_total", PROM_COUNTER,
+		  "HTTP requests answered, by endpoint and status code.");
+	for (int i = 0; i < s->nreq; i++) {
+		char code[16];
+
+		snprintf(code, sizeof(code), "%d", s->req[i].code);
+		prom_labels(labels, sizeof(labels), "endpoint", s->req[i].endpoint, "code", code, NULL);
+		prom_sample(out, "wakegate_worker_requests_total", labels, (double)s->req[i].count);
+	}
+	prom_head(out, "wakegate_worker_batches_total", PROM_COUNTER, "Batches run by the model.");
+	prom_sample(out, "wakegate_worker_batches_total", "", (double)s->batches);
+	prom_head(out, "wakegate_worker_samples_total", PROM_COUNTER, "Samples run by the model.");
+	prom_sample(out, "wakegate_worker_samples_total", "", (double)s->samples);
 	hist_render(&s->batch_size, "wakegate_worker_batch_size", "Samples per batch run by the model.", out);
 	hist_render(&s->infer_s, "wakegate_worker_inference_seconds", "Time the model took for one batch.", out);
 	hist_render(&s->wait_s, "wakegate_worker_queue_wait_seconds", "Time a request waited in the queue before its batch ran.", out);
-	evbuffer_add_printf(out,
-			    "# HELP wakegate_worker_queue_depth Requests waiting for a batch.\n"
-			    "# TYPE wakegate_worker_queue_depth gauge\n"
-			    "wakegate_worker_queue_depth %d\n"
-			    "# HELP wakegate_worker_queue_limit Requests the queue holds before it answers 503 (--queue).\n"
-			    "# TYPE wakegate_worker_queue_limit gauge\n"
-			    "wakegate_worker_queue_limit %d\n"
-			    "# HELP wakegate_worker_max_batch Samples per batch at most (--max-batch).\n"
-			    "# TYPE wakegate_worker_max_batch gauge\n"
-			    "wakegate_worker_max_batch %d\n"
-			    "# HELP wakegate_worker_ready 1 once the model is loaded and warmed up.\n"
-			    "# TYPE wakegate_worker_ready gauge\n"
-			    "wakegate_worker_ready %d\n"
-			    "# HELP wakegate_worker_device The device the model runs on.\n"
-			    "# TYPE wakegate_worker_device gauge\n"
-			    "wakegate_worker_device{device=\"%s\"} 1\n"
-			    "# HELP wakegate_worker_model_info The model served.\n"
-			    "# TYPE wakegate_worker_model_info gauge\n"
-			    "wakegate_worker_model_info{model=\"%s\"} 1\n"
-			    "# HELP wakegate_worker_load_seconds Time loading the model took.\n"
-			    "# TYPE wakegate_worker_load_seconds gauge\n"
-			    "wakegate_worker_load_seconds %.6f\n"
-			    "# HELP wakegate_worker_warmup_seconds Time the warmup took.\n"
-			    "# TYPE wakegate_worker_warmup_seconds gauge\n"
-			    "wakegate_worker_warmup_seconds %.6f\n",
-			    now->queue_depth, now->queue_max, now->max_batch, now->ready,
-			    device, model, now->load_seconds, now->warmup_seconds);
+	gauge(out, "wakegate_worker_queue_depth", "Requests waiting for a batch.", "", now->queue_depth);
+	gauge(out, "wakegate_worker_queue_limit", "Requests the queue holds before it answers 503 (--queue).",
+	      "", now->queue_max);
+	gauge(out, "wakegate_worker_max_batch", "Samples per batch at most (--max-batch).", "", now->max_batch);
+	gauge(out, "wakegate_worker_ready", "1 once the model is loaded and warmed up.", "", now->ready);
+	gauge(out, "wakegate_worker_device", "The device the model runs on.",
+	      prom_labels(labels, sizeof(labels), "device", now->device, NULL), 1);
+	gauge(out, "wakegate_worker_model_info", "The model served.",
+	      prom_labels(labels, sizeof(labels), "model", now->model, NULL), 1);
+	gauge(out, "wakegate_worker_load_seconds", "Time loading the model took.", "", now->load_seconds);
+	gauge(out, "wakegate_worker_warmup_seconds", "Time the warmup took.", "", now->warmup_seconds);
 	stats_render_sleep(s, now, out);
 }

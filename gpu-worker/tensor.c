@@ -7,8 +7,7 @@
 
 #include "gpu-worker/tensor.h"
 
-size_t
-tensor_count(const int64_t *dims, int ndims)
+size_t tensor_count(const int64_t *dims, int ndims)
 {
 	size_t n = 1;
 
@@ -21,9 +20,8 @@ tensor_count(const int64_t *dims, int ndims)
 }
 
 /* Recursive walk; path holds the name so far ("input[2]") for messages. */
-static int
-walk(json_t *v, const int64_t *dims, int ndims, float **out, char *path, size_t pathlen,
-     char *err, size_t errlen)
+static int walk(json_t *v, const int64_t *dims, int ndims, float **out, char *path, size_t pathlen,
+		char *err, size_t errlen)
 {
 	size_t used = strlen(path);
 
@@ -59,9 +57,8 @@ walk(json_t *v, const int64_t *dims, int ndims, float **out, char *path, size_t 
 	return 0;
 }
 
-int
-tensor_from_json(json_t *v, const int64_t *dims, int ndims, float *out,
-		 const char *what, char *err, size_t errlen)
+int tensor_from_json(json_t *v, const int64_t *dims, int ndims, float *out,
+		     const char *what, char *err, size_t errlen)
 {
 	char path[128];
 
@@ -73,8 +70,7 @@ tensor_from_json(json_t *v, const int64_t *dims, int ndims, float *out,
  * Floats print with 9 significant digits (enough to read back the same
  * float); jansson's JSON_REAL_PRECISION does this at dump time.
  */
-json_t *
-tensor_to_json(const float *v, int rows, int cols)
+json_t *tensor_to_json(const float *v, int rows, int cols)
 {
 	json_t *a = json_array();
 
@@ -88,8 +84,7 @@ tensor_to_json(const float *v, int rows, int cols)
 	return a;
 }
 
-void
-tensor_shape_str(const int64_t *dims, int ndims, int with_batch, char *buf, size_t len)
+void tensor_shape_str(const int64_t *dims, int ndims, int with_batch, char *buf, size_t len)
 {
 	size_t o = 0;
 

@@ -59,8 +59,6 @@ struct worker {
 
 /* main.c: ends the loop once draining is done and every reply is written. */
 void worker_check_done(struct worker *w);
-/* main.c: the monotonic clock in seconds. */
-double worker_now(void);
 /*
  * main.c: the model is dead (a sticky CUDA error, see model_dead()): stop
  * accepting, answer what is queued (with errors), then exit WORKER_EXIT_DEAD

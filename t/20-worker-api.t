@@ -4,6 +4,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use WG;
 use WGWorker;
@@ -212,6 +213,12 @@ my %sent;    # endpoint code => count, to check against the metrics
 	is($r->{headers}{allow}, 'POST', '405 says which method is allowed');
 	like(error_of($r), qr/method GET is not allowed on \/predict/, '405 is explained');
 	is(post_json("$url/metrics", '{}')->{status}, 405, 'POST /metrics gets 405'); $sent{"metrics 405"}++;
+	# a reason that cannot be JSON text (a path byte that is not UTF-8) still gives the error body
+	my $raw = IO::Socket::INET->new(PeerAddr => $url =~ s{^http://}{}r) or die "connect: $!";
+	print $raw "GET /no\xffwhere HTTP/1.0\r\n\r\n"; $sent{"other 404"}++;
+	my $reply = do { local $/; <$raw> } // '';
+	like($reply, qr{^HTTP/1\.\d 404 }, 'a path that is not UTF-8 gets 404');
+	like($reply, qr{\r\n\r\n\{"error":"error"\}\z}, 'its body is still a JSON error, with a reason JSON can carry');
 }
 
 {

@@ -192,6 +192,19 @@ SKIP: {
 	is($?, 0, 'promtool check metrics accepts the exposition') or diag($out);
 }
 
+# Label sets built by prom_labels: values escaped, a pair that does not fit left out whole.
+{
+	my ($lo) = run_script(cmd('labels', 100, 'upstream', "a\"b", 'code', '200')
+		. cmd('labels', 24, 'upstream', 'digits', 'code', '200')
+		. cmd('labels', 5, 'upstream', 'digits')
+		. cmd('labels', 100, 'zone', 'z', 'result', 'passed', 'dry_run', 'on'));
+	my @l = split /\n/, $lo, -1;
+	is($l[0], 'upstream="a\\"b",code="200"', 'labels: pairs joined by commas, values escaped');
+	is($l[1], 'upstream="digits"', 'labels: a pair that does not fit the buffer is left out whole');
+	is($l[2], '', 'labels: nothing at all when the first pair does not fit');
+	is($l[3], 'zone="z",result="passed",dry_run="on"', 'labels: three pairs');
+}
+
 # Escaping, reads, and odd values.
 my ($o) = run_script(cmd('escape', 'plain')
 	. cmd('escape', "a\"b\nc\\d")

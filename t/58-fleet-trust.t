@@ -49,7 +49,7 @@ sub conf_test {
 	my ($redis_line) = @_;
 	my ($text) = gw_conf(extra => $redis_line);
 	spew("$dir/t.conf", $text);
-	my $out = `$wg -t -c $dir/t.conf 2>&1`;
+	my $out = `$wg -t -p $dir -c $dir/t.conf 2>&1`;
 	return ($? >> 8, $out);
 }
 my ($rc, $out) = conf_test("redis 127.0.0.1:$rport password=$dir/redis.pw;\nfleet_peers 127.0.0.1 10.0.0.0/8 ::1 fd00::/8;");

@@ -230,6 +230,30 @@ is($r->{status}, 200, '"tls on" with launch exec: the replica is reached over ht
 like(gw_log($x), qr{BOOTING \(woken by a request on https://127\.0\.0\.1:\d+\)}, 'at an https:// URL');
 stop_proc($x->{pid}, 'TERM', 30);
 
+# 6. two gateways on one Redis in front of a "tls on" upstream: the one that did
+# not start the replica follows the https:// URL the other published, and
+# reaches it over TLS too (fleet.c once took only http:// from Redis)
+{
+	my ($rport, $rpid) = start_redis();
+	my @g;
+	for my $i (0, 1) {
+		my ($t, $p, $a) = gw_conf(launch => "exec sh $dir/inner.sh \$port",
+			upstream => "tls on;\n\ttls_ca $dir/ca.pem;\n\twarmup off;",
+			extra => "redis 127.0.0.1:$rport prefix=wg65fleet:;");
+		push @g, gw_start(conf => $t, port => $p, admin => $a);
+	}
+	$r = http_get("$g[0]{url}/hello", timeout => 60);
+	is($r->{status}, 200, 'fleet: the first gateway starts the https replica and is answered');
+	my $lock = `redis-cli -p $rport GET wg65fleet:lock:digits`;
+	like($lock, qr{^\w+ READY https://127\.0\.0\.1:\d+ }, 'fleet: Redis names the replica by its https:// URL');
+	$r = http_get("$g[1]{url}/hello", timeout => 60);
+	is($r->{status}, 200, 'fleet: the second gateway is answered by the replica the first one runs');
+	like(gw_log($g[1]), qr{another gateway runs it on https://127\.0\.0\.1:\d+}, 'fleet: it says it follows the other gateway\'s https replica');
+	unlike(gw_log($g[1]), qr{launch exec: pid|cannot use}, 'fleet: it launched nothing and refused no URL');
+	stop_proc($_->{pid}, 'TERM', 30) for @g;
+	stop_proc($rpid, 'TERM', 10);
+}
+
 # Two ssl servers on one port, as nginx does it: the certificate follows the
 # name the client asks for by SNI; a client that names neither gets the first.
 {

@@ -28,6 +28,7 @@ sub calls {
 	return map { (split / /, $_, 3)[2] } split /\n/, (slurp($log) // '');
 }
 sub get { my ($g, $path) = @_; return http_get("$g->{url}$path", timeout => 30) }
+sub bin_path { return ($ENV{WG_BUILD} // src('.')) . "/$_[0]" }
 
 # --- 1. the ladder on its timers, a wake at each level -------------------------------
 my $log = "$dir/calls1.log";
@@ -122,5 +123,35 @@ ok(wait_until(sub { ((gw_status($g3)->{upstreams}{digits}{replicas} // [{}])->[0
 is(get($g3, '/b')->{status}, 200, 'triton: a request wakes it');
 is_deeply([calls($log3)], ['POST /v2/repository/models/digits/unload', 'POST /v2/repository/models/digits/load'],
 	'sleep_api triton unloads, then loads the model');
+
+# --- 4. the real worker's sleep API through the gateway ---------------------------------
+# a 16 MB synthetic model, so that level 2's drop of the weights shows in the worker's RSS
+my $synth = "$dir/synth16.safetensors";
+system(bin_path('models/make-synthetic'), '16m', $synth) == 0 or die "make-synthetic failed";
+my $wcmd = bin('wakegate-worker') . " --model $synth --listen 127.0.0.1:\$port --name synth";
+my ($text4, $port4, $admin4) = gw_conf(launch => $wcmd, name => 'synth',
+	upstream => 'sleep level=1 after=1s; sleep level=2 after=2500ms; idle_timeout 30s;');
+my $g4 = gw_start(conf => $text4, port => $port4, admin => $admin4);
+sub st4 { my $s = gw_status($g4)->{upstreams}{synth} // {}; return $s->{replicas}[0] // {} }
+my $x = encode_json({ inputs => [{ name => 'input', shape => [1, 64], datatype => 'FP32', data => [map { ($_ % 7) / 7 } 0 .. 63] }] });
+my $r0 = http_post("$g4->{url}/v2/models/synth/infer", $x, timeout => 60);
+is($r0->{status}, 200, 'real worker: the first answer');
+my $want = decode_json($r0->{content})->{outputs}[0]{data};
+my $wurl = st4()->{url};
+sub wmetric { my ($n) = @_; my $m = http_get("$wurl/metrics")->{content} // ''; return $m =~ /^$n (\S+)$/m ? $1 : undef }
+my $rss_awake = wmetric('wakegate_worker_rss_bytes');
+ok(wait_until(sub { (st4()->{state} // '') eq 'ASLEEP1' && (wmetric('wakegate_worker_sleep_level') // -1) == 1 }, 10),
+	'real worker: the gateway put it to sleep at level 1, and the worker says so in its /metrics');
+ok(wait_until(sub { (st4()->{state} // '') eq 'ASLEEP2' && (wmetric('wakegate_worker_sleep_level') // -1) == 2 }, 10),
+	'then at level 2');
+my $rss_l2 = wmetric('wakegate_worker_rss_bytes');
+cmp_ok($rss_l2, '<', $rss_awake - 8 * 1024 * 1024, "its RSS dropped at level 2 ($rss_awake -> $rss_l2 bytes)");
+my $r2 = http_post("$g4->{url}/v2/models/synth/infer", $x, timeout => 60);
+is($r2->{status}, 200, 'real worker: a request at level 2 is answered');
+ok(exists $r2->{headers}{'x-wakegate-cold'}, 'after a wake (X-Wakegate-Cold)');
+is_deeply(decode_json($r2->{content})->{outputs}[0]{data}, $want, 'with the same answer as before it slept');
+is(wmetric('wakegate_worker_sleep_level'), 0, 'the worker is awake again');
+like(gw_log($g4), qr/WAKING -> WARMING \(woke from level 2 after [\d.]+s\) cause=sleep_api/,
+	'the gateway warmed it up again after the wake');
 
 done_testing;

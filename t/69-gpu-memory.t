@@ -202,6 +202,27 @@ is(infer2('lo')->{status}, 200, 'now priority 0 starts');
 $r = infer2('hi');
 is($r->{status}, 200, 'priority 2 evicts the idle priority 0 and is answered');
 like(gw_log($g2), qr/upstream "lo" replica 0: READY -> DRAINING \(evicted for "hi"/, 'the log shows lo evicted for hi');
+my $mem = gw_status($g2)->{upstreams}{hi}{gpu_memory};
+is($mem->{declared}, 4 * 1024**3, '/status shows the gpu_memory declared');
+ok(defined $mem->{measured} && $mem->{measured} > 0 && $mem->{measured} < 4 * 1024**3,
+	'and what the worker says its model takes (under the declared 4g: no warning)');
+unlike(gw_log($g2), qr/more than the gpu_memory/, 'no warning when the model fits what is declared');
+
+# a model that takes more than its upstream declares: one warning
+my $port3 = free_port();
+my $admin3 = free_port();
+my $g3 = gw_start(port => $port3, admin => $admin3, conf => <<"EOC");
+daemon off;
+error_log $dir/error-$port3.log info;
+admin_listen 127.0.0.1:$admin3;
+gpu g memory=4g;
+upstream w { launch exec "@{[wk('w')]}"; gpu_memory 1k; }
+server { listen 127.0.0.1:$port3; location / { route models; } }
+EOC
+my $j = encode_json({ inputs => [{ name => 'input', shape => [1, 64], datatype => 'FP32', data => $sample }] });
+is(http_post("$g3->{url}/v2/models/w/infer", $j, timeout => 60)->{status}, 200, 'a model declared at 1k is answered');
+ok(wait_until(sub { gw_log($g3) =~ /upstream "w": its model takes \d+ bytes, more than the gpu_memory 1024 it declares/ }, 10),
+	'and the gateway warns that it takes more than declared, as its worker measures it');
 unlike(gw_log($g) . gw_log($g2), qr/refused move/, 'no move outside the move table');
 
 done_testing;

@@ -7,10 +7,10 @@ warmer_libwgwarmer_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCURL_CFLAGS) 
 bin_PROGRAMS += warmer/wakegate-warmer
 warmer_wakegate_warmer_SOURCES = warmer/cli.c
 warmer_wakegate_warmer_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCURL_CFLAGS)
-warmer_wakegate_warmer_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS)
+warmer_wakegate_warmer_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS)
 
 # warmer-check: many warmers, cancelled at awkward moments (t/25-warmer.t runs it).
 check_PROGRAMS += warmer/warmer-check
 warmer_warmer_check_SOURCES = warmer/warmer-check.c
 warmer_warmer_check_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCURL_CFLAGS)
-warmer_warmer_check_LDADD = warmer/libwgwarmer.a $(LIBEVENT_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS)
+warmer_warmer_check_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS)

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "warmer/curl_loop.h"
 #include "warmer/warmer.h"
 #include "warmer/warmer_progress.h"
@@ -64,13 +65,6 @@ struct warmer {
 static void warmer_next_post(struct warmer *w);
 static void warmer_finish(struct warmer *w, int ok, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-
-static double warmer_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Returns a malloc'd string for the caller to free, or NULL. */
 static char *warmer_strdupf(const char *fmt, ...)
@@ -172,7 +166,7 @@ static void warmer_finish(struct warmer *w, int ok, const char *fmt, ...)
 		va_end(ap);
 	}
 	w->res.ok = ok;
-	w->res.total_ms = warmer_now_ms() - w->t_start;
+	w->res.total_ms = 1e3 * gw_now() - w->t_start;
 	warmer_teardown(w);
 	w->cb(ok, ok ? "" : w->reason, &w->res, w->arg);
 	warmer_free_mem(w);
@@ -242,7 +236,7 @@ static int warmer_send(struct warmer *w, int post, const char *path,
 	}
 	free(url);	/* curl copied it */
 	w->easy = e;
-	w->t_req = warmer_now_ms();
+	w->t_req = 1e3 * gw_now();
 	if (cloop_add(w->loop, e, done, w) < 0) {
 		snprintf(w->reason, sizeof(w->reason), "%s: cannot start the request", w->what);
 		curl_easy_cleanup(e);
@@ -404,7 +398,7 @@ static int warmer_stable(const struct warmer *w)
 static void warmer_post_done(CURL *e, CURLcode rc, void *arg)
 {
 	struct warmer *w = arg;
-	double ms = warmer_now_ms() - w->t_req;
+	double ms = 1e3 * gw_now() - w->t_req;
 	long status;
 	int bad = warmer_check(w, e, rc, &status);
 
@@ -494,7 +488,7 @@ struct warmer *warmer_start(struct event_base *base, const struct warmer_opts *o
 	if (w->until_stable && w->max < 3)
 		w->max = 3;
 	w->timeout_ms = o->timeout_ms;
-	w->t_start = warmer_now_ms();
+	w->t_start = 1e3 * gw_now();
 
 	w->base_url = strdup(o->base_url);
 	if (!w->base_url)

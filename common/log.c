@@ -1,9 +1,9 @@
 /*
- * log: the error log, one file shared by the whole gateway, nginx format.
+ * log: the error log every program writes, nginx format (see log.h).
  * The fd is owned here; log_reopen() reopens the same path (SIGUSR1).
  */
 #include "config.h"
-#include "gateway/log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 
 static int log_fd = -1;		/* -1: stderr */
 static char *log_path;
-static enum conf_log_level log_level = LOG_LVL_NOTICE;
+static enum log_level log_level = LOG_LVL_NOTICE;
 
 static const char *const log_names[] = {
 	"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"
@@ -32,7 +32,8 @@ static int log_open_fd(const char *path)
 	return fd < 0 ? -2 : fd;
 }
 
-int log_open(const char *path, enum conf_log_level level)
+/* Lines go to path from now on; the old fd stays when path cannot be opened. */
+static int log_swap_fd(const char *path)
 {
 	int fd = log_open_fd(path);
 	if (fd == -2)
@@ -40,6 +41,13 @@ int log_open(const char *path, enum conf_log_level level)
 	if (log_fd >= 0)
 		close(log_fd);
 	log_fd = fd;
+	return 0;
+}
+
+int log_open(const char *path, enum log_level level)
+{
+	if (log_swap_fd(path) < 0)
+		return -1;
 	free(log_path);
 	log_path = path ? strdup(path) : NULL;
 	log_level = level;
@@ -48,13 +56,7 @@ int log_open(const char *path, enum conf_log_level level)
 
 int log_reopen(void)
 {
-	int fd = log_open_fd(log_path);
-	if (fd == -2)
-		return -1;
-	if (log_fd >= 0)
-		close(log_fd);
-	log_fd = fd;
-	return 0;
+	return log_swap_fd(log_path);
 }
 
 void log_close(void)
@@ -66,16 +68,21 @@ void log_close(void)
 	log_path = NULL;
 }
 
-int log_enabled(enum conf_log_level level)
+int log_enabled(enum log_level level)
 {
 	return level <= log_level;
 }
 
-/* One write(2) per line, so lines from a forked child never interleave mid-line. */
-void log_msg(enum conf_log_level level, const char *fmt, ...)
+const char *log_level_name(enum log_level level)
 {
-	if (!log_enabled(level))
-		return;
+	if ((unsigned)level >= sizeof(log_names) / sizeof(log_names[0]))
+		return "?";
+	return log_names[level];
+}
+
+/* One write(2) per line, so lines from a forked child never interleave mid-line. */
+static void log_vemit(enum log_level level, const char *fmt, va_list ap)
+{
 	int saved = errno;
 	char line[4096];
 	struct timeval tv;
@@ -86,10 +93,7 @@ void log_msg(enum conf_log_level level, const char *fmt, ...)
 	if ((unsigned)level > LOG_LVL_DEBUG)
 		level = LOG_LVL_DEBUG;
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " [%s] %d#0: ", log_names[level], (int)getpid());
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		m = 0;
 	n += m;
@@ -99,4 +103,22 @@ void log_msg(enum conf_log_level level, const char *fmt, ...)
 	ssize_t w = write(log_fd >= 0 ? log_fd : 2, line, (size_t)n);
 	(void)w;
 	errno = saved;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vemit(level, fmt, ap);
+	va_end(ap);
+}
+
+void log_emit(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vemit(level, fmt, ap);
+	va_end(ap);
 }

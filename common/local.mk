@@ -1,0 +1,13 @@
+# common: the lower layer every program links (not installed): logging, the
+# clock, HTTP method names and JSON error bodies, the Prometheus text writer,
+# URL parsing, and the one file that depends on libevent's internals.
+noinst_LIBRARIES += common/libwgcommon.a
+common_libwgcommon_a_SOURCES = \
+	common/log.c common/log.h \
+	common/clock.c common/clock.h \
+	common/http.c common/http.h \
+	common/prom.c common/prom.h \
+	common/url.c common/url.h \
+	common/evtricks.c common/evtricks.h
+common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
+COMMON_LIBS = common/libwgcommon.a

@@ -1,0 +1,49 @@
+/*
+ * conf_admin: admin_token FILE (main): the bearer token the admin
+ * listener's POST endpoints require. The file's first line is the token; it
+ * is read at start and at every reload, never logged or dumped.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/conf_int.h"
+
+static int set_admin_token(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	struct conf *c = &p->c->pub;
+	char *path = conf_path(p, av[0]);
+	char buf[512] = "";
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		conf_error(p, "cannot read admin_token file \"%s\" (%s)", path, strerror(e));
+		free(path);
+		return -1;
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	int rc = 0;
+	if (strlen(buf) < 16 || strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != strlen(buf))
+		rc = conf_error(p, "admin_token file \"%s\": the first line must be a token of at least 16 characters "
+				"(letters, digits, -._~+/=)", path);
+	else {
+		conf_redis_wipe(c->admin_token);
+		c->admin_token = conf_xstrdup(buf);
+	}
+	volatile char *v = buf;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		v[i] = 0;
+	free(path);
+	return rc;
+}
+
+const struct conf_cmd conf_admin_cmds[] = {
+	{ "admin_token", CONF_MAIN, 0, 1, 1, set_admin_token, 0, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, 0, NULL }
+};
