@@ -24,6 +24,7 @@
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
 #include "gateway/launch.h"
+#include "common/url.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
@@ -272,7 +273,7 @@ static void gpu_measure(struct replica *rep)
 	struct upstream *u = rep->up;
 	char host[256], path[300];
 	int port;
-	if (!u->cf || !u->p.gpu_memory || rep->remote || launch_url_split(rep->url, host, sizeof(host), &port) < 0)
+	if (!u->cf || !u->p.gpu_memory || rep->remote || url_split(rep->url, host, sizeof(host), &port, NULL) < 0)
 		return;
 	struct gpu_measure *m = calloc(1, sizeof(*m));
 	if (!m)
