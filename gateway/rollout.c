@@ -9,6 +9,7 @@
 #include "gateway/gw.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
 #include "gateway/version.h"
 
@@ -173,18 +174,41 @@ static void mem_cb(struct evhttp_request *req, void *arg)
 	free(text);
 }
 
-/* Asks rep's /metrics for its memory (plain http replicas; https ones are not read yet). */
+/* "http[s]://HOST[:PORT][/...]" ("[v6]" too) -> host and port (80, 443 by default). 0, or -1. */
+static int split_url(const char *url, char *host, size_t hostlen, int *port)
+{
+	int https = strncmp(url, "https://", 8) == 0;
+	if (!https && strncmp(url, "http://", 7) != 0)
+		return -1;
+	const char *h = url + (https ? 8 : 7), *end;
+	if (*h == '[') {
+		end = strchr(++h, ']');
+		if (!end)
+			return -1;
+	} else {
+		end = h + strcspn(h, ":/");
+	}
+	if (end == h || (size_t)(end - h) >= hostlen)
+		return -1;
+	memcpy(host, h, (size_t)(end - h));
+	host[end - h] = '\0';
+	end += *end == ']';
+	*port = *end == ':' ? atoi(end + 1) : https ? 443 : 80;
+	return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+/* Asks rep's /metrics for its memory (TLS for an https:// replica, as its health checks). */
 static void mem_poll(struct replica *rep, double now)
 {
-	if (rep->mem_pending || now - rep->mem_at < ROLLOUT_MEM_EVERY_S || strncmp(rep->url, "http://", 7) != 0)
+	if (rep->mem_pending || now - rep->mem_at < ROLLOUT_MEM_EVERY_S)
 		return;
 	rep->mem_at = now;
 	if (!rep->mem_conn) {
 		char host[128];
 		int port;
-		if (sscanf(rep->url + 7, "%127[^:/]:%d", host, &port) != 2)
+		if (split_url(rep->url, host, sizeof(host), &port) < 0)
 			return;
-		rep->mem_conn = evhttp_connection_base_new(gw.base, NULL, host, (unsigned short)port);
+		rep->mem_conn = tls_http_connection_new(gw.base, rep->up->cf, rep->url, host, port);
 		if (!rep->mem_conn)
 			return;
 		evhttp_connection_set_timeout(rep->mem_conn, ROLLOUT_MEM_TIMEOUT_S);

@@ -184,6 +184,19 @@ my $g = fault_gw_start(conf => $text, port => $port, admin => $admin);
 	is_deeply($s->{last}, [ ('v4') x 8 ], "every client's last answer came from v4");
 	is(WG::http_post("$g->{admin_url}/upstreams/nope/rollout", '')->{status}, 404, 'an unknown upstream is a 404');
 }
+
+# 3b. a reload that changes only the launch command is a new version too
+{
+	my $drains = 'wakegate_replica_moves_total\{upstream="digits",from="READY",to="DRAINING",cause="rollout"\}';
+	my $before = metric($g, $drains);
+	my $gen = ups($g)->{generation};
+	(my $t2 = $text) =~ s/--name digits/--name digits --warmup 2/ or die;
+	spew($g->{conf}, $t2);
+	kill 'HUP', $g->{pid};
+	ok(wait_until(sub { (ups($g)->{generation} // 0) > $gen && metric($g, $drains) > $before && settled_on($g, 'v4') }, 40),
+		'a reload that changes the launch command replaces the running replica warm-first');
+	like(gw_log($g), qr/version v4 -> v4 \(reload\): switching warm-first/, 'the log says so');
+}
 is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no leak under valgrind' : ''));
 
 # 4. recycle memory: a worker that leaks is replaced under load
