@@ -172,6 +172,11 @@ static int exec_running(const struct launch *l)
 	return ((const struct exec_launch *)l)->pid > 0;
 }
 
+static pid_t exec_pid(const struct launch *l)
+{
+	return ((const struct exec_launch *)l)->pid;
+}
+
 /* Kills and reaps what still runs: nothing outlives its launcher. */
 static void exec_free(struct launch *l)
 {
@@ -200,6 +205,7 @@ static const struct launch_ops exec_ops = {
 	.stop = exec_stop,
 	.running = exec_running,
 	.free = exec_free,
+	.pid = exec_pid,
 };
 
 /* SIGCHLD: reap every child that ended and tell its launcher. */
