@@ -511,6 +511,7 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	rep->served = 0;
 	rep->recycle = 0;
 	rep->mem_bytes = -1;
+	rep->mem_reported = 0;
 	struct conf_upstream lcf_copy;
 	char *owned[2];
 	const struct conf_upstream *lcf = version_launch_conf(u->cf, &v, &lcf_copy, owned);

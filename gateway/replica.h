@@ -130,7 +130,8 @@ struct replica {
 	struct evhttp_connection *mem_conn;	/* its /metrics, read for recycle memory */
 	int mem_pending;		/* a /metrics GET is in flight */
 	double mem_at;			/* last read (gw_now) */
-	int64_t mem_bytes;		/* wakegate_worker_rss_bytes it reported; -1: not known */
+	int64_t mem_bytes;		/* its memory (below); -1: not known */
+	int mem_reported;		/* 1: the backend reports wakegate_worker_rss_bytes; 0: its process group's RSS */
 	struct replica *next_all;	/* every replica of the gateway (ports) */
 };
 

@@ -8,16 +8,19 @@
 #include "gateway/conf.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
+#include "gateway/launch.h"
 #include "gateway/metrics.h"
 #include "gateway/tls.h"
 #include "gateway/upstream.h"
 #include "gateway/version.h"
 
 #include <event2/buffer.h>
+#include <dirent.h>
 #include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ROLLOUT_MEM_EVERY_S 1.0		/* how often a READY replica's memory is read */
 #define ROLLOUT_MEM_TIMEOUT_S 5	/* a /metrics that does not answer in this long is a miss */
@@ -150,6 +153,14 @@ void rollout_init(void)
 }
 
 /* The /metrics answer: wakegate_worker_rss_bytes, if it is there. */
+static void mem_set(struct replica *rep, int64_t bytes)
+{
+	rep->mem_bytes = bytes;
+	char labels[400];
+	snprintf(labels, sizeof(labels), "%s,replica=\"%d\"", upstream_label(rep->up, 0), rep->id);
+	metrics_set(gw.metrics, "wakegate_replica_memory_bytes", labels, (double)bytes);
+}
+
 static void mem_cb(struct evhttp_request *req, void *arg)
 {
 	struct replica *rep = arg;
@@ -166,12 +177,51 @@ static void mem_cb(struct evhttp_request *req, void *arg)
 	static const char key[] = "\nwakegate_worker_rss_bytes ";
 	char *p = strstr(text, key);
 	if (p) {
-		rep->mem_bytes = strtoll(p + sizeof(key) - 1, NULL, 10);
-		char labels[400];
-		snprintf(labels, sizeof(labels), "%s,replica=\"%d\"", upstream_label(rep->up, 0), rep->id);
-		metrics_set(gw.metrics, "wakegate_replica_memory_bytes", labels, (double)rep->mem_bytes);
+		rep->mem_reported = 1;
+		mem_set(rep, strtoll(p + sizeof(key) - 1, NULL, 10));
 	}
 	free(text);
+}
+
+/*
+ * The RSS of every process in group pgid, from /proc: an exec replica's
+ * shell, worker and anything they started (the launcher makes the group).
+ * -1 when none is found.
+ */
+static int64_t group_rss(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	long page = sysconf(_SC_PAGESIZE);
+	int64_t sum = -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[64], buf[1024];
+		snprintf(path, sizeof(path), "/proc/%.20s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;	/* gone meanwhile */
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* after "PID (COMM) ": state ppid pgrp ... field 24 is rss in pages; COMM may hold spaces */
+		char *s = strrchr(buf, ')'), *save = NULL;
+		long pgrp = -1, rss = -1;
+		int field = 3;	/* the state, the first field after the name */
+		for (char *t = s ? strtok_r(s + 1, " ", &save) : NULL; t && field <= 24; t = strtok_r(NULL, " ", &save), field++)
+			if (field == 5)
+				pgrp = strtol(t, NULL, 10);
+			else if (field == 24)
+				rss = strtol(t, NULL, 10);
+		if (pgrp != (long)pgid || rss < 0)
+			continue;
+		sum = (sum < 0 ? 0 : sum) + (int64_t)rss * page;
+	}
+	closedir(d);
+	return sum;
 }
 
 /* "http[s]://HOST[:PORT][/...]" ("[v6]" too) -> host and port (80, 443 by default). 0, or -1. */
@@ -203,6 +253,13 @@ static void mem_poll(struct replica *rep, double now)
 	if (rep->mem_pending || now - rep->mem_at < ROLLOUT_MEM_EVERY_S)
 		return;
 	rep->mem_at = now;
+	if (!rep->mem_reported && rep->launch && rep->launch->ops->pid) {
+		/* until the backend is seen to report its own: the process tree's */
+		pid_t pg = rep->launch->ops->pid(rep->launch);
+		int64_t b = pg > 0 ? group_rss(pg) : -1;
+		if (b >= 0)
+			mem_set(rep, b);
+	}
 	if (!rep->mem_conn) {
 		char host[128];
 		int port;

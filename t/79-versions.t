@@ -66,6 +66,34 @@ sub load {
 		return \@lines;
 	};
 }
+# n clients GET / (any backend) until the returned sub is called: {sent, bad}.
+sub load_get {
+	my ($g, $n) = @_;
+	my $stop = "$dir/stop-get-" . ++$nload;
+	my @kids;
+	for my $k (1 .. $n) {
+		my $pid = fork // die;
+		if ($pid == 0) {
+			my ($sent, $bad) = (0, 0);
+			my $http = HTTP::Tiny->new(timeout => 60, keep_alive => 0);
+			until (-e $stop) {
+				my $r = $http->get("$g->{url}/x");
+				$sent++;
+				$bad++ if $r->{status} != 200;
+			}
+			spew("$stop-$k", "$sent $bad");
+			POSIX::_exit(0);
+		}
+		push @kids, $pid;
+	}
+	return sub {
+		spew($stop, '');
+		waitpid($_, 0) for @kids;
+		my %r = (sent => 0, bad => 0);
+		for my $k (1 .. $n) { my ($s, $b) = split ' ', slurp("$stop-$k"); $r{sent} += $s; $r{bad} += $b }
+		return \%r;
+	};
+}
 sub summary {
 	my ($res) = @_;
 	my %s = (sent => 0, bad => 0, mismatch => 0);
@@ -238,6 +266,36 @@ is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no l
 	ok(wait_until(sub { gw_log($g) =~ /READY -> DRAINING \(replaced by replica \d \(version conf-[0-9a-f]{8}\)\) cause=recycle/ }, 30),
 		'"recycle age > 1s" replaces an idle replica too, warm-first');
 	like(gw_log($g), qr/recycle: age \d+s > 1s/, 'the log says why');
+	is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no leak under valgrind' : ''));
+}
+
+# 4c. recycle memory for a backend that does not report its memory: the
+# process tree's RSS (a 64 MB process in the replica's process group)
+{
+	my $hog = q{perl -e 'our @k = ("a" x (64 << 20)); sleep 1000' & } . backend_cmd();
+	my ($text, $port, $admin) = gw_conf(launch => $hog,
+		upstream => 'recycle memory > 48m; warmup off; idle_timeout 120s; max_conns 4; stop_grace 2s;');
+	my $g = fault_gw_start(conf => $text, port => $port, admin => $admin);
+	my $done = load_get($g, 4);
+	ok(wait_until(sub { gw_log($g) =~ /READY -> DRAINING \(replaced by replica \d \(version [^)]+\)\) cause=recycle/ }, 60),
+		'an exec replica whose process tree holds more than "recycle memory > 48m" is replaced warm-first');
+	my $r = $done->();
+	is($r->{bad}, 0, "no failed request meanwhile ($r->{sent} sent)");
+	like(gw_log($g), qr/recycle: memory (\d+) > 50331648 bytes/, 'the log says why');
+	is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no leak under valgrind' : ''));
+
+	# the control: the backend alone stays far below the line
+	($text, $port, $admin) = gw_conf(launch => backend_cmd(),
+		upstream => 'recycle memory > 48m; warmup off; idle_timeout 120s; max_conns 4;');
+	$g = fault_gw_start(conf => $text, port => $port, admin => $admin);
+	$done = load_get($g, 4);
+	ok(wait_until(sub { metric($g, 'wakegate_replica_memory_bytes\{upstream="digits",replica="0"\}') > 0 }, 20),
+		'without the 64 MB process the group\'s memory is read too ...');
+	sleep 2;
+	$r = $done->();
+	is(metric($g, 'wakegate_recycles_total\{upstream="digits",reason="memory"\}'), 0,
+		'... and stays below the line: nothing is recycled (so the line above was crossed by the whole group)');
+	is($r->{bad}, 0, "no failed request ($r->{sent} sent)");
 	is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no leak under valgrind' : ''));
 }
 
