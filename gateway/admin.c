@@ -11,6 +11,7 @@
 #include "gateway/gpu.h"
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
+#include "gateway/scale.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
@@ -107,6 +108,7 @@ static json_t *status_json(void)
 		rollout_status_json(u, o);
 		json_object_set_new(o, "cost", cost_status_json(u));
 		json_object_set_new(o, "keepalive", keepalive_status_json(u));
+		json_object_set_new(o, "scale", scale_status_json(u));
 		json_object_set_new(ups, u->name, o);
 	}
 	json_object_set_new(root, "upstreams", ups);

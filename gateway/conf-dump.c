@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gateway/conf.h"
+#include "gateway/split.h"
 #include "gateway/conf_int.h"
 #include "gateway/limit.h"
 
@@ -122,6 +123,12 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_num(K("target_concurrency"), u->target_concurrency);
 	kv_num(K("scale_p99_ms"), u->scale_p99_ms);
 	kv_num(K("scale_p99_for_ms"), u->scale_p99_for_ms);
+	kv_str(K("scale_on"), u->scale_on_gauge ? u->scale_on_gauge : "off");
+	printf("upstream.%s.scale_on_above %g\n", u->name, u->scale_on_above);
+	kv_num(K("scale_on_for_ms"), u->scale_on_for_ms);
+	kv_num(K("scale_on_every_ms"), u->scale_on_every_ms);
+	kv_num(K("scale_down_cooldown_ms"), u->scale_down_cooldown_ms);
+	kv_num(K("headroom_pct"), u->headroom_pct);
 	kv_num(K("sleep_level1_after_ms"), u->sleep_after_ms[1]);
 	kv_num(K("sleep_level2_after_ms"), u->sleep_after_ms[2]);
 	kv_str(K("sleep_api"), u->sleep_api == CONF_SLEEP_API_TRITON ? "triton" : "vllm");
@@ -218,6 +225,17 @@ static void dump_server(const struct conf_server *s, int i)
 		kv_num(K("server.%d.location.%d.proxy_read_timeout_ms", i, j), l->proxy_read_timeout_ms);
 		dump_limits(K("server.%d.location.%d.", i, j), &l->limits);
 		dump_degrade(K("server.%d.location.%d.", i, j), l);
+		if (l->split) {
+			const struct conf_split *sp = l->split;
+			kv_str(K("server.%d.location.%d.split", i, j), sp->key_src);
+			for (size_t q = 0; q < sp->n; q++) {
+				if (sp->parts[q].percent)
+					printf("server.%d.location.%d.split.%zu %u.%02u%% %s\n", i, j, q,
+					       sp->parts[q].percent / 100, sp->parts[q].percent % 100, sp->ups[q]->name);
+				else
+					printf("server.%d.location.%d.split.%zu * %s\n", i, j, q, sp->ups[q]->name);
+			}
+		}
 	}
 #undef K
 }

@@ -422,8 +422,8 @@ static int conf_check(struct conf_parse *p)
 			inherit(&l->client_max_body_size, s->client_max_body_size);
 			inherit(&l->proxy_connect_timeout_ms, s->proxy_connect_timeout_ms);
 			inherit(&l->proxy_read_timeout_ms, s->proxy_read_timeout_ms);
-			if (!l->proxy_pass && l->route_models)
-				continue;	/* every upstream comes from the request's model name */
+			if (!l->proxy_pass && (l->route_models || l->split))
+				continue;	/* every upstream comes from the request's model name or the split */
 			if (!l->proxy_pass)
 				return conf_error_at(p, l->file, l->line,
 						     "location \"%s\" has no \"proxy_pass\" directive", l->path);
@@ -434,7 +434,8 @@ static int conf_check(struct conf_parse *p)
 		}
 	}
 	conf_tls_inherit(p);
-	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0 || conf_gpu_check(p) < 0)
+	if (conf_limit_check(p) < 0 || conf_degrade_check(p) < 0 || conf_gpu_check(p) < 0 ||
+	    conf_split_check(p) < 0)
 		return -1;
 	return check_listens(p);
 }
@@ -533,6 +534,7 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->currency);
 	free(u->model_file);
 	conf_gpu_upstream_free(u);
+	conf_scale_upstream_free(u);
 	free(u);
 }
 
@@ -551,6 +553,7 @@ static void server_free(struct conf_server *s)
 		free(l->proxy_pass);
 		conf_limits_free(&l->limits);
 		conf_degrade_free(l);
+		conf_split_free(l);
 		free(l);
 	}
 	free(s->server_name);

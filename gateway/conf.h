@@ -18,6 +18,19 @@
 #include "gateway/degrade.h"
 
 struct limit_key;		/* gateway/limit.h */
+struct split_part;		/* gateway/split.h */
+
+/* split KEY { P% NAME; ... * NAME; } in a location (conf_split.c): nginx's split_clients over upstreams. */
+struct conf_split {
+	struct limit_key *key;	/* the key template, as limit_req_zone's */
+	char *key_src;
+	struct split_part *parts;	/* percentages and hash bounds (split.h) */
+	char **names;		/* the upstream of each part, as written */
+	struct conf_upstream **ups;	/* ... resolved at load, never NULL */
+	size_t n;
+	const char *file;	/* owned by the conf's names */
+	int line;
+};
 
 struct conf_listen {
 	char *addr;		/* "127.0.0.1", "0.0.0.0" (default), "::" */
@@ -143,6 +156,13 @@ struct conf_upstream {
 	int64_t lock_ttl_ms;	/* lock_ttl T: expiry of a replica's lock in Redis (fleet.c: at least 1s) */
 	int64_t scale_p99_ms;	/* scale_p99 T [for T]: one more replica while p99 > T (scale.c); 0: off */
 	int64_t scale_p99_for_ms;	/* ... once p99 stayed above T this long */
+	/* issue 16, scaling like the seed (conf_scale.c, scale.c) */
+	char *scale_on_gauge;	/* scale_on GAUGE > V [for T]: the metric read from each replica's /metrics; NULL: off */
+	double scale_on_above;	/* ... V as the gauge reads it ("70%" is 0.7) */
+	int64_t scale_on_for_ms;	/* ... once the replicas' mean stayed above V this long */
+	int64_t scale_on_every_ms;	/* ... every= how often each READY replica's /metrics is read */
+	int64_t scale_down_cooldown_ms;	/* no scale-down this long after the last scale-up */
+	int headroom_pct;	/* target_concurrency is kept this many % below itself */
 
 	/* issue 5, TLS to replicas (conf_tls.c, tls.c): https:// url= or "tls on" (exec) */
 	int tls;		/* "tls on": exec replicas answer https://127.0.0.1:$port */
@@ -198,6 +218,7 @@ struct conf_location {
 	struct degrade_rule *degrade;	/* "degrade" lines in order; rule.to is the struct conf_upstream * */
 	size_t ndegrade;
 	int route_models;	/* "route models": the upstream comes from the request's model name */
+	struct conf_split *split;	/* "split KEY { ... }" (conf_split.c); NULL: none */
 };
 
 /* Where a directive was written, for checks made after parsing (tls.c). */

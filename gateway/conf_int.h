@@ -134,6 +134,11 @@ extern const struct conf_cmd conf_admin_cmds[];	/* conf_admin.c: admin_token */
 extern const struct conf_cmd conf_version_cmds[];	/* conf_version.c: model_file, recycle */
 extern const struct conf_cmd conf_gpu_cmds[];	/* conf_gpu.c: gpu, gpu_memory, pin, priority, model, route */
 int conf_gpu_check(struct conf_parse *p);
+extern const struct conf_cmd conf_split_cmds[];	/* conf_split.c: split (issue 16) */
+int conf_split_check(struct conf_parse *p);
+void conf_split_free(struct conf_location *l);
+extern const struct conf_cmd conf_scale_cmds[];	/* conf_scale.c: scale_on, scale_down_cooldown, headroom */
+void conf_scale_upstream_free(struct conf_upstream *u);
 void conf_gpu_free(struct conf *c);
 void conf_gpu_upstream_free(struct conf_upstream *u);
 

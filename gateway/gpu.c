@@ -23,7 +23,6 @@
 #include "gateway/evict.h"
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
-#include "gateway/launch.h"
 #include "common/url.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"

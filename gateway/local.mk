@@ -9,7 +9,8 @@ gateway_wakegate_SOURCES = \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
-	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h \
+	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h gateway/scale_rule.c gateway/scale_rule.h gateway/scale_gauge.c \
+	gateway/split_phase.c gateway/split_phase.h \
 	gateway/launch.h gateway/launch_exec.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
@@ -19,6 +20,7 @@ gateway_wakegate_SOURCES = \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c \
+	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
 	gateway/conf_version.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
@@ -58,9 +60,18 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c \
+	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
 	gateway/conf_version.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 gateway_conf_dump_LDADD = $(COMMON_LIBS)
+
+# split-test: nginx's split_clients choice through gateway/split.c, for t/76-split.t.
+check_PROGRAMS += gateway/split-test
+gateway_split_test_SOURCES = gateway/split-test.c gateway/split.c gateway/split.h
+
+# scale-test: replays gauge series through gateway/scale_rule.c, for t/77-scale-on.t.
+check_PROGRAMS += gateway/scale-test
+gateway_scale_test_SOURCES = gateway/scale-test.c gateway/scale_rule.c gateway/scale_rule.h
 
 # degrade-test: replays degradation scripts through gateway/degrade.c, for t/51-degrade.t.
 check_PROGRAMS += gateway/degrade-test

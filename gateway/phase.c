@@ -11,7 +11,7 @@ static phase_handler handlers[PHASE_N];
 static unsigned conf_gen = 1;
 
 static const char *const names[PHASE_N] = {
-	"route", "auth", "model", "limit_req", "limit_conn", "degrade", "upstream"
+	"route", "auth", "model", "split", "limit_req", "limit_conn", "degrade", "upstream"
 };
 
 void phase_register(enum phase_id id, phase_handler h)

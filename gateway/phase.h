@@ -21,7 +21,8 @@ struct wg_request;
 enum phase_id {
 	PHASE_ROUTE,		/* server + location + upstream (server.c) */
 	PHASE_AUTH,		/* API keys (none yet) */
-	PHASE_MODEL,		/* routing by model name (none yet) */
+	PHASE_MODEL,		/* routing by model name (model_route.c) */
+	PHASE_SPLIT,		/* A/B split by a key's hash (split_phase.c) */
 	PHASE_LIMIT_REQ,	/* limit_req (ratelimit.c) */
 	PHASE_LIMIT_CONN,	/* limit_conn (ratelimit.c) */
 	PHASE_DEGRADE,		/* degrade rules (rules.c) */

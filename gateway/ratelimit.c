@@ -266,6 +266,14 @@ static void rl_var(void *arg, enum limit_var var, const char *name, size_t namel
 	}
 }
 
+ssize_t ratelimit_key_eval(const struct limit_key *k, const struct wg_request *r, void *buf, size_t len)
+{
+	if (!r->req)
+		return -1;
+	struct rl_vars v = { .req = r->req, .s = r->srv };
+	return limit_key_eval(k, rl_var, &v, buf, len);
+}
+
 /* nginx's tail of a request's log lines: client, server, request, host. */
 static void req_where(struct evhttp_request *req, const struct conf_server *s, char *buf, size_t len)
 {

@@ -17,10 +17,14 @@
 #ifndef WG_RATELIMIT_H
 #define WG_RATELIMIT_H
 
+#include <sys/types.h>
+
 struct conf;
 struct conf_server;
 struct conf_location;
 struct ratelimit_slots;
+struct limit_key;
+struct wg_request;
 
 /* Makes or keeps the zones of c; called by server_configure() once c's listeners are up. */
 void ratelimit_configure(const struct conf *c);
@@ -30,6 +34,14 @@ void ratelimit_init(void);
 
 /* Gives back a request's limit_conn slots and frees them; NULL is fine. */
 void ratelimit_slots_release(struct ratelimit_slots *slots);
+
+/*
+ * Evaluates key template k (limit_key.c) for r's request, with the
+ * variables limit_req_zone keys read, into buf; returns the length, or -1
+ * when it does not fit. For other phases that key on the same variables
+ * (split_phase.c).
+ */
+ssize_t ratelimit_key_eval(const struct limit_key *k, const struct wg_request *r, void *buf, size_t len);
 
 /* Shutdown: every delayed request is answered 503 now. */
 void ratelimit_shutdown(void);

@@ -11,10 +11,16 @@
 #include "gateway/fleet.h"
 #include "gateway/gw.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/upstream.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+
+_Static_assert(sizeof(((struct scale_up *)0)->g) / sizeof(struct scale_gauge) == UPSTREAM_MAX_REPLICAS,
+	       "one scale_on reading per replica slot");
 
 int scale_in_window(int m, int from, int to)
 {
@@ -119,7 +125,70 @@ static int scale_p99(struct upstream *u, int ready, int coming, int max, double 
 		   u->name, (long long)st.p99_ms, thr, f, ready, rep->id);
 	u->p99_high_since = 0;
 	replica_wake(rep, CAUSE_SCALE_UP);
+	scale_rule_scaled_up(&u->scale->rule, now);
 	return 1;
+}
+
+/* scale_on: one more replica once the replicas' mean reading stayed above the threshold (scale_rule.c). */
+static int scale_on(struct upstream *u, const struct scale_rule_in *in, double now)
+{
+	if (!scale_rule_up(&u->scale->rule, in))
+		return 0;
+	struct replica *rep = scale_free_slot(u, in->max, now);
+	if (!rep)
+		return 0;
+	char f[24];
+	fmt_ms(f, sizeof(f), u->cf->scale_on_for_ms);
+	log_notice("upstream \"%s\": scale up: %s mean %.3g > %g for %s over %d ready, starting replica %d",
+		   u->name, u->cf->scale_on_gauge, in->sum / in->n, in->above, f, in->ready, rep->id);
+	replica_wake(rep, CAUSE_SCALE_UP);
+	scale_rule_scaled_up(&u->scale->rule, now);
+	return 1;
+}
+
+json_t *scale_status_json(const struct upstream *u)
+{
+	json_t *o = json_object();
+	const struct conf_upstream *cf = u->cf;
+	if (!cf)
+		return o;	/* retired: nothing scales it any more */
+	double now = gw_now();
+	const struct scale_up *s = u->scale;
+	json_object_set_new(o, "target_concurrency", json_integer(scale_rule_target(scale_target(u), cf->headroom_pct)));
+	json_object_set_new(o, "headroom_pct", json_integer(cf->headroom_pct));
+	double left = s && s->rule.scaled_up ? s->rule.last_up + (double)cf->scale_down_cooldown_ms / 1000 - now : 0;
+	json_object_set_new(o, "cooldown_seconds", json_real(left > 0 ? left : 0));
+	if (!cf->scale_on_gauge)
+		return o;
+	double sum = 0;
+	int n = s ? scale_gauge_sum(u, s, now, &sum) : 0;
+	json_t *on = json_object();
+	json_object_set_new(on, "gauge", json_string(cf->scale_on_gauge));
+	json_object_set_new(on, "above", json_real(cf->scale_on_above));
+	json_object_set_new(on, "for_seconds", json_real((double)cf->scale_on_for_ms / 1000));
+	json_object_set_new(on, "mean", n ? json_real(sum / n) : json_null());
+	json_object_set_new(on, "readings", json_integer(n));
+	json_object_set_new(on, "above_seconds", json_real(s && s->rule.high ? now - s->rule.high_since : 0));
+	json_object_set_new(o, "scale_on", on);
+	return o;
+}
+
+void scale_metrics_declare(struct metrics *m)
+{
+	metrics_declare(m, "wakegate_scale_on_mean", METRICS_GAUGE,
+			"scale_on: the mean of the gauge over the READY replicas' fresh readings (upstreams with scale_on).",
+			NULL, 0);
+	metrics_declare(m, "wakegate_scale_on_readings", METRICS_GAUGE,
+			"scale_on: how many READY replicas have a fresh reading.", NULL, 0);
+}
+
+void scale_free(struct upstream *u)
+{
+	if (!u->scale)
+		return;
+	scale_gauge_free(u->scale);
+	free(u->scale);
+	u->scale = NULL;
 }
 
 /* min_warm (and replicas min=): wake down replicas until that many are up or on their way. */
@@ -136,6 +205,11 @@ void scale_tick(struct upstream *u, double now)
 {
 	if (!u->cf || gw.stopping)
 		return;
+	if (!u->scale && !(u->scale = calloc(1, sizeof(*u->scale)))) {
+		log_error("upstream \"%s\": out of memory, not scaling", u->name);
+		return;
+	}
+	scale_gauge_tick(u, u->scale, now);
 	scale_min_warm_wake(u, now);
 	int max = u->cf->replicas_max < u->nrep ? u->cf->replicas_max : u->nrep;
 	int ready = 0, coming = 0, load = u->hold.n;
@@ -154,7 +228,20 @@ void scale_tick(struct upstream *u, double now)
 	}
 	if (scale_p99(u, ready, coming, max, now))
 		return;
-	int target = scale_target(u);
+	const struct conf_upstream *cf = u->cf;
+	struct scale_rule_in in = { .now = now, .ready = ready, .coming = coming, .max = max,
+		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
+		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
+	if (cf->scale_on_gauge)
+		in.n = scale_gauge_sum(u, u->scale, now, &in.sum);
+	if (cf->scale_on_gauge || u->scale->shown) {	/* a reload that drops scale_on leaves 0, not the last mean */
+		u->scale->shown = 1;
+		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in.n ? in.sum / in.n : 0);
+		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in.n);
+	}
+	if (scale_on(u, &in, now))
+		return;
+	int target = scale_rule_target(scale_target(u), cf->headroom_pct);
 	/* one replica on its way at a time; the first one is the hold queue's business */
 	if (ready >= 1 && coming == 0 && ready < max && load > target * ready) {
 		struct replica *rep = scale_free_slot(u, max, now);
@@ -162,6 +249,7 @@ void scale_tick(struct upstream *u, double now)
 			log_notice("upstream \"%s\": %d requests for %d ready replica%s (target_concurrency %d), "
 				   "starting replica %d", u->name, load, ready, ready == 1 ? "" : "s", target, rep->id);
 			replica_wake(rep, CAUSE_SCALE_UP);
+			scale_rule_scaled_up(&u->scale->rule, now);
 		}
 		return;
 	}
@@ -169,8 +257,8 @@ void scale_tick(struct upstream *u, double now)
 	int floor = scale_min_warm(u, now);
 	if (floor < 1)
 		floor = 1;	/* the last one goes by the idle rule, which asks the other gateways */
-	if (ready <= floor || load > target * (ready - 1))
-		return;
+	if (ready <= floor || load > target * (ready - 1) || !scale_rule_may_drop(&u->scale->rule, &in))
+		return;	/* still needed, in its cooldown, or scale_on would start it again at once */
 	struct replica *victim = NULL;
 	for (int i = 0; i < u->nrep; i++) {
 		struct replica *rep = &u->rep[i];

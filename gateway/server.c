@@ -8,6 +8,7 @@
 #include "config.h"
 #include "gateway/accesslog.h"
 #include "gateway/server.h"
+#include "gateway/split_phase.h"
 #include "gateway/conf.h"
 #include "gateway/admin.h"
 #include "gateway/gw.h"
@@ -110,7 +111,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 	r->srv = s;
 	r->loc = loc;
 	r->conf_gen = phase_conf_gen();
-	if (!loc || (!loc->proxy_pass && !loc->route_models)) {
+	if (!loc || (!loc->proxy_pass && !loc->route_models && !loc->split)) {
 		accesslog_refused(req, 404, NULL);
 		proxy_send_error(req, 404, "no location for this path", 0);
 		return PHASE_DONE;
@@ -125,7 +126,7 @@ static enum phase_rc route_phase(struct wg_request *r)
 		return PHASE_DONE;
 	}
 	r->up = loc->proxy_pass ? upstream_find(loc->proxy_pass) : NULL;
-	if (!r->up && !loc->route_models) {	/* with route models, the model phase picks it */
+	if (!r->up && !loc->route_models && !loc->split) {	/* the model or split phase picks it */
 		proxy_send_error(req, 502, "no such upstream", 0);
 		return PHASE_DONE;
 	}
@@ -430,6 +431,7 @@ void server_init(void)
 {
 	phase_register(PHASE_ROUTE, route_phase);
 	model_route_init();
+	split_phase_init();
 	ratelimit_init();
 	rules_init();
 }

@@ -53,6 +53,7 @@ void upstream_metrics_declare(struct metrics *m)
 	metrics_declare(m, "wakegate_idle_seconds_total", METRICS_COUNTER, "Seconds replicas were READY with nothing in flight.", NULL, 0);
 	cost_metrics_declare(m);
 	keepalive_metrics_declare(m);
+	scale_metrics_declare(m);
 	rollout_metrics_declare(m);
 }
 
@@ -66,6 +67,7 @@ static void upstream_free(struct upstream *u)
 	}
 	keepalive_free(u);
 	cost_free(u);
+	scale_free(u);
 	free(u->name);
 	free(u);
 }

@@ -32,6 +32,7 @@ struct metrics;
 struct cost_up;
 struct ka_up;
 struct sched_up;
+struct scale_up;
 
 #define UPSTREAM_MAX_REPLICAS 8
 #define UPSTREAM_DEFAULT_ETA_S 10
@@ -64,6 +65,7 @@ struct upstream {
 	struct cost_up *cost;		/* cost.c's */
 	struct ka_up *ka;		/* keepalive.c's */
 	struct sched_up *sched;		/* schedule.c's */
+	struct scale_up *scale;		/* scale.c's: scale_on readings, the cooldown */
 	double gpu_wait_since;		/* gpu.c: waiting for GPU memory since (gw_now); 0: not */
 	double gpu_wait_seen;		/* ... last asked (a wait nobody asks for any more is over) */
 	int64_t gpu_measured;		/* gpu.c: what its model takes, as its worker says; 0: not known */

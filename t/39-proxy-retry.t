@@ -35,10 +35,12 @@ sub burst {
 	return map { slurp("$dir/$tag-$_") // '000 no answer' } 1 .. $n;
 }
 
-# 1. The worker runs under a shell that lingers 0.4s after it: for that long
+# 1. The worker runs under a shell that lingers 0.8s after it (wide enough for a loaded
+# machine to fork the burst inside it, and under the 1s a refusing replica is left alone,
+# so that a resent request finds the exit seen): for that long
 # the replica still looks READY to the gateway, and every connect is refused.
 {
-	my $launch = worker_cmd() . '; sleep 0.4';
+	my $launch = worker_cmd() . '; sleep 0.8';
 	my ($text, $port, $admin) = gw_conf(launch => $launch,
 		upstream => 'warmup off; max_conns 8; hold 100 timeout=30s; idle_timeout 60s; stop_grace 1s;');
 	my $g = gw_start(conf => $text, port => $port, admin => $admin);

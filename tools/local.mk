@@ -6,6 +6,7 @@ tools_wakegate_replay_SOURCES = \
 	tools/replay.c \
 	tools/replay_gpu.c tools/replay_gpu.h gateway/evict.c gateway/evict.h \
 	tools/replay_sched.c tools/replay_sched.h \
+	tools/replay_ladder.c tools/replay_ladder.h \
 	tools/trace.c tools/trace.h \
 	gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
 tools_wakegate_replay_LDADD = -lm

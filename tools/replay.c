@@ -6,6 +6,7 @@
  */
 #include "gateway/policy.h"
 #include "tools/replay_gpu.h"
+#include "tools/replay_ladder.h"
 #include "tools/replay_sched.h"
 #include "tools/trace.h"
 
@@ -38,8 +39,12 @@ struct opts {
 
 /* What one policy did over the whole trace. */
 struct result {
-	char name[64];
+	char name[160];	/* the spec as given: ladder options make it long */
 	int always_on;
+	int oracle;		/* the clairvoyant bound (replay_ladder.h) */
+	int ladder;		/* the sleep ladder, with lc */
+	struct ladder_conf lc;
+	struct ladder_out lo;	/* the oracle's or the ladder's counts */
 	struct policy_conf pc;
 	double billed_ms, alive_ms;
 	uint64_t cold;
@@ -220,6 +225,22 @@ static void sim_policy(struct result *r, const struct opts *o, const struct trac
 		r->nwait = tr->n;
 		return;
 	}
+	if (r->oracle || r->ladder) {
+		for (i = 0; i < tr->n; i = j) {
+			for (j = i; j < tr->n && tr->req[j].up == tr->req[i].up; j++)
+				;
+			if (r->oracle)
+				replay_oracle(tr->req + i, j - i, o->boot_ms, o->gran_ms, &r->lo, r->wait + i);
+			else
+				replay_ladder(&r->lc, tr->req + i, j - i, o->boot_ms, o->gran_ms, span_end, &r->lo,
+					r->wait + i);
+		}
+		r->billed_ms = r->lo.billed_ms;
+		r->alive_ms = r->lo.alive_ms;
+		r->cold = r->lo.cold;
+		r->nwait = tr->n;
+		return;
+	}
 	for (i = 0; i < tr->n; i = j) {
 		int64_t *wk = NULL;
 		long nw = 0;
@@ -268,7 +289,7 @@ static double wait_pct(struct result *r, double q)
 static void usage(FILE *f)
 {
 	fputs("usage: wakegate-replay TRACE.csv\n"
-		"       [--policy always-on|fixed:TIME|adaptive[:OPTS]|schedule|POLICY+schedule|all]...\n"
+		"       [--policy always-on|oracle|fixed:TIME|adaptive[:OPTS]|ladder[:OPTS]|schedule|POLICY+schedule|all]...\n"
 		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h] [--duration TIME]\n"
 		"       [--azure [--top N]] [--csv] [-v]\n"
 		"       wakegate-replay TRACE.csv --gpu SIZE (--model NAME=SIZE[,BOOT] | --models FILE)...\n"
@@ -289,7 +310,7 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 	struct result *r;
 
 	const char *plus;
-	char base[64];
+	char base[160];
 
 	if (!strcmp(spec, "all")) {
 		add_policy(res, nres, o, "always-on");
@@ -297,6 +318,7 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 		add_policy(res, nres, o, "adaptive");
 		add_policy(res, nres, o, "schedule");
 		add_policy(res, nres, o, "adaptive+schedule");
+		add_policy(res, nres, o, "ladder");
 		return;
 	}
 	if (*nres == MAX_POLICIES)
@@ -316,10 +338,22 @@ static void add_policy(struct result *res, int *nres, const struct opts *o, cons
 			die("the only addition to a policy is +schedule", spec);
 		r->sched = 1;
 	}
-	if (!strcmp(base, "always-on") && !r->sched)
+	ladder_conf_default(&r->lc);
+	if (!strcmp(base, "always-on") && !r->sched) {
 		r->always_on = 1;
-	else if (policy_conf_parse(&r->pc, base, &err) < 0)
+	} else if (!strcmp(base, "oracle") || !strncmp(base, "ladder", 6)) {
+		if (r->sched)
+			die("the oracle and the ladder take no +schedule", spec);
+		if (base[0] == 'o') {
+			r->oracle = 1;
+		} else if (base[6] && (base[6] != ':' || ladder_conf_parse(&r->lc, base + 7, &err) < 0)) {
+			die(base[6] == ':' ? err : "the ladder's options follow \"ladder:\"", spec);
+		} else {
+			r->ladder = 1;
+		}
+	} else if (policy_conf_parse(&r->pc, base, &err) < 0) {
 		die(err, spec);
+	}
 }
 
 /* --models FILE: one NAME=SIZE[,BOOT] a line; blank lines and '#' comments skipped. */
@@ -456,18 +490,21 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 	}
 	if (o->nmodel || o->events)
 		die("--model, --models and --events need --gpu", NULL);
-	/* always-on first: the baseline the others save against */
+	/* always-on first: the baseline the others save against; the oracle
+	 * second: the bound every policy's GPU time is a ratio to */
 	add_policy(res, nres, o, "always-on");
+	add_policy(res, nres, o, "oracle");
 	if (!nspec)
 		specs[nspec++] = "all";
 	for (int i = 0; i < nspec; i++) {
-		if (!strcmp(specs[i], "always-on"))
+		if (!strcmp(specs[i], "always-on") || !strcmp(specs[i], "oracle"))
 			continue;
 		if (!strcmp(specs[i], "all")) {
 			add_policy(res, nres, o, "fixed:5m");
 			add_policy(res, nres, o, "adaptive");
 			add_policy(res, nres, o, "schedule");
 			add_policy(res, nres, o, "adaptive+schedule");
+			add_policy(res, nres, o, "ladder");
 		} else {
 			add_policy(res, nres, o, specs[i]);
 		}
@@ -479,31 +516,46 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 static void print_results(struct result *res, int nres, const struct opts *o,
 	const struct trace *tr, int64_t span)
 {
-	double base = res[0].billed_ms;
+	double base = res[0].billed_ms, orc = res[1].billed_ms;	/* always-on, the oracle */
 
 	if (o->csv)
-		puts("policy,gpu_seconds,cost,saving_pct,cold_starts,wait_p50_s,wait_p99_s");
+		puts("policy,gpu_seconds,cost,saving_pct,cold_starts,wait_p50_s,wait_p99_s,gpu_vs_oracle,wakes");
 	else
 		printf("%s: %zu upstream%s, %zu requests over %.1f h; boot %.1fs, price %.2f/h, billed per %gs\n"
-			"%-22s %12s %10s %8s %12s %9s %9s\n", o->path, tr->nup, tr->nup == 1 ? "" : "s",
+			"%-22s %12s %10s %8s %12s %9s %9s %9s %7s\n", o->path, tr->nup, tr->nup == 1 ? "" : "s",
 			tr->n, (double)span / 3600000.0, (double)o->boot_ms / 1000.0, o->price,
 			(double)o->gran_ms / 1000.0, "policy", "GPU-seconds", "cost", "saving",
-			"cold-starts", "wait-p50", "wait-p99");
+			"cold-starts", "wait-p50", "wait-p99", "vs-oracle", "wakes");
 	for (int i = 0; i < nres; i++) {
 		struct result *r = &res[i];
 		double gpu_s = r->billed_ms / 1000.0, cost = gpu_s / 3600.0 * o->price;
 		double saving = base > 0 ? 100.0 * (1.0 - r->billed_ms / base) : 0;
 		double p50 = wait_pct(r, 50), p99 = wait_pct(r, 99);
+		double vs = orc > 0 ? r->billed_ms / orc : 0;
+		uint64_t wakes = r->lo.wakes[1] + r->lo.wakes[2];
 
-		if (o->csv)
-			printf("%s,%.1f,%.4f,%.2f,%" PRIu64 ",%.3f,%.3f\n", r->name, gpu_s, cost, saving,
-				r->cold, p50, p99);
+		if (o->csv) {
+			char name[sizeof(r->name)], *c;
+
+			/* a spec's own commas (ladder:price1=0,price2=0) would split the row */
+			memcpy(name, r->name, sizeof(name));
+			while ((c = strchr(name, ',')))
+				*c = ';';
+			printf("%s,%.1f,%.4f,%.2f,%" PRIu64 ",%.3f,%.3f,%.3f,%" PRIu64 "\n", name, gpu_s, cost,
+				saving, r->cold, p50, p99, vs, wakes);
+		}
 		else
-			printf("%-22s %12.1f %10.2f %7.1f%% %12" PRIu64 " %8.2fs %8.2fs\n", r->name, gpu_s,
-				cost, saving, r->cold, p50, p99);
+			printf("%-22s %12.1f %10.2f %7.1f%% %12" PRIu64 " %8.2fs %8.2fs %8.2fx %7" PRIu64 "\n",
+				r->name, gpu_s, cost, saving, r->cold, p50, p99, vs, wakes);
 	}
 	if (!o->verbose)
 		return;
+	for (int i = 0; i < nres; i++)
+		if (res[i].ladder)
+			printf("# %s: %" PRIu64 " process starts; wakes from level 1 %" PRIu64 ", level 2 %" PRIu64
+				"; asleep %.1f s at level 1, %.1f s at level 2, of %.1f s alive\n", res[i].name,
+				res[i].lo.runs, res[i].lo.wakes[1], res[i].lo.wakes[2], res[i].lo.asleep_ms[1] / 1000,
+				res[i].lo.asleep_ms[2] / 1000, res[i].lo.alive_ms / 1000);
 	for (int i = 0; i < nres; i++)
 		if (res[i].sched)
 			printf("# %s: the schedule woke the stopped worker %" PRIu64 " times\n", res[i].name,
