@@ -134,6 +134,7 @@ static void rollout_on_move(struct replica *rep, const struct replica_change *ch
 	if (ch->to == REPLICA_FAILED && (RS(ch->from) & (RS_COMING | RS(REPLICA_STOPPED)))) {
 		const struct replica *old = &u->rep[rep->replacing - 1];
 		u->rollout_failed_gen = rep->vgen ? rep->vgen : u->vgen;
+		u->rollout_failed_at = gw_now();
 		snprintf(u->rollout_error, sizeof(u->rollout_error), "replica %d of version %.60s: %.200s", rep->id,
 			 rep->ver.label[0] ? rep->ver.label : u->ver.label, rep->reason);
 		log_error("upstream \"%s\": the %s of replica %d failed: %s; replica %d (version %s) keeps serving",
@@ -342,7 +343,8 @@ void rollout_tick(struct upstream *u, double now)
 		recycle_check(u, rep, now);
 		if (rep->replacing && replica_in(rep, RS_COMING | RS(REPLICA_STOPPED)))
 			coming++;
-		works |= !rep->remote && rep->state == REPLICA_READY && rep->vgen == u->vgen;
+		works |= !rep->remote && rep->state == REPLICA_READY && rep->vgen == u->vgen && !rep->recycle &&
+			 rep->t_ready > u->rollout_failed_at;
 	}
 	if (works && u->rollout_failed_gen == u->vgen) {
 		/* a failed version came up after all (restarted for held requests): go on with the switch */

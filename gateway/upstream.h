@@ -74,6 +74,7 @@ struct upstream {
 	struct version_id ver;		/* key 0: not resolved yet */
 	unsigned vgen;			/* bumps when ver changes, or on a forced rollout */
 	unsigned rollout_failed_gen;	/* rollout.c: a new replica of this vgen failed: no more tries */
+	double rollout_failed_at;	/* ... when (gw_now): a replica READY after it shows the version works */
 	unsigned rollout_gen;		/* rollout.c: the vgen a rollout was counted for */
 	int rollout_active;		/* rollout.c: replacing replicas now (a rollout or a recycle) */
 	char rollout_error[300];	/* rollout.c: the last failed switch, for /status; "" once one succeeds */

@@ -269,6 +269,24 @@ is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no l
 	is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no leak under valgrind' : ''));
 }
 
+# 4b'. a recycle whose replacement cannot start: the old replica keeps
+# serving, and the gateway does not try again and again
+{
+	my $once = "$dir/started-once";
+	my $launch = "test -e $once && exit 1; touch $once; exec " . worker_cmd();
+	my ($text, $port, $admin) = gw_conf(launch => $launch, upstream => 'recycle age > 1s; idle_timeout 120s; min_warm 1;');
+	my $g = fault_gw_start(conf => $text, port => $port, admin => $admin);
+	ok(wait_until(sub { (ups($g)->{rollout} // '') eq 'failed' }, 30), 'the replacement of the recycled replica fails');
+	sleep 3;
+	my @fails = gw_log($g) =~ /BOOTING -> FAILED \(exited with status 1 during boot/g;
+	is(scalar(@fails), 1, 'and is not tried again and again (one failed boot in 3s)');
+	my ($body) = digits_input(0);
+	is(gw_predict($g, $body)->{status}, 200, 'the recycled replica still answers');
+	my @ready = grep { $_->{state} eq 'READY' } @{ ups($g)->{replicas} };
+	ok(@ready == 1 && $ready[0]{id} == 0 && ($ready[0]{recycle} // '') eq 'age', '/status: replica 0 READY, marked for recycle (age)');
+	is(fault_gw_stop($g), 0, 'the gateway exits 0' . (fault_valgrind() ? ' with no leak under valgrind' : ''));
+}
+
 # 4c. recycle memory for a backend that does not report its memory: the
 # process tree's RSS (a 64 MB process in the replica's process group)
 {
