@@ -1,7 +1,7 @@
 /*
  * admin: the admin listener's endpoints. GET /metrics (Prometheus text),
  * GET /status (JSON: each upstream, its replicas with state, cause and
- * time in it, cost and keep-alive), POST /upstreams/NAME/wake|sleep.
+ * time in it, cost and keep-alive, version), POST /upstreams/NAME/wake|sleep|rollout.
  */
 #include "config.h"
 #include "gateway/admin.h"
@@ -16,6 +16,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
+#include "gateway/rollout.h"
 #include "gateway/status_page.h"
 #include "gateway/upstream.h"
 
@@ -76,6 +77,7 @@ static json_t *status_json(void)
 				json_object_set_new(ro, "gpu", json_string(gpu_name(rep->gpu)));
 			if (rep->state == REPLICA_FAILED)
 				json_object_set_new(ro, "reason", json_string(rep->reason));
+			rollout_replica_json(rep, ro);
 			json_array_append_new(reps, ro);
 			if (status_rank(rep->state) > status_rank(main_rep->state) && main_rep->state != REPLICA_READY)
 				main_rep = rep;
@@ -104,6 +106,7 @@ static json_t *status_json(void)
 		json_object_set_new(o, "idle_timeout_seconds", json_real((double)u->p.idle_timeout_ms / 1000));
 		json_object_set_new(o, "max_conns", json_integer(u->p.max_conns));
 		json_object_set_new(o, "replicas", reps);
+		rollout_status_json(u, o);
 		json_object_set_new(o, "cost", cost_status_json(u));
 		json_object_set_new(o, "keepalive", keepalive_status_json(u));
 		json_object_set_new(o, "scale", scale_status_json(u));
@@ -126,8 +129,8 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 {
 	char name[256], action[16];
 	if (sscanf(path, "/upstreams/%255[^/]/%15s", name, action) != 2 ||
-	    (strcmp(action, "wake") != 0 && strcmp(action, "sleep") != 0)) {
-		proxy_send_error(req, 404, "try POST /upstreams/NAME/wake or /upstreams/NAME/sleep", 0);
+	    (strcmp(action, "wake") != 0 && strcmp(action, "sleep") != 0 && strcmp(action, "rollout") != 0)) {
+		proxy_send_error(req, 404, "try POST /upstreams/NAME/wake, /upstreams/NAME/sleep or /upstreams/NAME/rollout", 0);
 		return;
 	}
 	struct upstream *u = upstream_find(name);
@@ -137,7 +140,11 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 		proxy_send_error(req, 404, msg, 0);
 		return;
 	}
-	if (strcmp(action, "wake") == 0) {
+	char rollout_msg[300] = "";
+	if (strcmp(action, "rollout") == 0) {
+		/* a switch: the running replicas are replaced warm-first (rollout.c) */
+		rollout_request(u, rollout_msg, sizeof(rollout_msg));
+	} else if (strcmp(action, "wake") == 0) {
 		log_notice("upstream \"%s\": woken by the admin API", u->name);
 		dispatch_wake(u, CAUSE_ADMIN);
 	} else {
@@ -178,6 +185,10 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 			best = u->rep[i].state;
 	const char *state = replica_state_name(best);
 	json_t *j = json_pack("{s:s, s:s, s:s}", "upstream", u->name, "action", action, "state", state);
+	if (rollout_msg[0]) {
+		json_object_set_new(j, "version", json_string(u->ver.label));
+		json_object_set_new(j, "message", json_string(rollout_msg));
+	}
 	char *body = json_dumps(j, JSON_COMPACT);
 	struct evbuffer *out = evbuffer_new();
 	evbuffer_add_printf(out, "%s\n", body ? body : "{}");
@@ -296,7 +307,7 @@ void admin_cb(struct evhttp_request *req, void *arg)
 		evbuffer_free(out);
 		if (status_page_serve(req, path))	/* GET / and /ui: the page for people */
 			return;
-		proxy_send_error(req, 404, "try /, /healthz, /metrics, /status or POST /upstreams/NAME/wake|sleep", 0);
+		proxy_send_error(req, 404, "try /, /healthz, /metrics, /status or POST /upstreams/NAME/wake|sleep|rollout", 0);
 		return;
 	}
 	evhttp_send_reply(req, 200, "OK", out);

@@ -566,6 +566,7 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->launch_api);
 	free(u->launch_ca);
 	free(u->currency);
+	free(u->model_file);
 	conf_gpu_upstream_free(u);
 	conf_scale_upstream_free(u);
 	free(u);

@@ -187,6 +187,11 @@ struct conf_upstream {
 	/* issue 17: clients (conf_auth.c, conf_cmds.c's hold) */
 	int64_t hold_max_wait_ms;	/* "hold ... max_wait=T": a held request's default deadline; 0: none */
 	int boot_cancel;	/* "boot_cancel on": stop a boot every held request left (dispatch.c) */
+	/* issue 16: versions and recycling (conf_version.c; rollout.c acts on them) */
+	char *model_file;	/* model_file PATH, against the prefix, unresolved; NULL: none */
+	int64_t recycle_memory;	/* recycle memory > SIZE (bytes); 0: off */
+	int64_t recycle_requests;	/* recycle requests > N; 0: off */
+	int64_t recycle_age_ms;	/* recycle age > TIME; 0: off */
 };
 
 #define CONF_MAX_GPUS 32

@@ -633,4 +633,4 @@ const struct conf_cmd conf_cmds[] = {
 
 /* Every table of rows, in lookup order (conf.c numbers rows across them). */
 const struct conf_cmd *const conf_tables[] = { conf_cmds, conf_tls_cmds, conf_gpu_cmds, conf_admin_cmds,
-						 conf_split_cmds, conf_scale_cmds, conf_auth_cmds, NULL };
+						 conf_split_cmds, conf_scale_cmds, conf_auth_cmds, conf_version_cmds, NULL };

@@ -131,6 +131,7 @@ extern const struct conf_cmd *const conf_tables[];
 extern const struct conf_cmd conf_cmds[];	/* conf_cmds.c: the core directives */
 extern const struct conf_cmd conf_tls_cmds[];	/* conf_tls.c: ssl_protocols, ssl_ciphers, tls* */
 extern const struct conf_cmd conf_admin_cmds[];	/* conf_admin.c: admin_token */
+extern const struct conf_cmd conf_version_cmds[];	/* conf_version.c: model_file, recycle */
 extern const struct conf_cmd conf_gpu_cmds[];	/* conf_gpu.c: gpu, gpu_memory, pin, priority, model, route */
 int conf_gpu_check(struct conf_parse *p);
 extern const struct conf_cmd conf_split_cmds[];	/* conf_split.c: split (issue 16) */

@@ -56,7 +56,8 @@ static int get_amount(const char *s, double *out)
  */
 static int launch_check_vars(struct conf_parse *p, const char *cmd, const char *dir)
 {
-	static const char *const known[] = { "port", "name", "prefix", "replica", "gpu", "gpu_index" };
+	static const char *const known[] = { "port", "name", "prefix", "replica", "gpu", "gpu_index",
+					     "model_file", "model_version" };
 
 	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
 		if (s[1] == '$') {	/* "$$": a "$" for the shell */
@@ -84,7 +85,7 @@ static int launch_check_vars(struct conf_parse *p, const char *cmd, const char *
 				ok = 1;
 		if (!ok)
 			return conf_error(p, "unknown variable \"$%.*s\" in \"%s\" directive "
-					  "(known: $port, $name, $prefix, $replica, $gpu, $gpu_index; "
+					  "(known: $port, $name, $prefix, $replica, $gpu, $gpu_index, $model_file, $model_version; "
 					  "write $$ for a $ the shell should see)", (int)nlen, name, dir);
 	}
 	return 0;

@@ -298,6 +298,16 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		r->auth_header = NULL;
 	}
 	rep->in_flight++;
+	rep->served++;
+	/* which upstream, version and replica answered (issue 16); a resent request names the last one */
+	if (r->req) {
+		char who[200];
+		struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+		snprintf(who, sizeof(who), "%s; version=%s; replica=%d", rep->up->name,
+			 rep->vgen ? rep->ver.label : "-", rep->id);
+		evhttp_remove_header(h, "X-Wakegate-Upstream");
+		evhttp_add_header(h, "X-Wakegate-Upstream", who);
+	}
 	struct proxy_opts o = {
 		.connect_timeout_ms = r->connect_timeout_ms,
 		.read_timeout_ms = r->read_timeout_ms,

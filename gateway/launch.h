@@ -38,6 +38,12 @@ struct launch_ops {
 	 * NULL op (exec): http://127.0.0.1:$port on the port given to start.
 	 */
 	const char *(*url)(const struct launch *l);
+	/*
+	 * The process group it started, whose members' RSS is the replica's
+	 * memory (recycle memory, when the backend does not report its own);
+	 * 0 when nothing runs. NULL op: not a local process (command, http, k8s).
+	 */
+	pid_t (*pid)(const struct launch *l);
 };
 
 struct launch {

@@ -166,6 +166,11 @@ static int exec_running(const struct launch *l)
 	return ((const struct exec_launch *)l)->pid > 0;
 }
 
+static pid_t exec_pid(const struct launch *l)
+{
+	return ((const struct exec_launch *)l)->pid;
+}
+
 /* Kills and reaps what still runs: nothing outlives its launcher. */
 static void exec_free(struct launch *l)
 {
@@ -189,6 +194,7 @@ static const struct launch_ops exec_ops = {
 	.stop = exec_stop,
 	.running = exec_running,
 	.free = exec_free,
+	.pid = exec_pid,
 };
 
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix)

@@ -22,6 +22,7 @@ gateway_wakegate_SOURCES = \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
+	gateway/conf_version.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
@@ -29,7 +30,8 @@ gateway_wakegate_SOURCES = \
 	gateway/store.c gateway/store.h gateway/store_int.h gateway/store_lock.c \
 	gateway/redis_conn.c gateway/redis_conn.h gateway/fleet_peers.c gateway/fleet_peers.h \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
-	gateway/tls.c gateway/tls.h
+	gateway/tls.c gateway/tls.h \
+	gateway/version.c gateway/version.h gateway/rollout.c gateway/rollout.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
 gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
 
@@ -60,6 +62,7 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
+	gateway/conf_version.c \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
 gateway_conf_dump_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS)

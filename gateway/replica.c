@@ -46,6 +46,7 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
 	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict", [CAUSE_BOOT_CANCEL] = "boot_cancel",
+	[CAUSE_ROLLOUT] = "rollout", [CAUSE_RECYCLE] = "recycle",
 };
 
 /*
@@ -504,7 +505,30 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 		return -1;
 	}
 	snprintf(rep->url, sizeof(rep->url), "%s://127.0.0.1:%d", u->cf->tls ? "https" : "http", rep->port);
-	rep->launch = launch_new(gw.base, u->cf, gw.conf->prefix, replica_exit_cb, rep, err, sizeof(err));
+	/* the version is what starts now: model_file is resolved here, at each start */
+	struct version_id v;
+	if (version_resolve(u->cf, &v, err, sizeof(err)) < 0) {
+		replica_fail(rep, CAUSE_BOOT, 0, "cannot launch: %s", err);
+		return -1;
+	}
+	if (v.key != u->ver.key) {	/* a flipped symlink seen by a start: that is the version now */
+		u->ver = v;
+		u->vgen++;
+		log_notice("upstream \"%s\": version %s (%s)", u->name, v.label, v.model_file[0] ? v.model_file : "launch");
+	}
+	rep->ver = v;
+	rep->vgen = u->vgen;
+	rep->served = 0;
+	rep->recycle = 0;
+	rep->mem_bytes = -1;
+	rep->mem_reported = 0;
+	struct conf_upstream lcf_copy;
+	char *owned[2];
+	const struct conf_upstream *lcf = version_launch_conf(u->cf, &v, &lcf_copy, owned);
+	if (!lcf)
+		snprintf(err, sizeof(err), "out of memory");
+	rep->launch = lcf ? launch_new(gw.base, lcf, gw.conf->prefix, replica_exit_cb, rep, err, sizeof(err)) : NULL;
+	version_launch_free(owned);
 	if (!rep->launch) {
 		replica_fail(rep, CAUSE_BOOT, 0, "cannot launch: %s", err);
 		return -1;

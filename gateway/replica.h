@@ -23,12 +23,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gateway/version.h"
+
 struct upstream;
 struct launch;
 struct proxy_pool;
 struct probe;
 struct warmer;
 struct sleepapi_call;
+struct evhttp_connection;
 
 /* The states; each comment says what the replica holds while in it. */
 enum replica_state {
@@ -73,6 +76,8 @@ enum replica_cause {
 	CAUSE_SLEEP_API,	/* a sleep or wake call: done, or failed */
 	CAUSE_EVICT,		/* stopped or put to sleep to free GPU memory for another upstream */
 	CAUSE_BOOT_CANCEL,	/* boot_cancel: every held request that wanted the boot left (dispatch.c) */
+	CAUSE_ROLLOUT,		/* started as the new version, or drained as an old one (rollout.c) */
+	CAUSE_RECYCLE,		/* started to replace, or drained as, a replica past its recycle line */
 	CAUSE_NCAUSES
 };
 
@@ -117,6 +122,18 @@ struct replica {
 	int idle_query;			/* a store_newest_activity() is pending */
 	/* scale.c's part */
 	double busy_at;			/* last tick with requests in flight */
+	/* versions (issue 16): set by replica_wake() at each start, read by rollout.c */
+	struct version_id ver;		/* what it runs */
+	unsigned vgen;			/* the upstream's vgen when it started */
+	uint64_t served;		/* requests forwarded to it since the start (dispatch.c) */
+	/* rollout.c's part */
+	int recycle;			/* ROLLOUT_RECYCLE_*: past a recycle line, to be replaced; 0: not */
+	int replacing;			/* 1 + the id of the replica this one was started to replace; 0: none */
+	struct evhttp_connection *mem_conn;	/* its /metrics, read for recycle memory */
+	int mem_pending;		/* a /metrics GET is in flight */
+	double mem_at;			/* last read (gw_now) */
+	int64_t mem_bytes;		/* its memory (below); -1: not known */
+	int mem_reported;		/* 1: the backend reports wakegate_worker_rss_bytes; 0: its process group's RSS */
 	struct replica *next_all;	/* every replica of the gateway (ports) */
 };
 

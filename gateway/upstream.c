@@ -16,6 +16,7 @@
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/rollout.h"
 #include "gateway/scale.h"
 #include "gateway/store.h"
 
@@ -53,6 +54,7 @@ void upstream_metrics_declare(struct metrics *m)
 	cost_metrics_declare(m);
 	keepalive_metrics_declare(m);
 	scale_metrics_declare(m);
+	rollout_metrics_declare(m);
 }
 
 /* Frees a retired, quiet upstream and the modules' parts of it. */
@@ -60,6 +62,7 @@ static void upstream_free(struct upstream *u)
 {
 	for (int i = 0; i < UPSTREAM_MAX_REPLICAS; i++) {	/* every one is linked (replica_init) */
 		fleet_replica_free(&u->rep[i]);
+		rollout_replica_free(&u->rep[i]);
 		replica_free(&u->rep[i]);
 	}
 	keepalive_free(u);
@@ -94,6 +97,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 				replica_tick(&u->rep[i], now);
 		keepalive_tick(u, now);
 		scale_tick(u, now);
+		rollout_tick(u, now);
 		dispatch_tick(u, now);
 		cost_tick(u, now);
 		dispatch_gauges(u);
@@ -148,6 +152,7 @@ int upstream_configure(const struct conf *c)
 		gpu_init();	/* its gate before the fleet's: place first, then claim */
 		fleet_init();
 		cost_init();
+		rollout_init();
 		tick_ev = event_new(gw.base, -1, EV_PERSIST, tick_cb, NULL);
 		struct timeval tv = { 0, TICK_MS * 1000 };
 		if (!tick_ev || event_add(tick_ev, &tv) < 0)
@@ -170,6 +175,7 @@ int upstream_configure(const struct conf *c)
 		}
 		u->cf = cf;
 		params_from(&u->p, cf);
+		rollout_configure(u);
 		scale_configure(u);
 		dispatch_gauges(u);
 	}

@@ -71,6 +71,14 @@ struct upstream {
 	double gpu_wait_seen;		/* ... last asked (a wait nobody asks for any more is over) */
 	int64_t gpu_measured;		/* gpu.c: what its model takes, as its worker says; 0: not known */
 	int gpu_warned;			/* the "more than declared" warning was logged */
+	/* versions (issue 16): the current one is what a start gets now (replica_wake, rollout.c) */
+	struct version_id ver;		/* key 0: not resolved yet */
+	unsigned vgen;			/* bumps when ver changes, or on a forced rollout */
+	unsigned rollout_failed_gen;	/* rollout.c: a new replica of this vgen failed: no more tries */
+	double rollout_failed_at;	/* ... when (gw_now): a replica READY after it shows the version works */
+	unsigned rollout_gen;		/* rollout.c: the vgen a rollout was counted for */
+	int rollout_active;		/* rollout.c: replacing replicas now (a rollout or a recycle) */
+	char rollout_error[300];	/* rollout.c: the last failed switch, for /status; "" once one succeeds */
 	char label[300];		/* upstream="NAME", escaped for the metrics */
 	char label_code[320];		/* upstream="NAME",code="N" of label_code_n */
 	int label_code_n;

@@ -260,7 +260,7 @@ call_done(struct batch_job *job, void *arg)
 		leak_request(w);
 	} else {
 		body = json_pack("{s:s, s:s, s:[{s:s, s:s, s:[i,i], s:o}]}",
-				 "model_name", w->name, "model_version", "1", "outputs",
+				 "model_name", w->name, "model_version", w->version, "outputs",
 				 "name", "output", "datatype", "FP32", "shape", c->rows, w->out_dim,
 				 "data", tensor_to_json(out, 0, c->rows * w->out_dim));
 		if (c->id)
@@ -374,7 +374,7 @@ do_model_meta(struct worker *w, struct evhttp_request *req)
 	for (int i = 0; i < w->in_ndim; i++)
 		json_array_append_new(ishape, json_integer(w->in_shape[i]));
 	body = json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:o}], s:[{s:s, s:s, s:[i,i]}], s:i, s:s}",
-			 "name", w->name, "versions", "1", "platform", "wakegate",
+			 "name", w->name, "versions", w->version, "platform", "wakegate",
 			 "inputs", "name", "input", "datatype", "FP32", "shape", ishape,
 			 "outputs", "name", "output", "datatype", "FP32", "shape", -1, w->out_dim,
 			 "max_batch_size", w->max_batch, "device", w->device_kind);

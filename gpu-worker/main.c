@@ -43,6 +43,7 @@ struct opts {
 	int cuda_index;			/* N of cuda:N */
 	long cublas_min;
 	const char *name;
+	const char *model_version;
 	int max_batch;
 	long delay_ms;
 	int queue;
@@ -71,6 +72,7 @@ usage(FILE *f)
 		"  -q, --queue N           requests that may wait; more get 503 (default 256)\n"
 		"  -n, --name NAME         the model's name in /v2/models/NAME (default: from the file)\n"
 		"  -w, --warmup N          runs of a full batch of zeros before ready (default 1)\n"
+		"      --model-version V   the version in KServe metadata and answers (default 1)\n"
 		"      --leak-per-request BYTES\n"
 		"                          tests only: leak BYTES (k, m suffixes) per answered inference\n"
 		"  -h, --help              this text\n"
@@ -187,6 +189,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "leak-per-request", required_argument, NULL, 'L' },
+		{ "model-version", required_argument, NULL, 'M' },
 		{ "cublas-min", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -195,7 +198,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	int c;
 
 	*o = (struct opts){ .device = "auto", .device_arg = "auto", .cublas_min = OPS_CUBLAS_MIN_DEFAULT, .max_batch = 32,
-		.delay_ms = 0, .queue = 256, .warmup = 1 };
+		.delay_ms = 0, .queue = 256, .warmup = 1, .model_version = "1" };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:l:d:b:D:q:n:w:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -208,6 +211,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'n': o->name = optarg; break;
 		case 'w': o->warmup = parse_int("--warmup", optarg, 0, 1000000); break;
 		case 'L': o->leak = parse_bytes("--leak-per-request", optarg); break;
+		case 'M': o->model_version = optarg; break;
 		case 'C': o->cublas_min = strcmp(optarg, "off") ? parse_int("--cublas-min", optarg, 1, INT_MAX) : -1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf(PROG " %s\n", PACKAGE_VERSION); exit(0);
@@ -227,6 +231,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	} else if (strcmp(o->device, "auto") && strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
 		die_usage("--device: \"%s\" is not auto, cpu, cuda or cuda:N", o->device);
 	}
+	if (!*o->model_version || strlen(o->model_version) > 64 || strchr(o->model_version, '/'))
+		die_usage("--model-version: \"%s\" is not a version (1 to 64 characters, no '/')", o->model_version);
 	if (o->name && (!*o->name || strchr(o->name, '/') || strlen(o->name) > 128))
 		die_usage("--name: \"%s\" is not a model name (1 to 128 characters, no '/')", o->name);
 }
@@ -402,6 +408,7 @@ main(int argc, char **argv)
 	}
 	w.load_s = gw_now() - t0;
 	w.name = o.name ? o.name : model_name(w.model);
+	w.version = o.model_version;
 	shape = model_input_shape(w.model, &w.in_ndim);
 	if (w.in_ndim < 1 || w.in_ndim > WORKER_MAX_NDIM) {
 		wlog(WLOG_ERROR, "model %s: an input of %d dimensions is not supported", o.model, w.in_ndim);

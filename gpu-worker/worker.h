@@ -28,6 +28,7 @@ struct worker {
 	struct stats *stats;
 
 	const char *name;		/* the model name in /v2/models/NAME */
+	const char *version;		/* --model-version: KServe's versions and model_version */
 	const char *device_kind;	/* "cpu" or "cuda" */
 	int64_t in_shape[WORKER_MAX_NDIM];	/* per sample, without the batch */
 	int in_ndim, in_dim, out_dim;

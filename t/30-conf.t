@@ -71,7 +71,7 @@ my @errors = (
 	[ "upstream gpu {\n  health /ready;\n}\n$UPS$SRV", 'upstream "gpu" has no launch directive in test.conf:1',
 		'an upstream that cannot be launched is refused, at its definition' ],
 	[ "upstream u {\n launch exec \"w --port \$port --gpu \$gpus\";\n}\n$SRV",
-		'unknown variable "$gpus" in "launch" directive (known: $port, $name, $prefix, $replica, $gpu, $gpu_index; write $$ for a $ the shell should see) in test.conf:2',
+		'unknown variable "$gpus" in "launch" directive (known: $port, $name, $prefix, $replica, $gpu, $gpu_index, $model_file, $model_version; write $$ for a $ the shell should see) in test.conf:2',
 		'an unknown $variable in a launch command is refused' ],
 	[ "upstream u {\n launch docker w;\n}\n$SRV", 'unknown launcher "docker" in "launch" directive (known: exec, command, http, kubernetes) in test.conf:2',
 		'an unknown launcher is refused' ],

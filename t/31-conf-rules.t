@@ -310,7 +310,7 @@ my @errors = (
 		'invalid url "http://127.0.0.1" in "launch" directive (http://HOST:PORT) in test.conf:2',
 		'launch command needs a url with a port' ],
 	[ "upstream u {\n launch command start=\"a \$gpus\" stop=b url=http://127.0.0.1:1;\n}\n$SRV",
-		'unknown variable "$gpus" in "launch" directive (known: $port, $name, $prefix, $replica, $gpu, $gpu_index; write $$ for a $ the shell should see) in test.conf:2',
+		'unknown variable "$gpus" in "launch" directive (known: $port, $name, $prefix, $replica, $gpu, $gpu_index, $model_file, $model_version; write $$ for a $ the shell should see) in test.conf:2',
 		'an unknown $variable in a start command is refused' ],
 	[ "upstream u {\n launch http start=ftp://x stop=http://x/stop url=http://x:1;\n}\n$SRV",
 		'invalid url "ftp://x" in "launch" directive (http:// or https://) in test.conf:2', 'a webhook must be http or https' ],
