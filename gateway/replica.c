@@ -7,6 +7,7 @@
 #include "config.h"
 #include "common/url.h"
 #include "gateway/replica.h"
+#include "gateway/replica_acct.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
@@ -140,31 +141,6 @@ void replica_init(struct replica *rep, struct upstream *u, int id)
 	all_reps = rep;
 }
 
-/* wakegate_replica_state: 1 for the current state, 0 for the others. */
-static void replica_gauge(struct replica *rep)
-{
-	if (!gw.metrics)
-		return;
-	char labels[700], id[16];
-	snprintf(id, sizeof(id), "%d", rep->id);
-	for (int s = 0; s < REPLICA_NSTATES; s++) {
-		prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "replica", id,
-			    "state", state_names[s], NULL);
-		metrics_set(gw.metrics, "wakegate_replica_state", labels, rep->state == (enum replica_state)s);
-	}
-}
-
-static void replica_count_move(struct replica *rep, enum replica_state from, enum replica_state to,
-			       enum replica_cause cause)
-{
-	if (!gw.metrics)
-		return;
-	char labels[800];
-	prom_labels(labels, sizeof(labels), "upstream", rep->up->name, "from", state_names[from],
-		    "to", state_names[to], "cause", cause_names[cause], NULL);
-	metrics_add(gw.metrics, "wakegate_replica_moves_total", labels, 1);
-}
-
 int replica_move(struct replica *rep, enum replica_state to, enum replica_cause cause, const char *fmt, ...)
 {
 	char why[300] = "";
@@ -194,8 +170,7 @@ int replica_move(struct replica *rep, enum replica_state to, enum replica_cause 
 	else
 		log_msg(lvl, "upstream \"%s\" replica %d: %s -> %s cause=%s", rep->up->name, rep->id,
 			state_names[from], state_names[to], cause_names[cause]);
-	replica_gauge(rep);
-	replica_count_move(rep, from, to, cause);
+	replica_acct_move(rep, state_names, REPLICA_NSTATES, state_names[from], state_names[to], cause_names[cause]);
 	if (!rep->remote)	/* the holder publishes a remote one */
 		store_replica_state(gw.store, rep->up->name, rep->id, state_names[to],
 				    to == REPLICA_STOPPED ? "" : rep->url);
@@ -243,33 +218,6 @@ static void replica_warm_free(struct replica *rep)
 static void up_labels(const struct upstream *u, char *buf, size_t len)
 {
 	prom_labels(buf, len, "upstream", u->name, NULL);
-}
-
-/* Writes the GPU and idle seconds counted so far to metrics and the store. */
-static void replica_account(struct replica *rep, double now, int flush)
-{
-	if (rep->acct_at > 0 && rep->launch && rep->launch->ops->running(rep->launch)) {
-		double dt = now - rep->acct_at;
-		int idle = rep->state == REPLICA_READY && rep->in_flight == 0;
-		rep->gpu_s += dt;
-		if (idle)
-			rep->idle_s += dt;
-		if (gw.metrics) {
-			char labels[300];
-			up_labels(rep->up, labels, sizeof(labels));
-			metrics_add(gw.metrics, "wakegate_gpu_seconds_total", labels, dt);
-			if (idle)
-				metrics_add(gw.metrics, "wakegate_idle_seconds_total", labels, dt);
-		}
-	}
-	rep->acct_at = now;
-	if (flush || rep->gpu_s >= 10) {
-		if (rep->gpu_s > 0)
-			store_add(gw.store, rep->up->name, "gpu_seconds", rep->gpu_s);
-		if (rep->idle_s > 0)
-			store_add(gw.store, rep->up->name, "idle_seconds", rep->idle_s);
-		rep->gpu_s = rep->idle_s = 0;
-	}
 }
 
 /* SIGTERM now, SIGKILL after stop_grace (the launcher keeps the timer). */
@@ -338,7 +286,7 @@ static void replica_exit_cb(int status, void *arg)
 		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
 	else
 		snprintf(how, sizeof(how), "ended");
-	replica_account(rep, gw_now(), 1);
+	replica_acct_time(rep, gw_now(), 1);
 	replica_tell_process(rep, REPLICA_EV_EXITED);
 	struct launch *l = rep->launch;
 	rep->launch = NULL;
@@ -720,7 +668,7 @@ void replica_drain(struct replica *rep, enum replica_cause cause, const char *wh
 void replica_tick(struct replica *rep, double now)
 {
 	struct upstream *u = rep->up;
-	replica_account(rep, now, 0);
+	replica_acct_time(rep, now, 0);
 	switch (rep->state) {
 	case REPLICA_BOOTING:
 		if ((now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
