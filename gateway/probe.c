@@ -24,6 +24,7 @@ struct probe {
 	int pending;
 	struct event *timer;
 	int delay_ms;
+	int waited_ms;			/* the delays so far: the fast polls last 50ms */
 	int last_code;			/* 0: no answer (refused, timed out) */
 	int last_count;			/* polls in a row that got last_code */
 	int polls;
@@ -53,9 +54,19 @@ static void probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 	probe_poll(arg);
 }
 
+/*
+ * The next poll: every 2ms for the first 50ms of the boot (a worker is
+ * often healthy a few ms after fork, and a refused connect costs next to
+ * nothing, while doubling from 5ms made a worker ready at 6ms wait until
+ * 15ms), then doubling up to 100ms for the slow ones.
+ */
 static void probe_again(struct probe *p)
 {
-	p->delay_ms = p->delay_ms ? p->delay_ms * 2 : 5;
+	p->waited_ms += p->delay_ms;
+	if (p->waited_ms < 50)
+		p->delay_ms = 2;
+	else
+		p->delay_ms = p->delay_ms < 5 ? 5 : p->delay_ms * 2;
 	if (p->delay_ms > 100)
 		p->delay_ms = 100;
 	struct timeval tv = { 0, p->delay_ms * 1000 };

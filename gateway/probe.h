@@ -1,8 +1,9 @@
 /*
  * probe: polls a booting replica's health URL until it answers 200. One GET
  * at a time on a connection kept for the boot; after a miss the next poll
- * comes soon (5ms, backing off to 100ms), since a worker is often healthy a
- * few ms after fork and a cold start should not be rounded up to a tick.
+ * comes soon (every 2ms for the first 50ms, then backing off to 100ms),
+ * since a worker is often healthy a few ms after fork and a cold start
+ * should not be rounded up to a poll.
  * It remembers what the checks got, so a boot that times out can say why.
  *
  * Ownership: the caller owns the probe and frees it with probe_free(), also
