@@ -12,6 +12,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h \
+	gateway/http_strict.c gateway/http_strict.h gateway/path_norm.c gateway/path_norm.h \
 	gateway/accesslog.c gateway/accesslog.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \

@@ -10,6 +10,8 @@
 #include "gateway/cost.h"
 #include "gateway/keepalive.h"
 #include "gateway/gw.h"
+#include "gateway/http_strict.h"
+#include "gateway/path_norm.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/proxy.h"
@@ -101,8 +103,21 @@ static const struct conf_location *route_checked(struct listener *l, struct evht
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *raw = evhttp_request_get_uri(req);
+	if (raw && raw[0] == '/')
+		path = raw;	/* evhttp takes "//x" for an authority: the raw target, up to its "?" */
 	if (!path || !*path)
 		path = "/";
+	/* locations match the normalised path, as nginx's do (path_norm.h) */
+	char norm[8192];
+	int nrc = path_norm(path, norm, sizeof(norm));
+	if (nrc != 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		accesslog_refused(req, nrc == -2 ? 414 : 400, NULL);
+		proxy_send_error(req, nrc == -2 ? 414 : 400, nrc == -2 ? "request path too long" : "invalid request path", 0);
+		return NULL;
+	}
+	path = norm;
 	const struct conf_server *s = route_server(l, req);
 	const struct conf_location *loc = s ? route_location(s, path) : NULL;
 	*sp = s;
@@ -131,6 +146,8 @@ static const struct conf_location *route_checked(struct listener *l, struct evht
 static void main_cb(struct evhttp_request *req, void *arg)
 {
 	const struct conf_server *s = NULL;
+	if (http_strict_refused(req))
+		return;
 	const struct conf_location *loc = route_checked(arg, req, &s);
 	if (loc)
 		ratelimit_handle(req, s, loc, arg);
@@ -246,6 +263,8 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 
 static void admin_cb(struct evhttp_request *req, void *arg)
 {
+	if (http_strict_refused(req))
+		return;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : "/";
 	if (path && strncmp(path, "/upstreams/", 11) == 0) {
@@ -288,8 +307,8 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(arg);
 	if (!ssl)
 		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	return http_strict_watch(bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE));
 }
 
 /*
@@ -354,6 +373,8 @@ static struct listener *listener_open(const struct conf *c, const char *addr, in
 		if (!l->ssl)
 			goto fail;
 		evhttp_set_bevcb(l->http, tls_bevcb, l->ssl);
+	} else {
+		evhttp_set_bevcb(l->http, http_strict_bevcb, NULL);
 	}
 	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -463,7 +484,7 @@ static void server_tls_swap(void)
 		if (l->ssl_next)
 			evhttp_set_bevcb(l->http, tls_bevcb, l->ssl_next);
 		else
-			evhttp_set_bevcb(l->http, NULL, NULL);
+			evhttp_set_bevcb(l->http, http_strict_bevcb, NULL);
 		if (l->ssl)
 			SSL_CTX_free(l->ssl);
 		if (l->ssl_next && !l->ssl)
@@ -579,6 +600,7 @@ void server_free_all(void)
 {
 	ratelimit_free_all();
 	rules_free_all();
+	http_strict_free_all();
 	tls_client_flush();
 	while (listeners) {
 		struct listener *l = listeners;
