@@ -82,28 +82,61 @@ static struct hs_conn *tab;	/* by socket number */
 static int ntab;
 
 /*
- * bufferevents made since their connection's first byte: the first bytes
- * of a connection start its record afresh. (A socket number and even a
- * bufferevent's address come back for later connections.) A ring: an entry
- * overwritten before its connection sent a byte only matters if that
- * connection also got both the socket number and the address of the one
- * before it.
+ * bufferevents made whose connection has not sent a byte yet: the first
+ * bytes of a connection start its record afresh. (A socket number and even
+ * a bufferevent's address come back for later connections.) A small open-
+ * addressing set, emptied whole when it fills up: an entry lost that way
+ * only matters if its connection also got both the socket number and the
+ * bufferevent address of the one before it.
  */
-#define FRESH_N 1024
+#define FRESH_N 2048
 static struct bufferevent *fresh[FRESH_N];
-static unsigned fresh_next;
+static unsigned fresh_used;
 
-static int is_fresh(struct bufferevent *bev)
+static unsigned fresh_slot(const struct bufferevent *bev)
 {
-	for (unsigned i = 0; i < FRESH_N; i++)
-		if (fresh[i] == bev) {
-			fresh[i] = NULL;
-			return 1;
-		}
-	return 0;
+	uintptr_t x = (uintptr_t)bev;
+	return (unsigned)((x >> 4) ^ (x >> 15)) & (FRESH_N - 1);
 }
 
-static struct hs_conn *record(struct bufferevent *bev, int fd)
+static void fresh_add(struct bufferevent *bev)
+{
+	unsigned i = fresh_slot(bev);
+
+	if (fresh_used >= FRESH_N / 2) {
+		memset(fresh, 0, sizeof(fresh));
+		fresh_used = 0;
+	}
+	while (fresh[i] && fresh[i] != bev)
+		i = (i + 1) & (FRESH_N - 1);
+	if (!fresh[i])
+		fresh_used++;
+	fresh[i] = bev;
+}
+
+/* Is bev fresh? Takes it out of the set (re-inserting the run after it). */
+static int fresh_take(struct bufferevent *bev)
+{
+	unsigned i = fresh_slot(bev);
+
+	while (fresh[i] && fresh[i] != bev)
+		i = (i + 1) & (FRESH_N - 1);
+	if (!fresh[i])
+		return 0;
+	fresh[i] = NULL;
+	fresh_used--;
+	for (unsigned j = (i + 1) & (FRESH_N - 1); fresh[j]; j = (j + 1) & (FRESH_N - 1)) {
+		struct bufferevent *b = fresh[j];
+		fresh[j] = NULL;
+		fresh_used--;
+		fresh_add(b);
+	}
+	return 1;
+}
+
+/* fd's record for bev; first: called by the scanner, with new bytes (a
+ * fresh bufferevent's first bytes start its record afresh). NULL: no memory. */
+static struct hs_conn *record(struct bufferevent *bev, int fd, int first)
 {
 	if (fd < 0)
 		return NULL;
@@ -119,7 +152,7 @@ static struct hs_conn *record(struct bufferevent *bev, int fd)
 		ntab = n;
 	}
 	struct hs_conn *h = &tab[fd];
-	if (h->bev != bev || is_fresh(bev)) {
+	if ((first && fresh_take(bev)) || h->bev != bev) {
 		memset(h, 0, sizeof(*h));
 		h->bev = bev;
 	}
@@ -366,7 +399,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 
 	if (info->n_added == 0)
 		return;
-	h = record(bev, bufferevent_getfd(bev));
+	h = record(bev, bufferevent_getfd(bev), 1);
 	if (!h || h->state == S_DEAD)
 		return;
 	len = evbuffer_get_length(buf);
@@ -405,7 +438,7 @@ struct bufferevent *http_strict_watch(struct bufferevent *bev)
 {
 	if (bev) {
 		evbuffer_add_cb(bufferevent_get_input(bev), input_cb, bev);
-		fresh[fresh_next++ % FRESH_N] = bev;
+		fresh_add(bev);
 	}
 	return bev;
 }
@@ -527,7 +560,7 @@ int http_strict_refused(struct evhttp_request *req)
 	int64_t len = 0;
 
 	if (bev) {
-		struct hs_conn *r = record(bev, bufferevent_getfd(bev));
+		struct hs_conn *r = record(bev, bufferevent_getfd(bev), 0);
 		if (r) {
 			r->served++;
 			if (r->bad && r->bad <= r->served)

@@ -384,6 +384,11 @@ static int upstream_header_cb(struct evhttp_request *u, void *arg)
 
 	if (code >= 100 && code < 200)
 		return 0;	/* 100: evhttp reads the real answer next; others: see upstream_done_cb */
+	/* Content-Length headers that disagree frame the body two ways: nginx's 502 */
+	if (proxy_hdr_response_framing_bad(u)) {
+		f->bad_framing = 1;
+		return -1;	/* evhttp fails the request: upstream_failed */
+	}
 	f->connected = 1;
 	if (f->ctimer) {
 		event_free(f->ctimer);
@@ -464,6 +469,10 @@ static void upstream_failed(struct proxy_fwd *f)
 	char tbuf[160];
 	const char *twhy = f->uconn && f->pool->tr.why ?
 		f->pool->tr.why(evhttp_connection_get_bufferevent(f->uconn), tbuf, sizeof(tbuf)) : NULL;
+	if (f->bad_framing) {
+		f->uerr = -2;	/* not an error of evhttp's: no retry, no "unsent" */
+		twhy = "sent an answer with conflicting Content-Length headers";
+	}
 	/* libevent resets the connection on any error; we start over with a new one */
 	if (f->uconn) {
 		evhttp_connection_free(f->uconn);
@@ -552,7 +561,7 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 	evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
-	proxy_pool_put(f->pool, f->uconn, f->read_ms);
+	proxy_pool_put(f->pool, f->uconn, f->read_ms, f->reqid);
 	f->uconn = NULL;
 	/* the client's watch and close callback are ours no more before the
 	 * reply goes: proxy_flush_now may free the connection (a client that
@@ -588,7 +597,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 		return -1;
 	u = proxy_hdr_request(f->creq, f->pool->hostport, f->reqid, upstream_done_cb, f);
 	if (!u) {
-		proxy_pool_put(f->pool, c, has_ms);
+		proxy_pool_put(f->pool, c, has_ms, NULL);
 		return -1;
 	}
 	evhttp_request_set_header_cb(u, upstream_header_cb);

@@ -346,3 +346,24 @@ const char *proxy_hdr_method(enum evhttp_cmd_type cmd)
 	}
 	return "?";
 }
+
+/* See proxy_hdr.h. */
+int proxy_hdr_response_framing_bad(struct evhttp_request *ureq)
+{
+	struct evkeyval *h;
+	const char *first = NULL;
+
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(ureq), next) {
+		if ((h->key[0] | 0x20) != 'c' || strcasecmp(h->key, "Content-Length") != 0)
+			continue;
+		const char *v = h->value;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (!isdigit((unsigned char)*v))
+			return 1;
+		if (first && strtoull(first, NULL, 10) != strtoull(v, NULL, 10))
+			return 1;
+		first = v;
+	}
+	return 0;
+}

@@ -31,4 +31,8 @@ void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq
 
 const char *proxy_hdr_method(enum evhttp_cmd_type cmd);
 
+/* 1 when ureq's answer has Content-Length headers that differ or are not
+ * plain numbers (evhttp would frame its body by the first one). */
+int proxy_hdr_response_framing_bad(struct evhttp_request *ureq);
+
 #endif

@@ -47,7 +47,8 @@ struct proxy_fwd {
 	int uerr;			/* last evhttp_request_error, -1 when none */
 	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
 		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1,
-		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1;
+		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1,
+		bad_framing:1;		/* the answer's Content-Length headers disagree: 502, no retry */
 };
 
 /* An idle keep-alive connection and the timeout it was last given. */
@@ -76,8 +77,9 @@ struct proxy_pool {
  * *timeout_ms: the timeout it has (0: none set yet). NULL on failure. */
 struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, int64_t *timeout_ms);
 
-/* Takes c back after a clean answer, or frees it (see proxy_pool.c). */
-void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms);
+/* Takes c back after a clean answer, or frees it (see proxy_pool.c): also
+ * when the backend left bytes unread on it (reqid names the answer in the log). */
+void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms, const char *reqid);
 
 /* Counts one more forward in flight (started at now) and keeps the recent peak. */
 void proxy_pool_count_up(struct proxy_pool *p, const struct timespec *now);

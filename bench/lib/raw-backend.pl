@@ -20,6 +20,7 @@
 # same write: what a proxy must not hand to the next client. The status of
 # that first answer comes from "code=N" in the target (HEAD, 204 and 304
 # are answered without a body, as RFC 9110 says, before the extra bytes).
+# A target with "dupcl" gets two different Content-Length headers.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -137,6 +138,8 @@ sub answer {
 	my $nobody = $r->{method} eq 'HEAD' || $code == 204 || $code == 304;
 	my $resp = "HTTP/1.1 $code X\r\nContent-Type: text/plain\r\n";
 	$resp .= $code == 204 ? '' : "Content-Length: " . length($body) . "\r\n";
+	# "dupcl" in the target: a second, different Content-Length (a proxy must answer 502)
+	$resp .= "Content-Length: " . (length($body) + 5) . "\r\n" if $r->{target} =~ /dupcl/;
 	$resp .= "X-Backend-Conn: $conn\r\n\r\n";
 	$resp .= $body unless $nobody;
 	if ($o{oversend} && $r->{target} =~ /oversend/) {
