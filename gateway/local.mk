@@ -13,6 +13,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch_http.c gateway/launch_k8s.c \
 	gateway/server.c gateway/server.h \
 	gateway/http_strict.c gateway/http_strict.h gateway/path_norm.c gateway/path_norm.h \
+	gateway/log_escape.c gateway/log_escape.h \
 	gateway/accesslog.c gateway/accesslog.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c \
@@ -52,7 +53,7 @@ gateway_degrade_test_SOURCES = gateway/degrade-test.c gateway/degrade.c gateway/
 check_PROGRAMS += gateway/proxy-test
 gateway_proxy_test_SOURCES = gateway/proxy-test.c \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
-	gateway/client_conn.c gateway/client_conn.h
+	gateway/client_conn.c gateway/client_conn.h gateway/log_escape.c gateway/log_escape.h
 gateway_proxy_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 gateway_proxy_test_LDADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 

@@ -8,6 +8,7 @@
 
 #include "gateway/proxy.h"
 #include "gateway/proxy_hdr.h"
+#include "gateway/log_escape.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -86,16 +87,11 @@ static int drop_header(const char *conn, const char *key)
 	return is_hop_by_hop(key) || (conn && named_by_connection(conn, key));
 }
 
-/* Its length when s makes a request id (printable, 1 to 64 characters), else 0. */
+/* Its length when s makes a request id (1 to 64 letters, digits, ".", "_",
+ * ":", "-": safe in a log line and a header), else 0. */
 static size_t reqid_is_sane(const char *s)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n >= PROXY_REQID_MAX)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!isgraph((unsigned char)*p))
-			return 0;
-	return n;
+	return log_token_ok(s, PROXY_REQID_MAX) ? strlen(s) : 0;
 }
 
 /* See proxy_hdr.h. */
