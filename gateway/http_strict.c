@@ -12,6 +12,12 @@
  * - frames a body by the first Content-Length, or by Transfer-Encoding only
  *   when it is exactly "chunked" (anything else: no body at all);
  * - closes after an answer only when a Connection header is exactly "close".
+ * Inside a chunked body the scanner rewrites two things before evhttp sees
+ * them (evhttp reads a chunk-size line only once its LF is there, so the
+ * whole line is still in the buffer): an extension ("3;x=y", which nginx
+ * accepts and evhttp fails with 413) is cut from its line; a fault ends the
+ * body right there with a last chunk, so that evhttp completes the request
+ * and http_strict_refused() answers it 400 as nginx does, not 413.
  * The scanner follows the framing evhttp uses for the requests we let
  * through, so that its count of requests matches the number of times evhttp
  * completes one; where the two would part (a request we refuse), it stops.
@@ -71,6 +77,12 @@ struct hs_conn {
 	uint8_t vlen;			/* value bytes kept */
 	uint8_t n_cl, n_te;
 	uint8_t cdig;			/* chunk size digits */
+	uint8_t cr;			/* a CR in a chunk-size line, not yet known to end it */
+	uint8_t rw;			/* scan() asks input_cb for a rewrite (rw_*) */
+	uint32_t line_len;		/* bytes of the chunk-size or trailer line before this one */
+	uint32_t ext_len;		/* ... of them after the size: an extension, spaces */
+	size_t rw_a, rw_b, rw_next;	/* replace buffer bytes [rw_a, rw_b) by rw_s, go on at rw_next */
+	const char *rw_s;
 	int8_t te_chunked;		/* 1: the Transfer-Encoding is "chunked" */
 	int64_t cl;			/* the Content-Length, -1: not a plain number */
 	uint64_t left;			/* body or chunk bytes still to come */
@@ -206,9 +218,22 @@ static void head_done(struct hs_conn *h)
 	}
 }
 
-/* Runs the scanner over n new bytes; returns how many it used before a
- * state that skips bytes by count (the caller skips them). */
-static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n)
+/* A fault inside a chunked body: the body ends at buffer offset at with
+ * what closes it (see above); evhttp then completes the request. */
+static void chunk_fault(struct hs_conn *h, const char *why, size_t at, const char *end)
+{
+	fault(h, why);
+	h->rw = 1;
+	h->rw_a = at;
+	h->rw_b = SIZE_MAX;	/* to the end of the buffer */
+	h->rw_s = end;
+	h->rw_next = SIZE_MAX;
+}
+
+/* Runs the scanner over n new bytes, p[0] at buffer offset base; returns
+ * how many it used before a state that skips bytes by count (the caller
+ * skips them) or a rewrite (h->rw). */
+static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t base)
 {
 	size_t i = 0;
 
@@ -315,37 +340,56 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n)
 		case S_CSIZE:
 			h->cdig = 0;
 			h->left = 0;
+			h->line_len = h->ext_len = 0;
+			h->cr = 0;
 			h->state = S_CDIGITS;
 			/* fall through */
 		case S_CDIGITS: {
 			int d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
 			if (d >= 0) {
 				if (++h->cdig > 16) {
-					fault(h, "a chunk size of more than 16 hex digits");
-					return n;
+					chunk_fault(h, "a chunk size of more than 16 hex digits", base + i - h->line_len, "0\r\n\r\n");
+					return i;
 				}
 				h->left = h->left * 16 + (uint64_t)d;
+				h->line_len++;
 				i++;
 				break;
 			}
-			if (h->cdig == 0) {
-				fault(h, "a chunk size that is not hex digits");
-				return n;
-			}
-			if (c != ';' && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-				fault(h, "a chunk size that is not hex digits");
-				return n;
+			if (h->cdig == 0 || (c != ';' && c != ' ' && c != '\t' && c != '\r' && c != '\n')) {
+				chunk_fault(h, "a chunk size that is not hex digits", base + i - h->line_len, "0\r\n\r\n");
+				return i;
 			}
 			h->state = S_CEXT;
 			continue;
 		}
 		case S_CEXT:
 			if (c == '\0') {
-				fault(h, "a NUL in a chunk extension");
-				return n;
+				chunk_fault(h, "a NUL in a chunk extension", base + i - h->line_len, "0\r\n\r\n");
+				return i;
 			}
-			if (c == '\n')
+			if (c == '\n') {
 				h->state = h->left ? S_CDATA : S_TRAILER;
+				h->line_len = 0;
+				if (h->ext_len) {
+					/* cut the extension: evhttp reads "3;x=y" as no size */
+					size_t lf = base + i;
+					h->rw = 1;
+					h->rw_a = lf - h->cr - h->ext_len;
+					h->rw_b = lf - h->cr;
+					h->rw_s = "";
+					h->rw_next = lf - h->ext_len + 1;
+					return i + 1;
+				}
+				i++;
+				break;
+			}
+			if (h->cr)
+				h->ext_len++;	/* a CR inside the extension */
+			h->cr = c == '\r';
+			if (!h->cr)
+				h->ext_len++;
+			h->line_len++;
 			i++;
 			break;
 		case S_CCRLF:
@@ -354,30 +398,34 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n)
 			} else if (c == '\n') {
 				h->state = S_CSIZE;
 			} else {
-				fault(h, "chunk data longer than its size");
-				return n;
+				chunk_fault(h, "chunk data longer than its size", base + i, "\r\n0\r\n\r\n");
+				return i;
 			}
 			i++;
 			break;
 		case S_CLF:
 			if (c != '\n') {
-				fault(h, "chunk data longer than its size");
-				return n;
+				chunk_fault(h, "chunk data longer than its size", base + i - 1, "\r\n0\r\n\r\n");
+				return i;
 			}
 			h->state = S_CSIZE;
 			i++;
 			break;
 		case S_TRAILER:
+			h->line_len = 0;
 			h->state = c == '\n' ? S_LINE0 : c == '\r' ? S_TRAILER : S_TRLINE;
+			if (h->state == S_TRLINE)
+				h->line_len = 1;
 			i++;
 			break;
 		case S_TRLINE:
 			if (c == '\0') {
-				fault(h, "a NUL in a trailer");
-				return n;
+				chunk_fault(h, "a NUL in a trailer", base + i - h->line_len, "\r\n");
+				return i;
 			}
 			if (c == '\n')
 				h->state = S_TRAILER;
+			h->line_len++;
 			i++;
 			break;
 		default:	/* S_DEAD */
@@ -387,6 +435,28 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n)
 	return n;
 }
 
+static int in_rewrite;	/* our own changes to a buffer call input_cb too: not new bytes */
+
+/* Replaces buf's bytes [a, b) (b past the end: to the end) by s. Only the
+ * front of the buffer moves, which a bufferevent allows on its input. */
+static void rewrite(struct evbuffer *buf, size_t a, size_t b, const char *s)
+{
+	struct evbuffer *head = evbuffer_new();
+	size_t len = evbuffer_get_length(buf);
+
+	if (!head)
+		return;
+	if (b > len)
+		b = len;
+	in_rewrite = 1;
+	evbuffer_remove_buffer(buf, head, a);
+	evbuffer_drain(buf, b - a);
+	evbuffer_add(head, s, strlen(s));
+	evbuffer_prepend_buffer(buf, head);
+	in_rewrite = 0;
+	evbuffer_free(head);
+}
+
 /* The scanner's evbuffer callback: new bytes are at the end of the buffer. */
 static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -394,25 +464,25 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	struct hs_conn *h;
 	struct evbuffer_ptr at;
 	struct evbuffer_iovec v[8];
-	size_t len, todo;
-	int nv;
+	size_t off;
 
-	if (info->n_added == 0)
+	if (info->n_added == 0 || in_rewrite)
 		return;
 	h = record(bev, bufferevent_getfd(bev), 1);
 	if (!h || h->state == S_DEAD)
 		return;
-	len = evbuffer_get_length(buf);
-	todo = info->n_added <= len ? info->n_added : len;
-	if (evbuffer_ptr_set(buf, &at, len - todo, EVBUFFER_PTR_SET) != 0)
-		return;
-	while (todo > 0 && h->state != S_DEAD) {
-		nv = evbuffer_peek(buf, (ev_ssize_t)todo, &at, v, 8);
+	off = evbuffer_get_length(buf) - (info->n_added <= evbuffer_get_length(buf) ? info->n_added : evbuffer_get_length(buf));
+again:
+	while (off < evbuffer_get_length(buf) && h->state != S_DEAD) {
+		int nv;
+		if (evbuffer_ptr_set(buf, &at, off, EVBUFFER_PTR_SET) != 0)
+			return;
+		nv = evbuffer_peek(buf, (ev_ssize_t)(evbuffer_get_length(buf) - off), &at, v, 8);
 		if (nv <= 0)
 			return;
-		for (int k = 0; k < nv && k < 8 && todo > 0; k++) {
+		for (int k = 0; k < nv && k < 8; k++) {
 			const unsigned char *p = v[k].iov_base;
-			size_t m = v[k].iov_len < todo ? v[k].iov_len : todo;
+			size_t m = v[k].iov_len;
 			while (m > 0) {
 				size_t used;
 				if (h->state == S_BODY || h->state == S_CDATA) {
@@ -421,13 +491,19 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 					if (h->left == 0)
 						h->state = h->state == S_BODY ? S_LINE0 : S_CCRLF;
 				} else {
-					used = scan(h, p, m);
+					used = scan(h, p, m, off);
+					if (h->rw) {
+						h->rw = 0;
+						rewrite(buf, h->rw_a, h->rw_b, h->rw_s);
+						off = h->rw_next;
+						goto again;	/* the buffer changed under v */
+					}
+					if (h->state == S_DEAD)
+						return;
 				}
 				p += used;
 				m -= used;
-				todo -= used;
-				if (evbuffer_ptr_set(buf, &at, used, EVBUFFER_PTR_ADD) != 0)
-					return;
+				off += used;
 			}
 		}
 	}
