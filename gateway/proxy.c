@@ -39,6 +39,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 
 static int start_upstream(struct proxy_fwd *f, int fresh_only);
 
@@ -93,6 +94,50 @@ static void uwatch_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!f->uconn || !(bufferevent_get_enabled(evhttp_connection_get_bufferevent(f->uconn)) & EV_READ))
 		uwatch_stop(f);
+}
+
+/*
+ * A 1xx answer other than 100 (103 Early Hints) comes before the real one;
+ * evhttp 2.1 would take it for the answer (a 502 here). While the answer's
+ * head is awaited, a complete 1xx head at the front of the backend's input
+ * is taken out before evhttp reads it, and passed to an HTTP/1.1 client as
+ * it came (RFC 9110 15.2: a proxy forwards 1xx). One that arrives in
+ * pieces is read by evhttp still (the 502 in upstream_done_cb).
+ */
+static void upstream_1xx_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct proxy_fwd *f = arg;
+
+	while (info->n_added > 0 && !f->headers_sent && evbuffer_get_length(buf) >= 13) {
+		const unsigned char *p = evbuffer_pullup(buf, 13);
+		struct evbuffer_ptr crlf, lf;
+		size_t head;
+
+		if (!p || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || p[9] != '1' || p[12] != ' ' ||
+		    (p[10] == '0' && (p[11] == '0' || p[11] == '1')))
+			return;	/* not a 1xx, or 100/101: evhttp's */
+		crlf = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
+		lf = evbuffer_search(buf, "\n\n", 2, NULL);
+		if (crlf.pos < 0 && lf.pos < 0)
+			return;
+		head = crlf.pos >= 0 && (lf.pos < 0 || crlf.pos + 2 <= lf.pos) ? (size_t)crlf.pos + 4 : (size_t)lf.pos + 2;
+		if (f->creq && f->cconn && f->creq->major == 1 && f->creq->minor >= 1) {
+			struct evbuffer *out = bufferevent_get_output(evhttp_connection_get_bufferevent(f->cconn));
+			evbuffer_add(out, evbuffer_pullup(buf, (ev_ssize_t)head), head);
+		}
+		log_debug("proxy: %s upstream %s sent a %c%c%c answer first; passed on", f->reqid,
+			  f->pool->hostport, p[9], p[10], p[11]);
+		evbuffer_drain(buf, head);
+	}
+}
+
+/* Ends upstream_1xx_cb on the backend connection (before it goes back to
+ * the pool or is freed). */
+static void ucb_stop(struct proxy_fwd *f)
+{
+	if (f->ucb && f->uconn)
+		evbuffer_remove_cb_entry(bufferevent_get_input(evhttp_connection_get_bufferevent(f->uconn)), f->ucb);
+	f->ucb = NULL;
 }
 
 /*
@@ -191,6 +236,7 @@ static void client_release(struct proxy_fwd *f)
 static void upstream_drop(struct proxy_fwd *f)
 {
 	uwatch_stop(f);
+	ucb_stop(f);
 	if (f->uconn)
 		evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
@@ -462,6 +508,7 @@ static void upstream_failed(struct proxy_fwd *f)
 	double waited = ms_since(&f->t0);
 
 	uwatch_stop(f);
+	ucb_stop(f);
 	if (f->uconn)
 		evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
@@ -558,6 +605,7 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 		evhttp_send_reply_chunk(f->creq, rest);
 	}
 	uwatch_stop(f);
+	ucb_stop(f);
 	evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
@@ -611,6 +659,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	f->uerr = -1;
 	f->uconn = c;
 	f->ureq = u;
+	f->ucb = evbuffer_add_cb(bufferevent_get_input(evhttp_connection_get_bufferevent(c)), upstream_1xx_cb, f);
 	/* evhttp uses one timeout for connect, read and write: read_ms; ours below covers connect */
 	if (has_ms != f->read_ms) {
 		tv = ms_tv(f->read_ms);
@@ -648,6 +697,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 				proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
 		/* evhttp freed u */
 		f->ureq = NULL;
+		ucb_stop(f);
 		f->uconn = NULL;
 		uwatch_stop(f);
 		evhttp_connection_set_closecb(c, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
@@ -216,7 +217,9 @@ struct evhttp_request *proxy_hdr_request(struct evhttp_request *creq, const char
 	bad |= evhttp_add_header(out, "Host", hostport);
 	if (xff.len > 0)
 		bad |= evhttp_add_header(out, "X-Forwarded-For", xff.s);
-	bad |= evhttp_add_header(out, "X-Forwarded-Proto", "http");
+	/* the client's own scheme: https on an ssl listener */
+	bad |= evhttp_add_header(out, "X-Forwarded-Proto",
+				 cc && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(cc)) ? "https" : "http");
 	bad |= evhttp_add_header(out, "X-Request-Id", reqid);
 	if (xff.s != xff.few)
 		free(xff.s);

@@ -32,6 +32,7 @@ struct proxy_fwd {
 	struct evhttp_request *ureq;
 	struct evhttp_connection *uconn;
 	struct event uwatch;		/* read interest of our own on the backend socket (uwatch_on) */
+	struct evbuffer_cb_entry *ucb;	/* upstream_1xx_cb on the backend's input, while the answer is awaited */
 	struct event *ctimer;		/* connect timeout of a new upstream connection */
 	struct event *stimer;		/* stall check, with EVHTTP_CON_READ_ON_WRITE_ERROR */
 	struct event *defer;		/* delivers done when we finished inside proxy_forward */

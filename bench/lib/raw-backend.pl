@@ -20,7 +20,8 @@
 # same write: what a proxy must not hand to the next client. The status of
 # that first answer comes from "code=N" in the target (HEAD, 204 and 304
 # are answered without a body, as RFC 9110 says, before the extra bytes).
-# A target with "dupcl" gets two different Content-Length headers.
+# A target with "dupcl" gets two different Content-Length headers; one with
+# "early" gets a 103 Early Hints before its answer.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -142,6 +143,11 @@ sub answer {
 	$resp .= "Content-Length: " . (length($body) + 5) . "\r\n" if $r->{target} =~ /dupcl/;
 	$resp .= "X-Backend-Conn: $conn\r\n\r\n";
 	$resp .= $body unless $nobody;
+	# "early" in the target: a 103 Early Hints first, as its own write
+	if ($r->{target} =~ /early/) {
+		syswrite($s, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n");
+		select(undef, undef, undef, 0.05);
+	}
 	if ($o{oversend} && $r->{target} =~ /oversend/) {
 		my $extra = "SMUGGLED-RESPONSE\n";
 		$resp .= ($nobody ? 'body bytes that must not be there' : '') .
