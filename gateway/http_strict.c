@@ -35,6 +35,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -86,12 +87,29 @@ struct hs_conn {
 	int8_t te_chunked;		/* 1: the Transfer-Encoding is "chunked" */
 	int64_t cl;			/* the Content-Length, -1: not a plain number */
 	uint64_t left;			/* body or chunk bytes still to come */
+	int64_t head_t0;		/* ms (the loop's clock) when the current request's first byte came */
 	char name[20];
 	char val[24];
 };
 
 static struct hs_conn *tab;	/* by socket number */
 static int ntab;
+static int64_t header_timeout_ms;	/* client_header_timeout, over the whole head; 0: none */
+
+/* See http_strict.h. */
+void http_strict_set_header_timeout(int64_t ms)
+{
+	header_timeout_ms = ms;
+}
+
+/* The loop's cached time in ms: no system call per read. */
+static int64_t now_ms(struct bufferevent *bev)
+{
+	struct timeval tv;
+	if (event_base_gettimeofday_cached(bufferevent_get_base(bev), &tv) != 0)
+		return 0;
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
 
 /*
  * bufferevents made whose connection has not sent a byte yet: the first
@@ -247,6 +265,7 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t b
 				break;
 			}
 			h->cur++;
+			h->head_t0 = -1;	/* input_cb stamps it */
 			h->mlen = 0;
 			h->head_method = 1;	/* until a byte differs from "HEAD " */
 			h->n_cl = h->n_te = 0;
@@ -471,6 +490,20 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	h = record(bev, bufferevent_getfd(bev), 1);
 	if (!h || h->state == S_DEAD)
 		return;
+	/*
+	 * client_header_timeout over the whole head, as nginx's: evhttp's
+	 * timeout runs between reads, so a client trickling a byte at a time
+	 * kept its connection. Checked as bytes come (a client that stops
+	 * altogether meets evhttp's timeout); nginx closes without an answer.
+	 */
+	if (header_timeout_ms > 0 && h->state >= S_REQLINE && h->state <= S_HVALUE && h->head_t0 >= 0 &&
+	    now_ms(bev) - h->head_t0 > header_timeout_ms) {
+		log_info("client timed out sending its request header (client_header_timeout %lldms); "
+			 "closing the connection", (long long)header_timeout_ms);
+		h->state = S_DEAD;
+		shutdown(bufferevent_getfd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
+		return;
+	}
 	off = evbuffer_get_length(buf) - (info->n_added <= evbuffer_get_length(buf) ? info->n_added : evbuffer_get_length(buf));
 again:
 	while (off < evbuffer_get_length(buf) && h->state != S_DEAD) {
@@ -492,6 +525,8 @@ again:
 						h->state = h->state == S_BODY ? S_LINE0 : S_CCRLF;
 				} else {
 					used = scan(h, p, m, off);
+					if (h->head_t0 < 0)
+						h->head_t0 = now_ms(bev);
 					if (h->rw) {
 						h->rw = 0;
 						rewrite(buf, h->rw_a, h->rw_b, h->rw_s);

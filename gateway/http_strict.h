@@ -24,6 +24,7 @@
 #define WG_HTTP_STRICT_H
 
 #include <event2/event.h>
+#include <stdint.h>
 
 struct bufferevent;
 struct evhttp_request;
@@ -41,6 +42,10 @@ struct bufferevent *http_strict_watch(struct bufferevent *bev);
  * "Connection: close" on its answer, and several Connection headers were
  * merged into one. */
 int http_strict_refused(struct evhttp_request *req);
+
+/* client_header_timeout: the longest a request line and header may take
+ * from their first byte, in ms (0: no bound of ours). */
+void http_strict_set_header_timeout(int64_t ms);
 
 /* Frees the scanner's table (at exit). */
 void http_strict_free_all(void);

@@ -514,6 +514,7 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 		l->mark = 0;
 	struct listener *fresh = NULL;
 	int64_t max_body = conf_max_body(c);
+	http_strict_set_header_timeout(c->client_header_timeout_ms);
 	client_timeout_ms = c->client_header_timeout_ms < c->client_body_timeout_ms ?
 			    c->client_header_timeout_ms : c->client_body_timeout_ms;
 	/* the body limit is checked per location; evhttp's is the largest, a memory guard */
