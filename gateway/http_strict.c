@@ -273,23 +273,25 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t b
 			h->te_chunked = 0;
 			h->state = S_REQLINE;
 			/* fall through */
-		case S_REQLINE:
-			if (c == '\0') {
+		case S_REQLINE: {
+			/* the line at once: memchr, not a byte loop (this runs for every request) */
+			const unsigned char *lf = memchr(p + i, '\n', n - i);
+			size_t len = (lf ? (size_t)(lf - p) + 1 : n) - i;
+			if (memchr(p + i, '\0', len)) {
 				fault(h, "a NUL in the request line");
 				return n;
 			}
-			if (h->mlen < 5) {
-				if (c != (unsigned char)"HEAD "[h->mlen])
+			for (size_t k = 0; k < len && h->mlen < 5; k++, h->mlen++)
+				if (p[i + k] != (unsigned char)"HEAD "[h->mlen])
 					h->head_method = 0;
-				h->mlen++;
-			}
-			if (c == '\n') {
+			i += len;
+			if (lf) {
 				if (h->mlen < 5)
 					h->head_method = 0;
 				h->state = S_HSTART;
 			}
-			i++;
 			break;
+		}
 		case S_HSTART:
 			if (c == '\n') {
 				head_done(h);

@@ -23,6 +23,16 @@ int path_norm(const char *path, char *out, size_t len)
 	const unsigned char *p = (const unsigned char *)path;
 	size_t o = 0, seg;	/* seg: where the segment being written starts (after its "/") */
 
+	/* the common path has nothing to change: copy it, up to its query */
+	size_t plain = strcspn(path, "%?#");
+	if (p[0] == '/' && (path[plain] == '\0' || path[plain] == '?' || path[plain] == '#') &&
+	    !strstr(path, "//") && !strstr(path, "/.")) {	/* (in a query too: then the long way) */
+		if (plain >= len)
+			return -2;
+		memcpy(out, path, plain);
+		out[plain] = '\0';
+		return 0;
+	}
 	if (p[0] != '/') {
 		if (strlen(path) >= len)
 			return -2;

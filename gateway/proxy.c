@@ -104,6 +104,8 @@ static void uwatch_cb(evutil_socket_t fd, short what, void *arg)
  * it came (RFC 9110 15.2: a proxy forwards 1xx). One that arrives in
  * pieces is read by evhttp still (the 502 in upstream_done_cb).
  */
+static void ucb_stop(struct proxy_fwd *f);
+
 static void upstream_1xx_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct proxy_fwd *f = arg;
@@ -114,8 +116,14 @@ static void upstream_1xx_cb(struct evbuffer *buf, const struct evbuffer_cb_info 
 		size_t head;
 
 		if (!p || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || p[9] != '1' || p[12] != ' ' ||
-		    (p[10] == '0' && (p[11] == '0' || p[11] == '1')))
-			return;	/* not a 1xx, or 100/101: evhttp's */
+		    (p[10] == '0' && (p[11] == '0' || p[11] == '1'))) {
+			/* not a 1xx, or 100/101: evhttp's. Off the buffer now, so that
+			 * the drains of the answer's parsing call nothing (this
+			 * callback's dispatch costs more than the rest of it);
+			 * libevent allows a callback to remove itself. */
+			ucb_stop(f);
+			return;
+		}
 		crlf = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
 		lf = evbuffer_search(buf, "\n\n", 2, NULL);
 		if (crlf.pos < 0 && lf.pos < 0)
