@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 mode=${1:-start}
 
-pkgs="build-essential autoconf automake libtool pkg-config perl curl redis-server openssl libio-socket-ssl-perl valgrind nginx
+pkgs="build-essential autoconf automake libtool pkg-config perl curl redis-server openssl libio-socket-ssl-perl valgrind nginx wrk haproxy
       libevent-dev libssl-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev"
 missing=
 for p in $pkgs; do
