@@ -19,6 +19,7 @@
 #include "gateway/header_set.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
+#include "gateway/log_escape.h"
 #include "common/prom.h"
 #include "gateway/metrics.h"
 #include "gateway/phase.h"
@@ -439,7 +440,7 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 		accesslog_time(r->time_local, sizeof(r->time_local));
 	}
 	const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
-	if (id && *id && strlen(id) < sizeof(r->id)) {
+	if (log_token_ok(id, sizeof(r->id))) {	/* else replaced: logged, forwarded and returned alike */
 		copy_str(r->id, sizeof(r->id), id);
 	} else {
 		/* 16 hex digits, as "%08lx%08lx" of two random(), without printf on every request */
