@@ -20,6 +20,7 @@
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "gateway/log_escape.h"
+#include "gateway/path_norm.h"
 #include "common/prom.h"
 #include "gateway/metrics.h"
 #include "gateway/phase.h"
@@ -270,17 +271,30 @@ static void req_done(const struct proxy_result *res, void *arg)
  * "proxy_pass http://NAME/URI": the location's path in the request target
  * replaced by URI, as nginx does (an exact location's whole path; the query
  * kept). Malloc'd, or NULL: the target goes as the client sent it.
+ * Locations match the normalised path (route_phase): a target whose path
+ * is not already normal ("/x/../api/", "//api/", "/%61pi/",
+ * "/api/../../etc") has its normalised path's rest sent, escaped again, as
+ * nginx does, so that nothing climbs out of URI; else the client's own bytes.
  */
 static char *req_target(const struct wg_request *r)
 {
 	const struct conf_location *loc = r->loc;
 	if (!loc || !loc->proxy_uri || !r->req)
 		return NULL;
-	char buf[4096];
+	char buf[4096], norm[4096], esc[4096];
 	const char *t = proxy_hdr_uri(r->req, buf, sizeof(buf));
+	const char *q = t + strcspn(t, "?");	/* the query, kept as the client sent it */
 	size_t pl = strlen(loc->path);
-	if (strncmp(t, loc->path, pl) != 0)
+	if (path_norm(t, norm, sizeof(norm)) != 0 || strncmp(norm, loc->path, pl) != 0)
 		return NULL;	/* routed on this path: cannot happen */
+	if (strlen(norm) != (size_t)(q - t) || strncmp(norm, t, (size_t)(q - t)) != 0) {
+		if (path_escape(loc->exact ? "" : norm + pl, esc, sizeof(esc)) != 0 ||
+		    strlen(esc) + strlen(q) >= sizeof(esc))
+			return NULL;
+		strcat(esc, q);
+		t = esc;
+		pl = 0;
+	}
 	const char *rest = loc->exact ? t + strcspn(t, "?") : t + pl;
 	size_t n = strlen(loc->proxy_uri) + strlen(rest) + 1;
 	char *out = malloc(n);

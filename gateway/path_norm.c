@@ -85,3 +85,30 @@ int path_norm(const char *path, char *out, size_t len)
 	out[o] = '\0';
 	return 0;
 }
+
+/* See path_norm.h. */
+int path_escape(const char *path, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		unsigned char c = *p;
+		/* RFC 3986 pchar and "/": unreserved, sub-delims, ":" and "@" */
+		int keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			   (c && strchr("-._~!$&'()*+,;=:@/", c));
+		if (o + (keep ? 1 : 3) >= len)
+			return -2;
+		if (keep) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (o >= len)
+		return -2;
+	out[o] = '\0';
+	return 0;
+}

@@ -20,4 +20,13 @@
  */
 int path_norm(const char *path, char *out, size_t len);
 
+/*
+ * Writes a normalised path back in request-target form to out (len bytes
+ * with the NUL): every byte that is not a path character of RFC 3986 (a
+ * decoded "%", "?", "#", space, control or high byte) as %XX, as nginx
+ * escapes the URI it sends to a proxy_pass with a URI. Returns 0, or -2
+ * when out is too small.
+ */
+int path_escape(const char *path, char *out, size_t len);
+
 #endif
