@@ -3,7 +3,9 @@
  * its real one, passed on to the client; evhttp 2.1 alone takes the first
  * head it reads for the answer. Split from proxy.c, which calls in here and
  * is never called back: the watch only reads and writes the forward's own
- * buffers.
+ * buffers. Like http_strict.c, it relies on evhttp 2.1.12's behaviour (its
+ * parser reads the backend's input only after evbuffer callbacks ran), not
+ * on an internal call, so it is listed in common/evtricks.h, not in it.
  */
 #include "config.h"
 

@@ -1,6 +1,7 @@
 # The smaller edges of issue 13: a backend's 103 Early Hints is passed on
 # before the real answer (not a 502); X-Forwarded-Proto says https on an
-# ssl listener and http on a plain one.
+# ssl listener and http on a plain one. A held streaming client, whose
+# head the gateway sent already (hold_progress), gets no 1xx in its stream.
 use strict;
 use warnings;
 use Test::More;
@@ -12,6 +13,11 @@ my $dir = tmpdir();
 my $blog = "$dir/backend.log";
 my ($text, $port, $admin) = gw_conf(launch => raw_backend_launch($blog),
 	upstream => 'health /wg-health; warmup off; idle_timeout 60s;');
+# a second upstream that boots in 2s, so that a streaming client is held and gets progress
+my $slow = 'sleep 2; ' . raw_backend_launch("$dir/backend2.log");
+$slow =~ s/"/\\"/g;
+$text .= "upstream slow { launch exec \"$slow\"; health /wg-health; warmup off; idle_timeout 60s; }\n";
+$text =~ s{location / \{ proxy_pass digits; \}}{location / { proxy_pass digits; }\n\tlocation /held/ { proxy_pass slow; }} or die;
 my $sport = free_port();
 my $have_tls = system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost " .
 	"-keyout $dir/key.pem -out $dir/cert.pem >/dev/null 2>&1") == 0;
@@ -29,6 +35,12 @@ like($r, qr/ok \/early/, '  and the real answer follows whole');
 is(statuses($r), '200', 'an HTTP/1.0 client gets the 200 only (no 1xx for it)');
 ($r) = raw_exchange($port, "GET /next HTTP/1.1\r\n$H\r\n");
 is(statuses($r), '200', 'the next request is answered');
+
+($r) = raw_exchange($port, "GET /held/early HTTP/1.1\r\n${H}Accept: text/event-stream\r\nConnection: close\r\n\r\n",
+	quiet => 15);
+like($r, qr/^: wakegate: slow booting/m, 'a streaming client held through a boot gets progress');
+is(statuses($r), '200', '  and its one head: the backend\'s 103 is not written into the stream');
+like($r, qr/ok \/held\/early/, '  then the backend\'s answer');
 
 my ($plain) = grep { /^REQ \d+ GET \/warm / } backend_log($blog);
 like($plain // '', qr/X-Forwarded-Proto:http(\||$)/, 'X-Forwarded-Proto is http from a plain listener');
