@@ -21,6 +21,13 @@
  * The scanner follows the framing evhttp uses for the requests we let
  * through, so that its count of requests matches the number of times evhttp
  * completes one; where the two would part (a request we refuse), it stops.
+ *
+ * Why this is not in common/evtricks.c with the other reliances on
+ * libevent's insides: it calls nothing internal (an evbuffer callback,
+ * bufferevent_getfd, evbuffer edits: all public API); what it relies on is
+ * the parser's behaviour listed above, which the whole file mirrors and no
+ * one call could wrap. evtricks.h lists it, and the check below stops the
+ * build on another libevent, as evtricks.c's does.
  */
 #include "config.h"
 
@@ -42,6 +49,10 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+
+#if LIBEVENT_VERSION_NUMBER != 0x02010c00
+#error "gateway/http_strict.c mirrors libevent 2.1.12-stable's evhttp parser: check it against this version (see common/evtricks.h)"
+#endif
 
 enum scan_state {
 	S_LINE0,	/* before a request line (empty lines are skipped, as nginx) */
