@@ -11,7 +11,7 @@ mode=${1:-start}
 
 pkgs="build-essential autoconf automake libtool pkg-config perl curl redis-server openssl libio-socket-ssl-perl valgrind
       libevent-dev libssl-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libopenblas-dev
-      dpkg-dev debhelper lintian chromium libyaml-libyaml-perl nginx"
+      dpkg-dev debhelper lintian chromium libyaml-libyaml-perl nginx wrk haproxy"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

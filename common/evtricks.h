@@ -20,6 +20,10 @@
  * of flags, not calls: tls.c makes TLS bufferevents without
  * BEV_OPT_DEFER_CALLBACKS (deferred callbacks stalled relayed answers), and
  * struct event is embedded (event_struct.h) in client_conn.c and proxy_int.h.
+ * Also relying on evhttp 2.1.12's parser, in whole files that mirror it:
+ * gateway/http_strict.c (a scanner of client bytes before evhttp parses
+ * them; it refuses to compile against another version) and
+ * gateway/proxy_1xx.c (1xx heads taken off a backend's input first).
  */
 #ifndef WG_COMMON_EVTRICKS_H
 #define WG_COMMON_EVTRICKS_H

@@ -99,6 +99,23 @@ static void log_vemit(enum log_level level, const char *fmt, va_list ap)
 	n += m;
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
+	/* a client's bytes in the message (a URI, a header) forge no line and
+	 * send no terminal escape: control bytes become \xHH, as nginx's */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f) {
+			char esc[sizeof(line)];
+			int o = 0;
+			for (int j = 0; j < n && o < (int)sizeof(esc) - 6; j++) {
+				unsigned char c = (unsigned char)line[j];
+				if (c < 0x20 || c == 0x7f)
+					o += snprintf(esc + o, sizeof(esc) - (size_t)o, "\\x%02X", c);
+				else
+					esc[o++] = (char)c;
+			}
+			memcpy(line, esc, (size_t)o);
+			n = o;
+			break;
+		}
 	line[n++] = '\n';
 	ssize_t w = write(log_fd >= 0 ? log_fd : 2, line, (size_t)n);
 	/*

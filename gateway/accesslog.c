@@ -4,6 +4,7 @@
 #include "config.h"
 #include "common/http.h"
 #include "gateway/accesslog.h"
+#include "gateway/log_escape.h"
 #include "gateway/request.h"
 
 #include <event2/http.h>
@@ -84,13 +85,14 @@ void accesslog_write(const struct wg_request *r, const char *upstream, const cha
 {
 	if (al_fd < 0)
 		return;
-	char line[2048];
+	char line[2048], req_line[4 * sizeof(r->line)], rid[4 * sizeof(r->id)];
+	/* what the client sent, escaped as nginx does (log_escape.h) */
 	int n = snprintf(line, sizeof(line),
 			 "%s - - [%s] \"%s\" %d %" PRIu64 " upstream=%s replica=%s hold_ms=%.0f upstream_ms=%.1f rid=%s%s%s\n",
-			 r->remote, r->time_local, r->line, status, bytes,
+			 r->remote, r->time_local, log_escape(req_line, sizeof(req_line), r->line), status, bytes,
 			 upstream && *upstream ? upstream : "-",
 			 replica_url && *replica_url ? replica_url : "-",
-			 r->hold_ms, upstream_ms, r->id,
+			 r->hold_ms, upstream_ms, log_escape(rid, sizeof(rid), r->id),
 			 r->tenant[0] ? " tenant=" : "", r->tenant);	/* only with a key: old lines stay as they were */
 	if (n < 0)
 		return;
@@ -119,6 +121,6 @@ void accesslog_refused(struct evhttp_request *req, int status, const char *upstr
 	snprintf(r.line, sizeof(r.line), "%s %.400s HTTP/1.1", http_method_name(evhttp_request_get_command(req)),
 		 evhttp_request_get_uri(req));
 	accesslog_time(r.time_local, sizeof(r.time_local));
-	snprintf(r.id, sizeof(r.id), "%s", id && *id && strlen(id) < sizeof(r.id) ? id : "-");
+	snprintf(r.id, sizeof(r.id), "%s", log_token_ok(id, sizeof(r.id)) ? id : "-");
 	accesslog_write(&r, upstream, NULL, status, bytes, 0);
 }

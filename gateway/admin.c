@@ -10,6 +10,7 @@
 #include "gateway/dispatch.h"
 #include "gateway/gpu.h"
 #include "gateway/gw.h"
+#include "gateway/http_strict.h"
 #include "gateway/tenant.h"
 #include "gateway/keepalive.h"
 #include "gateway/scale.h"
@@ -252,6 +253,8 @@ static int admin_authorized(struct evhttp_request *req)
 
 void admin_cb(struct evhttp_request *req, void *arg)
 {
+	if (http_strict_refused(req))	/* framing nginx refuses: answered and closed there */
+		return;
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	if (!admin_host_ok(evhttp_find_header(in, "Host")) || !admin_host_ok(evhttp_find_header(in, "Origin"))) {
 		proxy_send_error(req, 403, "the admin listener answers only Host and Origin \"localhost\" or an address", 0);

@@ -19,6 +19,8 @@
 #include "gateway/header_set.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
+#include "gateway/log_escape.h"
+#include "gateway/path_norm.h"
 #include "common/prom.h"
 #include "gateway/metrics.h"
 #include "gateway/phase.h"
@@ -269,17 +271,32 @@ static void req_done(const struct proxy_result *res, void *arg)
  * "proxy_pass http://NAME/URI": the location's path in the request target
  * replaced by URI, as nginx does (an exact location's whole path; the query
  * kept). Malloc'd, or NULL: the target goes as the client sent it.
+ * Locations match the normalised path (route_phase): a target whose path
+ * is not already normal ("/x/../api/", "//api/", "/%61pi/",
+ * "/api/../../etc") has its normalised path's rest sent, escaped again, as
+ * nginx does, so that nothing climbs out of URI; else the client's own bytes.
  */
+static struct conf_header *headers_copy(const struct conf_header *h);
+
 static char *req_target(const struct wg_request *r)
 {
 	const struct conf_location *loc = r->loc;
 	if (!loc || !loc->proxy_uri || !r->req)
 		return NULL;
-	char buf[4096];
+	char buf[4096], norm[4096], esc[4096];
 	const char *t = proxy_hdr_uri(r->req, buf, sizeof(buf));
+	const char *q = t + strcspn(t, "?");	/* the query, kept as the client sent it */
 	size_t pl = strlen(loc->path);
-	if (strncmp(t, loc->path, pl) != 0)
+	if (path_norm(t, norm, sizeof(norm)) != 0 || strncmp(norm, loc->path, pl) != 0)
 		return NULL;	/* routed on this path: cannot happen */
+	if (strlen(norm) != (size_t)(q - t) || strncmp(norm, t, (size_t)(q - t)) != 0) {
+		if (path_escape(loc->exact ? "" : norm + pl, esc, sizeof(esc)) != 0 ||
+		    strlen(esc) + strlen(q) >= sizeof(esc))
+			return NULL;
+		strcat(esc, q);
+		t = esc;
+		pl = 0;
+	}
 	const char *rest = loc->exact ? t + strcspn(t, "?") : t + pl;
 	size_t n = strlen(loc->proxy_uri) + strlen(rest) + 1;
 	char *out = malloc(n);
@@ -325,13 +342,30 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 		o.extra_header_name = "X-Wakegate-Cold";
 		o.extra_header_value = r->cold_value;
 	}
-	char *target = req_target(r);
-	char **hdrs = r->loc ? header_set_expand(r->loc->proxy_headers, r->req, rep->url) : NULL;
-	o.uri = target;
+	/* r->loc may be gone (a reload while r was held): what the forward needs was copied at the phase */
+	char **hdrs = r->fwd_headers ? header_set_expand(r->fwd_headers, r->req, rep->url) : NULL;
+	o.uri = r->fwd_uri;
 	o.set_headers = (const char *const *)hdrs;
 	proxy_forward(rep->pool, r->req, &o, req_done, req_progress, r);
-	free(target);	/* proxy_forward keeps copies */
-	header_set_free(hdrs);
+	header_set_free(hdrs);	/* proxy_forward keeps copies */
+}
+
+/* A copy of a location's proxy_set_header lines, owned by the request (request_free frees it). */
+static struct conf_header *headers_copy(const struct conf_header *h)
+{
+	struct conf_header *head = NULL, **tail = &head;
+	for (; h; h = h->next) {
+		struct conf_header *c = calloc(1, sizeof(*c));
+		if (!c || !(c->name = strdup(h->name)) || !(c->value = strdup(h->value))) {
+			if (c)
+				free(c->name);
+			free(c);
+			break;	/* out of memory: the lines copied so far */
+		}
+		*tail = c;
+		tail = &c->next;
+	}
+	return head;
 }
 
 /* The least busy READY replica under max_conns, or NULL. */
@@ -449,7 +483,7 @@ static void req_fill(struct wg_request *r, struct evhttp_request *req)
 		accesslog_time(r->time_local, sizeof(r->time_local));
 	}
 	const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
-	if (id && *id && strlen(id) < sizeof(r->id)) {
+	if (log_token_ok(id, sizeof(r->id))) {	/* else replaced: logged, forwarded and returned alike */
 		copy_str(r->id, sizeof(r->id), id);
 	} else {
 		/* 16 hex digits, as "%08lx%08lx" of two random(), without printf on every request */
@@ -559,6 +593,11 @@ static enum phase_rc dispatch_phase(struct wg_request *r)
 	r->t_arrive = gw_now();
 	r->connect_timeout_ms = r->loc->proxy_connect_timeout_ms;
 	r->read_timeout_ms = r->loc->proxy_read_timeout_ms;
+	/* the location is the conf's, which a reload frees while r may be held: copy what the forward reads */
+	r->fwd_uri = req_target(r);
+	if (r->loc->proxy_headers)
+		r->fwd_headers = headers_copy(r->loc->proxy_headers);
+	r->progress_ok = r->loc->hold_progress;
 	req_fill(r, req);
 	keepalive_on_request(u);
 	if (gw.stopping) {

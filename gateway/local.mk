@@ -18,6 +18,8 @@ gateway_wakegate_SOURCES = \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
+	gateway/http_strict.c gateway/http_strict.h gateway/path_norm.c gateway/path_norm.h \
+	gateway/log_escape.c gateway/log_escape.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
@@ -29,7 +31,7 @@ gateway_wakegate_SOURCES = \
 	gateway/metrics.c gateway/metrics.h \
 	gateway/store.c gateway/store.h gateway/store_int.h gateway/store_lock.c \
 	gateway/redis_conn.c gateway/redis_conn.h gateway/fleet_peers.c gateway/fleet_peers.h \
-	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
+	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_1xx.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h \
 	gateway/version.c gateway/version.h gateway/rollout.c gateway/rollout.h
 gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
@@ -82,8 +84,8 @@ gateway_degrade_test_SOURCES = gateway/degrade-test.c gateway/degrade.c gateway/
 # proxy-test: a standalone reverse proxy around proxy.c, for t/38-proxy.t.
 check_PROGRAMS += gateway/proxy-test
 gateway_proxy_test_SOURCES = gateway/proxy-test.c \
-	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
-	gateway/client_conn.c gateway/client_conn.h
+	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_1xx.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
+	gateway/client_conn.c gateway/client_conn.h gateway/log_escape.c gateway/log_escape.h
 gateway_proxy_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 gateway_proxy_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 

@@ -19,7 +19,7 @@
 
 int progress_wanted(const struct wg_request *r)
 {
-	if (!r->loc || !r->loc->hold_progress || !r->req)
+	if (!r->progress_ok || !r->req)	/* the location's hold_progress, copied at the upstream phase */
 		return 0;
 	const char *acc = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Accept");
 	if (acc && strcasestr(acc, "text/event-stream"))

@@ -197,6 +197,7 @@ static void client_release(struct proxy_fwd *f)
 static void upstream_drop(struct proxy_fwd *f)
 {
 	uwatch_stop(f);
+	proxy_1xx_stop(f);
 	if (f->uconn)
 		evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
@@ -390,6 +391,11 @@ static int upstream_header_cb(struct evhttp_request *u, void *arg)
 
 	if (code >= 100 && code < 200)
 		return 0;	/* 100: evhttp reads the real answer next; others: see upstream_done_cb */
+	/* Content-Length headers that disagree frame the body two ways: nginx's 502 */
+	if (proxy_hdr_response_framing_bad(u)) {
+		f->bad_framing = 1;
+		return -1;	/* evhttp fails the request: upstream_failed */
+	}
 	f->connected = 1;
 	if (f->ctimer) {
 		event_free(f->ctimer);
@@ -465,13 +471,17 @@ static void upstream_failed(struct proxy_fwd *f)
 	double waited = ms_since(&f->t0);
 
 	uwatch_stop(f);
+	proxy_1xx_stop(f);
 	if (f->uconn)
 		evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a TLS failure (certificate not trusted...) says more than "connect failed" */
 	char tbuf[160];
-	const char *twhy = f->uconn && f->pool->tr.why ?
+	const char *twhy = f->bad_framing ? "sent an answer with conflicting Content-Length headers" :
+		f->uconn && f->pool->tr.why ?
 		f->pool->tr.why(evhttp_connection_get_bufferevent(f->uconn), tbuf, sizeof(tbuf)) : NULL;
+	if (f->bad_framing)
+		f->uerr = -2;	/* not an error of evhttp's: no retry, no "unsent" */
 	/* libevent resets the connection on any error; we start over with a new one */
 	if (f->uconn) {
 		evhttp_connection_free(f->uconn);
@@ -562,10 +572,11 @@ static void upstream_done_cb(struct evhttp_request *u, void *arg)
 		evhttp_send_reply_chunk(f->creq, rest);
 	}
 	uwatch_stop(f);
+	proxy_1xx_stop(f);
 	evhttp_connection_set_closecb(f->uconn, NULL, NULL);
 	timers_free(f);
 	/* a pause ends here too: evhttp turned reading back on to watch the idle connection */
-	proxy_pool_put(f->pool, f->uconn, f->read_ms);
+	proxy_pool_put(f->pool, f->uconn, f->read_ms, f->reqid);
 	f->uconn = NULL;
 	/* the client's watch and close callback are ours no more before the
 	 * reply goes: evtricks_flush_now may free the connection (a client that
@@ -601,7 +612,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 		return -1;
 	u = proxy_hdr_request(f->creq, f->pool->hostport, f->reqid, upstream_done_cb, f);
 	if (!u) {
-		proxy_pool_put(f->pool, c, has_ms);
+		proxy_pool_put(f->pool, c, has_ms, NULL);
 		return -1;
 	}
 	for (size_t i = 0; f->set_headers && f->set_headers[i]; i += 2) {	/* proxy_set_header */
@@ -622,6 +633,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 	f->uerr = -1;
 	f->uconn = c;
 	f->ureq = u;
+	proxy_1xx_watch(f);
 	/* evhttp uses one timeout for connect, read and write: read_ms; ours below covers connect */
 	if (has_ms != f->read_ms) {
 		tv = ms_tv(f->read_ms);
@@ -659,6 +671,7 @@ static int start_upstream(struct proxy_fwd *f, int fresh_only)
 				f->uri ? f->uri : proxy_hdr_uri(f->creq, ubuf, sizeof(ubuf))) != 0) {
 		/* evhttp freed u */
 		f->ureq = NULL;
+		proxy_1xx_stop(f);
 		f->uconn = NULL;
 		uwatch_stop(f);
 		evhttp_connection_set_closecb(c, NULL, NULL);

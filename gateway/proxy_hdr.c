@@ -9,6 +9,7 @@
 
 #include "gateway/proxy.h"
 #include "gateway/proxy_hdr.h"
+#include "gateway/log_escape.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <jansson.h>
 #include <event2/http_struct.h>
@@ -87,16 +89,11 @@ static int drop_header(const char *conn, const char *key)
 	return is_hop_by_hop(key) || (conn && named_by_connection(conn, key));
 }
 
-/* Its length when s makes a request id (printable, 1 to 64 characters), else 0. */
+/* Its length when s makes a request id (1 to 64 letters, digits, ".", "_",
+ * ":", "-": safe in a log line and a header), else 0. */
 static size_t reqid_is_sane(const char *s)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n >= PROXY_REQID_MAX)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!isgraph((unsigned char)*p))
-			return 0;
-	return n;
+	return log_token_ok(s, PROXY_REQID_MAX) ? strlen(s) : 0;
 }
 
 /* See proxy_hdr.h. */
@@ -221,7 +218,9 @@ struct evhttp_request *proxy_hdr_request(struct evhttp_request *creq, const char
 	bad |= evhttp_add_header(out, "Host", hostport);
 	if (xff.len > 0)
 		bad |= evhttp_add_header(out, "X-Forwarded-For", xff.s);
-	bad |= evhttp_add_header(out, "X-Forwarded-Proto", "http");
+	/* the client's own scheme: https on an ssl listener */
+	bad |= evhttp_add_header(out, "X-Forwarded-Proto",
+				 cc && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(cc)) ? "https" : "http");
 	bad |= evhttp_add_header(out, "X-Request-Id", reqid);
 	if (xff.s != xff.few)
 		free(xff.s);
@@ -382,3 +381,23 @@ void proxy_send_error(struct evhttp_request *req, int code, const char *reason, 
 	free(s);
 }
 
+/* See proxy_hdr.h. */
+int proxy_hdr_response_framing_bad(struct evhttp_request *ureq)
+{
+	struct evkeyval *h;
+	const char *first = NULL;
+
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(ureq), next) {
+		if ((h->key[0] | 0x20) != 'c' || strcasecmp(h->key, "Content-Length") != 0)
+			continue;
+		const char *v = h->value;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (!isdigit((unsigned char)*v))
+			return 1;
+		if (first && strtoull(first, NULL, 10) != strtoull(v, NULL, 10))
+			return 1;
+		first = v;
+	}
+	return 0;
+}

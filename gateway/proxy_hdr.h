@@ -29,4 +29,8 @@ const char *proxy_hdr_uri(struct evhttp_request *creq, char *buf, size_t len);
 void proxy_hdr_response(struct evhttp_request *creq, struct evhttp_request *ureq,
 			const char *reqid, const char *extra_name, const char *extra_value);
 
+/* 1 when ureq's answer has Content-Length headers that differ or are not
+ * plain numbers (evhttp would frame its body by the first one). */
+int proxy_hdr_response_framing_bad(struct evhttp_request *ureq);
+
 #endif

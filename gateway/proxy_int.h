@@ -1,6 +1,7 @@
 /*
- * proxy_int: what proxy.c (the forwards) and proxy_pool.c (the keep-alive
- * pool and its sockets) share. Private to those two files.
+ * proxy_int: what proxy.c (the forwards), proxy_pool.c (the keep-alive
+ * pool and its sockets) and proxy_1xx.c (1xx heads) share. Private to
+ * those files.
  */
 #ifndef WG_PROXY_INT_H
 #define WG_PROXY_INT_H
@@ -32,6 +33,7 @@ struct proxy_fwd {
 	struct evhttp_request *ureq;
 	struct evhttp_connection *uconn;
 	struct event uwatch;		/* read interest of our own on the backend socket (uwatch_on) */
+	struct evbuffer_cb_entry *ucb;	/* upstream_1xx_cb on the backend's input, while the answer is awaited */
 	struct event *ctimer;		/* connect timeout of a new upstream connection */
 	struct event *stimer;		/* stall check, with EVHTTP_CON_READ_ON_WRITE_ERROR */
 	struct event *defer;		/* delivers done when we finished inside proxy_forward */
@@ -50,7 +52,8 @@ struct proxy_fwd {
 	unsigned in_setup:1, finished:1, reused:1, retried:1, connected:1,
 		headers_sent:1, paused:1, connect_timed_out:1, stalled:1, deliver_late:1,
 		unsent_back:1, maybe_sent:1, cwatch_on:1, uwatch_on:1, in_flush:1, unacked:1,
-		client_started:1;	/* proxy_opts.client_started */
+		client_started:1,	/* proxy_opts.client_started */
+		bad_framing:1;		/* the answer's Content-Length headers disagree: 502, no retry */
 };
 
 /* An idle keep-alive connection and the timeout it was last given. */
@@ -79,8 +82,15 @@ struct proxy_pool {
  * *timeout_ms: the timeout it has (0: none set yet). NULL on failure. */
 struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, int64_t *timeout_ms);
 
-/* Takes c back after a clean answer, or frees it (see proxy_pool.c). */
-void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms);
+/* Takes c back after a clean answer, or frees it (see proxy_pool.c): also
+ * when the backend left bytes unread on it (reqid names the answer in the log). */
+void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms, const char *reqid);
+
+/* Watches f->uconn's input for 1xx heads before the answer (proxy_1xx.c);
+ * f->uconn is set. proxy_1xx_stop ends the watch, before uconn goes back
+ * to the pool or is freed; it may be called when none is on. */
+void proxy_1xx_watch(struct proxy_fwd *f);
+void proxy_1xx_stop(struct proxy_fwd *f);
 
 /* Counts one more forward in flight (started at now) and keeps the recent peak. */
 void proxy_pool_count_up(struct proxy_pool *p, const struct timespec *now);

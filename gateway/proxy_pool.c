@@ -8,14 +8,18 @@
 
 #include "gateway/proxy_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+
+#include "gateway/log.h"
 
 static struct evdns_base *pool_dns;	/* owned by whoever set it (main.c) */
 
@@ -52,6 +56,30 @@ struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int
 	return p;
 }
 
+/*
+ * Has the backend sent bytes on c that no answer accounts for: left in its
+ * input buffer after an answer (a body longer than its Content-Length, a
+ * body on a HEAD, 204 or 304 answer), or waiting in the socket of an idle
+ * connection? Reused, c would hand them to the next request as its answer
+ * (another client's). Logged with nginx's words; the caller frees c.
+ */
+static int pool_unread(struct proxy_pool *p, struct evhttp_connection *c, const char *reqid)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
+	size_t left = evbuffer_get_length(bufferevent_get_input(bev));
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	char b;
+
+	if (left == 0 && fd >= 0 && !p->tr.bev_new &&
+	    (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1))
+		left = 1;
+	if (left == 0)
+		return 0;
+	log_warn("proxy: %s upstream %s sent more data than specified in Content-Length "
+		 "(%zu bytes left unread); not reusing the connection", reqid ? reqid : "-", p->hostport, left);
+	return 1;
+}
+
 /* See proxy_int.h. */
 struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, int64_t *timeout_ms)
 {
@@ -63,6 +91,11 @@ struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, 
 		*timeout_ms = p->idle[p->nidle].timeout_ms;
 		/* a TLS session cannot start over on a connection the backend closed */
 		if (p->tr.bev_new && evtricks_conn_fd(c) < 0) {
+			evhttp_connection_free(c);
+			*timeout_ms = 0;
+			continue;
+		}
+		if (pool_unread(p, c, NULL)) {
 			evhttp_connection_free(c);
 			*timeout_ms = 0;
 			continue;
@@ -105,13 +138,13 @@ void proxy_pool_count_up(struct proxy_pool *p, const struct timespec *now)
  * answers coming back together does not close connections the next burst
  * of requests needs again; frees the rest.
  */
-void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms)
+void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t timeout_ms, const char *reqid)
 {
 	int want = p->peak > p->peak_prev ? p->peak : p->peak_prev;
 
 	if (want < PROXY_IDLE_MIN)
 		want = PROXY_IDLE_MIN;
-	if (p->freeing || p->nidle >= want) {
+	if (p->freeing || p->nidle >= want || (reqid && pool_unread(p, c, reqid))) {
 		evhttp_connection_free(c);
 		return;
 	}

@@ -21,6 +21,7 @@ struct hold;
 struct conf_server;
 struct conf_location;
 struct ratelimit_slots;
+struct conf_header;
 struct wg_request;
 
 /* A parked client left; r->req is NULL already (see park.h). */
@@ -43,6 +44,9 @@ struct wg_request {
 	int parked;
 	/* the upstream phase (dispatch.c) */
 	struct replica *rep;		/* while proxied */
+	char *fwd_uri;			/* proxy_pass URI: the target to send (malloc'd); NULL: the client's */
+	struct conf_header *fwd_headers;	/* a copy of the location's proxy_set_header lines (owned) */
+	int progress_ok;		/* the location's hold_progress (read after a reload may free it) */
 	int64_t connect_timeout_ms;
 	int64_t read_timeout_ms;
 	char id[64];

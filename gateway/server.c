@@ -13,6 +13,8 @@
 #include "gateway/admin.h"
 #include "gateway/auth.h"
 #include "gateway/gw.h"
+#include "gateway/http_strict.h"
+#include "gateway/path_norm.h"
 #include "gateway/log.h"
 #include "gateway/model_route.h"
 #include "gateway/phase.h"
@@ -105,8 +107,23 @@ static enum phase_rc route_phase(struct wg_request *r)
 	struct evhttp_request *req = r->req;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *raw = evhttp_request_get_uri(req);
+	if (raw && raw[0] == '/')
+		path = raw;	/* evhttp takes "//x" for an authority: the raw target, up to its "?" */
 	if (!path || !*path)
 		path = "/";
+	/* locations match the normalised path, as nginx's do (path_norm.h); the
+	 * backend still gets the original target (dispatch.c, proxy_hdr_uri) */
+	char norm[8192];
+	int nrc = path_norm(path, norm, sizeof(norm));
+	if (nrc != 0) {
+		const char *msg = nrc == -2 ? "request path too long" : "invalid request path";
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		accesslog_refused(req, nrc == -2 ? 414 : 400, NULL, proxy_error_size(msg));
+		proxy_send_error(req, nrc == -2 ? 414 : 400, msg, 0);
+		return PHASE_DONE;
+	}
+	path = norm;
 	const struct conf_server *s = route_server(r->listener, req);
 	const struct conf_location *loc = s ? route_location(s, path) : NULL;
 	r->srv = s;
@@ -137,6 +154,8 @@ static enum phase_rc route_phase(struct wg_request *r)
 /* Every client request: the phases, from routing to the upstream (phase.h). */
 static void main_cb(struct evhttp_request *req, void *arg)
 {
+	if (http_strict_refused(req))	/* framing nginx refuses: answered and closed there */
+		return;
 	phase_start(req, arg);
 }
 
@@ -146,8 +165,8 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(arg);
 	if (!ssl)
 		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	return http_strict_watch(bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE));
 }
 
 /*
@@ -214,6 +233,8 @@ static struct listener *listener_open(const struct conf *c, const char *addr, in
 		if (!l->ssl)
 			goto fail;
 		evhttp_set_bevcb(l->http, tls_bevcb, l->ssl);
+	} else {
+		evhttp_set_bevcb(l->http, http_strict_bevcb, NULL);
 	}
 	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -330,7 +351,7 @@ static void server_tls_swap(void)
 		if (l->ssl_next)
 			evhttp_set_bevcb(l->http, tls_bevcb, l->ssl_next);
 		else
-			evhttp_set_bevcb(l->http, NULL, NULL);
+			evhttp_set_bevcb(l->http, http_strict_bevcb, NULL);
 		if (l->ssl)
 			SSL_CTX_free(l->ssl);
 		if (l->ssl_next && !l->ssl)
@@ -360,6 +381,7 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 		l->mark = 0;
 	struct listener *fresh = NULL;
 	int64_t max_body = conf_max_body(c);
+	http_strict_set_header_timeout(c->client_header_timeout_ms);
 	client_timeout_ms = c->client_header_timeout_ms < c->client_body_timeout_ms ?
 			    c->client_header_timeout_ms : c->client_body_timeout_ms;
 	/* the body limit is checked per location; evhttp's is the largest, a memory guard */
@@ -457,6 +479,7 @@ void server_free_all(void)
 {
 	ratelimit_free_all();
 	rules_free_all();
+	http_strict_free_all();
 	tls_client_flush();
 	while (listeners) {
 		struct listener *l = listeners;

@@ -1,0 +1,767 @@
+/*
+ * http_strict: the raw-byte scanner of client connections and the checks of
+ * each completed request. See http_strict.h for the why.
+ *
+ * Written against libevent 2.1.12's evhttp, whose parser
+ * - reads the head line by line (LF or CRLF) and keeps a header's value up
+ *   to its first NUL, and appends a folded line to the previous header;
+ * - takes a chunk size with strtoll(16) (so "0x3", "+3" and " 3" pass) and
+ *   fails a chunk size it cannot read with 413;
+ * - never reads the body of a HEAD request: the bytes after its head are
+ *   parsed as the next request;
+ * - frames a body by the first Content-Length, or by Transfer-Encoding only
+ *   when it is exactly "chunked" (anything else: no body at all);
+ * - closes after an answer only when a Connection header is exactly "close".
+ * Inside a chunked body the scanner rewrites two things before evhttp sees
+ * them (evhttp reads a chunk-size line only once its LF is there, so the
+ * whole line is still in the buffer): an extension ("3;x=y", which nginx
+ * accepts and evhttp fails with 413) is cut from its line; a fault ends the
+ * body right there with a last chunk, so that evhttp completes the request
+ * and http_strict_refused() answers it 400 as nginx does, not 413.
+ * The scanner follows the framing evhttp uses for the requests we let
+ * through, so that its count of requests matches the number of times evhttp
+ * completes one; where the two would part (a request we refuse), it stops.
+ *
+ * Why this is not in common/evtricks.c with the other reliances on
+ * libevent's insides: it calls nothing internal (an evbuffer callback,
+ * bufferevent_getfd, evbuffer edits: all public API); what it relies on is
+ * the parser's behaviour listed above, which the whole file mirrors and no
+ * one call could wrap. evtricks.h lists it, and the check below stops the
+ * build on another libevent, as evtricks.c's does.
+ */
+#include "config.h"
+
+#include "gateway/http_strict.h"
+#include "gateway/accesslog.h"
+#include "gateway/log.h"
+#include "gateway/proxy.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+
+#if LIBEVENT_VERSION_NUMBER != 0x02010c00
+#error "gateway/http_strict.c mirrors libevent 2.1.12-stable's evhttp parser: check it against this version (see common/evtricks.h)"
+#endif
+
+enum scan_state {
+	S_LINE0,	/* before a request line (empty lines are skipped, as nginx) */
+	S_REQLINE,	/* in the request line */
+	S_HSTART,	/* at the start of a header line */
+	S_HCR,		/* a CR at the start of a header line: the head ends at its LF */
+	S_HNAME,	/* in a header name */
+	S_HVALUE,	/* in a header value */
+	S_BODY,		/* in a body framed by Content-Length */
+	S_CSIZE,	/* in a chunk-size line, before its first digit */
+	S_CDIGITS,	/* in a chunk size */
+	S_CEXT,		/* after a chunk size: an extension or spaces, to the LF */
+	S_CDATA,	/* in a chunk's data */
+	S_CCRLF,	/* after a chunk's data: CRLF or LF */
+	S_CLF,		/* ... its LF */
+	S_TRAILER,	/* at the start of a trailer line (after the last chunk) */
+	S_TRLINE,	/* in a trailer line */
+	S_DEAD		/* framing this request is not evhttp's to finish: we refuse or close it */
+};
+
+enum hdr_kind { H_OTHER, H_CL, H_TE };
+
+struct hs_conn {
+	struct bufferevent *bev;	/* the connection this record is of */
+	uint32_t cur;			/* requests whose first byte the scanner saw */
+	uint32_t bad;			/* the first request with a fault only bytes show, 0: none */
+	uint32_t served;		/* requests evhttp completed (http_strict_refused calls) */
+	const char *why;		/* bad's fault */
+	uint8_t state;
+	uint8_t head_method;		/* the request is a HEAD */
+	uint8_t mlen;			/* method bytes seen */
+	uint8_t nlen;			/* header name bytes kept (lower case) */
+	uint8_t kind;			/* enum hdr_kind of the header being read */
+	uint8_t vlen;			/* value bytes kept */
+	uint8_t n_cl, n_te;
+	uint8_t cdig;			/* chunk size digits */
+	uint8_t cr;			/* a CR in a chunk-size line, not yet known to end it */
+	uint8_t rw;			/* scan() asks input_cb for a rewrite (rw_*) */
+	uint32_t line_len;		/* bytes of the chunk-size or trailer line before this one */
+	uint32_t ext_len;		/* ... of them after the size: an extension, spaces */
+	size_t rw_a, rw_b, rw_next;	/* replace buffer bytes [rw_a, rw_b) by rw_s, go on at rw_next */
+	const char *rw_s;
+	int8_t te_chunked;		/* 1: the Transfer-Encoding is "chunked" */
+	int64_t cl;			/* the Content-Length, -1: not a plain number */
+	uint64_t left;			/* body or chunk bytes still to come */
+	int64_t head_t0;		/* ms (the loop's clock) when the current request's first byte came */
+	char name[20];
+	char val[24];
+};
+
+static struct hs_conn *tab;	/* by socket number */
+static int ntab;
+static int64_t header_timeout_ms;	/* client_header_timeout, over the whole head; 0: none */
+
+/* See http_strict.h. */
+void http_strict_set_header_timeout(int64_t ms)
+{
+	header_timeout_ms = ms;
+}
+
+/* The loop's cached time in ms: no system call per read. */
+static int64_t now_ms(struct bufferevent *bev)
+{
+	struct timeval tv;
+	if (event_base_gettimeofday_cached(bufferevent_get_base(bev), &tv) != 0)
+		return 0;
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/*
+ * bufferevents made whose connection has not sent a byte yet: the first
+ * bytes of a connection start its record afresh. (A socket number and even
+ * a bufferevent's address come back for later connections.) A small open-
+ * addressing set, emptied whole when it fills up: an entry lost that way
+ * only matters if its connection also got both the socket number and the
+ * bufferevent address of the one before it.
+ */
+#define FRESH_N 2048
+static struct bufferevent *fresh[FRESH_N];
+static unsigned fresh_used;
+
+static unsigned fresh_slot(const struct bufferevent *bev)
+{
+	uintptr_t x = (uintptr_t)bev;
+	return (unsigned)((x >> 4) ^ (x >> 15)) & (FRESH_N - 1);
+}
+
+static void fresh_add(struct bufferevent *bev)
+{
+	unsigned i = fresh_slot(bev);
+
+	if (fresh_used >= FRESH_N / 2) {
+		memset(fresh, 0, sizeof(fresh));
+		fresh_used = 0;
+	}
+	while (fresh[i] && fresh[i] != bev)
+		i = (i + 1) & (FRESH_N - 1);
+	if (!fresh[i])
+		fresh_used++;
+	fresh[i] = bev;
+}
+
+/* Is bev fresh? Takes it out of the set (re-inserting the run after it). */
+static int fresh_take(struct bufferevent *bev)
+{
+	unsigned i = fresh_slot(bev);
+
+	while (fresh[i] && fresh[i] != bev)
+		i = (i + 1) & (FRESH_N - 1);
+	if (!fresh[i])
+		return 0;
+	fresh[i] = NULL;
+	fresh_used--;
+	for (unsigned j = (i + 1) & (FRESH_N - 1); fresh[j]; j = (j + 1) & (FRESH_N - 1)) {
+		struct bufferevent *b = fresh[j];
+		fresh[j] = NULL;
+		fresh_used--;
+		fresh_add(b);
+	}
+	return 1;
+}
+
+/* fd's record for bev; first: called by the scanner, with new bytes (a
+ * fresh bufferevent's first bytes start its record afresh). NULL: no memory. */
+static struct hs_conn *record(struct bufferevent *bev, int fd, int first)
+{
+	if (fd < 0)
+		return NULL;
+	if (fd >= ntab) {
+		int n = ntab ? ntab : 256;
+		while (n <= fd)
+			n *= 2;
+		struct hs_conn *t = realloc(tab, (size_t)n * sizeof(*t));
+		if (!t)
+			return NULL;
+		memset(t + ntab, 0, (size_t)(n - ntab) * sizeof(*t));
+		tab = t;
+		ntab = n;
+	}
+	struct hs_conn *h = &tab[fd];
+	if ((first && fresh_take(bev)) || h->bev != bev) {
+		memset(h, 0, sizeof(*h));
+		h->bev = bev;
+	}
+	return h;
+}
+
+/* Notes a fault of the current request; the scanner stops there. */
+static void fault(struct hs_conn *h, const char *why)
+{
+	if (!h->bad) {
+		h->bad = h->cur ? h->cur : 1;
+		h->why = why;
+	}
+	h->state = S_DEAD;
+}
+
+static void value_done(struct hs_conn *h)
+{
+	size_t a = 0, b = h->vlen;
+	while (a < b && (h->val[a] == ' ' || h->val[a] == '\t'))
+		a++;
+	while (b > a && (h->val[b - 1] == ' ' || h->val[b - 1] == '\t' || h->val[b - 1] == '\r'))
+		b--;
+	if (h->kind == H_CL) {
+		int64_t n = 0;
+		h->n_cl++;
+		if (a == b || b - a > 18 || h->vlen >= sizeof(h->val))
+			n = -1;
+		for (size_t i = a; i < b && n >= 0; i++)
+			n = h->val[i] >= '0' && h->val[i] <= '9' ? n * 10 + (h->val[i] - '0') : -1;
+		h->cl = n;
+	} else if (h->kind == H_TE) {
+		h->n_te++;
+		h->te_chunked = b - a == 7 && strncasecmp(h->val + a, "chunked", 7) == 0;
+	}
+}
+
+/* The head is complete: frame the body as evhttp will, or stop. */
+static void head_done(struct hs_conn *h)
+{
+	if (h->head_method) {
+		/* evhttp reads no body of a HEAD: one is refused or closed after */
+		h->state = h->n_te || (h->n_cl && h->cl != 0) ? S_DEAD : S_LINE0;
+	} else if (h->n_te) {
+		h->state = h->n_te == 1 && !h->n_cl && h->te_chunked ? S_CSIZE : S_DEAD;
+	} else if (h->n_cl) {
+		h->state = h->n_cl == 1 && h->cl >= 0 ? (h->cl > 0 ? S_BODY : S_LINE0) : S_DEAD;
+		h->left = h->cl > 0 ? (uint64_t)h->cl : 0;
+	} else {
+		h->state = S_LINE0;
+	}
+}
+
+/* A fault inside a chunked body: the body ends at buffer offset at with
+ * what closes it (see above); evhttp then completes the request. */
+static void chunk_fault(struct hs_conn *h, const char *why, size_t at, const char *end)
+{
+	fault(h, why);
+	h->rw = 1;
+	h->rw_a = at;
+	h->rw_b = SIZE_MAX;	/* to the end of the buffer */
+	h->rw_s = end;
+	h->rw_next = SIZE_MAX;
+}
+
+/* Runs the scanner over n new bytes, p[0] at buffer offset base; returns
+ * how many it used before a state that skips bytes by count (the caller
+ * skips them) or a rewrite (h->rw). */
+static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t base)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+
+		switch (h->state) {
+		case S_LINE0:
+			if (c == '\r' || c == '\n') {
+				i++;
+				break;
+			}
+			h->cur++;
+			h->head_t0 = -1;	/* input_cb stamps it */
+			h->mlen = 0;
+			h->head_method = 1;	/* until a byte differs from "HEAD " */
+			h->n_cl = h->n_te = 0;
+			h->cl = -1;
+			h->te_chunked = 0;
+			h->state = S_REQLINE;
+			/* fall through */
+		case S_REQLINE: {
+			/* the line at once: memchr, not a byte loop (this runs for every request) */
+			const unsigned char *lf = memchr(p + i, '\n', n - i);
+			size_t len = (lf ? (size_t)(lf - p) + 1 : n) - i;
+			if (memchr(p + i, '\0', len)) {
+				fault(h, "a NUL in the request line");
+				return n;
+			}
+			for (size_t k = 0; k < len && h->mlen < 5; k++, h->mlen++)
+				if (p[i + k] != (unsigned char)"HEAD "[h->mlen])
+					h->head_method = 0;
+			i += len;
+			if (lf) {
+				if (h->mlen < 5)
+					h->head_method = 0;
+				h->state = S_HSTART;
+			}
+			break;
+		}
+		case S_HSTART:
+			if (c == '\n') {
+				head_done(h);
+			} else if (c == '\r') {
+				h->state = S_HCR;
+			} else if (c == ' ' || c == '\t') {
+				fault(h, "a folded header line");
+				return n;
+			} else {
+				h->nlen = 0;
+				h->state = S_HNAME;
+				continue;
+			}
+			i++;
+			break;
+		case S_HCR:
+			if (c != '\n') {
+				fault(h, "a bare CR in the head");
+				return n;
+			}
+			head_done(h);
+			i++;
+			break;
+		case S_HNAME:
+			if (c == ':') {
+				h->kind = h->nlen == 14 && memcmp(h->name, "content-length", 14) == 0 ? H_CL :
+					  h->nlen == 17 && memcmp(h->name, "transfer-encoding", 17) == 0 ? H_TE :
+					  H_OTHER;
+				h->vlen = 0;
+				h->state = S_HVALUE;
+			} else if (c == '\0') {
+				fault(h, "a NUL in a header name");
+				return n;
+			} else if (c == '\n') {
+				h->state = S_HSTART;	/* no colon: evhttp refuses the head */
+			} else if (h->nlen < sizeof(h->name)) {
+				h->name[h->nlen++] = (char)(c | (c >= 'A' && c <= 'Z' ? 0x20 : 0));
+			} else {
+				h->nlen = sizeof(h->name);	/* longer than any name we look for */
+			}
+			i++;
+			break;
+		case S_HVALUE: {
+			/* the common case, a whole value in hand: memchr, not a byte loop */
+			const unsigned char *lf = memchr(p + i, '\n', n - i);
+			size_t len = (lf ? (size_t)(lf - p) : n) - i;
+			if (memchr(p + i, '\0', len)) {
+				fault(h, "a NUL in a header value");
+				return n;
+			}
+			if (h->kind != H_OTHER) {
+				size_t room = sizeof(h->val) - h->vlen;
+				memcpy(h->val + h->vlen, p + i, len < room ? len : room);
+				h->vlen = (uint8_t)(h->vlen + (len < room ? len : room));
+			}
+			i += len;
+			if (lf) {
+				value_done(h);
+				h->state = S_HSTART;
+				i++;
+			}
+			break;
+		}
+		case S_BODY:
+		case S_CDATA:
+			return i;
+		case S_CSIZE:
+			h->cdig = 0;
+			h->left = 0;
+			h->line_len = h->ext_len = 0;
+			h->cr = 0;
+			h->state = S_CDIGITS;
+			/* fall through */
+		case S_CDIGITS: {
+			int d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+			if (d >= 0) {
+				if (++h->cdig > 16) {
+					chunk_fault(h, "a chunk size of more than 16 hex digits", base + i - h->line_len, "0\r\n\r\n");
+					return i;
+				}
+				h->left = h->left * 16 + (uint64_t)d;
+				h->line_len++;
+				i++;
+				break;
+			}
+			if (h->cdig == 0 || (c != ';' && c != ' ' && c != '\t' && c != '\r' && c != '\n')) {
+				chunk_fault(h, "a chunk size that is not hex digits", base + i - h->line_len, "0\r\n\r\n");
+				return i;
+			}
+			h->state = S_CEXT;
+			continue;
+		}
+		case S_CEXT:
+			if (c == '\0') {
+				chunk_fault(h, "a NUL in a chunk extension", base + i - h->line_len, "0\r\n\r\n");
+				return i;
+			}
+			if (c == '\n') {
+				h->state = h->left ? S_CDATA : S_TRAILER;
+				h->line_len = 0;
+				if (h->ext_len) {
+					/* cut the extension: evhttp reads "3;x=y" as no size */
+					size_t lf = base + i;
+					h->rw = 1;
+					h->rw_a = lf - h->cr - h->ext_len;
+					h->rw_b = lf - h->cr;
+					h->rw_s = "";
+					h->rw_next = lf - h->ext_len + 1;
+					return i + 1;
+				}
+				i++;
+				break;
+			}
+			if (h->cr)
+				h->ext_len++;	/* a CR inside the extension */
+			h->cr = c == '\r';
+			if (!h->cr)
+				h->ext_len++;
+			h->line_len++;
+			i++;
+			break;
+		case S_CCRLF:
+			if (c == '\r') {
+				h->state = S_CLF;
+			} else if (c == '\n') {
+				h->state = S_CSIZE;
+			} else {
+				chunk_fault(h, "chunk data longer than its size", base + i, "\r\n0\r\n\r\n");
+				return i;
+			}
+			i++;
+			break;
+		case S_CLF:
+			if (c != '\n') {
+				chunk_fault(h, "chunk data longer than its size", base + i - 1, "\r\n0\r\n\r\n");
+				return i;
+			}
+			h->state = S_CSIZE;
+			i++;
+			break;
+		case S_TRAILER:
+			h->line_len = 0;
+			h->state = c == '\n' ? S_LINE0 : c == '\r' ? S_TRAILER : S_TRLINE;
+			if (h->state == S_TRLINE)
+				h->line_len = 1;
+			i++;
+			break;
+		case S_TRLINE:
+			if (c == '\0') {
+				chunk_fault(h, "a NUL in a trailer", base + i - h->line_len, "\r\n");
+				return i;
+			}
+			if (c == '\n')
+				h->state = S_TRAILER;
+			h->line_len++;
+			i++;
+			break;
+		default:	/* S_DEAD */
+			return n;
+		}
+	}
+	return n;
+}
+
+static int in_rewrite;	/* our own changes to a buffer call input_cb too: not new bytes */
+
+/* Replaces buf's bytes [a, b) (b past the end: to the end) by s. Only the
+ * front of the buffer moves, which a bufferevent allows on its input. */
+static void rewrite(struct evbuffer *buf, size_t a, size_t b, const char *s)
+{
+	struct evbuffer *head = evbuffer_new();
+	size_t len = evbuffer_get_length(buf);
+
+	if (!head)
+		return;
+	if (b > len)
+		b = len;
+	in_rewrite = 1;
+	evbuffer_remove_buffer(buf, head, a);
+	evbuffer_drain(buf, b - a);
+	evbuffer_add(head, s, strlen(s));
+	evbuffer_prepend_buffer(buf, head);
+	in_rewrite = 0;
+	evbuffer_free(head);
+}
+
+/* The scanner's evbuffer callback: new bytes are at the end of the buffer. */
+static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct hs_conn *h;
+	struct evbuffer_ptr at;
+	struct evbuffer_iovec v[8];
+	size_t off;
+
+	if (info->n_added == 0 || in_rewrite)
+		return;
+	h = record(bev, bufferevent_getfd(bev), 1);
+	if (!h || h->state == S_DEAD)
+		return;
+	/*
+	 * client_header_timeout over the whole head, as nginx's: evhttp's
+	 * timeout runs between reads, so a client trickling a byte at a time
+	 * kept its connection. Checked as bytes come (a client that stops
+	 * altogether meets evhttp's timeout); nginx closes without an answer.
+	 */
+	if (header_timeout_ms > 0 && h->state >= S_REQLINE && h->state <= S_HVALUE && h->head_t0 >= 0 &&
+	    now_ms(bev) - h->head_t0 > header_timeout_ms) {
+		log_info("client timed out sending its request header (client_header_timeout %lldms); "
+			 "closing the connection", (long long)header_timeout_ms);
+		h->state = S_DEAD;
+		shutdown(bufferevent_getfd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
+		return;
+	}
+	off = evbuffer_get_length(buf) - (info->n_added <= evbuffer_get_length(buf) ? info->n_added : evbuffer_get_length(buf));
+again:
+	while (off < evbuffer_get_length(buf) && h->state != S_DEAD) {
+		int nv;
+		if (evbuffer_ptr_set(buf, &at, off, EVBUFFER_PTR_SET) != 0)
+			return;
+		nv = evbuffer_peek(buf, (ev_ssize_t)(evbuffer_get_length(buf) - off), &at, v, 8);
+		if (nv <= 0)
+			return;
+		for (int k = 0; k < nv && k < 8; k++) {
+			const unsigned char *p = v[k].iov_base;
+			size_t m = v[k].iov_len;
+			while (m > 0) {
+				size_t used;
+				if (h->state == S_BODY || h->state == S_CDATA) {
+					used = h->left < m ? (size_t)h->left : m;
+					h->left -= used;
+					if (h->left == 0)
+						h->state = h->state == S_BODY ? S_LINE0 : S_CCRLF;
+				} else {
+					used = scan(h, p, m, off);
+					if (h->head_t0 < 0)
+						h->head_t0 = now_ms(bev);
+					if (h->rw) {
+						h->rw = 0;
+						rewrite(buf, h->rw_a, h->rw_b, h->rw_s);
+						off = h->rw_next;
+						goto again;	/* the buffer changed under v */
+					}
+					if (h->state == S_DEAD)
+						return;
+				}
+				p += used;
+				m -= used;
+				off += used;
+			}
+		}
+	}
+}
+
+/* See http_strict.h. */
+struct bufferevent *http_strict_watch(struct bufferevent *bev)
+{
+	if (bev) {
+		evbuffer_add_cb(bufferevent_get_input(bev), input_cb, bev);
+		fresh_add(bev);
+	}
+	return bev;
+}
+
+/* See http_strict.h. The options evhttp itself gives a client socket. */
+struct bufferevent *http_strict_bevcb(struct event_base *base, void *arg)
+{
+	(void)arg;
+	return http_strict_watch(bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE));
+}
+
+/* Answers req with code and closes the connection after it. Returns 1. */
+static int refuse(struct evhttp_request *req, int code, const char *why)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "client sent %s", why);
+	log_info("%s; answered %d and closing the connection", msg, code);
+	evhttp_remove_header(out, "Connection");
+	evhttp_add_header(out, "Connection", "close");
+	accesslog_refused(req, code, NULL, proxy_error_size(msg));
+	proxy_send_error(req, code, msg, 0);
+	return 1;
+}
+
+/* A byte nginx refuses in a request target or header name: controls, space, DEL. */
+static int ctl_or_space(unsigned char c)
+{
+	return c <= 0x20 || c == 0x7f;
+}
+
+/* nginx's ngx_http_validate_host: no path separator, control or space, no "..". */
+static int host_ok(const char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == '.')
+		n--;
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '/' || c == '\\' || ctl_or_space(c) || (c == '.' && i > 0 && s[i - 1] == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* A Content-Length nginx takes: digits only, spaces around allowed. */
+static int cl_ok(const char *s, int64_t *out)
+{
+	int64_t n = 0;
+	int d = 0;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++, d++)
+		n = n * 10 + (*s - '0');
+	while (*s == ' ' || *s == '\t')
+		s++;
+	*out = n;
+	return d > 0 && d <= 18 && *s == '\0';
+}
+
+/* Does the comma-separated list s hold the token tok? */
+static int has_token(const char *s, const char *tok)
+{
+	size_t k = strlen(tok);
+	while (s && *s) {
+		while (*s == ' ' || *s == '\t' || *s == ',')
+			s++;
+		const char *e = s;
+		while (*e && *e != ',')
+			e++;
+		size_t n = (size_t)(e - s);
+		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+			n--;
+		if (n == k && strncasecmp(s, tok, k) == 0)
+			return 1;
+		s = e;
+	}
+	return 0;
+}
+
+/* Several Connection headers become one (proxy_hdr reads the first only). */
+static void merge_connection(struct evkeyvalq *in, int n)
+{
+	struct evkeyval *h;
+	size_t len = 1;
+	char *all, *p;
+
+	if (n < 2)
+		return;
+	TAILQ_FOREACH(h, in, next)
+		if (strcasecmp(h->key, "Connection") == 0)
+			len += strlen(h->value) + 2;
+	all = malloc(len);
+	if (!all)
+		return;
+	p = all;
+	TAILQ_FOREACH(h, in, next)
+		if (strcasecmp(h->key, "Connection") == 0)
+			p += sprintf(p, "%s%s", p == all ? "" : ", ", h->value);
+	while (evhttp_remove_header(in, "Connection") == 0)
+		;
+	evhttp_add_header(in, "Connection", all);
+	free(all);
+}
+
+/* See http_strict.h. */
+int http_strict_refused(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *uri = evhttp_request_get_uri(req);
+	const char *te = NULL, *cl = NULL;
+	struct evkeyval *h;
+	int n_host = 0, n_cl = 0, n_te = 0, n_conn = 0, close_after = 0;
+	int64_t len = 0;
+
+	if (bev) {
+		struct hs_conn *r = record(bev, bufferevent_getfd(bev), 0);
+		if (r) {
+			r->served++;
+			if (r->bad && r->bad <= r->served)
+				return refuse(req, 400, r->why ? r->why : "an invalid request");
+		}
+	}
+	if (!uri || !*uri)
+		return refuse(req, 400, "an empty request target");
+	for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+		if (ctl_or_space(*p))
+			return refuse(req, 400, "a space or control byte in the request target");
+	if (uri[0] != '/' && strncasecmp(uri, "http://", 7) != 0 && strncasecmp(uri, "https://", 8) != 0)
+		return refuse(req, 400, "a request target that is neither a path nor an absolute URI");
+	TAILQ_FOREACH(h, in, next) {
+		const unsigned char *k = (const unsigned char *)h->key;
+		if (!*k)
+			return refuse(req, 400, "an empty header name");
+		for (; *k; k++)
+			if (ctl_or_space(*k))
+				return refuse(req, 400, "a space or control byte in a header name");
+		switch (h->key[0] | 0x20) {
+		case 'h':
+			if (strcasecmp(h->key, "Host") == 0 && (++n_host > 1 || !host_ok(h->value)))
+				return refuse(req, 400, n_host > 1 ? "two Host headers" : "an invalid Host header");
+			break;
+		case 'c':
+			if (strcasecmp(h->key, "Content-Length") == 0) {
+				if (++n_cl > 1)
+					return refuse(req, 400, "two Content-Length headers");
+				if (!cl_ok(h->value, &len))
+					return refuse(req, 400, "an invalid Content-Length");
+				cl = h->value;
+			} else if (strcasecmp(h->key, "Connection") == 0) {
+				n_conn++;
+				close_after |= has_token(h->value, "close");
+			}
+			break;
+		case 't':
+			if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
+				if (++n_te > 1)
+					return refuse(req, 400, "two Transfer-Encoding headers");
+				te = h->value;
+			}
+			break;
+		}
+	}
+	if (req->major == 1 && req->minor >= 1 && n_host == 0)
+		return refuse(req, 400, "an HTTP/1.1 request without a Host header");
+	if (te) {
+		if (req->major == 1 && req->minor == 0)
+			return refuse(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
+		if (cl)
+			return refuse(req, 400, "both Content-Length and Transfer-Encoding");
+		while (*te == ' ' || *te == '\t')
+			te++;
+		size_t n = strlen(te);
+		while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+			n--;
+		if (n != 7 || strncasecmp(te, "chunked", 7) != 0)
+			return refuse(req, 501, "a Transfer-Encoding other than chunked");
+	}
+	/* evhttp did not read a HEAD's body: no byte of it may be parsed as a request */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && (te || len > 0))
+		close_after = 1;
+	merge_connection(in, n_conn);
+	if (close_after) {
+		struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+		evhttp_remove_header(out, "Connection");
+		evhttp_add_header(out, "Connection", "close");
+	}
+	return 0;
+}
+
+/* See http_strict.h. */
+void http_strict_free_all(void)
+{
+	free(tab);
+	tab = NULL;
+	ntab = 0;
+}
