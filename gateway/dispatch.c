@@ -318,12 +318,16 @@ static void req_forward(struct replica *rep, struct wg_request *r)
 	rep->served++;
 	/* which upstream, version and replica answered (issue 16); a resent request names the last one */
 	if (r->req) {
-		char who[200];
 		struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-		snprintf(who, sizeof(who), "%s; version=%s; replica=%d", rep->up->name,
-			 rep->vgen ? rep->ver.label : "-", rep->id);
-		evhttp_remove_header(h, "X-Wakegate-Upstream");
-		evhttp_add_header(h, "X-Wakegate-Upstream", who);
+		if (!rep->who[0] || rep->who_at != rep->t_start || rep->who_vgen != rep->vgen) {
+			snprintf(rep->who, sizeof(rep->who), "%s; version=%s; replica=%d", rep->up->name,
+				 rep->vgen ? rep->ver.label : "-", rep->id);
+			rep->who_at = rep->t_start;
+			rep->who_vgen = rep->vgen;
+		}
+		if (r->resent)	/* sent once already: it names the last replica only */
+			evhttp_remove_header(h, "X-Wakegate-Upstream");
+		evhttp_add_header(h, "X-Wakegate-Upstream", rep->who);
 	}
 	struct proxy_opts o = {
 		.connect_timeout_ms = r->connect_timeout_ms,

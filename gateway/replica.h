@@ -126,6 +126,10 @@ struct replica {
 	struct version_id ver;		/* what it runs */
 	unsigned vgen;			/* the upstream's vgen when it started */
 	uint64_t served;		/* requests forwarded to it since the start (dispatch.c) */
+	/* dispatch.c's part: X-Wakegate-Upstream's value, made once per start, not per request */
+	char who[200];
+	double who_at;			/* the t_start it was made for */
+	unsigned who_vgen;
 	/* rollout.c's part */
 	int recycle;			/* ROLLOUT_RECYCLE_*: past a recycle line, to be replaced; 0: not */
 	int replacing;			/* 1 + the id of the replica this one was started to replace; 0: none */
