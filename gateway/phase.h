@@ -20,7 +20,7 @@ struct wg_request;
 
 enum phase_id {
 	PHASE_ROUTE,		/* server + location + upstream (server.c) */
-	PHASE_AUTH,		/* API keys (none yet) */
+	PHASE_AUTH,		/* API keys and tenants (auth.c) */
 	PHASE_MODEL,		/* routing by model name (model_route.c) */
 	PHASE_SPLIT,		/* A/B split by a key's hash (split_phase.c) */
 	PHASE_LIMIT_REQ,	/* limit_req (ratelimit.c) */

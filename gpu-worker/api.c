@@ -160,18 +160,26 @@ reply_json(struct worker *w, struct evhttp_request *req, enum api_route r, int c
 
 /* {"error": "..."} with code. */
 static void
-reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
-	    const char *fmt, ...)
+reply_verror(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
+	     const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	char *text = http_json_error(msg);
 
 	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
+}
+
+static void
+reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
+	    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_verror(w, req, r, code, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -184,15 +192,11 @@ void
 api_reply_error(struct worker *w, struct evhttp_request *req, enum api_route r, int code,
 		const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verror(w, req, r, code, fmt, ap);
 	va_end(ap);
-	char *text = http_json_error(msg);
-
-	reply_raw(w, req, r, code, "application/json", text ? text : strdup("{}"));
 }
 
 void
