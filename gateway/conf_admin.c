@@ -15,19 +15,9 @@
 static int set_admin_token(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf *c = &p->c->pub;
-	char *path = conf_path(p, av[0]);
-	char buf[512] = "";
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
-		conf_error(p, "cannot read admin_token file \"%s\" (%s)", path, strerror(e));
-		free(path);
+	char buf[512], *path;
+	if (conf_secret_read(p, av[0], "admin_token", buf, sizeof(buf), &path) < 0)
 		return -1;
-	}
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	buf[strcspn(buf, "\r\n")] = 0;
 	int rc = 0;
 	if (strlen(buf) < 16 || strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != strlen(buf))
 		rc = conf_error(p, "admin_token file \"%s\": the first line must be a token of at least 16 characters "
@@ -36,10 +26,7 @@ static int set_admin_token(struct conf_parse *p, const struct conf_cmd *cmd, cha
 		conf_redis_wipe(c->admin_token);
 		c->admin_token = conf_xstrdup(buf);
 	}
-	volatile char *v = buf;
-	for (size_t i = 0; i < sizeof(buf); i++)
-		v[i] = 0;
-	free(path);
+	conf_secret_forget(buf, sizeof(buf), path);
 	return rc;
 }
 

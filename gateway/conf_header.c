@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "gateway/conf_int.h"
+#include "common/vars.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +28,22 @@ static int is_token(const char *s)
 
 static int check_value(struct conf_parse *p, const char *v)
 {
-	for (const char *s = strchr(v, '$'); s; s = strchr(s + 1, '$')) {
-		const char *n = s + 1, *e;
-		for (e = n; (*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') || (*e >= '0' && *e <= '9') || *e == '_'; e++)
-			;
-		size_t len = (size_t)(e - n);
-		int ok = len > 5 && strncmp(n, "http_", 5) == 0;	/* $http_NAME: a client header */
+	for (const char *s = strchr(v, '$'); s; s = strchr(s, '$')) {
+		const char *n;
+		size_t len, rlen;
+		enum vars_ref_kind k = vars_ref(s, 0, &n, &len, &rlen);
+		if (k == VARS_BAD)
+			return conf_error(p, "invalid variable \"%.*s\" in \"proxy_set_header\" directive",
+					  rlen > 32 ? 32 : (int)rlen, s);
+		/* a "$" that starts no name is refused too, as nginx does */
+		int ok = k == VARS_NAME && len > 5 && strncmp(n, "http_", 5) == 0;	/* $http_NAME: a client header */
 		for (size_t i = 0; !ok && i < sizeof(known) / sizeof(known[0]); i++)
 			ok = strlen(known[i]) == len && strncmp(n, known[i], len) == 0;
 		if (!ok)
 			return conf_error(p, "unknown variable \"$%.*s\" in \"proxy_set_header\" directive "
 					  "(known: $host, $http_host, $http_NAME, $remote_addr, $scheme, $proxy_host, $request_uri)",
 					  (int)len, n);
+		s += rlen;
 	}
 	if (strpbrk(v, "\r\n"))
 		return conf_error(p, "a line break in \"proxy_set_header\" directive");

@@ -209,6 +209,14 @@ int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 int conf_redis_param(struct conf_parse *p, const char *a);
 int conf_set_fleet_peers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 void conf_redis_wipe(char *s);
+/*
+ * A secret's file (redis password=, admin_token): its first line into buf,
+ * *path the resolved path (malloc'd); 0, or -1 with the error set naming
+ * "what". conf_secret_forget() wipes buf and frees path.
+ */
+int conf_secret_read(struct conf_parse *p, const char *arg, const char *what, char *buf, size_t buflen,
+		     char **path);
+void conf_secret_forget(char *buf, size_t buflen, char *path);
 /* conf_tls.c: the TLS directives' inheritance, after parsing */
 void conf_tls_inherit(struct conf_parse *p);
 

@@ -34,23 +34,40 @@ void conf_redis_free_auth(struct conf *c)
 	c->redis_user = c->redis_password = NULL;
 }
 
+int conf_secret_read(struct conf_parse *p, const char *arg, const char *what, char *buf, size_t buflen,
+		     char **path)
+{
+	*path = conf_path(p, arg);
+	FILE *f = fopen(*path, "r");
+	if (!f) {
+		int e = errno;
+		conf_error(p, "cannot read %s file \"%s\" (%s)", what, *path, strerror(e));
+		free(*path);
+		*path = NULL;
+		return -1;
+	}
+	size_t n = fread(buf, 1, buflen - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	return 0;
+}
+
+void conf_secret_forget(char *buf, size_t buflen, char *path)
+{
+	volatile char *v = buf;
+	for (size_t i = 0; i < buflen; i++)
+		v[i] = 0;
+	free(path);
+}
+
 /* password=FILE: "PASSWORD" or "USER PASSWORD" on the file's first line. */
 static int conf_redis_password(struct conf_parse *p, const char *arg)
 {
 	struct conf *c = &p->c->pub;
-	char *path = conf_path(p, arg);
-	char buf[1024] = "";
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
-		conf_error(p, "cannot read redis password file \"%s\" (%s)", path, strerror(e));
-		free(path);
+	char buf[1024], *path;
+	if (conf_secret_read(p, arg, "redis password", buf, sizeof(buf), &path) < 0)
 		return -1;
-	}
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	buf[strcspn(buf, "\r\n")] = 0;
 	char *w[3] = { NULL, NULL, NULL };
 	int nw = 0;
 	for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
@@ -64,10 +81,7 @@ static int conf_redis_password(struct conf_parse *p, const char *arg)
 		c->redis_user = nw == 2 ? conf_xstrdup(w[0]) : NULL;
 		c->redis_password = conf_xstrdup(w[nw - 1]);
 	}
-	volatile char *v = buf;
-	for (size_t i = 0; i < sizeof(buf); i++)
-		v[i] = 0;
-	free(path);
+	conf_secret_forget(buf, sizeof(buf), path);
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gateway/conf_int.h"
+#include "common/vars.h"
 
 static void set_str(char **field, const char *v)
 {
@@ -59,34 +60,28 @@ static int launch_check_vars(struct conf_parse *p, const char *cmd, const char *
 	static const char *const known[] = { "port", "name", "prefix", "replica", "gpu", "gpu_index",
 					     "model_file", "model_version" };
 
-	for (const char *s = strchr(cmd, '$'); s; s = strchr(s + 1, '$')) {
-		if (s[1] == '$') {	/* "$$": a "$" for the shell */
-			s++;
-			continue;
-		}
-		const char *name = s + 1, *end;
-		int braced = *name == '{', ok = 0;
-		size_t nlen;
-
-		name += braced;
-		for (end = name; (*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z') ||
-		     (*end >= '0' && *end <= '9') || *end == '_'; end++)
-			;
-		nlen = (size_t)(end - name);
-		if (nlen == 0 && !braced)
-			continue;
-		if (nlen == 0 || (braced && *end != '}')) {
-			int show = (int)(end - s) + (*end == '}');
+	for (const char *s = strchr(cmd, '$'); s; s = strchr(s, '$')) {
+		const char *name;
+		size_t nlen, len;
+		int ok = 0;
+		switch (vars_ref(s, VARS_ESCAPE, &name, &nlen, &len)) {
+		case VARS_BAD:
 			return conf_error(p, "invalid variable \"%.*s\" in \"%s\" directive",
-					  show > 32 ? 32 : show, s, dir);
+					  len > 32 ? 32 : (int)len, s, dir);
+		case VARS_NAME:
+			for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+				if (strlen(known[i]) == nlen && strncmp(name, known[i], nlen) == 0)
+					ok = 1;
+			if (!ok)
+				return conf_error(p, "unknown variable \"$%.*s\" in \"%s\" directive "
+						  "(known: $port, $name, $prefix, $replica, $gpu, $gpu_index, $model_file, $model_version; "
+						  "write $$ for a $ the shell should see)", (int)nlen, name, dir);
+			break;
+		case VARS_NONE:
+		case VARS_DOLLAR:
+			break;
 		}
-		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-			if (strlen(known[i]) == nlen && strncmp(name, known[i], nlen) == 0)
-				ok = 1;
-		if (!ok)
-			return conf_error(p, "unknown variable \"$%.*s\" in \"%s\" directive "
-					  "(known: $port, $name, $prefix, $replica, $gpu, $gpu_index, $model_file, $model_version; "
-					  "write $$ for a $ the shell should see)", (int)nlen, name, dir);
+		s += len;
 	}
 	return 0;
 }

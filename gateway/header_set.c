@@ -2,6 +2,7 @@
 #include "config.h"
 #include "gateway/header_set.h"
 #include "gateway/conf.h"
+#include "common/vars.h"
 
 #include <ctype.h>
 #include <event2/bufferevent.h>
@@ -10,26 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Appends n bytes to the growing *out; -1 when out of memory (*out freed). */
-static int put(char **out, size_t *len, size_t *cap, const char *s, size_t n)
-{
-	if (*len + n + 1 > *cap) {
-		size_t c = (*len + n + 1) * 2;
-		char *x = realloc(*out, c);
-		if (!x) {
-			free(*out);
-			*out = NULL;
-			return -1;
-		}
-		*out = x;
-		*cap = c;
-	}
-	memcpy(*out + *len, s, n);
-	*len += n;
-	(*out)[*len] = 0;
-	return 0;
-}
 
 /* The value of one variable (name of len bytes) for req, in buf or static; "" when none. */
 static const char *var(const char *name, size_t len, struct evhttp_request *req, const char *replica_url,
@@ -81,34 +62,25 @@ static const char *var(const char *name, size_t len, struct evhttp_request *req,
 	return "";	/* the conf check refused any other name */
 }
 
+struct expand_ctx {
+	struct evhttp_request *req;
+	const char *replica_url;
+	char buf[512];
+};
+
+static const char *lookup(const char *name, size_t nlen, size_t *vlen, void *arg)
+{
+	struct expand_ctx *x = arg;
+	const char *v = var(name, nlen, x->req, x->replica_url, x->buf, sizeof(x->buf));
+	*vlen = strcspn(v, "\r\n");	/* a value with a line break would split the header: cut there */
+	return v;
+}
+
 /* value with its variables replaced; malloc'd or NULL. */
 static char *expand(const char *value, struct evhttp_request *req, const char *replica_url)
 {
-	size_t len = 0, cap = strlen(value) + 32;
-	char *out = malloc(cap);
-	char buf[512];
-	if (!out)
-		return NULL;
-	out[0] = 0;
-	for (const char *p = value; *p;) {
-		if (*p == '$') {
-			const char *n = p + 1, *e = n;
-			while (isalnum((unsigned char)*e) || *e == '_')
-				e++;
-			if (e > n) {
-				const char *v = var(n, (size_t)(e - n), req, replica_url, buf, sizeof(buf));
-				/* a value with a line break would split the header: dropped */
-				if (put(&out, &len, &cap, v, strcspn(v, "\r\n")) < 0)
-					return NULL;
-				p = e;
-				continue;
-			}
-		}
-		if (put(&out, &len, &cap, p, 1) < 0)
-			return NULL;
-		p++;
-	}
-	return out;
+	struct expand_ctx x = { .req = req, .replica_url = replica_url };
+	return vars_expand(value, 0, lookup, &x);
 }
 
 char **header_set_expand(const struct conf_header *h, struct evhttp_request *req, const char *replica_url)

@@ -8,6 +8,7 @@
 #include "gateway/launch_curl.h"
 #include "gateway/log.h"
 #include "warmer/curl_loop.h"
+#include "common/curl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -244,13 +245,7 @@ static void remote_send(struct remote_launch *r)
 	}
 	const char *body = starting ? r->start_body : r->stop_body;
 	curl_easy_setopt(e, CURLOPT_URL, starting ? r->start_url : r->stop_url);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "wakegate/" PACKAGE_VERSION);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	wg_curl_defaults(e, "wakegate/" PACKAGE_VERSION);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);

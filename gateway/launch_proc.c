@@ -9,6 +9,7 @@
 #include "gateway/launch_proc.h"
 #include "gateway/launch.h"
 #include "common/url.h"
+#include "common/vars.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -49,75 +50,36 @@ char *launch_expand(const char *cmd, const char *name, int port, const char *pre
 	return launch_expand_vars(cmd, &v);
 }
 
-/* Appends n bytes of s to the growing out; -1 when out of memory (out freed). */
-static int expand_put(char **out, size_t *len, size_t *cap, const char *s, size_t n)
+struct expand_ctx {
+	const struct launch_vars *v;
+	char port[16], replica[16], gpu_index[16];
+};
+
+static const char *lookup(const char *name, size_t nlen, size_t *vlen, void *arg)
 {
-	if (*len + n + 1 > *cap) {
-		size_t c = (*len + n + 1) * 2;
-		char *x = realloc(*out, c);
-		if (!x) {
-			free(*out);
-			*out = NULL;
-			return -1;
+	struct expand_ctx *x = arg;
+	const struct launch_vars *v = x->v;
+	const struct { const char *var; const char *val; } vars[] = {
+		{ "port", x->port }, { "name", v->name ? v->name : "" }, { "prefix", v->prefix ? v->prefix : "." },
+		{ "replica", x->replica }, { "gpu", v->gpu ? v->gpu : "" },
+		/* not placed on a GPU: empty, which the man page says */
+		{ "gpu_index", v->gpu_index >= 0 ? x->gpu_index : "" },
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (strlen(vars[i].var) == nlen && strncmp(name, vars[i].var, nlen) == 0) {
+			*vlen = strlen(vars[i].val);
+			return vars[i].val;
 		}
-		*out = x;
-		*cap = c;
-	}
-	memcpy(*out + *len, s, n);
-	*len += n;
-	return 0;
+	return NULL;	/* kept as written: the conf check refused any other name */
 }
 
 char *launch_expand_vars(const char *cmd, const struct launch_vars *v)
 {
-	char portbuf[16], repbuf[16], gibuf[16];
-	snprintf(portbuf, sizeof(portbuf), "%d", v->port);
-	snprintf(repbuf, sizeof(repbuf), "%d", v->replica);
-	/* not placed on a GPU: empty, which the man page says */
-	snprintf(gibuf, sizeof(gibuf), "%d", v->gpu_index);
-	const struct { const char *var; const char *val; } vars[] = {
-		{ "port", portbuf }, { "name", v->name ? v->name : "" }, { "prefix", v->prefix ? v->prefix : "." },
-		{ "replica", repbuf }, { "gpu", v->gpu ? v->gpu : "" },
-		{ "gpu_index", v->gpu_index >= 0 ? gibuf : "" },
-	};
-	size_t len = 0, cap = strlen(cmd) + 64;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
-	for (const char *p = cmd; *p;) {
-		if (p[0] == '$' && p[1] == '$') {	/* "$$": one "$" for the shell ($$HOME) */
-			if (expand_put(&out, &len, &cap, "$", 1) < 0)
-				return NULL;
-			p += 2;
-			continue;
-		}
-		size_t i = sizeof(vars) / sizeof(vars[0]);
-		size_t vl = 0;
-		int braced = 0;
-		if (*p == '$') {
-			for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-				vl = strlen(vars[i].var);
-				char after = p[1 + vl];
-				braced = p[1] == '{' && strncmp(p + 2, vars[i].var, vl) == 0 && p[2 + vl] == '}';
-				int bare = strncmp(p + 1, vars[i].var, vl) == 0 &&
-					!(after == '_' || (after >= 'a' && after <= 'z') ||
-					  (after >= 'A' && after <= 'Z') || (after >= '0' && after <= '9'));
-				if (braced || bare)
-					break;
-			}
-		}
-		if (i < sizeof(vars) / sizeof(vars[0])) {
-			if (expand_put(&out, &len, &cap, vars[i].val, strlen(vars[i].val)) < 0)
-				return NULL;
-			p += braced ? vl + 3 : vl + 1;
-		} else {
-			if (expand_put(&out, &len, &cap, p, 1) < 0)
-				return NULL;
-			p++;
-		}
-	}
-	out[len] = 0;
-	return out;
+	struct expand_ctx x = { .v = v };
+	snprintf(x.port, sizeof(x.port), "%d", v->port);
+	snprintf(x.replica, sizeof(x.replica), "%d", v->replica);
+	snprintf(x.gpu_index, sizeof(x.gpu_index), "%d", v->gpu_index);
+	return vars_expand(cmd, VARS_ESCAPE, lookup, &x);	/* "$$": one "$" for the shell ($$HOME) */
 }
 
 /*

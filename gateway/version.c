@@ -6,6 +6,7 @@
 #include "config.h"
 #include "gateway/version.h"
 #include "gateway/conf.h"
+#include "common/vars.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -63,43 +64,31 @@ int version_resolve(const struct conf_upstream *cf, struct version_id *v, char *
 	return 0;
 }
 
-/* s with every $model_file and $model_version (or ${...}) put in; malloc'd, NULL for a NULL s. */
+static const char *lookup(const char *name, size_t nlen, size_t *vlen, void *arg)
+{
+	const struct version_id *v = arg;
+	const char *val = NULL;
+	if (nlen == 10 && strncmp(name, "model_file", 10) == 0)
+		val = v->model_file;
+	else if (nlen == 13 && strncmp(name, "model_version", 13) == 0)
+		val = v->label;
+	if (val)
+		*vlen = strlen(val);
+	return val;
+}
+
+/*
+ * s with every $model_file and $model_version (or ${...}) put in; malloc'd,
+ * NULL for a NULL s. The launcher fills in the other names later, so "$$"
+ * stays for it (else "$$port" would become a $port it fills in).
+ */
 static char *expand(const char *s, const struct version_id *v, int *oom)
 {
-	static const struct {
-		const char *plain, *braced;
-	} vars[] = { { "$model_file", "${model_file}" }, { "$model_version", "${model_version}" } };
 	if (!s)
 		return NULL;
-	size_t cap = strlen(s) + 1, n = 0;
-	for (const char *p = s; (p = strchr(p, '$')) != NULL; p++)
-		cap += sizeof(v->model_file) + sizeof(v->label);
-	char *out = malloc(cap);
-	if (!out) {
+	char *out = vars_expand(s, VARS_ESCAPE_KEEP, lookup, (void *)v);
+	if (!out)
 		*oom = 1;
-		return NULL;
-	}
-	while (*s) {
-		int hit = 0;
-		for (int i = 0; i < 2 && !hit; i++) {
-			const char *val = i == 0 ? v->model_file : v->label;
-			size_t lp = strlen(vars[i].plain), lb = strlen(vars[i].braced);
-			if (strncmp(s, vars[i].braced, lb) == 0) {
-				n += (size_t)sprintf(out + n, "%s", val);
-				s += lb;
-				hit = 1;
-			} else if (strncmp(s, vars[i].plain, lp) == 0 &&
-				   !((s[lp] >= 'a' && s[lp] <= 'z') || (s[lp] >= 'A' && s[lp] <= 'Z') ||
-				     (s[lp] >= '0' && s[lp] <= '9') || s[lp] == '_')) {
-				n += (size_t)sprintf(out + n, "%s", val);
-				s += lp;
-				hit = 1;
-			}
-		}
-		if (!hit)
-			out[n++] = *s++;
-	}
-	out[n] = '\0';
 	return out;
 }
 

@@ -297,19 +297,27 @@ do_rpc(struct worker *w, struct evhttp_request *req, enum api_route r)
 
 static const char *const ops[] = { "", "a sleep", "a sleep", "a wake_up", "a reload_weights" };
 
-void
-sleep_control(struct worker *w, struct evhttp_request *req, enum api_route r, enum batch_ctl op)
+/* Refuses a control while the worker shuts down (503) or runs another one
+ * (409, Retry-After: 1); 0 when it may start. */
+static int ctl_refused(struct worker *w, struct evhttp_request *req, enum api_route r)
 {
 	if (w->draining) {
 		api_reply_error(w, req, r, 503, "shutting down");
-		return;
+		return 1;
 	}
 	if (w->ctl_op) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 		api_reply_error(w, req, r, 409, "%s is still running", ops[w->ctl_op]);
-		return;
+		return 1;
 	}
-	ctl_start(w, req, r, op);
+	return 0;
+}
+
+void
+sleep_control(struct worker *w, struct evhttp_request *req, enum api_route r, enum batch_ctl op)
+{
+	if (!ctl_refused(w, req, r))
+		ctl_start(w, req, r, op);
 }
 
 void
@@ -327,15 +335,8 @@ sleep_request(struct worker *w, struct evhttp_request *req, enum api_route r)
 		api_reply_empty(w, req, r, 200);	/* a feed-forward model caches nothing */
 		return;
 	}
-	if (w->draining) {
-		api_reply_error(w, req, r, 503, "shutting down");
+	if (ctl_refused(w, req, r))
 		return;
-	}
-	if (w->ctl_op) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		api_reply_error(w, req, r, 409, "%s is still running", ops[w->ctl_op]);
-		return;
-	}
 	switch (r) {
 	case R_SLEEP:
 		do_sleep(w, req, r);

@@ -6,6 +6,7 @@
  * reason is "" (never NULL) on success. The program calls curl_global_init.
  */
 #include "config.h"
+#include "common/curl.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -213,13 +214,7 @@ static int warmer_send(struct warmer *w, int post, const char *path,
 	w->resp_len = 0;
 	w->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "wakegate-warmer/" PACKAGE_VERSION);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	wg_curl_defaults(e, "wakegate-warmer/" PACKAGE_VERSION);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, warmer_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, w->errbuf);
