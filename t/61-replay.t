@@ -4,35 +4,12 @@ use strict;
 use warnings;
 use Test::More;
 use WG;
+use WGReplay;
 
-my $replay = ($ENV{WG_BUILD} // src('.')) . '/tools/wakegate-replay';
--x $replay or BAIL_OUT("no $replay: build first (make tools/wakegate-replay)");
-
-# runs wakegate-replay; returns (exit status, output with stderr)
-sub run_replay {
-	my @args = @_;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if (!$pid) {
-		open STDERR, '>&', \*STDOUT;
-		exec $replay, @args or die "exec $replay: $!";
-	}
-	my $text = do { local $/; <$fh> } // '';
-	close $fh;
-	return ($? >> 8, $text);
-}
+my $replay = replay_bin();
 
 # --csv output as { policy => { gpu, cost, saving, cold, p50, p99 } }
-sub replay_csv {
-	my ($rc, $text) = run_replay(@_, '--csv');
-	die "wakegate-replay @_ failed ($rc): $text" if $rc;
-	my %r;
-	for (split /\n/, $text) {
-		next if /^policy,/ || /^#/;
-		my ($p, @v) = split /,/;
-		@{ $r{$p} }{qw(gpu cost saving cold p50 p99)} = @v;
-	}
-	return \%r;
-}
+sub replay_csv { return (replay_csv_rows([qw(gpu cost saving cold p50 p99)], @_))[0] }
 
 my $dir = tmpdir();
 

@@ -7,48 +7,25 @@
 use strict;
 use warnings;
 use Test::More;
-use File::Path qw(make_path);
 use WG;
+use WGConf;
 use WGGateway;
 use Time::HiRes qw(time sleep);
 
-my $dump = ($ENV{WG_BUILD} // src('.')) . '/gateway/conf-dump';
-plan skip_all => "no $dump: build it first (make gateway/conf-dump)" unless -x $dump;
-my $dir = tmpdir() . '/p99';
-make_path($dir);
+my ($dir) = conf_setup('p99');
 
 # --- the directive ---------------------------------------------------------------
 
-# Runs conf-dump on text in $dir; returns { code, err, kv }.
-sub conf {
-	my ($text) = @_;
-	spew("$dir/test.conf", $text);
-	my $pid = fork // die "fork: $!";
-	if (!$pid) {
-		chdir($dir) or die;
-		open STDOUT, '>', "$dir/.out" or die;
-		open STDERR, '>', "$dir/.err" or die;
-		exec $dump, '-p', $dir, 'test.conf' or exit 127;
-	}
-	waitpid($pid, 0);
-	my $r = { code => $? >> 8, err => scalar(slurp("$dir/.err")) };
-	chomp $r->{err};
-	for (split /\n/, slurp("$dir/.out")) {
-		my ($k, $v) = /^(\S+) ?(.*)$/ or next;
-		$r->{kv}{$k} //= $v;
-	}
-	return $r;
-}
 
 my $SRV = qq{server { listen 127.0.0.1:18080; location / { proxy_pass u; } }\n};
 my $r = conf(qq{upstream u {\n launch exec "w \$port";\n replicas min=0 max=3;\n scale_p99 500ms for 5s;\n}\n}
 	. qq{upstream v {\n launch exec "v \$port";\n scale_p99 2s;\n}\nupstream w { launch exec "x \$port"; }\n$SRV});
 is($r->{code}, 0, 'a conf with scale_p99 loads') or diag($r->{err});
-is($r->{kv}{'upstream.u.scale_p99_ms'}, 500, 'scale_p99 500ms is kept in ms');
-is($r->{kv}{'upstream.u.scale_p99_for_ms'}, 5000, 'its "for 5s" is kept in ms');
-is($r->{kv}{'upstream.v.scale_p99_ms'}, 2000, 'scale_p99 2s is 2000ms');
-is($r->{kv}{'upstream.v.scale_p99_for_ms'}, 10000, 'without "for" p99 must stay high for 10s');
-is($r->{kv}{'upstream.w.scale_p99_ms'}, 0, 'without scale_p99 latency does not scale an upstream');
+is(val($r, 'upstream.u.scale_p99_ms'), 500, 'scale_p99 500ms is kept in ms');
+is(val($r, 'upstream.u.scale_p99_for_ms'), 5000, 'its "for 5s" is kept in ms');
+is(val($r, 'upstream.v.scale_p99_ms'), 2000, 'scale_p99 2s is 2000ms');
+is(val($r, 'upstream.v.scale_p99_for_ms'), 10000, 'without "for" p99 must stay high for 10s');
+is(val($r, 'upstream.w.scale_p99_ms'), 0, 'without scale_p99 latency does not scale an upstream');
 
 for my $bad (
 	[ "upstream u {\n launch exec x;\n scale_p99 fast;\n}\n$SRV",

@@ -9,35 +9,13 @@ use strict;
 use warnings;
 use Test::More;
 use WG;
+use WGReplay;
 
-my $replay = ($ENV{WG_BUILD} // src('.')) . '/tools/wakegate-replay';
--x $replay or BAIL_OUT("no $replay: build first (make tools/wakegate-replay)");
+my $replay = replay_bin();
 my $G = 1 << 30;
 
-sub run_replay {
-	my @args = @_;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if (!$pid) {
-		open STDERR, '>&', \*STDOUT;
-		exec $replay, @args or die "exec $replay: $!";
-	}
-	my $text = do { local $/; <$fh> } // '';
-	close $fh;
-	return ($? >> 8, $text);
-}
-
 # --csv as { policy => { loads, gpu, p50, p99, memwaits, evictions, peak_bytes, peak_models, lru_choices } }
-sub replay_csv {
-	my ($rc, $text) = run_replay(@_, '--csv');
-	die "wakegate-replay @_ failed ($rc): $text" if $rc;
-	my %r;
-	for (split /\n/, $text) {
-		next if /^policy,/ || /^#/;
-		my ($p, @v) = split /,/;
-		@{ $r{$p} }{qw(loads gpu p50 p99 memwaits evictions peak_bytes peak_models lru_choices)} = @v;
-	}
-	return \%r;
-}
+sub replay_csv { return (replay_csv_rows([qw(loads gpu p50 p99 memwaits evictions peak_bytes peak_models lru_choices)], @_))[0] }
 
 my $dir = tmpdir();
 

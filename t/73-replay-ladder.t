@@ -6,38 +6,16 @@ use strict;
 use warnings;
 use Test::More;
 use WG;
+use WGReplay;
 
-my $replay = ($ENV{WG_BUILD} // src('.')) . '/tools/wakegate-replay';
--x $replay or BAIL_OUT("no $replay: build first (make tools/wakegate-replay)");
-
-sub run_replay {
-	my @args = @_;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if (!$pid) {
-		open STDERR, '>&', \*STDOUT;
-		exec $replay, @args or die "exec $replay: $!";
-	}
-	my $text = do { local $/; <$fh> } // '';
-	close $fh;
-	return ($? >> 8, $text);
-}
+my $replay = replay_bin();
 
 # --csv output as { policy => { gpu, cost, saving, cold, p50, p99, vs, wakes } }
 sub replay_csv {
-	my ($rc, $text) = run_replay(@_, '--csv');
-	die "wakegate-replay @_ failed ($rc): $text" if $rc;
-	my %r;
-	my @lines = split /\n/, $text;
-	is($lines[0], 'policy,gpu_seconds,cost,saving_pct,cold_starts,wait_p50_s,wait_p99_s,gpu_vs_oracle,wakes',
+	my ($r, $header) = replay_csv_rows([qw(gpu cost saving cold p50 p99 vs wakes)], @_);
+	is($header, 'policy,gpu_seconds,cost,saving_pct,cold_starts,wait_p50_s,wait_p99_s,gpu_vs_oracle,wakes',
 		'the CSV header names the two new columns at the end') if !$main::header_seen++;
-
-	for (@lines) {
-		next if /^policy,/ || /^#/;
-		my ($p, @v) = split /,/;
-		$p =~ tr/;/,/;    # the CSV writes a spec's commas as semicolons
-		@{ $r{$p} }{qw(gpu cost saving cold p50 p99 vs wakes)} = @v;
-	}
-	return \%r;
+	return $r;
 }
 
 our $header_seen = 0;

@@ -15,6 +15,7 @@ use Test::More;
 use File::Path qw(make_path);
 use HTTP::Tiny;
 use WG;
+use WGConf;
 use WGGateway;
 use Time::HiRes qw(time sleep);
 
@@ -25,40 +26,20 @@ plan skip_all => "no $dump or $driver: build them first (make gateway/conf-dump 
 	unless -x $dump && -x $driver;
 my $nginx = (grep { -x } '/usr/sbin/nginx', '/usr/bin/nginx')[0];
 plan skip_all => 'no nginx (apt-get install nginx-light)' unless $nginx;
-my $dir = tmpdir() . '/split';
-make_path($dir);
+my ($dir) = conf_setup('split');
 
 # --- the directive ---------------------------------------------------------------
 
-sub conf {
-	my ($text) = @_;
-	spew("$dir/test.conf", $text);
-	my $pid = fork // die "fork: $!";
-	if (!$pid) {
-		chdir($dir) or die;
-		open STDOUT, '>', "$dir/.out" or die;
-		open STDERR, '>', "$dir/.err" or die;
-		exec $dump, '-p', $dir, 'test.conf' or exit 127;
-	}
-	waitpid($pid, 0);
-	my $r = { code => $? >> 8, err => scalar(slurp("$dir/.err")) };
-	chomp $r->{err};
-	for (split /\n/, slurp("$dir/.out")) {
-		my ($k, $v) = /^(\S+) ?(.*)$/ or next;
-		$r->{kv}{$k} //= $v;
-	}
-	return $r;
-}
 
 my $UPS = qq{upstream a { launch exec "w \$port"; }\nupstream b { launch exec "w \$port"; }\n};
 my $r = conf($UPS . qq{server {\n listen 127.0.0.1:18080;\n location / {\n  split \$http_x_user_id {\n   90% a;\n   10% b;\n  }\n }\n}\n});
 is($r->{code}, 0, 'a location with a split and no proxy_pass loads') or diag($r->{err});
-is($r->{kv}{'server.0.location.0.split'}, '$http_x_user_id', 'conf-dump shows the key');
-is($r->{kv}{'server.0.location.0.split.0'}, '90.00% a', 'the first bucket');
-is($r->{kv}{'server.0.location.0.split.1'}, '10.00% b', 'the second bucket');
+is(val($r, 'server.0.location.0.split'), '$http_x_user_id', 'conf-dump shows the key');
+is(val($r, 'server.0.location.0.split.0'), '90.00% a', 'the first bucket');
+is(val($r, 'server.0.location.0.split.1'), '10.00% b', 'the second bucket');
 $r = conf($UPS . qq{server { listen 127.0.0.1:18080; location / { split "\$remote_addr:\$http_x_tenant" { 33.33% a; * b; } } }\n});
 is($r->{code}, 0, 'a template key, decimals and "*" load') or diag($r->{err});
-is($r->{kv}{'server.0.location.0.split.1'}, '* b', '"*" takes the rest');
+is(val($r, 'server.0.location.0.split.1'), '* b', '"*" takes the rest');
 $r = conf($UPS . qq{server { listen 127.0.0.1:18080; location / { proxy_pass a; split \$uri { 25% b; } } }\n});
 is($r->{code}, 0, 'a split over part of the keys loads when proxy_pass takes the rest') or diag($r->{err});
 

@@ -20,6 +20,7 @@ use HTTP::Tiny;
 use JSON::PP;
 use POSIX qw(_exit);
 use WG;
+use WGConf;
 use WGGateway;
 use Time::HiRes qw(time sleep);
 
@@ -28,49 +29,29 @@ my $dump = "$build/gateway/conf-dump";
 my $replay = "$build/gateway/scale-test";
 plan skip_all => "no $dump or $replay: build them first (make gateway/conf-dump gateway/scale-test)"
 	unless -x $dump && -x $replay;
-my $dir = tmpdir() . '/scale';
-make_path($dir);
+my ($dir) = conf_setup('scale');
 
 # --- the directives ---------------------------------------------------------------
 
-sub conf {
-	my ($text) = @_;
-	spew("$dir/test.conf", $text);
-	my $pid = fork // die "fork: $!";
-	if (!$pid) {
-		chdir($dir) or die;
-		open STDOUT, '>', "$dir/.out" or die;
-		open STDERR, '>', "$dir/.err" or die;
-		exec $dump, '-p', $dir, 'test.conf' or exit 127;
-	}
-	waitpid($pid, 0);
-	my $r = { code => $? >> 8, err => scalar(slurp("$dir/.err")) };
-	chomp $r->{err};
-	for (split /\n/, slurp("$dir/.out")) {
-		my ($k, $v) = /^(\S+) ?(.*)$/ or next;
-		$r->{kv}{$k} //= $v;
-	}
-	return $r;
-}
 
 my $SRV = qq{server { listen 127.0.0.1:18080; location / { proxy_pass u; } }\n};
 my $r = conf(qq{upstream u {\n launch exec "w \$port";\n replicas max=3;\n scale_on gpu_util > 70% for 2m;\n}\n}
 	. qq{upstream v {\n launch exec "v \$port";\n scale_on vllm:gpu_cache_usage_perc > 0.8 every=1s;\n}\n}
 	. qq{upstream w {\n launch exec "x \$port";\n scale_down_cooldown 5m;\n headroom 20%;\n}\n$SRV});
 is($r->{code}, 0, 'a conf with scale_on, scale_down_cooldown and headroom loads') or diag($r->{err});
-is($r->{kv}{'upstream.u.scale_on'}, 'wakegate_worker_busy_ratio', 'gpu_util reads the worker\'s wakegate_worker_busy_ratio');
-is($r->{kv}{'upstream.u.scale_on_above'}, '0.7', '70% compares with a ratio of 0.7');
-is($r->{kv}{'upstream.u.scale_on_for_ms'}, 120000, 'for 2m is kept in ms');
-is($r->{kv}{'upstream.u.scale_on_every_ms'}, 5000, '/metrics is read every 5s by default');
-is($r->{kv}{'upstream.v.scale_on'}, 'vllm:gpu_cache_usage_perc', 'any gauge may be named');
-is($r->{kv}{'upstream.v.scale_on_above'}, '0.8', 'a bare number compares as the gauge reads');
-is($r->{kv}{'upstream.v.scale_on_for_ms'}, 120000, 'without "for" the mean must stay above for 2m, as the seed');
-is($r->{kv}{'upstream.v.scale_on_every_ms'}, 1000, 'every=1s');
-is($r->{kv}{'upstream.w.scale_on'}, 'off', 'without scale_on no gauge scales an upstream');
-is($r->{kv}{'upstream.w.scale_down_cooldown_ms'}, 300000, 'scale_down_cooldown 5m');
-is($r->{kv}{'upstream.u.scale_down_cooldown_ms'}, 0, 'scale_down_cooldown is 0 by default');
-is($r->{kv}{'upstream.w.headroom_pct'}, 20, 'headroom 20%');
-is($r->{kv}{'upstream.u.headroom_pct'}, 0, 'headroom is 0% by default');
+is(val($r, 'upstream.u.scale_on'), 'wakegate_worker_busy_ratio', 'gpu_util reads the worker\'s wakegate_worker_busy_ratio');
+is(val($r, 'upstream.u.scale_on_above'), '0.7', '70% compares with a ratio of 0.7');
+is(val($r, 'upstream.u.scale_on_for_ms'), 120000, 'for 2m is kept in ms');
+is(val($r, 'upstream.u.scale_on_every_ms'), 5000, '/metrics is read every 5s by default');
+is(val($r, 'upstream.v.scale_on'), 'vllm:gpu_cache_usage_perc', 'any gauge may be named');
+is(val($r, 'upstream.v.scale_on_above'), '0.8', 'a bare number compares as the gauge reads');
+is(val($r, 'upstream.v.scale_on_for_ms'), 120000, 'without "for" the mean must stay above for 2m, as the seed');
+is(val($r, 'upstream.v.scale_on_every_ms'), 1000, 'every=1s');
+is(val($r, 'upstream.w.scale_on'), 'off', 'without scale_on no gauge scales an upstream');
+is(val($r, 'upstream.w.scale_down_cooldown_ms'), 300000, 'scale_down_cooldown 5m');
+is(val($r, 'upstream.u.scale_down_cooldown_ms'), 0, 'scale_down_cooldown is 0 by default');
+is(val($r, 'upstream.w.headroom_pct'), 20, 'headroom 20%');
+is(val($r, 'upstream.u.headroom_pct'), 0, 'headroom is 0% by default');
 
 for my $bad (
 	[ "upstream u {\n launch exec x;\n scale_on gpu_util >= 70%;\n}\n$SRV",
