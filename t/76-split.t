@@ -189,6 +189,8 @@ for my $k (@sample) {
 	$ok++ if $res->{status} == 200;
 }
 is($ok, scalar @sample, scalar(@sample) . ' predictions through the split are answered 200 (each target woke on its own)') or diag(substr(gw_log($g), 0, 3000));
+# the access log line is written after the answer went out: wait for them all
+wait_until(sub { my $n = () = slurp($g->{access}) =~ m{"POST /predict\?}g; $n >= @sample }, 10);
 my %got;
 for (split /\n/, slurp($g->{access})) {
 	my ($u, $up) = m{"POST /predict\?u=(\S*) HTTP/1\.1" \d+ \d+ upstream=(\S+)} or next;
@@ -207,6 +209,7 @@ for my $k (@sample[0 .. 39]) {
 	$hg->post("$g->{url}/half?u=" . uri($k), { content => $body,
 		headers => { 'Content-Type' => 'application/json', 'X-User-Id' => $k } });
 }
+wait_until(sub { my $n = () = slurp($g->{access}) =~ m{"POST /half\?}g; $n >= 40 }, 10);
 my $half_ok = 1;
 for (split /\n/, slurp($g->{access})) {
 	my ($u, $up) = m{"POST /half\?u=(\S*) HTTP/1\.1" \d+ \d+ upstream=(\S+)} or next;
