@@ -1,6 +1,6 @@
 # common: the lower layer every program links (not installed): logging, the
 # clock, HTTP method names and JSON error bodies, the Prometheus text writer,
-# URL parsing, and the one file that depends on libevent's internals.
+# URL parsing, times and sizes as the conf writes them, and the one file that depends on libevent's internals.
 noinst_LIBRARIES += common/libwgcommon.a
 common_libwgcommon_a_SOURCES = \
 	common/log.c common/log.h \
@@ -8,6 +8,7 @@ common_libwgcommon_a_SOURCES = \
 	common/http.c common/http.h \
 	common/prom.c common/prom.h \
 	common/url.c common/url.h \
+	common/units.c common/units.h \
 	common/evtricks.c common/evtricks.h
 common_libwgcommon_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS)
 COMMON_LIBS = common/libwgcommon.a

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "gateway/degrade.h"
 
 struct limit_key;		/* gateway/limit.h */
@@ -354,9 +355,9 @@ struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *n
 /* The auth_keys line whose key is key[0..len), or NULL (conf_auth.c). */
 const struct conf_auth_key *conf_auth_find(const struct conf *c, const char *key, size_t len);
 
-/* "250ms" "30s" "5m" "1h" "2d" or bare seconds -> milliseconds; -1 when malformed. */
-int64_t conf_parse_time(const char *s);
-/* "512" "10k" "10m" "1g" -> bytes; -1 when malformed. */
-int64_t conf_parse_size(const char *s);
+/* "250ms" "30s" "5m" "1h" "2d" or bare seconds -> milliseconds; -1 when malformed (common/units.h). */
+static inline int64_t conf_parse_time(const char *s) { return units_time_ms(s); }
+/* "512" "10k" "10m" "1g" -> bytes; -1 when malformed (common/units.h). */
+static inline int64_t conf_parse_size(const char *s) { return units_size(s); }
 
 #endif
