@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gateway/conf_int.h"
+#include "gateway/loc_regex.h"
 
 static void oom(void) __attribute__((noreturn));
 
@@ -584,6 +585,7 @@ static void server_free(struct conf_server *s)
 		struct conf_location *l = s->locations;
 		s->locations = l->next;
 		free(l->path);
+		loc_regex_free(l->re);
 		free(l->proxy_pass);
 		free(l->proxy_uri);
 		conf_headers_free(l->own_headers);

@@ -215,9 +215,15 @@ struct conf_header {
 	struct conf_header *next;
 };
 
+struct loc_regex;
+enum { CONF_LOC_REGEX = 1, CONF_LOC_REGEX_CASELESS = 2 };
+
 struct conf_location {
 	char *path;
 	int exact;		/* "location = /x" */
+	int regex;		/* CONF_LOC_REGEX ("~ RE") or CONF_LOC_REGEX_CASELESS ("~* RE"); 0: a path */
+	int stop_regex;		/* "location ^~ /x": when it is the longest prefix, no regex is tried */
+	struct loc_regex *re;	/* regex locations: compiled at load, owned (loc_regex.h) */
 	char *proxy_pass;	/* upstream name */
 	char *proxy_uri;	/* "proxy_pass http://NAME/URI": replaces the location's path; NULL: none */
 	struct conf_header *own_headers;	/* proxy_set_header lines written here, owned */
@@ -265,7 +271,7 @@ struct conf_server {
 	struct conf_header *own_headers;	/* proxy_set_header lines written here, owned */
 	const struct conf_header *proxy_headers;	/* in force: own, else main's */
 	char *server_name;	/* first name, or "" */
-	struct conf_location *locations;	/* in file order; routing picks exact, then longest prefix */
+	struct conf_location *locations;	/* in file order; routing: exact, longest prefix (^~ stops), regexes in order, the prefix */
 	int64_t client_max_body_size;
 	int64_t proxy_connect_timeout_ms;
 	int64_t proxy_read_timeout_ms;

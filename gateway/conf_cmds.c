@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gateway/conf_int.h"
+#include "gateway/loc_regex.h"
 
 /* Which inheritable value a row sets (the "off" of the row). */
 enum { INH_BODY_SIZE, INH_CONNECT_TIMEOUT, INH_READ_TIMEOUT };
@@ -388,30 +389,47 @@ static int set_server_name(struct conf_parse *p, const struct conf_cmd *cmd, cha
 	return 0;
 }
 
-/* location [=] PATH { ... } */
+/* location [=|^~|~|~*] PATH { ... }: nginx's modifiers (routing: server.c) */
 static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf_location_x *lx, *saved = p->loc;
 	struct conf_location **tail;
+	struct loc_regex *re = NULL;
 	const char *path = av[ac - 1];
-	int exact = 0, rc;
+	int exact = 0, regex = 0, stop = 0, rc;
 
 	if (ac == 2) {
-		if (strcmp(av[0], "=") != 0)
+		if (strcmp(av[0], "=") == 0)
+			exact = 1;
+		else if (strcmp(av[0], "~") == 0)
+			regex = CONF_LOC_REGEX;
+		else if (strcmp(av[0], "~*") == 0)
+			regex = CONF_LOC_REGEX_CASELESS;
+		else if (strcmp(av[0], "^~") == 0)
+			stop = 1;
+		else
 			return conf_error(p, "invalid location modifier \"%s\"", av[0]);
-		exact = 1;
 	} else if (path[0] == '=') {
 		path++;		/* "location =/x" as nginx also reads it */
 		exact = 1;
 	}
-	if (path[0] != '/')
+	if (!regex && path[0] != '/')
 		return conf_error(p, "invalid location \"%s\": a path starts with \"/\"", path);
 	for (tail = &p->srv->pub.locations; *tail; tail = &(*tail)->next)
-		if ((*tail)->exact == exact && strcmp((*tail)->path, path) == 0)
+		if ((*tail)->exact == exact && (*tail)->regex == regex && strcmp((*tail)->path, path) == 0)
 			return conf_error(p, "duplicate location \"%s\"", path);
+	if (regex) {	/* compiled now: a bad pattern is the conf's error, never a request's */
+		char err[300];
+		re = loc_regex_new(path, regex == CONF_LOC_REGEX_CASELESS, err, sizeof(err));
+		if (!re)
+			return conf_error(p, "invalid regex \"%s\" in \"location\": %s", path, err);
+	}
 	lx = conf_xcalloc(1, sizeof(*lx));
 	lx->pub.path = conf_xstrdup(path);
 	lx->pub.exact = exact;
+	lx->pub.regex = regex;
+	lx->pub.stop_regex = stop;
+	lx->pub.re = re;
 	lx->pub.file = p->lx->shown;
 	lx->pub.line = p->line;
 	/* -1: not set here, inherited from the server after parsing (conf_check) */
@@ -451,6 +469,8 @@ static int set_proxy_pass(struct conf_parse *p, const struct conf_cmd *cmd, char
 		return conf_error(p, "invalid URL prefix in \"%s\" (only http:// is proxied)", av[0]);
 	}
 	len = uri ? (size_t)(uri - s) : strlen(s);
+	if (uri && p->loc->pub.regex)	/* nginx's rule too: no prefix to replace */
+		return conf_error(p, "\"proxy_pass\" cannot have URI part in location given by regular expression");
 	if (uri && strpbrk(uri, "?#$ "))
 		return conf_error(p, "invalid URI part \"%s\" in \"proxy_pass\" directive (a path only)", uri);
 	char *name = strndup(s, len);

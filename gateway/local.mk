@@ -24,7 +24,7 @@ gateway_wakegate_SOURCES = \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
-	gateway/conf_version.c \
+	gateway/conf_version.c gateway/loc_regex.c gateway/loc_regex.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
@@ -34,8 +34,8 @@ gateway_wakegate_SOURCES = \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_1xx.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h \
 	gateway/version.c gateway/version.h gateway/rollout.c gateway/rollout.h
-gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
-gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
+gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS)
+gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) $(PCRE2_LIBS) -lm
 
 # The status page is edited as gateway/status_page.html and compiled in as
 # one C string (status_page.c includes the generated header).
@@ -64,10 +64,10 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
-	gateway/conf_version.c \
+	gateway/conf_version.c gateway/loc_regex.c gateway/loc_regex.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
-gateway_conf_dump_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
-gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS)
+gateway_conf_dump_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(PCRE2_CFLAGS)
+gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS) $(PCRE2_LIBS)
 
 # split-test: nginx's split_clients choice through gateway/split.c, for t/76-split.t.
 check_PROGRAMS += gateway/split-test
