@@ -110,6 +110,8 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_str(K("launch_ca"), u->launch_ca);
 	for (size_t i = 0; i < u->nenv; i++)
 		kv_str(K("env"), u->env[i]);
+	for (int i = 0; i < u->nservers; i++)
+		kv_str(K("server"), u->servers[i]);
 	printf("upstream.%s.price_per_hour %g\n", u->name, u->price_per_hour);
 	kv_str(K("currency"), u->currency);
 	kv_num(K("billing_granularity_ms"), u->billing_granularity_ms);

@@ -250,13 +250,19 @@ int conf_include(struct conf_parse *p, const char *pattern)
 int conf_parse_sub_block(struct conf_parse *p, unsigned ctx)
 {
 	unsigned char *saved = p->seen;
+	struct conf_where *saved_where = p->where;
 	int rc;
 
 	p->seen = conf_xcalloc((conf_row_count() + 7) / 8, 1);
+	p->where = conf_xcalloc(conf_row_count(), sizeof(*p->where));
 	conf_apply_defaults(p, ctx);
 	rc = conf_parse_block(p, ctx, 0);
+	if (rc == 0 && ctx == CONF_UPSTREAM)	/* what only the whole block tells, with its lines */
+		rc = conf_upstream_block_done(p);
 	free(p->seen);
+	free(p->where);
 	p->seen = saved;
+	p->where = saved_where;
 	return rc;
 }
 
@@ -293,7 +299,7 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 		p->ctx = ctx;
 		const char *name = a.v[0];
 		size_t row = 0;
-		const struct conf_cmd *cmd = conf_cmd_find(name, &row);
+		const struct conf_cmd *cmd = conf_cmd_find(name, ctx, &row);
 		int nargs = a.n - 1;
 		if (!cmd) {
 			conf_error(p, "unknown directive \"%s\"", name);
@@ -323,6 +329,8 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 			}
 			p->seen[row / 8] |= bit;
 		}
+		if (p->where && !p->where[row].file)
+			p->where[row] = (struct conf_where){ p->lx->shown, p->line };
 		if (cmd->set(p, cmd, a.v + 1, nargs) < 0) {
 			if (!(cmd->flags & CONF_BLOCK))	/* a block's error is about a line inside */
 				conf_error_name(p, name);
@@ -550,6 +558,9 @@ static void upstream_free(struct conf_upstream *u)
 {
 	free(u->name);
 	free(u->launch_kind);
+	for (int i = 0; i < u->nservers; i++)
+		free(u->servers[i]);
+	free(u->servers);
 	free(u->launch_cmd);
 	for (size_t i = 0; i < u->nenv; i++)
 		free(u->env[i]);

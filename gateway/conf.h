@@ -108,12 +108,18 @@ struct conf_limits {
 #define CONF_LAUNCH_COMMAND	"command"
 #define CONF_LAUNCH_HTTP	"http"
 #define CONF_LAUNCH_KUBERNETES	"kubernetes"
+/* Not a "launch" word: the kind an upstream of "server HOST:PORT;" lines gets (launch_server.c). */
+#define CONF_LAUNCH_SERVER	"server"
+/* "server" lines an upstream may hold: one replica each */
+#define CONF_MAX_SERVERS	8
 
 struct conf_upstream {
 	char *name;
 	const char *file;	/* where it was defined, for messages */
 	int line;
-	char *launch_kind;	/* "exec" */
+	char *launch_kind;	/* "exec"; CONF_LAUNCH_SERVER for an upstream of "server" lines */
+	char **servers;		/* "server HOST:PORT;" lines as "http[s]://HOST:PORT", in order: replica i is servers[i] */
+	int nservers;		/* 0: launched replicas; else always-on servers (never started or stopped) */
 	char *launch_cmd;	/* "CMD with $port" */
 	char **env;		/* "env NAME=VALUE;" lines, in order (values may hold $replica ...) */
 	size_t nenv;

@@ -629,6 +629,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "limit_req_log_level", INH, 0, 1, 1, conf_set_limit_log_level, 0, "error" },
 
 	{ "launch", CONF_UPSTREAM, 0, 2, -1, conf_set_launch, 0, NULL },
+	{ "server", CONF_UPSTREAM, CONF_MULTI, 1, 1, conf_set_upstream_server, 0, NULL },
 	{ "env", CONF_UPSTREAM, CONF_MULTI, 1, 1, conf_set_env, 0, NULL },
 	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0, "/v2/health/ready" },
 	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(boot_timeout_ms), "60s" },
