@@ -399,12 +399,19 @@ static int check_listens(struct conf_parse *p)
 				}
 			}
 next:
-			if (c->admin_port && listens_collide(l->addr, l->port, c->admin_addr, c->admin_port))
+			if (c->admin_port && listens_collide(l->addr, l->port, c->admin_addr, c->admin_port)) {
+				if (!p->c->admin_file)	/* the row's default: the listen line is what was written */
+					return conf_error_at(p, lx->file, lx->line,
+							     "listen %s conflicts with the default admin_listen %s: "
+							     "set \"admin_listen\" to another port, or off",
+							     addr_str(b2, sizeof(b2), l->addr, l->port),
+							     addr_str(b1, sizeof(b1), c->admin_addr, c->admin_port));
 				return conf_error_at(p, p->c->admin_file, p->c->admin_line,
 						     "admin_listen %s conflicts with listen %s at %s:%d",
 						     addr_str(b1, sizeof(b1), c->admin_addr, c->admin_port),
 						     addr_str(b2, sizeof(b2), l->addr, l->port),
 						     lx->file, lx->line);
+			}
 		}
 	}
 	return 0;

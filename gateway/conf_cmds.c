@@ -596,12 +596,13 @@ static int set_hold(struct conf_parse *p, const struct conf_cmd *cmd, char **av,
 const struct conf_cmd conf_cmds[] = {
 	{ "include", CONF_ANY, CONF_MULTI, 1, 1, set_include, 0, NULL },
 	{ "daemon", CONF_MAIN, RST, 1, 1, set_flag, CNF(daemon), "off" },
-	{ "pid", CONF_MAIN, RST, 1, 1, set_pid, 0, "off" },
+	/* nginx has a pid file and an access log by default; a bare conf works with -s reload|stop */
+	{ "pid", CONF_MAIN, RST, 1, 1, set_pid, 0, "wakegate.pid" },
 	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0, "stderr notice" },
-	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0, "off" },
+	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0, "stdout" },	/* beside error_log's stderr */
 	{ "redis", CONF_MAIN, RST, 1, 5, set_redis, 0, "off" },
 	{ "fleet_peers", CONF_MAIN, CONF_MULTI, 1, -1, conf_set_fleet_peers, 0, NULL },
-	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0, "off" },
+	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0, "127.0.0.1:8081" },	/* metrics and status, loopback */
 	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE, "1m" },
 	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT, "5s" },
 	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT, "60s" },
@@ -636,9 +637,11 @@ const struct conf_cmd conf_cmds[] = {
 	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0, "count=3 timeout=60s" },
 	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(idle_timeout_ms), "5m" },
 	{ "min_warm", CONF_UPSTREAM, 0, 1, 3, conf_set_min_warm, 0, "0" },
-	{ "hold", CONF_UPSTREAM, 0, 1, 3, set_hold, 0, "1000 timeout=120s" },
+	/* 60s: nginx's proxy_read_timeout, what a client behind nginx already waits */
+	{ "hold", CONF_UPSTREAM, 0, 1, 3, set_hold, 0, "1000 timeout=60s" },
 	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms), "10s" },
-	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns), "16" },
+	/* 4: llama.cpp's server and Ollama run 4 requests at once on a GPU that has room; more wait here */
+	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns), "4" },
 	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0, "0 USD" },
 	{ "billing_granularity", CONF_MAIN | CONF_UPSTREAM, 0, 1, 1, conf_set_billing, 0, "1s" },
 	{ "keepalive", CONF_UPSTREAM, 0, 1, 6, conf_set_keepalive, 0, "fixed" },

@@ -213,6 +213,8 @@ my $backend = backend_cmd();
 spew("$dir/inner.tmpl", <<"EOC");
 daemon off;
 error_log $dir/inner.log info;
+admin_listen off;	# not the default 127.0.0.1:8081: the outer gateway's tests run beside others
+pid off;
 server {
 	listen 127.0.0.1:PORT ssl;
 	ssl_certificate $dir/cert.pem;
