@@ -43,6 +43,7 @@ server {
 	listen 127.0.0.1:$port;
 	location / { proxy_pass db; }
 	location /limited { proxy_pass db; limit_req zone=one nodelay; limit_req_status 429; }
+	location /deg { proxy_pass db; degrade return 429 when cold; }
 }
 EOC
 my $g = gw_start(conf => $conf, port => $port, admin => $admin);
@@ -75,6 +76,7 @@ is_deeply(\@inflight, [ 1, 1 ], 'two requests at once went one to each server (l
 # limits apply as to any upstream
 is(http_get("$url/limited")->{status}, 200, 'a limited location passes its first request');
 is(http_get("$url/limited")->{status}, 429, 'and limit_req answers the second, as for any upstream');
+is(http_get("$url/deg")->{status}, 200, 'a degrade rule "when cold" lets requests through while a server is READY');
 
 # server 1 goes away: out of READY with cause health; server 0 takes the traffic
 stop_proc($bpid[1], 'KILL');
@@ -88,6 +90,7 @@ is_deeply(\%seen, { 200 => 4 }, 'requests meanwhile go to the healthy server');
 stop_proc($bpid[0], 'KILL');
 ok(wait_until(sub { log_text() =~ /replica 0: READY -> BOOTING \(health check failed[^\n]*cause=health/ }, 8),
 	'the other one leaves READY too');
+is(http_get("$url/deg", timeout => 10)->{status}, 429, 'and answers at once when no server is healthy (cold)');
 my $t0 = time;
 my $pid = fork // die;
 if (!$pid) {
