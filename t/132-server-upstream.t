@@ -135,6 +135,38 @@ stop_proc($g->{pid});
 ok(kill(0, $bpid[0]), 'stopping the gateway leaves the server running');
 like(log_text(), qr/replica 0: DRAINING -> STOPPED \(let go \(a server line: it keeps running\)/,
 	'the shutdown lets the server go without stopping it');
+
+# a reload that turns a launched upstream into a server line: the launched
+# replica is stopped, the server polled; no version rollout starts anything
+my ($p2, $a2) = (free_port(), free_port());
+my $backend = WGGateway::backend_cmd();
+my $launched = <<"EOC";
+daemon off;
+pid $dir/wg2.pid;
+error_log $dir/error2.log info;
+admin_listen 127.0.0.1:$a2;
+upstream x {
+	launch exec "$backend";
+	warmup off;
+	min_warm 1;
+}
+server { listen 127.0.0.1:$p2; location / { proxy_pass x; } }
+EOC
+my $g2 = gw_start(conf => $launched, port => $p2, admin => $a2);
+sub log2 { return slurp("$dir/error2.log") }
+ok(wait_until(sub { log2() =~ /replica 0: WARMING -> READY/ && gw_children($g2->{pid}) }, 20), 'a launched replica runs');
+my @launched = gw_children($g2->{pid});
+(my $to_server = $launched) =~ s{\tlaunch exec "[^\n]*\n\twarmup off;\n\tmin_warm 1;\n}{\tserver 127.0.0.1:$bport[0];\n} or die 'no launch lines';
+spew($g2->{conf}, $to_server);
+kill 'HUP', $g2->{pid};
+ok(wait_until(sub { log2() =~ /replica 0: STOPPED -> BOOTING \(server line, health polled on http:\/\/127\.0\.0\.1:$bport[0]\)/ }, 20),
+	'after a reload to a server line, the replica polls the server') or diag(log2());
+ok(wait_until(sub { my @r = log2() =~ /replica 0: WARMING -> READY/g; @r == 2 }, 10), '... and is READY');
+like(log2(), qr/replica 0: READY -> DRAINING \(server lines changed by a reload\) cause=reload/, 'the launched replica was drained');
+ok(wait_until(sub { !gw_children($g2->{pid}) }, 10), '... and its process is gone');
+is(http_get("http://127.0.0.1:$p2/pid")->{content}, "$bpid[0]\n", 'requests reach the server');
+unlike(log2(), qr/refused move|replica 1|version .* -> .*switching/, 'no rollout, no second replica, no refused move');
+stop_proc($g2->{pid});
 stop_proc($bpid[$_]) for 0, 2;
 
 # --- conf: what makes no sense with server lines is refused at its line
