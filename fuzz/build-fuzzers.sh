@@ -41,7 +41,7 @@ for t in "$@"; do
 		srcs=$(sed -n '/^gateway_conf_dump_SOURCES/,/[^\\]$/p' "$src/gateway/local.mk" |
 			tr -s ' \t\\' '\n' | grep '^gateway/.*\.c$' | grep -v '^gateway/conf-dump\.c$' || true)
 		[ -n "$srcs" ] || srcs="gateway/conf.c gateway/conf_lex.c gateway/conf_cmds.c"
-		srcs="$srcs common/log.c common/units.c" ;;	# conf-dump links them from common/libwgcommon.a
+		srcs="$srcs common/log.c common/units.c common/url.c" ;;	# conf-dump links them from common/libwgcommon.a
 	request) srcs="gpu-worker/request.c gpu-worker/tensor.c" ;;
 	*) echo "build-fuzzers: unknown target $t" >&2; exit 1 ;;
 	esac
