@@ -1,8 +1,11 @@
 /*
  * loc_regex: location regexes on PCRE2 (loc_regex.h). Written against
- * PCRE2 10.42 (Debian 12); JIT is used where the library has it (the JIT
- * stack is then the machine stack: no allocation per match), else the
- * interpreter, whose frames 10.41+ keep in the match data across calls.
+ * PCRE2 10.42 (Debian 12). The interpreter, not the JIT: location patterns
+ * are short and a match takes microseconds either way, while JIT code is
+ * opaque to valgrind (every check reads as uninitialised), which the tests
+ * run the gateway under. The interpreter's backtracking frames live in the
+ * match data (10.41+) and are kept across calls: after the first match of
+ * a pattern, matching allocates nothing.
  */
 #include "config.h"
 
@@ -48,7 +51,6 @@ struct loc_regex *loc_regex_new(const char *pattern, int caseless, char *err, si
 		free(re);
 		return NULL;
 	}
-	(void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);	/* no JIT: the interpreter, same answers */
 	re->md = pcre2_match_data_create(1, NULL);	/* match or not: one pair is enough */
 	re->mc = pcre2_match_context_create(NULL);
 	if (!re->md || !re->mc) {
