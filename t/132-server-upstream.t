@@ -73,6 +73,10 @@ my @inflight = map { $_->{in_flight} // 0 } @{ $st->{upstreams}{db}{replicas} //
 waitpid($_, 0), is($? >> 8, 0, 'a slow request is answered 200') for @kids;
 is_deeply(\@inflight, [ 1, 1 ], 'two requests at once went one to each server (least busy)');
 
+my $adm = WG::http(10)->post("http://127.0.0.1:$admin/upstreams/db/sleep");
+is($adm->{status}, 409, 'the admin API does not put a server upstream to sleep');
+like($adm->{content}, qr/never put to sleep, stopped or rolled out/, '... and says why');
+
 # limits apply as to any upstream
 is(http_get("$url/limited")->{status}, 200, 'a limited location passes its first request');
 is(http_get("$url/limited")->{status}, 429, 'and limit_req answers the second, as for any upstream');
