@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 mode=${1:-start}
 
 pkgs="build-essential autoconf automake libtool pkg-config perl curl redis-server openssl libio-socket-ssl-perl valgrind
-      libevent-dev libssl-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libopenblas-dev
+      libevent-dev libssl-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libopenblas-dev libpcre2-dev
       dpkg-dev debhelper lintian chromium libyaml-libyaml-perl nginx wrk haproxy"
 missing=
 for p in $pkgs; do

@@ -41,7 +41,7 @@ for t in "$@"; do
 		srcs=$(sed -n '/^gateway_conf_dump_SOURCES/,/[^\\]$/p' "$src/gateway/local.mk" |
 			tr -s ' \t\\' '\n' | grep '^gateway/.*\.c$' | grep -v '^gateway/conf-dump\.c$' || true)
 		[ -n "$srcs" ] || srcs="gateway/conf.c gateway/conf_lex.c gateway/conf_cmds.c"
-		srcs="$srcs common/log.c common/vars.c" ;;	# conf-dump links them from common/libwgcommon.a
+		srcs="$srcs common/log.c common/vars.c common/units.c common/url.c" ;;	# conf-dump links them from common/libwgcommon.a
 	request) srcs="gpu-worker/request.c gpu-worker/tensor.c" ;;
 	*) echo "build-fuzzers: unknown target $t" >&2; exit 1 ;;
 	esac
@@ -51,7 +51,7 @@ for t in "$@"; do
 	# shellcheck disable=SC2086
 	extra_cflags= extra_libs=
 	[ "$t" = safetensors ] && extra_cflags=$blas_cflags extra_libs=$blas_libs
-	[ "$t" = conf ] && extra_libs=-lcrypto	# conf_auth.c hashes auth_keys with OpenSSL
+	[ "$t" = conf ] && extra_libs="-lcrypto -lpcre2-8"	# conf_auth.c hashes auth_keys with OpenSSL; loc_regex.c
 	# shellcheck disable=SC2086
 	$cc $flags $jansson_cflags $extra_cflags -o "$out/fuzz-$t" $files $jansson_libs $extra_libs -lm || rc=1
 done

@@ -13,10 +13,10 @@ fuzz_replay_conf_SOURCES = fuzz/replay_main.c fuzz/fuzz_conf.c \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
-	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h gateway/conf_version.c \
+	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h gateway/conf_version.c gateway/conf_static.c gateway/loc_regex.c gateway/loc_regex.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
-fuzz_replay_conf_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
-fuzz_replay_conf_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS)
+fuzz_replay_conf_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(PCRE2_CFLAGS)
+fuzz_replay_conf_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS) $(PCRE2_LIBS)
 
 # The worker's request-body checks: request.c and the tensor.c it calls.
 fuzz_replay_request_SOURCES = fuzz/replay_main.c fuzz/fuzz_request.c \

@@ -141,6 +141,10 @@ static void admin_upstream_action(struct evhttp_request *req, const char *path)
 		proxy_send_error(req, 404, msg, 0);
 		return;
 	}
+	if (u->cf->nservers && strcmp(action, "wake") != 0) {	/* conf_static.c: nothing of theirs starts or stops */
+		proxy_send_error(req, 409, "an upstream of server lines is never put to sleep, stopped or rolled out", 0);
+		return;
+	}
 	char rollout_msg[300] = "";
 	if (strcmp(action, "rollout") == 0) {
 		/* a switch: the running replicas are replaced warm-first (rollout.c) */

@@ -110,6 +110,8 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_str(K("launch_ca"), u->launch_ca);
 	for (size_t i = 0; i < u->nenv; i++)
 		kv_str(K("env"), u->env[i]);
+	for (int i = 0; i < u->nservers; i++)
+		kv_str(K("server"), u->servers[i]);
 	printf("upstream.%s.price_per_hour %g\n", u->name, u->price_per_hour);
 	kv_str(K("currency"), u->currency);
 	kv_num(K("billing_granularity_ms"), u->billing_granularity_ms);
@@ -217,7 +219,8 @@ static void dump_server(const struct conf_server *s, int i)
 	put_protocols(K("server.%d.ssl_protocols", i), s->ssl_protocols);
 	kv_str(K("server.%d.ssl_ciphers", i), s->ssl_ciphers);
 	for (const struct conf_location *l = s->locations; l; l = l->next, j++) {
-		printf("server.%d.location.%d %s", i, j, l->exact ? "= " : "");
+		printf("server.%d.location.%d %s", i, j, l->exact ? "= " : l->regex == CONF_LOC_REGEX ? "~ " :
+		       l->regex == CONF_LOC_REGEX_CASELESS ? "~* " : l->stop_regex ? "^~ " : "");
 		put_str(l->path);
 		printf("\nserver.%d.location.%d.defined %s:%d\n", i, j, l->file, l->line);
 		kv_str(K("server.%d.location.%d.proxy_pass", i, j), l->proxy_pass);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gateway/conf_int.h"
+#include "gateway/loc_regex.h"
 
 static void oom(void) __attribute__((noreturn));
 
@@ -249,13 +250,19 @@ int conf_include(struct conf_parse *p, const char *pattern)
 int conf_parse_sub_block(struct conf_parse *p, unsigned ctx)
 {
 	unsigned char *saved = p->seen;
+	struct conf_where *saved_where = p->where;
 	int rc;
 
 	p->seen = conf_xcalloc((conf_row_count() + 7) / 8, 1);
+	p->where = conf_xcalloc(conf_row_count(), sizeof(*p->where));
 	conf_apply_defaults(p, ctx);
 	rc = conf_parse_block(p, ctx, 0);
+	if (rc == 0 && ctx == CONF_UPSTREAM)	/* what only the whole block tells, with its lines */
+		rc = conf_upstream_block_done(p);
 	free(p->seen);
+	free(p->where);
 	p->seen = saved;
+	p->where = saved_where;
 	return rc;
 }
 
@@ -292,7 +299,7 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 		p->ctx = ctx;
 		const char *name = a.v[0];
 		size_t row = 0;
-		const struct conf_cmd *cmd = conf_cmd_find(name, &row);
+		const struct conf_cmd *cmd = conf_cmd_find(name, ctx, &row);
 		int nargs = a.n - 1;
 		if (!cmd) {
 			conf_error(p, "unknown directive \"%s\"", name);
@@ -322,6 +329,8 @@ int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file)
 			}
 			p->seen[row / 8] |= bit;
 		}
+		if (p->where && !p->where[row].file)
+			p->where[row] = (struct conf_where){ p->lx->shown, p->line };
 		if (cmd->set(p, cmd, a.v + 1, nargs) < 0) {
 			if (!(cmd->flags & CONF_BLOCK))	/* a block's error is about a line inside */
 				conf_error_name(p, name);
@@ -390,12 +399,19 @@ static int check_listens(struct conf_parse *p)
 				}
 			}
 next:
-			if (c->admin_port && listens_collide(l->addr, l->port, c->admin_addr, c->admin_port))
+			if (c->admin_port && listens_collide(l->addr, l->port, c->admin_addr, c->admin_port)) {
+				if (!p->c->admin_file)	/* the row's default: the listen line is what was written */
+					return conf_error_at(p, lx->file, lx->line,
+							     "listen %s conflicts with the default admin_listen %s: "
+							     "set \"admin_listen\" to another port, or off",
+							     addr_str(b2, sizeof(b2), l->addr, l->port),
+							     addr_str(b1, sizeof(b1), c->admin_addr, c->admin_port));
 				return conf_error_at(p, p->c->admin_file, p->c->admin_line,
 						     "admin_listen %s conflicts with listen %s at %s:%d",
 						     addr_str(b1, sizeof(b1), c->admin_addr, c->admin_port),
 						     addr_str(b2, sizeof(b2), l->addr, l->port),
 						     lx->file, lx->line);
+			}
 		}
 	}
 	return 0;
@@ -549,6 +565,9 @@ static void upstream_free(struct conf_upstream *u)
 {
 	free(u->name);
 	free(u->launch_kind);
+	for (int i = 0; i < u->nservers; i++)
+		free(u->servers[i]);
+	free(u->servers);
 	free(u->launch_cmd);
 	for (size_t i = 0; i < u->nenv; i++)
 		free(u->env[i]);
@@ -584,6 +603,7 @@ static void server_free(struct conf_server *s)
 		struct conf_location *l = s->locations;
 		s->locations = l->next;
 		free(l->path);
+		loc_regex_free(l->re);
 		free(l->proxy_pass);
 		free(l->proxy_uri);
 		conf_headers_free(l->own_headers);

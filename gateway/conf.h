@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "gateway/degrade.h"
 
 struct limit_key;		/* gateway/limit.h */
@@ -107,12 +108,18 @@ struct conf_limits {
 #define CONF_LAUNCH_COMMAND	"command"
 #define CONF_LAUNCH_HTTP	"http"
 #define CONF_LAUNCH_KUBERNETES	"kubernetes"
+/* Not a "launch" word: the kind an upstream of "server HOST:PORT;" lines gets (launch_server.c). */
+#define CONF_LAUNCH_SERVER	"server"
+/* "server" lines an upstream may hold: one replica each */
+#define CONF_MAX_SERVERS	8
 
 struct conf_upstream {
 	char *name;
 	const char *file;	/* where it was defined, for messages */
 	int line;
-	char *launch_kind;	/* "exec" */
+	char *launch_kind;	/* "exec"; CONF_LAUNCH_SERVER for an upstream of "server" lines */
+	char **servers;		/* "server HOST:PORT;" lines as "http[s]://HOST:PORT", in order: replica i is servers[i] */
+	int nservers;		/* 0: launched replicas; else always-on servers (never started or stopped) */
 	char *launch_cmd;	/* "CMD with $port" */
 	char **env;		/* "env NAME=VALUE;" lines, in order (values may hold $replica ...) */
 	size_t nenv;
@@ -214,9 +221,15 @@ struct conf_header {
 	struct conf_header *next;
 };
 
+struct loc_regex;
+enum { CONF_LOC_REGEX = 1, CONF_LOC_REGEX_CASELESS = 2 };
+
 struct conf_location {
 	char *path;
 	int exact;		/* "location = /x" */
+	int regex;		/* CONF_LOC_REGEX ("~ RE") or CONF_LOC_REGEX_CASELESS ("~* RE"); 0: a path */
+	int stop_regex;		/* "location ^~ /x": when it is the longest prefix, no regex is tried */
+	struct loc_regex *re;	/* regex locations: compiled at load, owned (loc_regex.h) */
 	char *proxy_pass;	/* upstream name */
 	char *proxy_uri;	/* "proxy_pass http://NAME/URI": replaces the location's path; NULL: none */
 	struct conf_header *own_headers;	/* proxy_set_header lines written here, owned */
@@ -264,7 +277,7 @@ struct conf_server {
 	struct conf_header *own_headers;	/* proxy_set_header lines written here, owned */
 	const struct conf_header *proxy_headers;	/* in force: own, else main's */
 	char *server_name;	/* first name, or "" */
-	struct conf_location *locations;	/* in file order; routing picks exact, then longest prefix */
+	struct conf_location *locations;	/* in file order; routing: exact, longest prefix (^~ stops), regexes in order, the prefix */
 	int64_t client_max_body_size;
 	int64_t proxy_connect_timeout_ms;
 	int64_t proxy_read_timeout_ms;
@@ -354,9 +367,9 @@ struct conf_limit_zone *conf_limit_zone_find(const struct conf *c, const char *n
 /* The auth_keys line whose key is key[0..len), or NULL (conf_auth.c). */
 const struct conf_auth_key *conf_auth_find(const struct conf *c, const char *key, size_t len);
 
-/* "250ms" "30s" "5m" "1h" "2d" or bare seconds -> milliseconds; -1 when malformed. */
-int64_t conf_parse_time(const char *s);
-/* "512" "10k" "10m" "1g" -> bytes; -1 when malformed. */
-int64_t conf_parse_size(const char *s);
+/* "250ms" "30s" "5m" "1h" "2d" or bare seconds -> milliseconds; -1 when malformed (common/units.h). */
+static inline int64_t conf_parse_time(const char *s) { return units_time_ms(s); }
+/* "512" "10k" "10m" "1g" -> bytes; -1 when malformed (common/units.h). */
+static inline int64_t conf_parse_size(const char *s) { return units_size(s); }
 
 #endif

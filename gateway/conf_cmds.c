@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gateway/conf_int.h"
+#include "gateway/loc_regex.h"
 
 /* Which inheritable value a row sets (the "off" of the row). */
 enum { INH_BODY_SIZE, INH_CONNECT_TIMEOUT, INH_READ_TIMEOUT };
@@ -388,30 +389,47 @@ static int set_server_name(struct conf_parse *p, const struct conf_cmd *cmd, cha
 	return 0;
 }
 
-/* location [=] PATH { ... } */
+/* location [=|^~|~|~*] PATH { ... }: nginx's modifiers (routing: server.c) */
 static int set_location(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
 	struct conf_location_x *lx, *saved = p->loc;
 	struct conf_location **tail;
+	struct loc_regex *re = NULL;
 	const char *path = av[ac - 1];
-	int exact = 0, rc;
+	int exact = 0, regex = 0, stop = 0, rc;
 
 	if (ac == 2) {
-		if (strcmp(av[0], "=") != 0)
+		if (strcmp(av[0], "=") == 0)
+			exact = 1;
+		else if (strcmp(av[0], "~") == 0)
+			regex = CONF_LOC_REGEX;
+		else if (strcmp(av[0], "~*") == 0)
+			regex = CONF_LOC_REGEX_CASELESS;
+		else if (strcmp(av[0], "^~") == 0)
+			stop = 1;
+		else
 			return conf_error(p, "invalid location modifier \"%s\"", av[0]);
-		exact = 1;
 	} else if (path[0] == '=') {
 		path++;		/* "location =/x" as nginx also reads it */
 		exact = 1;
 	}
-	if (path[0] != '/')
+	if (!regex && path[0] != '/')
 		return conf_error(p, "invalid location \"%s\": a path starts with \"/\"", path);
 	for (tail = &p->srv->pub.locations; *tail; tail = &(*tail)->next)
-		if ((*tail)->exact == exact && strcmp((*tail)->path, path) == 0)
+		if ((*tail)->exact == exact && (*tail)->regex == regex && strcmp((*tail)->path, path) == 0)
 			return conf_error(p, "duplicate location \"%s\"", path);
+	if (regex) {	/* compiled now: a bad pattern is the conf's error, never a request's */
+		char err[300];
+		re = loc_regex_new(path, regex == CONF_LOC_REGEX_CASELESS, err, sizeof(err));
+		if (!re)
+			return conf_error(p, "invalid regex \"%s\" in \"location\": %s", path, err);
+	}
 	lx = conf_xcalloc(1, sizeof(*lx));
 	lx->pub.path = conf_xstrdup(path);
 	lx->pub.exact = exact;
+	lx->pub.regex = regex;
+	lx->pub.stop_regex = stop;
+	lx->pub.re = re;
 	lx->pub.file = p->lx->shown;
 	lx->pub.line = p->line;
 	/* -1: not set here, inherited from the server after parsing (conf_check) */
@@ -451,6 +469,8 @@ static int set_proxy_pass(struct conf_parse *p, const struct conf_cmd *cmd, char
 		return conf_error(p, "invalid URL prefix in \"%s\" (only http:// is proxied)", av[0]);
 	}
 	len = uri ? (size_t)(uri - s) : strlen(s);
+	if (uri && p->loc->pub.regex)	/* nginx's rule too: no prefix to replace */
+		return conf_error(p, "\"proxy_pass\" cannot have URI part in location given by regular expression");
 	if (uri && strpbrk(uri, "?#$ "))
 		return conf_error(p, "invalid URI part \"%s\" in \"proxy_pass\" directive (a path only)", uri);
 	char *name = strndup(s, len);
@@ -576,12 +596,13 @@ static int set_hold(struct conf_parse *p, const struct conf_cmd *cmd, char **av,
 const struct conf_cmd conf_cmds[] = {
 	{ "include", CONF_ANY, CONF_MULTI, 1, 1, set_include, 0, NULL },
 	{ "daemon", CONF_MAIN, RST, 1, 1, set_flag, CNF(daemon), "off" },
-	{ "pid", CONF_MAIN, RST, 1, 1, set_pid, 0, "off" },
+	/* nginx has a pid file and an access log by default; a bare conf works with -s reload|stop */
+	{ "pid", CONF_MAIN, RST, 1, 1, set_pid, 0, "wakegate.pid" },
 	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0, "stderr notice" },
-	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0, "off" },
+	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0, "stdout" },	/* beside error_log's stderr */
 	{ "redis", CONF_MAIN, RST, 1, 5, set_redis, 0, "off" },
 	{ "fleet_peers", CONF_MAIN, CONF_MULTI, 1, -1, conf_set_fleet_peers, 0, NULL },
-	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0, "off" },
+	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0, "127.0.0.1:8081" },	/* metrics and status, loopback */
 	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE, "1m" },
 	{ "proxy_connect_timeout", INH, 0, 1, 1, set_inherit_time, INH_CONNECT_TIMEOUT, "5s" },
 	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT, "60s" },
@@ -609,15 +630,18 @@ const struct conf_cmd conf_cmds[] = {
 	{ "limit_req_log_level", INH, 0, 1, 1, conf_set_limit_log_level, 0, "error" },
 
 	{ "launch", CONF_UPSTREAM, 0, 2, -1, conf_set_launch, 0, NULL },
+	{ "server", CONF_UPSTREAM, CONF_MULTI, 1, 1, conf_set_upstream_server, 0, NULL },
 	{ "env", CONF_UPSTREAM, CONF_MULTI, 1, 1, conf_set_env, 0, NULL },
 	{ "health", CONF_UPSTREAM, 0, 1, 1, set_health, 0, "/v2/health/ready" },
 	{ "boot_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(boot_timeout_ms), "60s" },
 	{ "warmup", CONF_UPSTREAM, 0, 1, 6, set_warmup, 0, "count=3 timeout=60s" },
 	{ "idle_timeout", CONF_UPSTREAM, 0, 1, 1, set_ups_time_pos, UPS(idle_timeout_ms), "5m" },
 	{ "min_warm", CONF_UPSTREAM, 0, 1, 3, conf_set_min_warm, 0, "0" },
-	{ "hold", CONF_UPSTREAM, 0, 1, 3, set_hold, 0, "1000 timeout=120s" },
+	/* 60s: nginx's proxy_read_timeout, what a client behind nginx already waits */
+	{ "hold", CONF_UPSTREAM, 0, 1, 3, set_hold, 0, "1000 timeout=60s" },
 	{ "stop_grace", CONF_UPSTREAM, 0, 1, 1, set_ups_time, UPS(stop_grace_ms), "10s" },
-	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns), "16" },
+	/* 4: llama.cpp's server and Ollama run 4 requests at once on a GPU that has room; more wait here */
+	{ "max_conns", CONF_UPSTREAM, 0, 1, 1, set_max_conns, UPS(max_conns), "4" },
 	{ "price_per_hour", CONF_UPSTREAM, 0, 1, 2, conf_set_price, 0, "0 USD" },
 	{ "billing_granularity", CONF_MAIN | CONF_UPSTREAM, 0, 1, 1, conf_set_billing, 0, "1s" },
 	{ "keepalive", CONF_UPSTREAM, 0, 1, 6, conf_set_keepalive, 0, "fixed" },

@@ -95,6 +95,7 @@ struct conf_parse {
 	int line;			/* of the directive being run */
 	unsigned ctx;			/* CONF_MAIN ... of the block being read */
 	unsigned char *seen;		/* directives already set in this block: a bit a row (conf_row_count) */
+	struct conf_where *where;	/* where each row was first written in this block (sub-blocks; NULL in main) */
 	struct conf_server_x *srv;
 	struct conf_location_x *loc;
 	struct conf_upstream *ups;
@@ -148,7 +149,8 @@ void conf_gpu_upstream_free(struct conf_upstream *u);
 /* conf_rows.c: rows across the tables, numbered from 0 in lookup order; defaults; restart-only lines */
 size_t conf_row_count(void);
 const struct conf_cmd *conf_row(size_t i);	/* NULL past the last */
-const struct conf_cmd *conf_cmd_find(const char *name, size_t *row);
+/* The row for name in context ctx (a name may have one row per context, as "server"); else its first row. */
+const struct conf_cmd *conf_cmd_find(const char *name, unsigned ctx, size_t *row);
 void conf_apply_defaults(struct conf_parse *p, unsigned ctx);
 void conf_keep_line(struct conf_parse *p, size_t row, char **av, int ac);
 void conf_lines_free(struct conf_x *cx);
@@ -169,6 +171,9 @@ int conf_error_at(struct conf_parse *p, const char *file, int line, const char *
 	__attribute__((format(printf, 4, 5)));
 int conf_parse_block(struct conf_parse *p, unsigned ctx, int is_file);
 int conf_parse_sub_block(struct conf_parse *p, unsigned ctx);
+/* conf_upstream.c: an upstream block was read (p->where still holds its lines): "server" lines' rules */
+int conf_upstream_block_done(struct conf_parse *p);
+int conf_set_upstream_server(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 int conf_include(struct conf_parse *p, const char *pattern);
 const char *conf_name_keep(struct conf_x *c, const char *name);
 char *conf_path(const struct conf_parse *p, const char *s);

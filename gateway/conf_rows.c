@@ -34,18 +34,30 @@ const struct conf_cmd *conf_row(size_t i)
 	return NULL;
 }
 
-/* The row of a directive and its number (for the seen bitmap), or NULL. */
-const struct conf_cmd *conf_cmd_find(const char *name, size_t *row)
+/*
+ * The row of a directive and its number (for the seen bitmap), or NULL: the
+ * one whose context takes ctx ("server" is a block in main and a line in
+ * an upstream), else the first of that name (for "not allowed here").
+ */
+const struct conf_cmd *conf_cmd_find(const char *name, unsigned ctx, size_t *row)
 {
-	size_t i = 0;
+	const struct conf_cmd *first = NULL;
+	size_t i = 0, first_row = 0;
 
 	for (size_t t = 0; conf_tables[t]; t++)
 		for (const struct conf_cmd *c = conf_tables[t]; c->name; c++, i++)
 			if (strcmp(c->name, name) == 0) {
-				*row = i;
-				return c;
+				if (c->ctx & ctx) {
+					*row = i;
+					return c;
+				}
+				if (!first) {
+					first = c;
+					first_row = i;
+				}
 			}
-	return NULL;
+	*row = first_row;
+	return first;
 }
 
 /* Where the directive being run was written; file NULL while a default runs. */

@@ -279,9 +279,9 @@ int conf_set_price(struct conf_parse *p, const struct conf_cmd *cmd, char **av, 
 /* billing_granularity 1s | 1m | 1h, in the main block or an upstream. */
 int conf_set_billing(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
-	int64_t ms = conf_parse_time(av[0]);
+	int64_t ms = units_granularity_ms(av[0]);	/* the rule wakegate-replay's --granularity reads too */
 
-	if (ms != 1000 && ms != 60000 && ms != 3600000)
+	if (ms < 0)
 		return conf_error(p, "invalid value \"%s\" in \"billing_granularity\" directive, "
 				  "it must be \"1s\", \"1m\" or \"1h\"", av[0]);
 	if (p->ctx == CONF_UPSTREAM)

@@ -36,6 +36,8 @@ struct launch *launch_new(struct event_base *base, const struct conf_upstream *c
 		l = launch_http_new(base, cf, err, errlen);
 	} else if (strcmp(kind, CONF_LAUNCH_KUBERNETES) == 0) {
 		l = launch_k8s_new(base, cf, err, errlen);
+	} else if (strcmp(kind, CONF_LAUNCH_SERVER) == 0) {
+		l = launch_server_new(base, cf, err, errlen);
 	} else {
 		snprintf(err, errlen, "launch driver \"%s\" is not available", kind);
 		return NULL;

@@ -82,6 +82,9 @@ struct launch *launch_http_new(struct event_base *base, const struct conf_upstre
 struct launch *launch_k8s_new(struct event_base *base, const struct conf_upstream *cf,
 			      char *err, size_t errlen);
 
+/* an upstream of "server" lines: launches nothing (launch_server.c) */
+struct launch *launch_server_new(struct event_base *base, const struct conf_upstream *cf, char *err, size_t errlen);
+
 /* exec driver */
 struct launch *launch_exec_new(struct event_base *base, const char *cmd, const char *prefix);
 

@@ -14,7 +14,8 @@ gateway_wakegate_SOURCES = \
 	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
 	gateway/header_set.c gateway/header_set.h gateway/start_check.c gateway/start_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
-	gateway/launch_http.c gateway/launch_k8s.c \
+	gateway/launch_http.c gateway/launch_k8s.c gateway/launch_server.c \
+	gateway/replica_health.c gateway/replica_health.h \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
@@ -24,7 +25,7 @@ gateway_wakegate_SOURCES = \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
-	gateway/conf_version.c \
+	gateway/conf_version.c gateway/conf_static.c gateway/loc_regex.c gateway/loc_regex.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h \
 	gateway/ratelimit.c gateway/ratelimit.h gateway/ratelimit_redis.c gateway/ratelimit_redis.h \
 	gateway/rules.c gateway/rules.h \
@@ -34,8 +35,8 @@ gateway_wakegate_SOURCES = \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_1xx.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h \
 	gateway/version.c gateway/version.h gateway/rollout.c gateway/rollout.h
-gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS)
-gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) -lm
+gateway_wakegate_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS) $(LIBCURL_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS)
+gateway_wakegate_LDADD = warmer/libwgwarmer.a $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS) $(LIBCURL_LIBS) $(JANSSON_LIBS) $(PCRE2_LIBS) -lm
 
 # The status page is edited as gateway/status_page.html and compiled in as
 # one C string (status_page.c includes the generated header).
@@ -64,10 +65,10 @@ gateway_conf_dump_SOURCES = gateway/conf-dump.c \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
 	gateway/conf_limit.c gateway/conf_degrade.c gateway/conf_upstream.c gateway/conf_header.c gateway/conf_sleep.c gateway/conf_tls.c gateway/conf_rows.c gateway/conf_gpu.c gateway/conf_admin.c gateway/conf_auth.c \
 	gateway/conf_split.c gateway/conf_scale.c gateway/split.c gateway/split.h \
-	gateway/conf_version.c \
+	gateway/conf_version.c gateway/conf_static.c gateway/loc_regex.c gateway/loc_regex.h \
 	gateway/limit.c gateway/limit_conn.c gateway/limit_key.c gateway/limit_table.c gateway/limit_int.h gateway/limit.h gateway/degrade.c gateway/degrade.h
-gateway_conf_dump_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
-gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS)
+gateway_conf_dump_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(PCRE2_CFLAGS)
+gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS) $(PCRE2_LIBS)
 
 # split-test: nginx's split_clients choice through gateway/split.c, for t/76-split.t.
 check_PROGRAMS += gateway/split-test

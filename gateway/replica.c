@@ -47,21 +47,23 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
 	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict", [CAUSE_BOOT_CANCEL] = "boot_cancel",
-	[CAUSE_ROLLOUT] = "rollout", [CAUSE_RECYCLE] = "recycle",
+	[CAUSE_ROLLOUT] = "rollout", [CAUSE_RECYCLE] = "recycle", [CAUSE_SERVER] = "server",
 };
 
 /*
  * The allowed moves: allowed[from] is the set of states a replica in
  * `from` may go to. Anything else is a bug in the caller and is refused.
  * The remote moves (a mirror of another gateway's replica) are the
- * STOPPED/FAILED -> READY and BOOTING -> READY/STOPPED ones.
+ * STOPPED/FAILED -> READY and BOOTING -> READY/STOPPED ones. READY ->
+ * BOOTING is a server line's failed health check (replica_health_lost).
  */
 static const unsigned allowed[REPLICA_NSTATES] = {
 	[REPLICA_STOPPED] = RS(REPLICA_BOOTING) | RS(REPLICA_READY) | RS(REPLICA_FAILED),
 	[REPLICA_BOOTING] = RS(REPLICA_WARMING) | RS(REPLICA_READY) | RS(REPLICA_DRAINING) |
 			    RS(REPLICA_FAILED) | RS(REPLICA_STOPPED),
 	[REPLICA_WARMING] = RS(REPLICA_READY) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
-	[REPLICA_READY] = RS(REPLICA_DRAINING) | RS(REPLICA_FAILED) | RS(REPLICA_STOPPED) | RS_ASLEEP,
+	[REPLICA_READY] = RS(REPLICA_DRAINING) | RS(REPLICA_FAILED) | RS(REPLICA_STOPPED) | RS_ASLEEP |
+			  RS(REPLICA_BOOTING),
 	[REPLICA_DRAINING] = RS(REPLICA_STOPPED),
 	[REPLICA_FAILED] = RS(REPLICA_BOOTING) | RS(REPLICA_READY) | RS(REPLICA_FAILED),
 	[REPLICA_ASLEEP1] = RS(REPLICA_ASLEEP2) | RS(REPLICA_WAKING) | RS(REPLICA_DRAINING) | RS(REPLICA_FAILED),
@@ -443,12 +445,15 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	if (rep->state == REPLICA_FAILED && gw_now() < rep->retry_at)
 		return -1;
 	rep->wake_cause = cause;
-	if (!replica_gates_open(rep))
+	/* a server line is not placed on a GPU nor claimed from the other gateways: every one sends to it */
+	int server = u->cf->nservers > 0;
+	if (!server && !replica_gates_open(rep))
 		return 0;	/* placing it, or asking the other gateways first: see replica_add_gate */
 	char err[256];
-	rep->port = port_pick(gw.conf ? gw.conf->replica_port_lo : 0, gw.conf ? gw.conf->replica_port_hi : 0,
-			      port_taken_cb, rep);
-	if (rep->port <= 0) {
+	/* no local port for a server line (0): its own is in its url, which the launcher gives */
+	rep->port = server ? 0 : port_pick(gw.conf ? gw.conf->replica_port_lo : 0, gw.conf ? gw.conf->replica_port_hi : 0,
+					   port_taken_cb, rep);
+	if (!server && rep->port <= 0) {
 		replica_fail(rep, CAUSE_BOOT, 0, "no free local port");
 		return -1;
 	}
@@ -497,7 +502,7 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 		return -1;
 	}
 	replica_tell_process(rep, REPLICA_EV_LAUNCHED);
-	if (cause != CAUSE_PREWARM && cause != CAUSE_SCHEDULE) {	/* ahead of traffic: not a cold start */
+	if (cause != CAUSE_PREWARM && cause != CAUSE_SCHEDULE && !server) {	/* ahead of traffic, or already running: not a cold start */
 		u->cold_starts++;
 		char labels[300];
 		up_labels(u, labels, sizeof(labels));
@@ -509,6 +514,7 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 	static const char *const woken_by[CAUSE_NCAUSES] = {
 		[CAUSE_REQUEST] = "woken by a request", [CAUSE_MIN_WARM] = "min_warm", [CAUSE_SCHEDULE] = "schedule",
 		[CAUSE_PREWARM] = "pre-warm", [CAUSE_SCALE_UP] = "scale up", [CAUSE_ADMIN] = "woken by the admin API",
+		[CAUSE_SERVER] = "server line, health polled",
 	};
 	replica_move(rep, REPLICA_BOOTING, cause, "%s on %s", woken_by[cause] ? woken_by[cause] : cause_names[cause],
 		     rep->url);
@@ -525,8 +531,9 @@ static void replica_ready(struct replica *rep)
 	char host[256];
 	int port;
 	int woke = rep->wake_level > 0;
-	rep->pool = url_split(rep->url, host, sizeof(host), &port, NULL) == 0 ?
-		tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
+	if (!rep->pool)	/* a server line healthy again keeps the pool its requests in flight use */
+		rep->pool = url_split(rep->url, host, sizeof(host), &port, NULL) == 0 ?
+			tls_pool_new(gw.base, u->cf, rep->url, host, port) : NULL;
 	if (!rep->pool) {
 		replica_fail(rep, CAUSE_WARMUP, 0, "cannot make a connection pool");
 		return;
@@ -545,7 +552,8 @@ static void replica_ready(struct replica *rep)
 		replica_move(rep, REPLICA_READY, rep->state == REPLICA_WAKING ? CAUSE_SLEEP_API : CAUSE_WARMUP,
 			     "wake took %.2fs", now - rep->t_start);
 	else
-		replica_move(rep, REPLICA_READY, CAUSE_WARMUP, "cold start took %.2fs", now - rep->t_start);
+		replica_move(rep, REPLICA_READY, CAUSE_WARMUP, "%s %.2fs", u->cf->nservers ? "server line up after" :
+			     "cold start took", now - rep->t_start);
 }
 
 /* The warmer is done: READY, or FAILED with its reason. */
@@ -655,6 +663,20 @@ static void replica_probe_cb(int ok, const char *why, void *arg)
 	}
 }
 
+void replica_health_lost(struct replica *rep, const char *why)
+{
+	struct upstream *u = rep->up;
+	if (rep->state != REPLICA_READY || !u->cf || !u->cf->nservers)
+		return;
+	/* the pool stays: requests in flight finish on it; new ones are held (dispatch takes only READY) */
+	rep->t_start = gw_now();
+	rep->probe = probe_start(gw.base, u->cf, rep->url, u->cf->health_path ? u->cf->health_path : "/v2/health/ready",
+				 replica_probe_cb, rep);
+	replica_move(rep, REPLICA_BOOTING, CAUSE_HEALTH, "%s", why);
+	if (!rep->probe)
+		replica_fail(rep, CAUSE_HEALTH, 0, "out of memory for the health probe");
+}
+
 void replica_drain(struct replica *rep, enum replica_cause cause, const char *why)
 {
 	if (!replica_in(rep, RS_UP | RS_ASLEEP))
@@ -671,7 +693,8 @@ void replica_tick(struct replica *rep, double now)
 	replica_acct_time(rep, now, 0);
 	switch (rep->state) {
 	case REPLICA_BOOTING:
-		if ((now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
+		/* a server line has no boot to time out: polled until healthy, held requests wait their hold timeout */
+		if ((!u->cf || !u->cf->nservers) && (now - rep->t_start) * 1000 >= (double)u->p.boot_timeout_ms) {
 			char got[300] = "";
 			int code = 0;
 			if (rep->probe) {

@@ -78,6 +78,7 @@ enum replica_cause {
 	CAUSE_BOOT_CANCEL,	/* boot_cancel: every held request that wanted the boot left (dispatch.c) */
 	CAUSE_ROLLOUT,		/* started as the new version, or drained as an old one (rollout.c) */
 	CAUSE_RECYCLE,		/* started to replace, or drained as, a replica past its recycle line */
+	CAUSE_SERVER,		/* a "server" line: always up, its health polled (scale.c keeps it so) */
 	CAUSE_NCAUSES
 };
 
@@ -91,7 +92,7 @@ struct replica {
 	struct launch *launch;		/* while a process may run */
 	int port;
 	char url[128];			/* http(s)://HOST:PORT, from the launcher or the fleet */
-	struct proxy_pool *pool;	/* READY and DRAINING */
+	struct proxy_pool *pool;	/* READY and DRAINING; BOOTING too after a server line's failed check */
 	int in_flight;			/* dispatch.c counts its forwards here */
 	struct probe *probe;		/* BOOTING */
 	struct warmer *warmer;		/* WARMING */
@@ -120,6 +121,9 @@ struct replica {
 	char gpu_dev[64];		/* its name, "" when none ($gpu in the launch command) */
 	/* keepalive.c's part */
 	int idle_query;			/* a store_newest_activity() is pending */
+	/* replica_health.c's part (server lines, READY) */
+	struct probe *hprobe;		/* the check in flight; NULL: none */
+	double hcheck_at;		/* when the next check starts, or when the one in flight started */
 	/* scale.c's part */
 	double busy_at;			/* last tick with requests in flight */
 	/* versions (issue 16): set by replica_wake() at each start, read by rollout.c */
@@ -187,6 +191,13 @@ int replica_move(struct replica *rep, enum replica_state to, enum replica_cause 
 
 /* Starts a local replica from STOPPED, FAILED after its backoff, or asleep (the sleep API's wake). 0, or -1 when it failed at once. */
 int replica_wake(struct replica *rep, enum replica_cause cause);
+/*
+ * A READY replica of a "server" line failed its health check while READY
+ * (replica_health.c): READY -> BOOTING (cause health), its health polled
+ * again with no boot timeout; new requests are held meanwhile, those in
+ * flight finish on the pool it keeps. Nothing for any other replica.
+ */
+void replica_health_lost(struct replica *rep, const char *why);
 /* BOOTING, WARMING, READY, WAKING or asleep -> DRAINING (its in-flight requests finish), then stopped. */
 void replica_drain(struct replica *rep, enum replica_cause cause, const char *why);
 /* A READY (or level-1) replica of ours with nothing in flight sleeps at level (1 or 2). -1 when it cannot. */

@@ -335,7 +335,8 @@ static struct replica *replacement_of(struct upstream *u, const struct replica *
 
 void rollout_tick(struct upstream *u, double now)
 {
-	if (!u->cf || gw.stopping)
+	/* server lines have no versions to roll out: a changed line is let go at the reload (upstream.c) */
+	if (!u->cf || gw.stopping || u->cf->nservers)
 		return;
 	int old = 0, coming = 0, works = 0;
 	for (int i = 0; i < u->nrep; i++) {

@@ -191,13 +191,19 @@ void scale_free(struct upstream *u)
 	u->scale = NULL;
 }
 
-/* min_warm (and replicas min=): wake down replicas until that many are up or on their way. */
+/*
+ * min_warm (and replicas min=): wake down replicas until that many are up or
+ * on their way. An upstream of server lines has its floor at every line
+ * (conf_static.c): each is "woken" (its health polled) at start and again
+ * after a failure's backoff, with cause server.
+ */
 static void scale_min_warm_wake(struct upstream *u, double now)
 {
 	int floor = scale_min_warm(u, now);
+	enum replica_cause cause = u->cf->nservers ? CAUSE_SERVER : CAUSE_MIN_WARM;
 	struct replica *rep;
 	while (upstream_count(u, RS_UP) < floor && (rep = upstream_pick_wake(u, now)) != NULL)
-		if (replica_wake(rep, CAUSE_MIN_WARM) < 0 || replica_wake_rank(rep, now))
+		if (replica_wake(rep, cause) < 0 || replica_wake_rank(rep, now))
 			break;	/* it did not move (a pending fleet claim, a failed launch): next tick */
 }
 

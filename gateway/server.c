@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "gateway/accesslog.h"
+#include "gateway/loc_regex.h"
 #include "gateway/server.h"
 #include "gateway/split_phase.h"
 #include "gateway/conf.h"
@@ -81,12 +82,22 @@ static const struct conf_server *route_server(const struct listener *l, struct e
 	return first;
 }
 
-/* nginx's order: an exact match wins, then the longest prefix. */
+/*
+ * nginx's order: an exact match wins; else the longest prefix is noted, and
+ * it wins at once when written "^~"; else the regexes (~, ~*) are tried in
+ * conf order and the first that matches wins; else the longest prefix.
+ * path is the normalised path (path_norm.h), regexes included.
+ */
 static const struct conf_location *route_location(const struct conf_server *s, const char *path)
 {
 	const struct conf_location *best = NULL;
-	size_t best_len = 0;
+	size_t best_len = 0, len = strlen(path);
+	int any_regex = 0;
 	for (const struct conf_location *loc = s->locations; loc; loc = loc->next) {
+		if (loc->regex) {
+			any_regex = 1;
+			continue;
+		}
 		if (loc->exact) {
 			if (strcmp(loc->path, path) == 0)
 				return loc;
@@ -98,6 +109,11 @@ static const struct conf_location *route_location(const struct conf_server *s, c
 			best_len = n;
 		}
 	}
+	if (!any_regex || (best && best->stop_regex))
+		return best;
+	for (const struct conf_location *loc = s->locations; loc; loc = loc->next)
+		if (loc->regex && loc_regex_match(loc->re, path, len))
+			return loc;
 	return best;
 }
 

@@ -14,6 +14,8 @@
 #include "gateway/gpu.h"
 #include "gateway/gw.h"
 #include "gateway/keepalive.h"
+#include "gateway/launch.h"
+#include "gateway/replica_health.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/rollout.h"
@@ -62,6 +64,7 @@ static void upstream_free(struct upstream *u)
 {
 	for (int i = 0; i < UPSTREAM_MAX_REPLICAS; i++) {	/* every one is linked (replica_init) */
 		fleet_replica_free(&u->rep[i]);
+		replica_health_free(&u->rep[i]);
 		rollout_replica_free(&u->rep[i]);
 		replica_free(&u->rep[i]);
 	}
@@ -84,6 +87,27 @@ static int upstream_busy(const struct upstream *u)
 	return busy;
 }
 
+/*
+ * A reload that changed an upstream's server lines (or turned it from
+ * launched replicas into server lines or back): each replica whose address
+ * is no longer its line's is let go (a server is never stopped: only the
+ * gateway's hold on it ends), and the scale floor polls the new address.
+ */
+static void upstream_servers_changed(struct upstream *u)
+{
+	for (int i = 0; i < u->nrep; i++) {
+		struct replica *rep = &u->rep[i];
+		int was_server = rep->launch && strcmp(rep->launch->ops->kind, CONF_LAUNCH_SERVER) == 0;
+		if (!rep->launch || rep->remote || (!was_server && !u->cf->nservers))
+			continue;
+		if (was_server && i < u->cf->nservers && strcmp(rep->url, u->cf->servers[i]) == 0)
+			continue;
+		log_notice("upstream \"%s\" replica %d: %s changed by the reload", u->name, i,
+			   was_server ? "its server line" : "launched replicas to server lines");
+		replica_drain(rep, CAUSE_RELOAD, "server lines changed by a reload");
+	}
+}
+
 /* Every 100ms: each replica, then each module's work on the upstream. */
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -95,6 +119,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		for (int i = 0; i < u->nrep; i++)
 			if (!fleet_tick(&u->rep[i], now))	/* 1: another gateway runs it */
 				replica_tick(&u->rep[i], now);
+		replica_health_tick(u, now);
 		keepalive_tick(u, now);
 		scale_tick(u, now);
 		rollout_tick(u, now);
@@ -174,6 +199,7 @@ int upstream_configure(const struct conf *c)
 			log_info("upstream \"%s\": kept across reload", u->name);
 		}
 		u->cf = cf;
+		upstream_servers_changed(u);
 		params_from(&u->p, cf);
 		rollout_configure(u);
 		scale_configure(u);

@@ -34,7 +34,7 @@ is(val($r, 'upstream.digits.warmup.count'), 3, 'digits is warmed up with 3 reque
 is(val($r, 'upstream.digits.warmup.model'), 'digits', 'warmup asks for the model named like the upstream');
 is(val($r, 'upstream.digits.idle_timeout_ms'), 60000, 'digits stops after a minute without traffic');
 is(val($r, 'upstream.digits.hold_max'), 1000, 'up to 1000 requests are held while digits boots');
-is(val($r, 'upstream.digits.hold_timeout_ms'), 120000, 'for at most 120s');
+is(val($r, 'upstream.digits.hold_timeout_ms'), 60000, 'for at most 60s');
 is(val($r, 'upstream.digits.stop_grace_ms'), 10000, 'a stopping digits gets 10s of grace');
 is(val($r, 'upstream.digits.max_conns'), 16, 'a digits replica takes 16 requests at once');
 

@@ -50,7 +50,7 @@ my ($rc, $text) = run_replay("$dir/tiny.csv", '--policy', 'adaptive', '-v');
 like($text, qr/few samples 2;/, 'the verbose report says why adaptive decided as it did');
 like($text, qr/^\S+tiny\.csv: 1 upstream, 5 requests/m, 'the table names the trace and its size');
 
-# Twenty requests 30 minutes apart (0, 1800, ... 34200), billed per ms.
+# Twenty requests 30 minutes apart (0, 1800, ... 34200), billed per ms (--granularity off).
 # fixed:5m: every request starts cold; a run is boot 30 + 0.1 + 300 =
 # 330.1s, the last one is cut at its end (30.1s): 19 * 330.1 + 30.1 = 6302.0.
 # adaptive: a cold request ends 30.1s after it came, so the gaps are 1769.9s
@@ -61,7 +61,7 @@ like($text, qr/^\S+tiny\.csv: 1 upstream, 5 requests/m, 'the table names the tra
 # runs from 1650.1s after one request to 0.1s after the next: 8 * 150.0s.
 # Total 3301.0 + 30.1 + 120.0 + 1200.0 = 4651.1s; 11 cold starts (1-11).
 spew("$dir/regular.csv", join '', map { ($_ * 1800) . ",job\n" } 0 .. 19);
-$r = replay_csv("$dir/regular.csv", '--granularity', '1ms');
+$r = replay_csv("$dir/regular.csv", '--granularity', 'off');
 is($r->{'always-on'}{gpu}, '34200.1', 'always-on over nine and a half hours');
 is($r->{'fixed:5m'}{cold}, 20, 'a 5-minute timer starts cold on every request 30 minutes apart');
 is($r->{'fixed:5m'}{gpu}, '6302.0', 'and bills every boot and keep-alive');
@@ -125,7 +125,7 @@ ok($r->{adaptive}{cold} < $r->{'fixed:5m'}{cold}, 'on the bursty trace adaptive 
 #   With a 90s boot the lead is 2 minutes: 4 * 390.1 + 420.1 + 2 * 420 + 90.1.
 my $week = join '', map { ($_ * 86400 + 9 * 3600) . ",app\n" } 0 .. 4;
 spew("$dir/week.csv", $week . (6 * 86400 + 12 * 3600) . ",app\n");
-$r = replay_csv("$dir/week.csv", '--granularity', '1ms', '--policy', 'fixed:5m', '--policy', 'schedule',
+$r = replay_csv("$dir/week.csv", '--granularity', 'off', '--policy', 'fixed:5m', '--policy', 'schedule',
 	'--policy', 'adaptive+schedule');
 is($r->{'fixed:5m'}{cold}, 6, 'without the schedule every request of the week starts cold');
 is($r->{'fixed:5m'}{gpu}, '1680.6', 'and the 5-minute timer bills each cold run');
@@ -134,7 +134,7 @@ is($r->{schedule}{gpu}, '2430.6', 'and bills its wakes, the weekend ones with no
 is($r->{'adaptive+schedule'}{cold}, 5, 'adaptive with the schedule, on too few gaps, pre-warms the same');
 ($rc, $text) = run_replay("$dir/week.csv", '--policy', 'schedule', '-v');
 like($text, qr/schedule woke the stopped worker 3 times/, 'the verbose report counts the wakes');
-$r = replay_csv("$dir/week.csv", '--granularity', '1ms', '--policy', 'schedule', '--boot', '90s');
+$r = replay_csv("$dir/week.csv", '--granularity', 'off', '--policy', 'schedule', '--boot', '90s');
 is($r->{schedule}{gpu}, '2910.6', 'a 90s boot makes the schedule wake two minutes ahead');
 spew("$dir/four.csv", join '', map { ($_ * 86400 + 9 * 3600) . ",app\n" } 0 .. 3);
 $r = replay_csv("$dir/four.csv", '--policy', 'schedule');

@@ -205,6 +205,23 @@ $f = front("tls_ca $dir/otherca.pem;\n\ttls_verify off;");
 $r = http_get("$f->{url}/hello", timeout => 60);
 is($r->{status}, 200, 'tls_verify off accepts a certificate no tls_ca signed');
 stop_proc($f->{pid}, 'TERM', 30);
+
+# an always-on "server https://" line: health, requests, all over TLS, checked against tls_ca
+sub server_front {
+	my ($tls) = @_;
+	my ($t, $p, $a) = gw_conf(launch => 'true', upstream => "$tls\n\thold 10 timeout=10s;");
+	$t =~ s{launch exec "[^\n]*";}{server https://127.0.0.1:$tport;} or die;
+	return gw_start(conf => $t, port => $p, admin => $a);
+}
+$f = server_front("tls_ca $dir/ca.pem;");
+$r = http_get("$f->{url}/hello", timeout => 60);
+is($r->{status}, 200, 'a "server https://" line is reached over TLS, its certificate checked against tls_ca');
+like(gw_log($f), qr{STOPPED -> BOOTING \([^\n]* on https://127\.0\.0\.1:$tport\)}, '... its health polled at its https:// address');
+stop_proc($f->{pid}, 'TERM', 30);
+$f = server_front("tls_ca $dir/otherca.pem;");
+ok(wait_until(sub { gw_log($f) =~ /replica 0: BOOTING -> FAILED \([^\n]*certificate verify failed[^\n]*cause=health/ }, 20),
+	'a server whose certificate tls_ca did not sign fails its health with the reason') or diag(gw_log($f));
+stop_proc($f->{pid}, 'TERM', 30);
 stop_proc($term->{pid}, 'TERM', 30);
 
 # 5. "tls on" with launch exec: the gateway starts a replica that serves https://127.0.0.1:$port
@@ -213,6 +230,8 @@ my $backend = backend_cmd();
 spew("$dir/inner.tmpl", <<"EOC");
 daemon off;
 error_log $dir/inner.log info;
+admin_listen off;	# not the default 127.0.0.1:8081: the outer gateway's tests run beside others
+pid off;
 server {
 	listen 127.0.0.1:PORT ssl;
 	ssl_certificate $dir/cert.pem;

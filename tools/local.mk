@@ -9,7 +9,7 @@ tools_wakegate_replay_SOURCES = \
 	tools/replay_ladder.c tools/replay_ladder.h \
 	tools/trace.c tools/trace.h \
 	gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h
-tools_wakegate_replay_LDADD = -lm
+tools_wakegate_replay_LDADD = $(COMMON_LIBS) -lm
 
 check_PROGRAMS += gateway/policy-test
 gateway_policy_test_SOURCES = gateway/policy-test.c gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h

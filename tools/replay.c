@@ -4,6 +4,7 @@
  * would have cost: billed GPU time, cold starts, and the wait they added.
  * See man/wakegate-replay.1 for the model it simulates.
  */
+#include "common/units.h"
 #include "gateway/policy.h"
 #include "tools/replay_gpu.h"
 #include "tools/replay_ladder.h"
@@ -290,7 +291,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: wakegate-replay TRACE.csv\n"
 		"       [--policy always-on|oracle|fixed:TIME|adaptive[:OPTS]|ladder[:OPTS]|schedule|POLICY+schedule|all]...\n"
-		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h] [--duration TIME]\n"
+		"       [--boot TIME] [--price AMOUNT/h] [--granularity 1s|1m|1h|off] [--duration TIME]\n"
 		"       [--azure [--top N]] [--csv] [-v]\n"
 		"       wakegate-replay TRACE.csv --gpu SIZE (--model NAME=SIZE[,BOOT] | --models FILE)...\n"
 		"       [--policy lru|one-at-a-time|penalty|oracle|all]... [--boot TIME] [--idle-timeout TIME]\n"
@@ -432,8 +433,11 @@ static void parse_args(int argc, char **argv, struct opts *o, struct result *res
 			if (policy_parse_ms(argv[++i], &o->dur_ms) < 0)
 				die("--duration needs a time such as 100ms", v);
 		} else if (!strcmp(a, "--granularity")) {
-			if (policy_parse_ms(argv[++i], &o->gran_ms) < 0 || o->gran_ms <= 0)
-				die("--granularity needs a time such as 1s", v);
+			/* billing_granularity's rule (common/units.h): 1s, 1m or 1h, never 2m or 1.5s;
+			 * "off" (replay only: no bill is exact) rounds to the trace's own unit, 1ms */
+			o->gran_ms = !strcmp(argv[++i], "off") ? 1 : units_granularity_ms(argv[i]);
+			if (o->gran_ms < 0)
+				die("--granularity must be 1s, 1m or 1h (as billing_granularity in wakegate.conf(5)), or off", v);
 		} else if (!strcmp(a, "--price")) {
 			o->price = strtod(argv[++i], &end);
 			if (end == v || (*end && strcmp(end, "/h")) || !(o->price >= 0))
