@@ -247,6 +247,37 @@ static void head_done(struct hs_conn *h)
 	}
 }
 
+/* A whole header line s[0..len) (its LF not included) in hand: what the
+ * byte states S_HNAME and S_HVALUE do for a line split across reads, at
+ * the cost of three memchr instead of a loop over the name (this runs for
+ * every header line of every request). -1: a fault. */
+static int header_line(struct hs_conn *h, const unsigned char *s, size_t len)
+{
+	const unsigned char *nul = memchr(s, '\0', len);
+	const unsigned char *colon = memchr(s, ':', nul ? (size_t)(nul - s) : len);
+	size_t nl, vl;
+
+	if (nul) {
+		fault(h, colon ? "a NUL in a header value" : "a NUL in a header name");
+		return -1;
+	}
+	if (!colon)
+		return 0;	/* no colon: evhttp refuses the head */
+	nl = (size_t)(colon - s);
+	h->kind = nl == 14 && strncasecmp((const char *)s, "content-length", 14) == 0 ? H_CL :
+		  nl == 17 && strncasecmp((const char *)s, "transfer-encoding", 17) == 0 ? H_TE :
+		  H_OTHER;
+	if (h->kind != H_OTHER) {
+		vl = len - nl - 1;
+		if (vl > sizeof(h->val))
+			vl = sizeof(h->val);	/* value_done takes a full buffer for too long */
+		memcpy(h->val, colon + 1, vl);
+		h->vlen = (uint8_t)vl;
+		value_done(h);
+	}
+	return 0;
+}
+
 /* A fault inside a chunked body: the body ends at buffer offset at with
  * what closes it (see above); evhttp then completes the request. */
 static void chunk_fault(struct hs_conn *h, const char *why, size_t at, const char *end)
@@ -312,6 +343,14 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t b
 				fault(h, "a folded header line");
 				return n;
 			} else {
+				/* the common case, the whole line in hand: a few memchr, no byte loop */
+				const unsigned char *lf = memchr(p + i, '\n', n - i);
+				if (lf) {
+					if (header_line(h, p + i, (size_t)(lf - (p + i))) < 0)
+						return n;
+					i = (size_t)(lf - p) + 1;
+					break;
+				}
 				h->nlen = 0;
 				h->state = S_HNAME;
 				continue;
@@ -496,7 +535,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	struct hs_conn *h;
 	struct evbuffer_ptr at;
 	struct evbuffer_iovec v[8];
-	size_t off;
+	size_t off, len;
 
 	if (info->n_added == 0 || in_rewrite)
 		return;
@@ -517,13 +556,15 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		shutdown(bufferevent_getfd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
 		return;
 	}
-	off = evbuffer_get_length(buf) - (info->n_added <= evbuffer_get_length(buf) ? info->n_added : evbuffer_get_length(buf));
+	len = evbuffer_get_length(buf);
+	off = len - (info->n_added <= len ? info->n_added : len);
 again:
-	while (off < evbuffer_get_length(buf) && h->state != S_DEAD) {
+	while (off < len && h->state != S_DEAD) {
 		int nv;
-		if (evbuffer_ptr_set(buf, &at, off, EVBUFFER_PTR_SET) != 0)
+		/* from the front (evhttp drained all it had, the common case): no evbuffer_ptr to set */
+		if (off > 0 && evbuffer_ptr_set(buf, &at, off, EVBUFFER_PTR_SET) != 0)
 			return;
-		nv = evbuffer_peek(buf, (ev_ssize_t)(evbuffer_get_length(buf) - off), &at, v, 8);
+		nv = evbuffer_peek(buf, (ev_ssize_t)(len - off), off > 0 ? &at : NULL, v, 8);
 		if (nv <= 0)
 			return;
 		for (int k = 0; k < nv && k < 8; k++) {
@@ -544,6 +585,7 @@ again:
 						h->rw = 0;
 						rewrite(buf, h->rw_a, h->rw_b, h->rw_s);
 						off = h->rw_next;
+						len = evbuffer_get_length(buf);
 						goto again;	/* the buffer changed under v */
 					}
 					if (h->state == S_DEAD)
