@@ -62,6 +62,7 @@ enum scan_state {
 	S_HNAME,	/* in a header name */
 	S_HVALUE,	/* in a header value */
 	S_BODY,		/* in a body framed by Content-Length */
+	S_HEADBODY,	/* in a HEAD's body (Content-Length): cut out before evhttp sees it */
 	S_CSIZE,	/* in a chunk-size line, before its first digit */
 	S_CDIGITS,	/* in a chunk size */
 	S_CEXT,		/* after a chunk size: an extension or spaces, to the LF */
@@ -235,8 +236,20 @@ static void value_done(struct hs_conn *h)
 static void head_done(struct hs_conn *h)
 {
 	if (h->head_method) {
-		/* evhttp reads no body of a HEAD: one is refused or closed after */
-		h->state = h->n_te || (h->n_cl && h->cl != 0) ? S_DEAD : S_LINE0;
+		/*
+		 * evhttp reads no body of a HEAD: it would parse one as the next
+		 * request. nginx frames it by its Content-Length, discards it and
+		 * keeps the connection: input_cb cuts those bytes out of the
+		 * buffer as they come, so evhttp never sees them. A chunked one
+		 * (or a Content-Length refused later) ends the scan; the
+		 * connection closes after the answer.
+		 */
+		if (h->n_te || (h->n_cl && (h->n_cl > 1 || h->cl < 0))) {
+			h->state = S_DEAD;
+		} else {
+			h->left = h->n_cl ? (uint64_t)h->cl : 0;
+			h->state = h->left ? S_HEADBODY : S_LINE0;
+		}
 	} else if (h->n_te) {
 		h->state = h->n_te == 1 && !h->n_cl && h->te_chunked ? S_CSIZE : S_DEAD;
 	} else if (h->n_cl) {
@@ -406,6 +419,7 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t b
 			break;
 		}
 		case S_BODY:
+		case S_HEADBODY:
 		case S_CDATA:
 			return i;
 		case S_CSIZE:
@@ -572,6 +586,16 @@ again:
 			size_t m = v[k].iov_len;
 			while (m > 0) {
 				size_t used;
+				if (h->state == S_HEADBODY) {
+					/* a HEAD's body: cut all of it that is here (see head_done) */
+					size_t cut = h->left < len - off ? (size_t)h->left : len - off;
+					h->left -= cut;
+					if (h->left == 0)
+						h->state = S_LINE0;
+					rewrite(buf, off, off + cut, "");
+					len = evbuffer_get_length(buf);
+					goto again;	/* the buffer changed under v */
+				}
 				if (h->state == S_BODY || h->state == S_CDATA) {
 					used = h->left < m ? (size_t)h->left : m;
 					h->left -= used;
@@ -788,8 +812,9 @@ int http_strict_refused(struct evhttp_request *req)
 		if (n != 7 || strncasecmp(te, "chunked", 7) != 0)
 			return refuse(req, 501, "a Transfer-Encoding other than chunked");
 	}
-	/* evhttp did not read a HEAD's body: no byte of it may be parsed as a request */
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && (te || len > 0))
+	/* a HEAD's chunked body is not cut out as one framed by Content-Length
+	 * is (head_done): no byte of it may be parsed as a request */
+	if (te && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
 		close_after = 1;
 	merge_connection(in, n_conn);
 	if (close_after) {
