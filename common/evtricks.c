@@ -38,6 +38,16 @@ evutil_socket_t evtricks_conn_fd(struct evhttp_connection *c)
 	return bev ? bufferevent_getfd(bev) : -1;
 }
 
+struct evhttp_connection *evtricks_bev_conn(struct bufferevent *bev)
+{
+	bufferevent_data_cb rd, wr;
+	bufferevent_event_cb ev;
+	void *arg = NULL;
+
+	bufferevent_getcb(bev, &rd, &wr, &ev, &arg);
+	return ev ? arg : NULL;
+}
+
 int evtricks_conn_reading(struct evhttp_connection *c)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);

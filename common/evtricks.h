@@ -16,6 +16,8 @@
  *   proxy's backend watch, hold.c, ratelimit.c).
  * - evtricks_conn_stalled: the 2.1.12 EVHTTP_CON_READ_ON_WRITE_ERROR stall
  *   (proxy.c's stall check).
+ * - evtricks_bev_conn: the connection evhttp made around a client
+ *   bufferevent (clients.c, max_clients).
  * Also written against 2.1.12, outside this file because they are choices
  * of flags, not calls: tls.c makes TLS bufferevents without
  * BEV_OPT_DEFER_CALLBACKS (deferred callbacks stalled relayed answers), and
@@ -64,6 +66,15 @@ void evtricks_take_closecb(struct evhttp_connection *c, evtricks_close_fn fn, vo
  * on: evhttp's bufferevent owning the socket for the connection's life.
  */
 evutil_socket_t evtricks_conn_fd(struct evhttp_connection *c);
+
+/*
+ * The evhttp connection a client bufferevent was given to (evhttp's bevcb
+ * made it), NULL once evhttp let it go. Relies on: evhttp passing the
+ * connection as the bufferevent's callback argument from the moment it
+ * takes the bufferevent, and bufferevent_free clearing the callbacks
+ * (gateway/clients.c looks a loop turn after the accept).
+ */
+struct evhttp_connection *evtricks_bev_conn(struct bufferevent *bev);
 
 /* Whether evhttp has reading on for c: it turns it off once a request is
  * complete (until the answer is sent) and while a stream is paused. */

@@ -6,7 +6,7 @@ gateway_wakegate_SOURCES = \
 	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
 	gateway/replica.c gateway/replica.h gateway/replica_acct.c gateway/replica_acct.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
-	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
+	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h gateway/clients.c gateway/clients.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h gateway/scale_rule.c gateway/scale_rule.h gateway/scale_gauge.c \
