@@ -11,6 +11,8 @@
  * - evtricks_take_closecb: evhttp's single close callback, taken over by
  *   gateway/client_conn.c to share it among the hold queue, the limiter and
  *   the proxy.
+ * - evtricks_bev_fd: a bufferevent's socket without the control call
+ *   (http_strict.c, and evtricks_conn_fd).
  * - evtricks_conn_fd, evtricks_conn_reading: the socket and read state of
  *   evhttp's bufferevent under a connection (client_conn.c's watch, the
  *   proxy's backend watch, hold.c, ratelimit.c).
@@ -62,8 +64,18 @@ typedef void (*evtricks_close_fn)(struct evhttp_connection *c, void *arg);
 void evtricks_take_closecb(struct evhttp_connection *c, evtricks_close_fn fn, void *arg);
 
 /*
+ * bufferevent_getfd(bev) without its lock and control call (~65
+ * instructions; the request path asks several times per request). Relies
+ * on: a socket or an openssl-socket bufferevent (the only kinds wakegate
+ * makes, and evhttp's own) keeping its socket as its ev_read's fd, which is
+ * what their GET_FD control returns in 2.1.12; not for a filter.
+ */
+evutil_socket_t evtricks_bev_fd(struct bufferevent *bev);
+
+/*
  * The socket under c, -1 before it connects or after it closed. Relies
- * on: evhttp's bufferevent owning the socket for the connection's life.
+ * on: evhttp's bufferevent owning the socket for the connection's life,
+ * and evtricks_bev_fd's.
  */
 evutil_socket_t evtricks_conn_fd(struct evhttp_connection *c);
 

@@ -23,8 +23,8 @@
  * completes one; where the two would part (a request we refuse), it stops.
  *
  * Why this is not in common/evtricks.c with the other reliances on
- * libevent's insides: it calls nothing internal (an evbuffer callback,
- * bufferevent_getfd, evbuffer edits: all public API); what it relies on is
+ * libevent's insides: it calls nothing internal but evtricks_bev_fd (the
+ * rest is an evbuffer callback and evbuffer edits: public API); what it relies on is
  * the parser's behaviour listed above, which the whole file mirrors and no
  * one call could wrap. evtricks.h lists it, and the check below stops the
  * build on another libevent, as evtricks.c's does.
@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include "gateway/http_strict.h"
+#include "common/evtricks.h"
 #include "gateway/accesslog.h"
 #include "gateway/log.h"
 #include "gateway/proxy.h"
@@ -553,7 +554,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 
 	if (info->n_added == 0 || in_rewrite)
 		return;
-	h = record(bev, bufferevent_getfd(bev), 1);
+	h = record(bev, evtricks_bev_fd(bev), 1);
 	if (!h || h->state == S_DEAD)
 		return;
 	/*
@@ -567,7 +568,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		log_info("client timed out sending its request header (client_header_timeout %lldms); "
 			 "closing the connection", (long long)header_timeout_ms);
 		h->state = S_DEAD;
-		shutdown(bufferevent_getfd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
+		shutdown(evtricks_bev_fd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
 		return;
 	}
 	len = evbuffer_get_length(buf);
@@ -655,26 +656,36 @@ static int refuse(struct evhttp_request *req, int code, const char *why)
 	return 1;
 }
 
-/* A byte nginx refuses in a request target or header name: controls, space, DEL. */
-static int ctl_or_space(unsigned char c)
-{
-	return c <= 0x20 || c == 0x7f;
-}
+/*
+ * Byte classes, one table lookup a byte (these loops run over every
+ * request's target, header names and Host): BC_CTL, what nginx refuses in
+ * a request target or a header name (controls, space, DEL); BC_HOST, what
+ * it refuses in a Host besides (a path separator); BC_DOT, a dot.
+ */
+enum { BC_CTL = 1, BC_HOST = 2, BC_DOT = 4 };
+static const unsigned char bclass[256] = {
+	[0 ... 0x20] = BC_CTL | BC_HOST, [0x7f] = BC_CTL | BC_HOST,
+	['/'] = BC_HOST, ['\\'] = BC_HOST, ['.'] = BC_DOT,
+};
 
-/* nginx's ngx_http_validate_host: no path separator, control or space, no "..". */
+/* nginx's ngx_http_validate_host: no path separator, control or space, no
+ * "..", trailing dots dropped (and then not empty). */
 static int host_ok(const char *s)
 {
-	size_t n = strlen(s);
-	while (n > 0 && s[n - 1] == '.')
-		n--;
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '/' || c == '\\' || ctl_or_space(c) || (c == '.' && i > 0 && s[i - 1] == '.'))
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned prev = 0, dots = 0;
+	size_t n = 0;
+
+	for (; p[n]; n++) {
+		unsigned k = bclass[p[n]];
+		if (k & BC_HOST)
 			return 0;
+		if (k & prev & BC_DOT)
+			return 0;
+		prev = k;
+		dots = k & BC_DOT ? dots + 1 : 0;	/* the trailing run of dots */
 	}
-	return 1;
+	return n > dots;
 }
 
 /* A Content-Length nginx takes: digits only, spaces around allowed. */
@@ -750,7 +761,7 @@ int http_strict_refused(struct evhttp_request *req)
 	int64_t len = 0;
 
 	if (bev) {
-		struct hs_conn *r = record(bev, bufferevent_getfd(bev), 0);
+		struct hs_conn *r = record(bev, evtricks_bev_fd(bev), 0);
 		if (r) {
 			r->served++;
 			if (r->bad && r->bad <= r->served)
@@ -760,36 +771,39 @@ int http_strict_refused(struct evhttp_request *req)
 	if (!uri || !*uri)
 		return refuse(req, 400, "an empty request target");
 	for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
-		if (ctl_or_space(*p))
+		if (bclass[*p] & BC_CTL)
 			return refuse(req, 400, "a space or control byte in the request target");
 	if (uri[0] != '/' && strncasecmp(uri, "http://", 7) != 0 && strncasecmp(uri, "https://", 8) != 0)
 		return refuse(req, 400, "a request target that is neither a path nor an absolute URI");
 	TAILQ_FOREACH(h, in, next) {
 		const unsigned char *k = (const unsigned char *)h->key;
+		size_t nlen;
 		if (!*k)
 			return refuse(req, 400, "an empty header name");
 		for (; *k; k++)
-			if (ctl_or_space(*k))
+			if (bclass[*k] & BC_CTL)
 				return refuse(req, 400, "a space or control byte in a header name");
+		nlen = (size_t)(k - (const unsigned char *)h->key);
+		/* by first letter and length, then the compare: most names need none */
 		switch (h->key[0] | 0x20) {
 		case 'h':
-			if (strcasecmp(h->key, "Host") == 0 && (++n_host > 1 || !host_ok(h->value)))
+			if (nlen == 4 && strcasecmp(h->key, "Host") == 0 && (++n_host > 1 || !host_ok(h->value)))
 				return refuse(req, 400, n_host > 1 ? "two Host headers" : "an invalid Host header");
 			break;
 		case 'c':
-			if (strcasecmp(h->key, "Content-Length") == 0) {
+			if (nlen == 14 && strcasecmp(h->key, "Content-Length") == 0) {
 				if (++n_cl > 1)
 					return refuse(req, 400, "two Content-Length headers");
 				if (!cl_ok(h->value, &len))
 					return refuse(req, 400, "an invalid Content-Length");
 				cl = h->value;
-			} else if (strcasecmp(h->key, "Connection") == 0) {
+			} else if (nlen == 10 && strcasecmp(h->key, "Connection") == 0) {
 				n_conn++;
 				close_after |= has_token(h->value, "close");
 			}
 			break;
 		case 't':
-			if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
+			if (nlen == 17 && strcasecmp(h->key, "Transfer-Encoding") == 0) {
 				if (++n_te > 1)
 					return refuse(req, 400, "two Transfer-Encoding headers");
 				te = h->value;

@@ -67,7 +67,7 @@ static int pool_unread(struct proxy_pool *p, struct evhttp_connection *c, const 
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
 	size_t left = evbuffer_get_length(bufferevent_get_input(bev));
-	evutil_socket_t fd = bufferevent_getfd(bev);
+	evutil_socket_t fd = evtricks_bev_fd(bev);
 	char b;
 
 	if (left == 0 && fd >= 0 && !p->tr.bev_new &&
