@@ -26,7 +26,8 @@
  * struct event is embedded (event_struct.h) in client_conn.c and proxy_int.h.
  * Also relying on evhttp 2.1.12's parser, in whole files that mirror it:
  * gateway/http_strict.c (a scanner of client bytes before evhttp parses
- * them; it refuses to compile against another version) and
+ * them) with http_strict_req.c (the checks of what it let through; both
+ * refuse to compile against another version) and
  * gateway/proxy_1xx.c (1xx heads taken off a backend's input first).
  */
 #ifndef WG_COMMON_EVTRICKS_H

@@ -18,7 +18,7 @@ gateway_wakegate_SOURCES = \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
-	gateway/http_strict.c gateway/http_strict.h gateway/path_norm.c gateway/path_norm.h \
+	gateway/http_strict.c gateway/http_strict.h gateway/http_strict_req.c gateway/http_strict_int.h gateway/path_norm.c gateway/path_norm.h \
 	gateway/log_escape.c gateway/log_escape.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \
