@@ -16,9 +16,14 @@
 #error "common/evtricks.c was written against libevent 2.1.12-stable: check it against this version (see evtricks.h)"
 #endif
 
+evutil_socket_t evtricks_bev_fd(struct bufferevent *bev)
+{
+	return event_get_fd(&bev->ev_read);
+}
+
 void evtricks_flush_now(struct bufferevent *bev)
 {
-	evutil_socket_t fd = bufferevent_getfd(bev);
+	evutil_socket_t fd = evtricks_bev_fd(bev);
 	struct event *w = &bev->ev_write;
 
 	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) == 0 ||
@@ -35,7 +40,17 @@ void evtricks_take_closecb(struct evhttp_connection *c, evtricks_close_fn fn, vo
 evutil_socket_t evtricks_conn_fd(struct evhttp_connection *c)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
-	return bev ? bufferevent_getfd(bev) : -1;
+	return bev ? evtricks_bev_fd(bev) : -1;
+}
+
+struct evhttp_connection *evtricks_bev_conn(struct bufferevent *bev)
+{
+	bufferevent_data_cb rd, wr;
+	bufferevent_event_cb ev;
+	void *arg = NULL;
+
+	bufferevent_getcb(bev, &rd, &wr, &ev, &arg);
+	return ev ? arg : NULL;
 }
 
 int evtricks_conn_reading(struct evhttp_connection *c)

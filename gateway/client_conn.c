@@ -27,6 +27,8 @@ struct cconn {
 	void *close_arg;
 	client_watch_fn watch_fn;
 	void *watch_arg;
+	client_close_fn track_fn;	/* client_track's: for the whole connection */
+	void *track_arg;
 };
 
 static struct cconn **by_fd;	/* indexed by socket number */
@@ -55,12 +57,14 @@ static void detach(struct cconn *cc)
 static void close_cb(struct evhttp_connection *c, void *arg)
 {
 	struct cconn *cc = arg;
-	client_close_fn fn = cc->close_fn;
-	void *fn_arg = cc->close_arg;
+	client_close_fn fn = cc->close_fn, track = cc->track_fn;
+	void *fn_arg = cc->close_arg, *track_arg = cc->track_arg;
 
 	detach(cc);
 	evtricks_take_closecb(c, NULL, NULL);
 	free(cc);
+	if (track)
+		track(c, track_arg);
 	if (fn)
 		fn(c, fn_arg);
 }
@@ -143,6 +147,26 @@ int client_set_closecb(struct evhttp_connection *c, client_close_fn fn, void *ar
 	cc->close_fn = fn;
 	cc->close_arg = arg;
 	return 0;
+}
+
+/* See client_conn.h. */
+int client_track(struct evhttp_connection *c, client_close_fn fn, void *arg)
+{
+	struct cconn *cc = get(c);
+
+	if (!cc)
+		return -1;
+	cc->track_fn = fn;
+	cc->track_arg = arg;
+	return 0;
+}
+
+/* See client_conn.h. */
+void **client_track_arg(struct evhttp_connection *c)
+{
+	struct cconn *cc = find(c);
+
+	return cc && cc->track_fn ? &cc->track_arg : NULL;
 }
 
 /* See client_conn.h. */

@@ -33,6 +33,14 @@ typedef void (*client_watch_fn)(evutil_socket_t fd, void *arg);
  * and no memory is left. */
 int client_set_closecb(struct evhttp_connection *c, client_close_fn fn, void *arg);
 
+/* A second close callback of c, kept for the connection's whole life
+ * whatever client_set_closecb does (max_clients' count, clients.c); it runs
+ * before the other. -1: no socket or no memory. */
+int client_track(struct evhttp_connection *c, client_close_fn fn, void *arg);
+
+/* The arg of c's client_track callback, to read or change; NULL: none. */
+void **client_track_arg(struct evhttp_connection *c);
+
 /* fn runs whenever c's socket is readable (bytes, EOF or an error), until
  * client_unwatch. One watcher at a time. -1: no socket or no memory. */
 int client_watch(struct evhttp_connection *c, client_watch_fn fn, void *arg);

@@ -288,6 +288,7 @@ static void dump(const struct conf *c)
 	kv_num("billing_granularity_ms", c->billing_granularity_ms);
 	kv_num("client_header_timeout_ms", c->client_header_timeout_ms);
 	kv_num("client_body_timeout_ms", c->client_body_timeout_ms);
+	kv_num("max_clients", c->max_clients);
 	put_protocols("ssl_protocols", c->ssl_protocols);
 	kv_str("ssl_ciphers", c->ssl_ciphers);
 	for (const struct conf_limit_zone *z = c->limit_zones; z; z = z->next) {

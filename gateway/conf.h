@@ -325,6 +325,7 @@ struct conf {
 	int64_t proxy_read_timeout_ms;
 	int64_t client_header_timeout_ms;	/* a client stalled this long in its header is closed */
 	int64_t client_body_timeout_ms;	/* the same, in its body */
+	int64_t max_clients;		/* client connections of all server listeners together; 0: no cap */
 	struct conf_server *servers;
 	struct conf_upstream *upstreams;
 	struct conf_gpu *gpus;	/* "gpu" lines, in conf order */

@@ -108,6 +108,25 @@ static int set_main_time(struct conf_parse *p, const struct conf_cmd *cmd, char 
 	return 0;
 }
 
+/* "max_clients N|off": a count of at least 1, or no cap (clients.c). */
+static int set_max_clients(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
+{
+	char *end;
+	long long n;
+
+	(void)ac;
+	if (strcmp(av[0], "off") == 0) {
+		p->c->pub.max_clients = 0;
+		return 0;
+	}
+	n = strtoll(av[0], &end, 10);
+	if (end == av[0] || *end || n < 1 || n > 10000000)
+		return conf_error(p, "invalid value \"%s\" in \"%s\" directive, it must be a number of connections "
+				  "(1-10000000) or \"off\"", av[0], cmd->name);
+	p->c->pub.max_clients = n;
+	return 0;
+}
+
 /* "replica_ports LOW-HIGH": where replica.c picks the $port of a local worker. */
 static int set_replica_ports(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {
@@ -608,6 +627,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "proxy_read_timeout", INH, 0, 1, 1, set_inherit_time, INH_READ_TIMEOUT, "60s" },
 	{ "client_header_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_header_timeout_ms), "60s" },
 	{ "client_body_timeout", CONF_MAIN, 0, 1, 1, set_main_time, CNF(client_body_timeout_ms), "60s" },
+	{ "max_clients", CONF_MAIN, 0, 1, 1, set_max_clients, 0, "off" },
 	{ "replica_ports", CONF_MAIN, 0, 1, 1, set_replica_ports, 0, NULL },	/* below the ephemeral range */
 	{ "server", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 0, 0, set_server, 0, NULL },
 	{ "upstream", CONF_MAIN, CONF_BLOCK | CONF_MULTI, 1, 1, set_upstream, 0, NULL },

@@ -1,6 +1,7 @@
 /*
- * http_strict: the raw-byte scanner of client connections and the checks of
- * each completed request. See http_strict.h for the why.
+ * http_strict: the raw-byte scanner of client connections (the checks of
+ * each completed request are in http_strict_req.c). See http_strict.h for
+ * the why.
  *
  * Written against libevent 2.1.12's evhttp, whose parser
  * - reads the head line by line (LF or CRLF) and keeps a header's value up
@@ -23,8 +24,8 @@
  * completes one; where the two would part (a request we refuse), it stops.
  *
  * Why this is not in common/evtricks.c with the other reliances on
- * libevent's insides: it calls nothing internal (an evbuffer callback,
- * bufferevent_getfd, evbuffer edits: all public API); what it relies on is
+ * libevent's insides: it calls nothing internal but evtricks_bev_fd (the
+ * rest is an evbuffer callback and evbuffer edits: public API); what it relies on is
  * the parser's behaviour listed above, which the whole file mirrors and no
  * one call could wrap. evtricks.h lists it, and the check below stops the
  * build on another libevent, as evtricks.c's does.
@@ -32,9 +33,9 @@
 #include "config.h"
 
 #include "gateway/http_strict.h"
-#include "gateway/accesslog.h"
+#include "gateway/http_strict_int.h"
+#include "common/evtricks.h"
 #include "gateway/log.h"
-#include "gateway/proxy.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -62,6 +63,7 @@ enum scan_state {
 	S_HNAME,	/* in a header name */
 	S_HVALUE,	/* in a header value */
 	S_BODY,		/* in a body framed by Content-Length */
+	S_HEADBODY,	/* in a HEAD's body (Content-Length): cut out before evhttp sees it */
 	S_CSIZE,	/* in a chunk-size line, before its first digit */
 	S_CDIGITS,	/* in a chunk size */
 	S_CEXT,		/* after a chunk size: an extension or spaces, to the LF */
@@ -235,8 +237,20 @@ static void value_done(struct hs_conn *h)
 static void head_done(struct hs_conn *h)
 {
 	if (h->head_method) {
-		/* evhttp reads no body of a HEAD: one is refused or closed after */
-		h->state = h->n_te || (h->n_cl && h->cl != 0) ? S_DEAD : S_LINE0;
+		/*
+		 * evhttp reads no body of a HEAD: it would parse one as the next
+		 * request. nginx frames it by its Content-Length, discards it and
+		 * keeps the connection: input_cb cuts those bytes out of the
+		 * buffer as they come, so evhttp never sees them. A chunked one
+		 * (or a Content-Length refused later) ends the scan; the
+		 * connection closes after the answer.
+		 */
+		if (h->n_te || (h->n_cl && (h->n_cl > 1 || h->cl < 0))) {
+			h->state = S_DEAD;
+		} else {
+			h->left = h->n_cl ? (uint64_t)h->cl : 0;
+			h->state = h->left ? S_HEADBODY : S_LINE0;
+		}
 	} else if (h->n_te) {
 		h->state = h->n_te == 1 && !h->n_cl && h->te_chunked ? S_CSIZE : S_DEAD;
 	} else if (h->n_cl) {
@@ -245,6 +259,37 @@ static void head_done(struct hs_conn *h)
 	} else {
 		h->state = S_LINE0;
 	}
+}
+
+/* A whole header line s[0..len) (its LF not included) in hand: what the
+ * byte states S_HNAME and S_HVALUE do for a line split across reads, at
+ * the cost of three memchr instead of a loop over the name (this runs for
+ * every header line of every request). -1: a fault. */
+static int header_line(struct hs_conn *h, const unsigned char *s, size_t len)
+{
+	const unsigned char *nul = memchr(s, '\0', len);
+	const unsigned char *colon = memchr(s, ':', nul ? (size_t)(nul - s) : len);
+	size_t nl, vl;
+
+	if (nul) {
+		fault(h, colon ? "a NUL in a header value" : "a NUL in a header name");
+		return -1;
+	}
+	if (!colon)
+		return 0;	/* no colon: evhttp refuses the head */
+	nl = (size_t)(colon - s);
+	h->kind = nl == 14 && strncasecmp((const char *)s, "content-length", 14) == 0 ? H_CL :
+		  nl == 17 && strncasecmp((const char *)s, "transfer-encoding", 17) == 0 ? H_TE :
+		  H_OTHER;
+	if (h->kind != H_OTHER) {
+		vl = len - nl - 1;
+		if (vl > sizeof(h->val))
+			vl = sizeof(h->val);	/* value_done takes a full buffer for too long */
+		memcpy(h->val, colon + 1, vl);
+		h->vlen = (uint8_t)vl;
+		value_done(h);
+	}
+	return 0;
 }
 
 /* A fault inside a chunked body: the body ends at buffer offset at with
@@ -312,6 +357,14 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t b
 				fault(h, "a folded header line");
 				return n;
 			} else {
+				/* the common case, the whole line in hand: a few memchr, no byte loop */
+				const unsigned char *lf = memchr(p + i, '\n', n - i);
+				if (lf) {
+					if (header_line(h, p + i, (size_t)(lf - (p + i))) < 0)
+						return n;
+					i = (size_t)(lf - p) + 1;
+					break;
+				}
 				h->nlen = 0;
 				h->state = S_HNAME;
 				continue;
@@ -367,6 +420,7 @@ static size_t scan(struct hs_conn *h, const unsigned char *p, size_t n, size_t b
 			break;
 		}
 		case S_BODY:
+		case S_HEADBODY:
 		case S_CDATA:
 			return i;
 		case S_CSIZE:
@@ -496,11 +550,11 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	struct hs_conn *h;
 	struct evbuffer_ptr at;
 	struct evbuffer_iovec v[8];
-	size_t off;
+	size_t off, len;
 
 	if (info->n_added == 0 || in_rewrite)
 		return;
-	h = record(bev, bufferevent_getfd(bev), 1);
+	h = record(bev, evtricks_bev_fd(bev), 1);
 	if (!h || h->state == S_DEAD)
 		return;
 	/*
@@ -514,16 +568,18 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		log_info("client timed out sending its request header (client_header_timeout %lldms); "
 			 "closing the connection", (long long)header_timeout_ms);
 		h->state = S_DEAD;
-		shutdown(bufferevent_getfd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
+		shutdown(evtricks_bev_fd(bev), SHUT_RDWR);	/* evhttp reads EOF next and frees it */
 		return;
 	}
-	off = evbuffer_get_length(buf) - (info->n_added <= evbuffer_get_length(buf) ? info->n_added : evbuffer_get_length(buf));
+	len = evbuffer_get_length(buf);
+	off = len - (info->n_added <= len ? info->n_added : len);
 again:
-	while (off < evbuffer_get_length(buf) && h->state != S_DEAD) {
+	while (off < len && h->state != S_DEAD) {
 		int nv;
-		if (evbuffer_ptr_set(buf, &at, off, EVBUFFER_PTR_SET) != 0)
+		/* from the front (evhttp drained all it had, the common case): no evbuffer_ptr to set */
+		if (off > 0 && evbuffer_ptr_set(buf, &at, off, EVBUFFER_PTR_SET) != 0)
 			return;
-		nv = evbuffer_peek(buf, (ev_ssize_t)(evbuffer_get_length(buf) - off), &at, v, 8);
+		nv = evbuffer_peek(buf, (ev_ssize_t)(len - off), off > 0 ? &at : NULL, v, 8);
 		if (nv <= 0)
 			return;
 		for (int k = 0; k < nv && k < 8; k++) {
@@ -531,6 +587,16 @@ again:
 			size_t m = v[k].iov_len;
 			while (m > 0) {
 				size_t used;
+				if (h->state == S_HEADBODY) {
+					/* a HEAD's body: cut all of it that is here (see head_done) */
+					size_t cut = h->left < len - off ? (size_t)h->left : len - off;
+					h->left -= cut;
+					if (h->left == 0)
+						h->state = S_LINE0;
+					rewrite(buf, off, off + cut, "");
+					len = evbuffer_get_length(buf);
+					goto again;	/* the buffer changed under v */
+				}
 				if (h->state == S_BODY || h->state == S_CDATA) {
 					used = h->left < m ? (size_t)h->left : m;
 					h->left -= used;
@@ -544,6 +610,7 @@ again:
 						h->rw = 0;
 						rewrite(buf, h->rw_a, h->rw_b, h->rw_s);
 						off = h->rw_next;
+						len = evbuffer_get_length(buf);
 						goto again;	/* the buffer changed under v */
 					}
 					if (h->state == S_DEAD)
@@ -555,6 +622,19 @@ again:
 			}
 		}
 	}
+}
+
+/* See http_strict_int.h. */
+const char *http_strict_scanned_bad(struct bufferevent *bev)
+{
+	struct hs_conn *r = record(bev, evtricks_bev_fd(bev), 0);
+
+	if (!r)
+		return NULL;
+	r->served++;
+	if (r->bad && r->bad <= r->served)
+		return r->why ? r->why : "an invalid request";
+	return NULL;
 }
 
 /* See http_strict.h. */
@@ -572,190 +652,6 @@ struct bufferevent *http_strict_bevcb(struct event_base *base, void *arg)
 {
 	(void)arg;
 	return http_strict_watch(bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE));
-}
-
-/* Answers req with code and closes the connection after it. Returns 1. */
-static int refuse(struct evhttp_request *req, int code, const char *why)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	char msg[160];
-
-	snprintf(msg, sizeof(msg), "client sent %s", why);
-	log_info("%s; answered %d and closing the connection", msg, code);
-	evhttp_remove_header(out, "Connection");
-	evhttp_add_header(out, "Connection", "close");
-	accesslog_refused(req, code, NULL, proxy_error_size(msg));
-	proxy_send_error(req, code, msg, 0);
-	return 1;
-}
-
-/* A byte nginx refuses in a request target or header name: controls, space, DEL. */
-static int ctl_or_space(unsigned char c)
-{
-	return c <= 0x20 || c == 0x7f;
-}
-
-/* nginx's ngx_http_validate_host: no path separator, control or space, no "..". */
-static int host_ok(const char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0 && s[n - 1] == '.')
-		n--;
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '/' || c == '\\' || ctl_or_space(c) || (c == '.' && i > 0 && s[i - 1] == '.'))
-			return 0;
-	}
-	return 1;
-}
-
-/* A Content-Length nginx takes: digits only, spaces around allowed. */
-static int cl_ok(const char *s, int64_t *out)
-{
-	int64_t n = 0;
-	int d = 0;
-	while (*s == ' ' || *s == '\t')
-		s++;
-	for (; *s >= '0' && *s <= '9'; s++, d++)
-		n = n * 10 + (*s - '0');
-	while (*s == ' ' || *s == '\t')
-		s++;
-	*out = n;
-	return d > 0 && d <= 18 && *s == '\0';
-}
-
-/* Does the comma-separated list s hold the token tok? */
-static int has_token(const char *s, const char *tok)
-{
-	size_t k = strlen(tok);
-	while (s && *s) {
-		while (*s == ' ' || *s == '\t' || *s == ',')
-			s++;
-		const char *e = s;
-		while (*e && *e != ',')
-			e++;
-		size_t n = (size_t)(e - s);
-		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-			n--;
-		if (n == k && strncasecmp(s, tok, k) == 0)
-			return 1;
-		s = e;
-	}
-	return 0;
-}
-
-/* Several Connection headers become one (proxy_hdr reads the first only). */
-static void merge_connection(struct evkeyvalq *in, int n)
-{
-	struct evkeyval *h;
-	size_t len = 1;
-	char *all, *p;
-
-	if (n < 2)
-		return;
-	TAILQ_FOREACH(h, in, next)
-		if (strcasecmp(h->key, "Connection") == 0)
-			len += strlen(h->value) + 2;
-	all = malloc(len);
-	if (!all)
-		return;
-	p = all;
-	TAILQ_FOREACH(h, in, next)
-		if (strcasecmp(h->key, "Connection") == 0)
-			p += sprintf(p, "%s%s", p == all ? "" : ", ", h->value);
-	while (evhttp_remove_header(in, "Connection") == 0)
-		;
-	evhttp_add_header(in, "Connection", all);
-	free(all);
-}
-
-/* See http_strict.h. */
-int http_strict_refused(struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	const char *uri = evhttp_request_get_uri(req);
-	const char *te = NULL, *cl = NULL;
-	struct evkeyval *h;
-	int n_host = 0, n_cl = 0, n_te = 0, n_conn = 0, close_after = 0;
-	int64_t len = 0;
-
-	if (bev) {
-		struct hs_conn *r = record(bev, bufferevent_getfd(bev), 0);
-		if (r) {
-			r->served++;
-			if (r->bad && r->bad <= r->served)
-				return refuse(req, 400, r->why ? r->why : "an invalid request");
-		}
-	}
-	if (!uri || !*uri)
-		return refuse(req, 400, "an empty request target");
-	for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
-		if (ctl_or_space(*p))
-			return refuse(req, 400, "a space or control byte in the request target");
-	if (uri[0] != '/' && strncasecmp(uri, "http://", 7) != 0 && strncasecmp(uri, "https://", 8) != 0)
-		return refuse(req, 400, "a request target that is neither a path nor an absolute URI");
-	TAILQ_FOREACH(h, in, next) {
-		const unsigned char *k = (const unsigned char *)h->key;
-		if (!*k)
-			return refuse(req, 400, "an empty header name");
-		for (; *k; k++)
-			if (ctl_or_space(*k))
-				return refuse(req, 400, "a space or control byte in a header name");
-		switch (h->key[0] | 0x20) {
-		case 'h':
-			if (strcasecmp(h->key, "Host") == 0 && (++n_host > 1 || !host_ok(h->value)))
-				return refuse(req, 400, n_host > 1 ? "two Host headers" : "an invalid Host header");
-			break;
-		case 'c':
-			if (strcasecmp(h->key, "Content-Length") == 0) {
-				if (++n_cl > 1)
-					return refuse(req, 400, "two Content-Length headers");
-				if (!cl_ok(h->value, &len))
-					return refuse(req, 400, "an invalid Content-Length");
-				cl = h->value;
-			} else if (strcasecmp(h->key, "Connection") == 0) {
-				n_conn++;
-				close_after |= has_token(h->value, "close");
-			}
-			break;
-		case 't':
-			if (strcasecmp(h->key, "Transfer-Encoding") == 0) {
-				if (++n_te > 1)
-					return refuse(req, 400, "two Transfer-Encoding headers");
-				te = h->value;
-			}
-			break;
-		}
-	}
-	if (req->major == 1 && req->minor >= 1 && n_host == 0)
-		return refuse(req, 400, "an HTTP/1.1 request without a Host header");
-	if (te) {
-		if (req->major == 1 && req->minor == 0)
-			return refuse(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
-		if (cl)
-			return refuse(req, 400, "both Content-Length and Transfer-Encoding");
-		while (*te == ' ' || *te == '\t')
-			te++;
-		size_t n = strlen(te);
-		while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
-			n--;
-		if (n != 7 || strncasecmp(te, "chunked", 7) != 0)
-			return refuse(req, 501, "a Transfer-Encoding other than chunked");
-	}
-	/* evhttp did not read a HEAD's body: no byte of it may be parsed as a request */
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && (te || len > 0))
-		close_after = 1;
-	merge_connection(in, n_conn);
-	if (close_after) {
-		struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-		evhttp_remove_header(out, "Connection");
-		evhttp_add_header(out, "Connection", "close");
-	}
-	return 0;
 }
 
 /* See http_strict.h. */

@@ -8,11 +8,13 @@
  *   callback on the input buffer of the bufferevent we give evhttp), for
  *   what evhttp's parser hides once it is done: a NUL in the head, a folded
  *   header line, a chunk size that is not plain hex ("0x3", "+3", " 3").
- *   It only reads and notes; it never changes a byte.
+ *   It notes; the bytes it changes are only those evhttp would misread: a
+ *   chunk extension and a chunked body's fault (see http_strict.c), and the
+ *   body of a HEAD, which it cuts out as nginx discards it.
  * - http_strict_refused(), run first for every request evhttp completed:
  *   what the scanner noted for this request, and the checks of the parsed
  *   request (target, header names, Content-Length, Transfer-Encoding, Host,
- *   a HEAD with a body, every Connection header).
+ *   a HEAD with a chunked body, every Connection header).
  * A refused request gets nginx's status and "Connection: close", so that
  * no byte after it (a smuggled request) is ever parsed.
  *
@@ -38,7 +40,7 @@ struct bufferevent *http_strict_watch(struct bufferevent *bev);
 
 /* 1 when req was refused (answered with 400/501 and Connection: close,
  * access-logged): the caller must not touch it again. 0: go on; a HEAD with
- * a body or a Connection header naming "close" among other tokens got
+ * a chunked body or a Connection header naming "close" among other tokens got
  * "Connection: close" on its answer, and several Connection headers were
  * merged into one. */
 int http_strict_refused(struct evhttp_request *req);

@@ -6,7 +6,7 @@ gateway_wakegate_SOURCES = \
 	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
 	gateway/replica.c gateway/replica.h gateway/replica_acct.c gateway/replica_acct.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
-	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
+	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h gateway/clients.c gateway/clients.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
 	gateway/fleet.c gateway/fleet.h gateway/scale.c gateway/scale.h gateway/scale_rule.c gateway/scale_rule.h gateway/scale_gauge.c \
@@ -19,7 +19,7 @@ gateway_wakegate_SOURCES = \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
-	gateway/http_strict.c gateway/http_strict.h gateway/path_norm.c gateway/path_norm.h \
+	gateway/http_strict.c gateway/http_strict.h gateway/http_strict_req.c gateway/http_strict_int.h gateway/path_norm.c gateway/path_norm.h \
 	gateway/log_escape.c gateway/log_escape.h \
 	gateway/conf.c gateway/conf.h gateway/conf_int.h \
 	gateway/conf_lex.c gateway/conf_cmds.c gateway/conf_redis.c \

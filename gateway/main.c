@@ -6,6 +6,7 @@
  * global itself is in gw.c).
  */
 #include "config.h"
+#include "gateway/clients.h"
 #include "gateway/tenant.h"
 #include "gateway/client_conn.h"
 #include "gateway/proxy.h"
@@ -325,6 +326,7 @@ static int run(void)
 		return 1;
 	}
 	upstream_metrics_declare(gw.metrics);
+	clients_metrics_declare(gw.metrics);
 	server_init();
 	/* bind before going to the background, so that a busy port fails the start */
 	if (server_configure(gw.conf, err, sizeof(err)) < 0) {

@@ -59,15 +59,19 @@ struct proxy_pool *proxy_pool_new(struct event_base *base, const char *host, int
 /*
  * Has the backend sent bytes on c that no answer accounts for: left in its
  * input buffer after an answer (a body longer than its Content-Length, a
- * body on a HEAD, 204 or 304 answer), or waiting in the socket of an idle
- * connection? Reused, c would hand them to the next request as its answer
- * (another client's). Logged with nginx's words; the caller frees c.
+ * body on a HEAD, 204 or 304 answer), or (peek) waiting in the socket of an
+ * idle connection? Reused, c would hand them to the next request as its
+ * answer (another client's). Logged with nginx's words; the caller frees c.
+ * The socket is peeked only when c is taken for reuse, not when it is put
+ * back as well: whatever was in the socket at the put is still there at the
+ * take (or evhttp read it while c was idle and closed c), so a second
+ * recv() per request found nothing the first would not.
  */
-static int pool_unread(struct proxy_pool *p, struct evhttp_connection *c, const char *reqid)
+static int pool_unread(struct proxy_pool *p, struct evhttp_connection *c, const char *reqid, int peek)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
 	size_t left = evbuffer_get_length(bufferevent_get_input(bev));
-	evutil_socket_t fd = bufferevent_getfd(bev);
+	evutil_socket_t fd = peek ? evtricks_bev_fd(bev) : -1;
 	char b;
 
 	if (left == 0 && fd >= 0 && !p->tr.bev_new &&
@@ -95,7 +99,7 @@ struct evhttp_connection *proxy_pool_take(struct proxy_pool *p, int fresh_only, 
 			*timeout_ms = 0;
 			continue;
 		}
-		if (pool_unread(p, c, NULL)) {
+		if (pool_unread(p, c, NULL, 1)) {
 			evhttp_connection_free(c);
 			*timeout_ms = 0;
 			continue;
@@ -144,7 +148,7 @@ void proxy_pool_put(struct proxy_pool *p, struct evhttp_connection *c, int64_t t
 
 	if (want < PROXY_IDLE_MIN)
 		want = PROXY_IDLE_MIN;
-	if (p->freeing || p->nidle >= want || (reqid && pool_unread(p, c, reqid))) {
+	if (p->freeing || p->nidle >= want || (reqid && pool_unread(p, c, reqid, 0))) {
 		evhttp_connection_free(c);
 		return;
 	}

@@ -14,6 +14,7 @@
 #include "gateway/admin.h"
 #include "gateway/auth.h"
 #include "gateway/gw.h"
+#include "gateway/clients.h"
 #include "gateway/http_strict.h"
 #include "gateway/path_norm.h"
 #include "gateway/log.h"
@@ -172,17 +173,31 @@ static void main_cb(struct evhttp_request *req, void *arg)
 {
 	if (http_strict_refused(req))	/* framing nginx refuses: answered and closed there */
 		return;
+	if (clients_refused(req))	/* its connection came past max_clients: 503, closed */
+		return;
 	phase_start(req, arg);
 }
 
-/* evhttp asks for each accepted connection's bufferevent: a TLS one on ssl listeners. */
-static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+/* evhttp asks for each accepted connection's bufferevent: a TLS one on ssl
+ * listeners (the context of now: a reload swaps l->ssl), the scanner on
+ * both; a server listener's connection is counted for max_clients. */
+static struct bufferevent *listener_bevcb(struct event_base *base, void *arg)
 {
-	SSL *ssl = SSL_new(arg);
-	if (!ssl)
-		return NULL;
-	return http_strict_watch(bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE));
+	struct listener *l = arg;
+	struct bufferevent *bev;
+
+	if (l->ssl) {
+		SSL *ssl = SSL_new(l->ssl);
+		if (!ssl)
+			return NULL;
+		bev = http_strict_watch(bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								       BEV_OPT_CLOSE_ON_FREE));
+	} else {
+		bev = http_strict_bevcb(base, NULL);
+	}
+	if (!l->admin)
+		clients_accepted(base, bev);
+	return bev;
 }
 
 /*
@@ -248,10 +263,8 @@ static struct listener *listener_open(const struct conf *c, const char *addr, in
 		l->ssl = tls_server_ctx_new(c, tls, err, errlen);
 		if (!l->ssl)
 			goto fail;
-		evhttp_set_bevcb(l->http, tls_bevcb, l->ssl);
-	} else {
-		evhttp_set_bevcb(l->http, http_strict_bevcb, NULL);
 	}
+	evhttp_set_bevcb(l->http, listener_bevcb, l);
 	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	/* idle keep-alive and stalled client I/O; a held request has no I/O pending, so it is not cut */
@@ -364,10 +377,6 @@ static void server_tls_swap(void)
 	for (struct listener *l = listeners; l; l = l->next) {
 		if (!l->ssl_next_set)
 			continue;
-		if (l->ssl_next)
-			evhttp_set_bevcb(l->http, tls_bevcb, l->ssl_next);
-		else
-			evhttp_set_bevcb(l->http, http_strict_bevcb, NULL);
 		if (l->ssl)
 			SSL_CTX_free(l->ssl);
 		if (l->ssl_next && !l->ssl)
@@ -398,6 +407,7 @@ int server_configure(const struct conf *c, char *err, size_t errlen)
 	struct listener *fresh = NULL;
 	int64_t max_body = conf_max_body(c);
 	http_strict_set_header_timeout(c->client_header_timeout_ms);
+	clients_set_max(c->max_clients);
 	client_timeout_ms = c->client_header_timeout_ms < c->client_body_timeout_ms ?
 			    c->client_header_timeout_ms : c->client_body_timeout_ms;
 	/* the body limit is checked per location; evhttp's is the largest, a memory guard */
@@ -502,4 +512,5 @@ void server_free_all(void)
 		listeners = l->next;
 		listener_free(l);
 	}
+	clients_free_all();
 }

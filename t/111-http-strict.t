@@ -10,6 +10,7 @@ use WG;
 use WGGateway;
 use WGRaw;
 use IO::Socket::INET;
+use IO::Select;
 use Time::HiRes qw(time);
 
 my $blog = tmpdir() . '/backend.log';
@@ -60,13 +61,49 @@ is(scalar(grep { /^REQ \d+ \S+ \/c\b/ } @seen), 0, 'none of the refused requests
 is(scalar(grep { /SMUGGLED/ } @seen), 0, 'nor any request hidden in them');
 like(gw_log($g), qr/client sent two Content-Length headers; answered 400/, 'the error log says what the client sent');
 
-# a HEAD with a body: evhttp does not read it, so the gateway closes after the answer
-($r, $closed) = raw_exchange($port, "HEAD /head HTTP/1.1\r\n${H}Content-Length: " . length($smug) . "\r\n\r\n$smug");
-is(statuses($r), '200', 'a HEAD with a body is answered once');
+# a HEAD with a body, as nginx: framed by its Content-Length, discarded,
+# and the connection kept (evhttp alone parses the body as the next request)
+($r, $closed) = raw_exchange($port, "HEAD /head HTTP/1.1\r\n${H}Content-Length: " . length($smug) . "\r\n\r\n${smug}GET /after-head HTTP/1.1\r\n$H\r\n");
+is(statuses($r), '200,200', 'a HEAD with a body and a GET after it: two answers, as nginx');
+ok(!$closed, '  and the connection stays open, as nginx');
+@seen = backend_log($blog);
+is(scalar(grep { /SMUGGLED/ } @seen), 0, '  the request in its body never reaches the backend');
+is(scalar(grep { /^REQ \d+ HEAD \/head body=0 / } @seen), 1, '  the HEAD itself does, without the body');
+is(scalar(grep { /^REQ \d+ GET \/after-head / } @seen), 1, '  and so does the GET after it');
+
+# the same with the body in a later read than the head (cut as it comes)
+{
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Proto => 'tcp', Timeout => 10) or die "connect: $!";
+	local $SIG{PIPE} = 'IGNORE';
+	syswrite($s, "HEAD /head2 HTTP/1.1\r\n${H}Content-Length: " . length($smug) . "\r\n\r\n" . substr($smug, 0, 10));
+	my $sel = IO::Select->new($s);
+	my $got = '';
+	# the HEAD's answer first: the rest of its body comes after it
+	while ($got !~ /\r\n\r\n/ && $sel->can_read(30)) {
+		sysread($s, my $b, 65536) or last;
+		$got .= $b;
+	}
+	syswrite($s, substr($smug, 10) . "GET /after-head2 HTTP/1.1\r\n$H\r\n");
+	my $t0 = time;
+	while ((() = $got =~ /HTTP\/1\.1 \d{3}/g) < 2 && time - $t0 < 30) {
+		next unless $sel->can_read(0.1);
+		sysread($s, my $b, 65536) or last;
+		$got .= $b;
+	}
+	close $s;
+	is(statuses($got), '200,200', 'a HEAD whose body comes after its answer: the GET after the body is answered');
+	@seen = backend_log($blog);
+	is(scalar(grep { /SMUGGLED/ } @seen), 0, '  and no byte of the body was parsed as a request');
+	is(scalar(grep { /^REQ \d+ GET \/after-head2 / } @seen), 1, '  the GET reached the backend');
+}
+
+# a chunked body on a HEAD: nginx reads and drops it; the gateway closes after the answer
+($r, $closed) = raw_exchange($port, "HEAD /head3 HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n" .
+	sprintf('%x', length $smug) . "\r\n$smug\r\n0\r\n\r\n");
+is(statuses($r), '200', 'a HEAD with a chunked body is answered once');
 ok($closed, '  and the connection closed, so its body is never read as a request');
 @seen = backend_log($blog);
 is(scalar(grep { /SMUGGLED/ } @seen), 0, '  the request in its body never reaches the backend');
-is(scalar(grep { /^REQ \d+ HEAD \/head / } @seen), 1, '  the HEAD itself does');
 
 # what must still pass
 my @pass = (

@@ -25,6 +25,7 @@ is(val($r, 'access_log'), 'stdout', 'and requests to stdout');
 is(val($r, 'admin_listen'), '127.0.0.1:8081', 'the admin listener is on loopback port 8081');
 is(val($r, 'redis'), '127.0.0.1:6379', 'the default conf records its state in the Redis the quick start runs');
 is_deeply($r->{kv}{'server.0.listen'}, ['127.0.0.1:8080'], 'the default server listens on 127.0.0.1:8080');
+is(val($r, 'max_clients'), 0, 'max_clients is off unless set');
 is(val($r, 'server.0.location.0.upstream'), 'digits', 'and sends / to the digits upstream');
 like(val($r, 'upstream.digits.launch_cmd') // '', qr{^gpu-worker/wakegate-worker .*--listen 127\.0\.0\.1:\$port\b},
 	'digits is launched as the worker, $port left for the gateway to fill in');
@@ -93,6 +94,10 @@ my @errors = (
 	[ "$UPS", 'no "server" block in test.conf', 'a conf without a server is refused' ],
 	[ "daemon yes;\n", 'invalid value "yes" in "daemon" directive, it must be "on" or "off" in test.conf:1',
 		'a flag must be on or off' ],
+	[ "max_clients 0;\n", 'invalid value "0" in "max_clients" directive, it must be a number of connections (1-10000000) or "off" in test.conf:1',
+		'max_clients is at least 1 (or off)' ],
+	[ "max_clients many;\n", 'invalid value "many" in "max_clients" directive, it must be a number of connections (1-10000000) or "off" in test.conf:1',
+		'max_clients is a number' ],
 	[ "daemon on;\ndaemon off;\n", '"daemon" directive is duplicate in test.conf:2', 'a directive set twice is refused' ],
 	[ "server;\n", 'directive "server" has no opening "{" in test.conf:1', 'a block directive needs its braces' ],
 	[ "daemon on {\n}\n", 'directive "daemon" is not terminated by ";" in test.conf:1', 'a plain directive takes no block' ],
