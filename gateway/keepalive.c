@@ -259,7 +259,8 @@ void keepalive_tick(struct upstream *u, double now)
 {
 	if (!u->cf)
 		return;
-	ka_idle_check(u, now);
+	if (!u->cf->launch_service)	/* pods: the Deployment goes to 0 after idle_timeout (k8s_scale.c) */
+		ka_idle_check(u, now);
 	struct ka_up *k = ka_get(u);
 	if (!k || now - k->last_second < KA_TICK_MS / 1000.0)
 		return;

@@ -47,7 +47,7 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_IDLE] = "idle", [CAUSE_BOOT] = "boot", [CAUSE_WARMUP] = "warmup", [CAUSE_CRASH] = "crash",
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
 	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict", [CAUSE_BOOT_CANCEL] = "boot_cancel",
-	[CAUSE_ROLLOUT] = "rollout", [CAUSE_RECYCLE] = "recycle",
+	[CAUSE_ROLLOUT] = "rollout", [CAUSE_RECYCLE] = "recycle", [CAUSE_ENDPOINT] = "endpoint",
 };
 
 /*
@@ -442,6 +442,8 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 		return -1;
 	if (rep->state == REPLICA_FAILED && gw_now() < rep->retry_at)
 		return -1;
+	if (u->cf->launch_service)
+		return 0;	/* not now: pods come from the Deployment's scale (k8s_scale.c), and bind as they get ready */
 	rep->wake_cause = cause;
 	if (!replica_gates_open(rep))
 		return 0;	/* placing it, or asking the other gateways first: see replica_add_gate */
@@ -694,6 +696,15 @@ void replica_tick(struct replica *rep, double now)
 				      gw.stopping ? "shutting down" : "upstream removed");
 		break;
 	case REPLICA_DRAINING:
+		if (rep->pod && !rep->launch) {
+			/* a pod's endpoint went: its requests finish (up to stop_grace); Kubernetes ends the pod */
+			if (rep->in_flight && (now - rep->since) * 1000 < (double)u->p.stop_grace_ms)
+				break;
+			replica_pool_free(rep);
+			rep->pod = 0;
+			replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "pod's endpoint unbound after %.1fs", now - rep->t_start);
+			break;
+		}
 		if (!rep->launch) {
 			replica_pool_free(rep);
 			replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "nothing was running");
@@ -705,6 +716,34 @@ void replica_tick(struct replica *rep, double now)
 	default:
 		break;
 	}
+}
+
+int replica_pod_bind(struct replica *rep, const char *url, const char *why)
+{
+	struct upstream *u = rep->up;
+	double now = gw_now();
+	if (!u->cf || gw.stopping || rep->launch || rep->remote || !replica_in(rep, RS_DOWN) ||
+	    (rep->state == REPLICA_FAILED && now < rep->retry_at) || strlen(url) >= sizeof(rep->url))
+		return -1;
+	rep->pod = 1;
+	rep->port = 0;
+	snprintf(rep->url, sizeof(rep->url), "%s", url);
+	rep->ver = u->ver;
+	rep->vgen = u->vgen;
+	rep->served = 0;
+	rep->recycle = 0;
+	rep->mem_bytes = -1;
+	rep->mem_reported = 0;
+	rep->stop_sent = 0;
+	rep->wake_cause = CAUSE_ENDPOINT;
+	rep->t_start = now;
+	rep->acct_at = now;
+	const char *path = u->cf->health_path ? u->cf->health_path : "/v2/health/ready";
+	rep->probe = probe_start(gw.base, u->cf, rep->url, path, replica_probe_cb, rep);
+	replica_move(rep, REPLICA_BOOTING, CAUSE_ENDPOINT, "%s", why);
+	if (!rep->probe)
+		replica_fail(rep, CAUSE_BOOT, 0, "out of memory for the health probe");
+	return 0;
 }
 
 void replica_free(struct replica *rep)

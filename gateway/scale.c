@@ -203,8 +203,8 @@ static void scale_min_warm_wake(struct upstream *u, double now)
 
 void scale_tick(struct upstream *u, double now)
 {
-	if (!u->cf || gw.stopping)
-		return;
+	if (!u->cf || gw.stopping || u->cf->launch_service)
+		return;	/* pods: the same rules, as the Deployment's count (k8s_scale.c) */
 	if (!u->scale && !(u->scale = calloc(1, sizeof(*u->scale)))) {
 		log_error("upstream \"%s\": out of memory, not scaling", u->name);
 		return;

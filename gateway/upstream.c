@@ -13,6 +13,7 @@
 #include "gateway/fleet.h"
 #include "gateway/gpu.h"
 #include "gateway/gw.h"
+#include "gateway/k8s.h"
 #include "gateway/keepalive.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -55,6 +56,7 @@ void upstream_metrics_declare(struct metrics *m)
 	keepalive_metrics_declare(m);
 	scale_metrics_declare(m);
 	rollout_metrics_declare(m);
+	k8s_metrics_declare(m);
 }
 
 /* Frees a retired, quiet upstream and the modules' parts of it. */
@@ -68,6 +70,7 @@ static void upstream_free(struct upstream *u)
 	keepalive_free(u);
 	cost_free(u);
 	scale_free(u);
+	k8s_free(u);
 	free(u->name);
 	free(u);
 }
@@ -97,6 +100,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 				replica_tick(&u->rep[i], now);
 		keepalive_tick(u, now);
 		scale_tick(u, now);
+		k8s_tick(u, now);
 		rollout_tick(u, now);
 		dispatch_tick(u, now);
 		cost_tick(u, now);

@@ -33,6 +33,7 @@ struct cost_up;
 struct ka_up;
 struct sched_up;
 struct scale_up;
+struct k8s_up;
 
 #define UPSTREAM_MAX_REPLICAS 8
 #define UPSTREAM_DEFAULT_ETA_S 10
@@ -67,6 +68,7 @@ struct upstream {
 	struct ka_up *ka;		/* keepalive.c's */
 	struct sched_up *sched;		/* schedule.c's */
 	struct scale_up *scale;		/* scale.c's: scale_on readings, the cooldown */
+	struct k8s_up *k8s;		/* k8s.c's: a kubernetes upstream with service=: its pods and scale */
 	double gpu_wait_since;		/* gpu.c: waiting for GPU memory since (gw_now); 0: not */
 	double gpu_wait_seen;		/* ... last asked (a wait nobody asks for any more is over) */
 	int64_t gpu_measured;		/* gpu.c: what its model takes, as its worker says; 0: not known */

@@ -1,0 +1,70 @@
+/*
+ * k8s: a kubernetes upstream with "launch kubernetes ... service=NAME": its
+ * replica slots are bound to the Service's pods rather than to processes.
+ *
+ *   k8s_watch.c  lists, then watches, the Service's EndpointSlices
+ *                (discovery.k8s.io/v1) and binds each ready endpoint to a
+ *                free slot (replica_pod_bind: BOOTING -> health -> WARMING,
+ *                the gateway's own warmup -> READY); an endpoint not ready,
+ *                terminating or gone drains its slot (CAUSE_ENDPOINT).
+ *   k8s_scale.c  the count the gateway's rules want (held + in flight over
+ *                target_concurrency, min_warm and replicas min=, 0 after
+ *                idle_timeout, lowered only after scale_down_cooldown),
+ *                PATCHed to the Deployment's scale subresource when it
+ *                changes; Retry-After on 409/429, backoff on other errors.
+ *
+ * Ownership: u->k8s is this module's, made by k8s_tick on first use and
+ * freed by k8s_free (upstream.c's free hook). It owns its curl loop and
+ * the calls in flight; every URL and body is made from u->cf at call time,
+ * so a reload may free the conf between calls.
+ */
+#ifndef WG_K8S_H
+#define WG_K8S_H
+
+#include <jansson.h>
+
+struct upstream;
+struct cloop;
+struct k8s_call;
+struct metrics;
+
+struct k8s_up {
+	struct cloop *loop;
+	char key[600];			/* api + namespace + service + deployment the state below is for */
+	/* k8s_watch.c */
+	struct k8s_call *list_call, *watch_call;
+	char rv[64];			/* the last resourceVersion seen; "": list (again) */
+	json_t *slices;			/* metadata.name -> the EndpointSlice, as last listed or watched */
+	char *line;			/* a watch event not complete yet */
+	size_t line_len;
+	int relist;			/* the watch said 410 Gone: list again */
+	int fails;			/* list or watch failures in a row, for the backoff */
+	double retry_at;		/* no list or watch before (gw_now) */
+	int synced;			/* a list succeeded once: the slices are known */
+	int warned_full;		/* "more ready pods than slots" is logged */
+	/* k8s_scale.c */
+	struct k8s_call *patch_call;
+	int want;			/* the count decided; -1: none yet */
+	int patched;			/* the count the API server last accepted; -1: not known */
+	int sending;			/* the count of the PATCH in flight */
+	double high_at;			/* the last tick whose rules wanted at least `want` (the cooldown) */
+	double patch_retry_at;		/* no PATCH before (gw_now): Retry-After or backoff */
+	int patch_fails;
+	unsigned long patches;		/* accepted PATCHes */
+};
+
+/* Every tick (upstream.c), for an upstream with service=: watch, bind and drain slots, scale. */
+void k8s_tick(struct upstream *u, double now);
+/* Frees u->k8s: calls in flight are dropped (the upstream is being freed). */
+void k8s_free(struct upstream *u);
+/* /status's "kubernetes" of u: the count wanted and accepted, patches, the resourceVersion; NULL when none. */
+json_t *k8s_status_json(const struct upstream *u);
+void k8s_metrics_declare(struct metrics *m);
+
+/* k8s_watch.c's and k8s_scale.c's halves of k8s_tick. */
+void k8s_watch_tick(struct upstream *u, struct k8s_up *k, double now);
+void k8s_watch_reset(struct k8s_up *k);
+void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now);
+void k8s_scale_reset(struct k8s_up *k);
+
+#endif

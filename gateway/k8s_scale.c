@@ -1,0 +1,167 @@
+/*
+ * k8s_scale: the Deployment's replica count from the gateway's own rules
+ * (see k8s.h), PATCHed to
+ *   {api}/apis/apps/v1/namespaces/NS/deployments/NAME/scale
+ *   Content-Type: application/merge-patch+json   {"spec":{"replicas":N}}
+ * only when the count changes. Kubernetes picks the pod that goes on a
+ * scale-down; k8s_watch.c learns it from the EndpointSlice (terminating)
+ * and drains that slot.
+ */
+#include "config.h"
+#include "gateway/k8s.h"
+#include "gateway/k8s_api.h"
+#include "gateway/conf.h"
+#include "gateway/gw.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/scale.h"
+#include "gateway/upstream.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define K8S_PATCH_TIMEOUT_MS	30000L
+
+/* What the rule looks at, read from the upstream by the tick; the clock is an argument. */
+struct k8s_scale_in {
+	double now;
+	int load;		/* held + in flight */
+	int target;		/* target_concurrency after headroom */
+	int floor;		/* min_warm (its window) and replicas min= */
+	int max;		/* replicas max= */
+	int idle;		/* nothing held or in flight, no activity for idle_timeout */
+	double cooldown_s;	/* scale_down_cooldown */
+};
+
+/*
+ * The count wanted now: enough pods for the load at target_concurrency
+ * each, at least the floor, one while the upstream is not idle, at most
+ * max. Up at once; down only once no tick wanted the current count for
+ * the cooldown (the stabilisation window), and to 0 once idle (the idle
+ * timeout is that window). Pure: state in k->want and k->high_at.
+ */
+static int k8s_scale_decide(struct k8s_up *k, const struct k8s_scale_in *in)
+{
+	int need = in->load > 0 ? (in->load + in->target - 1) / in->target : 0;
+	if (need < in->floor)
+		need = in->floor;
+	if (!in->idle && need < 1 && k->want > 0)
+		need = 1;
+	if (need > in->max)
+		need = in->max;
+	if (k->want < 0 || need >= k->want) {
+		k->high_at = in->now;
+		return need;
+	}
+	if (need == 0 || in->now - k->high_at >= in->cooldown_s) {
+		k->high_at = in->now;
+		return need;
+	}
+	return k->want;
+}
+
+void k8s_scale_reset(struct k8s_up *k)
+{
+	k8s_call_cancel(k->patch_call);
+	k->patch_call = NULL;
+	k->want = -1;
+	k->patched = -1;
+	k->sending = -1;
+	k->high_at = 0;
+	k->patch_retry_at = 0;
+	k->patch_fails = 0;
+}
+
+static void patch_done(int code, const char *err, const char *body, size_t len, double retry_after, void *arg)
+{
+	struct upstream *u = arg;
+	struct k8s_up *k = u->k8s;
+	k->patch_call = NULL;
+	const char *dep = u->cf ? u->cf->launch_deployment : "?", *ns = u->cf ? u->cf->launch_namespace : "?";
+	if (!err && code >= 200 && code < 300) {
+		log_notice("upstream \"%s\": kubernetes: deployment %s/%s scaled to %d (was %d%s)", u->name, ns, dep,
+			   k->sending, k->patched, k->patched < 0 ? ": not known" : "");
+		k->patched = k->sending;
+		k->patches++;
+		k->patch_fails = 0;
+		metrics_add(gw.metrics, "wakegate_k8s_patches_total", upstream_label(u, 0), 1);
+		return;
+	}
+	char msg[300] = "";
+	json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *m = j ? json_string_value(json_object_get(j, "message")) : NULL;
+	snprintf(msg, sizeof(msg), "%s%s", m ? ": " : "", m ? m : "");
+	json_decref(j);
+	double wait;
+	if (!err && (code == 409 || code == 429)) {
+		/* a conflict or the API server's rate limit: its Retry-After says when */
+		wait = retry_after > 0 ? retry_after : 1;
+	} else {
+		k->patch_fails++;
+		wait = (double)(1 << (k->patch_fails > 5 ? 5 : k->patch_fails - 1));
+		if (wait > 30)
+			wait = 30;
+	}
+	k->patch_retry_at = gw_now() + wait;
+	char how[400];
+	if (err)
+		snprintf(how, sizeof(how), "%s", err);
+	else
+		snprintf(how, sizeof(how), "HTTP %d%s", code, msg);
+	log_msg(code == 409 || code == 429 ? LOG_LVL_WARN : LOG_LVL_ERROR,
+		"upstream \"%s\": kubernetes: PATCH deployments/%s/%s/scale to %d: %s; again in %gs",
+		u->name, ns, dep, k->sending, how, wait);
+}
+
+static void patch_send(struct upstream *u, struct k8s_up *k, int n)
+{
+	const struct conf_upstream *cf = u->cf;
+	char api[512], url[1100], body[64], err[300];
+	k8s_api_base(cf->launch_api, api, sizeof(api));
+	snprintf(url, sizeof(url), "%s/apis/apps/v1/namespaces/%s/deployments/%s/scale", api, cf->launch_namespace,
+		 cf->launch_deployment);
+	snprintf(body, sizeof(body), "{\"spec\":{\"replicas\":%d}}", n);
+	struct k8s_call_spec s = { .method = "PATCH", .url = url, .body = body,
+		.content_type = "application/merge-patch+json", .token_file = cf->launch_token_file,
+		.ca_file = cf->launch_ca, .timeout_ms = K8S_PATCH_TIMEOUT_MS };
+	k->sending = n;
+	k->patch_call = k8s_call_start(k->loop, &s, NULL, patch_done, u, err, sizeof(err));
+	if (!k->patch_call) {
+		k->patch_fails++;
+		k->patch_retry_at = gw_now() + 5;
+		log_error("upstream \"%s\": kubernetes: PATCH %s: %s; again in 5s", u->name, url, err);
+	}
+}
+
+void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
+{
+	const struct conf_upstream *cf = u->cf;
+	int load = u->hold.n;
+	for (int i = 0; i < u->nrep; i++)
+		load += u->rep[i].in_flight;
+	struct k8s_scale_in in = {
+		.now = now,
+		.load = load,
+		.target = scale_rule_target(cf->target_concurrency, cf->headroom_pct),
+		.floor = scale_min_warm(u, now),
+		.max = cf->replicas_max,
+		.idle = load == 0 && (now - (u->last_activity > k->high_at ? u->last_activity : k->high_at)) * 1000 >=
+			(double)cf->idle_timeout_ms,
+		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000,
+	};
+	if (in.target < 1)
+		in.target = 1;
+	if (k->want < 0)
+		k->high_at = now;	/* the first tick: nothing known, the idle timer starts now */
+	int want = k8s_scale_decide(k, &in);
+	if (want != k->want && k->want >= 0)
+		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight, "
+			 "target_concurrency %d%s", u->name, want, want == 1 ? "" : "s", k->want, load,
+			 load == 1 ? "" : "s", in.target, in.idle ? ", idle" : "");
+	k->want = want;
+	metrics_set(gw.metrics, "wakegate_k8s_replicas_wanted", upstream_label(u, 0), want);
+	/* at the first tick of an idle upstream nothing is sent: the Deployment keeps what it has until idle */
+	if (k->patch_call || now < k->patch_retry_at || want == k->patched || (k->patched < 0 && want == 0 && !in.idle))
+		return;
+	patch_send(u, k, want);
+}
