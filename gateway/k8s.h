@@ -48,6 +48,7 @@ struct k8s_up {
 	int patched;			/* the count the API server last accepted; -1: not known */
 	int sending;			/* the count of the PATCH in flight */
 	double high_at;			/* the last tick whose rules wanted at least `want` (the cooldown) */
+	double started;			/* the first tick (gw_now): the idle timer counts from here at the latest */
 	double patch_retry_at;		/* no PATCH before (gw_now): Retry-After or backoff */
 	int patch_fails;
 	unsigned long patches;		/* accepted PATCHes */

@@ -68,6 +68,7 @@ void k8s_scale_reset(struct k8s_up *k)
 	k->patched = -1;
 	k->sending = -1;
 	k->high_at = 0;
+	k->started = 0;
 	k->patch_retry_at = 0;
 	k->patch_fails = 0;
 }
@@ -145,14 +146,14 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		.target = scale_rule_target(cf->target_concurrency, cf->headroom_pct),
 		.floor = scale_min_warm(u, now),
 		.max = cf->replicas_max,
-		.idle = load == 0 && (now - (u->last_activity > k->high_at ? u->last_activity : k->high_at)) * 1000 >=
+		.idle = load == 0 && (now - (u->last_activity > k->started ? u->last_activity : k->started)) * 1000 >=
 			(double)cf->idle_timeout_ms,
 		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000,
 	};
 	if (in.target < 1)
 		in.target = 1;
-	if (k->want < 0)
-		k->high_at = now;	/* the first tick: nothing known, the idle timer starts now */
+	if (k->want < 0 && k->started <= 0)
+		k->started = now;	/* the first tick: nothing known, the idle timer starts now */
 	int want = k8s_scale_decide(k, &in);
 	if (want != k->want && k->want >= 0)
 		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight, "
