@@ -98,7 +98,9 @@ ok(wait_until(sub { my %last; $last{ $_->{pod} } = $_->{what} for grep { $_->{po
 	!grep { $_ ne 'deleted' } values %last }, 15), 'every pod is gone (SIGTERMed, exited, its endpoint deleted)');
 sleep 1;
 is(scalar(@{ patches() }), scalar(@all), 'and nothing more is sent while idle');
-diag('patch sequence: ' . join(' ', @all));
+my $t0 = patches()->[0][2];
+diag('patch sequence (HTTP code:replicas @ seconds after the first): '
+	. join(' ', map { sprintf('%d:%d@%.1fs', $_->[0], $_->[1], $_->[2] - $t0) } @{ patches() }));
 
 stop_proc($g->{pid}, 'TERM', 30);
 stop_proc($k->{pid}, 'TERM', 10);
