@@ -42,9 +42,11 @@ void k8s_tick(struct upstream *u, double now)
 		if (k->key[0])
 			log_notice("upstream \"%s\": kubernetes: now %s (was %s)", u->name, key, k->key);
 		snprintf(k->key, sizeof(k->key), "%s", key);
+		k8s_fleet_reset(k);
 		k8s_watch_reset(k);
 		k8s_scale_reset(k);
 	}
+	k->u = u;
 	k8s_watch_tick(u, k, now);
 	if (!gw.stopping)
 		k8s_scale_tick(u, k, now);
@@ -55,6 +57,7 @@ void k8s_free(struct upstream *u)
 	struct k8s_up *k = u->k8s;
 	if (!k)
 		return;
+	k8s_fleet_reset(k);
 	k8s_watch_reset(k);
 	k8s_scale_reset(k);
 	cloop_free(k->loop);
@@ -74,6 +77,10 @@ json_t *k8s_status_json(const struct upstream *u)
 	json_object_set_new(o, "resource_version", json_string(k->rv));
 	json_object_set_new(o, "endpoint_slices", json_integer(k->slices ? (json_int_t)json_object_size(k->slices) : 0));
 	json_object_set_new(o, "watching", json_boolean(k->watch_call != NULL));
+	static const char *const writer[] = { "another gateway", "this gateway (lock)", "this gateway (alone)" };
+	json_object_set_new(o, "count_writer", json_string(writer[k->writer]));
+	json_object_set_new(o, "other_gateways", json_integer(k->peers));
+	json_object_set_new(o, "other_gateways_load", json_integer(k->peer_load));
 	return o;
 }
 

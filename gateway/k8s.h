@@ -7,6 +7,9 @@
  *                free slot (replica_pod_bind: BOOTING -> health -> WARMING,
  *                the gateway's own warmup -> READY); an endpoint not ready,
  *                terminating or gone drains its slot (CAUSE_ENDPOINT).
+ *   k8s_fleet.c  several gateways on one Redis: each publishes its held +
+ *                in-flight count; one of them (a lock) writes the count
+ *                from the sum.
  *   k8s_scale.c  the count the gateway's rules want (held + in flight over
  *                target_concurrency, min_warm and replicas min=, 0 after
  *                idle_timeout, lowered only after scale_down_cooldown),
@@ -52,7 +55,18 @@ struct k8s_up {
 	double patch_retry_at;		/* no PATCH before (gw_now): Retry-After or backoff */
 	int patch_fails;
 	unsigned long patches;		/* accepted PATCHes */
+	/* k8s_fleet.c: several gateways, one writer of the count (see there) */
+	struct upstream *u;
+	int writer;			/* K8S_WRITER_*: whether this gateway PATCHes */
+	int lock_pending, read_pending, patched_pending;
+	double lock_at, share_at, read_at;
+	int peer_load;			/* held + in flight at the other gateways (fresh entries) */
+	int peers;			/* other gateways with a fresh entry */
+	int64_t peer_activity_ms;	/* their newest activity, wall clock; 0: none */
+	int warned_alone;
 };
+
+enum { K8S_WRITER_NOT, K8S_WRITER_LOCK, K8S_WRITER_ALONE };
 
 /* Every tick (upstream.c), for an upstream with service=: watch, bind and drain slots, scale. */
 void k8s_tick(struct upstream *u, double now);
@@ -67,5 +81,11 @@ void k8s_watch_tick(struct upstream *u, struct k8s_up *k, double now);
 void k8s_watch_reset(struct k8s_up *k);
 void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now);
 void k8s_scale_reset(struct k8s_up *k);
+/* k8s_fleet.c: shares this gateway's load, keeps or seeks the writer's lock; reads the others' load (writer). */
+void k8s_fleet_tick(struct upstream *u, struct k8s_up *k, double now, int own_load);
+/* After an accepted PATCH: the count, for the next writer. */
+void k8s_fleet_patched(struct k8s_up *k);
+/* Drops pending Redis answers and lets the writer's lock go. */
+void k8s_fleet_reset(struct k8s_up *k);
 
 #endif

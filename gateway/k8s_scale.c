@@ -84,6 +84,7 @@ static void patch_done(int code, const char *err, const char *body, size_t len, 
 			   k->sending, k->patched, k->patched < 0 ? ": not known" : "");
 		k->patched = k->sending;
 		k->patches++;
+		k8s_fleet_patched(k);
 		k->patch_fails = 0;
 		metrics_add(gw.metrics, "wakegate_k8s_patches_total", upstream_label(u, 0), 1);
 		return;
@@ -137,28 +138,41 @@ static void patch_send(struct upstream *u, struct k8s_up *k, int n)
 void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 {
 	const struct conf_upstream *cf = u->cf;
-	int load = u->hold.n;
+	int own = u->hold.n;
 	for (int i = 0; i < u->nrep; i++)
-		load += u->rep[i].in_flight;
+		own += u->rep[i].in_flight;
+	k8s_fleet_tick(u, k, now, own);
+	if (k->writer == K8S_WRITER_NOT || k->patched_pending) {
+		metrics_set(gw.metrics, "wakegate_k8s_replicas_wanted", upstream_label(u, 0), 0);
+		return;		/* another gateway writes the count, from every gateway's load */
+	}
+	if (k->want < 0 && k->started <= 0)
+		k->started = now;	/* the first tick: nothing known, the idle timer starts now */
+	int load = own + k->peer_load;
+	double last = u->last_activity;
+	if (k->peer_activity_ms > 0) {	/* the others' newest activity, on our clock */
+		double peer = now - (double)(gw_wall_ms() - k->peer_activity_ms) / 1000;
+		if (peer > last)
+			last = peer;
+	}
 	struct k8s_scale_in in = {
 		.now = now,
 		.load = load,
 		.target = scale_rule_target(cf->target_concurrency, cf->headroom_pct),
 		.floor = scale_min_warm(u, now),
 		.max = cf->replicas_max,
-		.idle = load == 0 && (now - (u->last_activity > k->started ? u->last_activity : k->started)) * 1000 >=
+		.idle = load == 0 && (now - (last > k->started ? last : k->started)) * 1000 >=
 			(double)cf->idle_timeout_ms,
 		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000,
 	};
 	if (in.target < 1)
 		in.target = 1;
-	if (k->want < 0 && k->started <= 0)
-		k->started = now;	/* the first tick: nothing known, the idle timer starts now */
 	int want = k8s_scale_decide(k, &in);
 	if (want != k->want && k->want >= 0)
-		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight, "
-			 "target_concurrency %d%s", u->name, want, want == 1 ? "" : "s", k->want, load,
-			 load == 1 ? "" : "s", in.target, in.idle ? ", idle" : "");
+		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight "
+			 "(%d at %d other gateway%s), target_concurrency %d%s", u->name, want, want == 1 ? "" : "s",
+			 k->want, load, load == 1 ? "" : "s", k->peer_load, k->peers, k->peers == 1 ? "" : "s",
+			 in.target, in.idle ? ", idle" : "");
 	k->want = want;
 	metrics_set(gw.metrics, "wakegate_k8s_replicas_wanted", upstream_label(u, 0), want);
 	/* at the first tick of an idle upstream nothing is sent: the Deployment keeps what it has until idle */

@@ -14,7 +14,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
 	gateway/header_set.c gateway/header_set.h gateway/start_check.c gateway/start_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
-	gateway/launch_http.c gateway/launch_k8s.c gateway/k8s_api.c gateway/k8s_api.h gateway/k8s.h gateway/k8s.c gateway/k8s_watch.c gateway/k8s_scale.c \
+	gateway/launch_http.c gateway/launch_k8s.c gateway/k8s_api.c gateway/k8s_api.h gateway/k8s.h gateway/k8s.c gateway/k8s_watch.c gateway/k8s_scale.c gateway/k8s_fleet.c \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
