@@ -64,6 +64,8 @@ struct k8s_up {
 	int peers;			/* other gateways with a fresh entry */
 	int64_t peer_activity_ms;	/* their newest activity, wall clock; 0: none */
 	int warned_alone;
+	int restart;			/* the writer changed: k8s_scale.c starts afresh from taken_count */
+	int taken_count;		/* the count last accepted, as Redis had it when the lock was taken; -1: none */
 };
 
 enum { K8S_WRITER_NOT, K8S_WRITER_LOCK, K8S_WRITER_ALONE };

@@ -47,11 +47,7 @@ static void patched_cb(const char *value, void *arg)
 		return;
 	char *end;
 	long n = value ? strtol(value, &end, 10) : -1;
-	if (value && end != value && n >= 0 && n <= 1000) {
-		/* the count in force: the cooldown starts now, and nothing is sent until it must change */
-		k->patched = k->want = (int)n;
-		k->high_at = gw_now();
-	}
+	k->taken_count = value && end != value && n >= 0 && n <= 1000 ? (int)n : -1;
 	log_notice("upstream \"%s\": kubernetes: this gateway writes the Deployment's count now (last accepted: %s)",
 		   k->u->name, value ? value : "none");
 }
@@ -68,7 +64,8 @@ static void lock_cb(int status, const char *value, int64_t pttl, void *arg)
 	if (status == 1) {
 		if (k->writer != K8S_WRITER_LOCK) {
 			k->writer = K8S_WRITER_LOCK;
-			k8s_scale_reset(k);	/* a fresh start from the count in Redis */
+			k->restart = 1;		/* a fresh start from the count in Redis */
+			k->taken_count = -1;
 			k->patched_pending = 1;
 			char key[300];
 			share_key(u, key, sizeof(key));
@@ -77,11 +74,12 @@ static void lock_cb(int status, const char *value, int64_t pttl, void *arg)
 		}
 		return;
 	}
-	if (k->writer != K8S_WRITER_NOT)
+	if (k->writer != K8S_WRITER_NOT) {
 		log_notice("upstream \"%s\": kubernetes: another gateway writes the Deployment's count (%s)", u->name,
 			   value ? value : "?");
+		k->restart = 1;
+	}
 	k->writer = K8S_WRITER_NOT;
-	k8s_scale_reset(k);
 }
 
 static void read_cb(const char *const *fields, const char *const *values, int n, void *arg)

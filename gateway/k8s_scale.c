@@ -142,6 +142,15 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 	for (int i = 0; i < u->nrep; i++)
 		own += u->rep[i].in_flight;
 	k8s_fleet_tick(u, k, now, own);
+	if (k->restart && !k->patched_pending) {
+		k8s_scale_reset(k);	/* the writer changed: what this gateway decided before no longer holds */
+		k->restart = 0;
+		if (k->writer == K8S_WRITER_LOCK && k->taken_count >= 0) {
+			/* the count in force: the cooldown starts now, nothing is sent until it must change */
+			k->patched = k->want = k->taken_count;
+			k->high_at = now;
+		}
+	}
 	if (k->writer == K8S_WRITER_NOT || k->patched_pending) {
 		metrics_set(gw.metrics, "wakegate_k8s_replicas_wanted", upstream_label(u, 0), 0);
 		return;		/* another gateway writes the count, from every gateway's load */
