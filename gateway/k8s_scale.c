@@ -31,12 +31,15 @@ struct k8s_scale_in {
 	int max;		/* replicas max= */
 	int idle;		/* nothing held or in flight, no activity for idle_timeout */
 	double cooldown_s;	/* scale_down_cooldown */
+	int more;		/* scale_p99 wants one more than this (READY + 1); 0: no */
+	int keep;		/* scale_p99 is above its threshold now: the count does not go down */
 };
 
 /*
  * The count wanted now: enough pods for the load at target_concurrency
- * each, at least the floor, one while the upstream is not idle, at most
- * max. Up at once; down only once no tick wanted the current count for
+ * each, at least the floor (min_warm, replicas min=, a pre-warm), one more
+ * than READY when scale_p99 says so, one while the upstream is not idle,
+ * at most max; never lower while the p99 is above its threshold. Up at once; down only once no tick wanted the current count for
  * the cooldown (the stabilisation window), and to 0 once idle (the idle
  * timeout is that window). Pure: state in k->want and k->high_at.
  */
@@ -45,13 +48,15 @@ static int k8s_scale_decide(struct k8s_up *k, const struct k8s_scale_in *in)
 	int need = in->load > 0 ? (in->load + in->target - 1) / in->target : 0;
 	if (need < in->floor)
 		need = in->floor;
+	if (need < in->more)
+		need = in->more;
 	if (!in->idle && need < 1 && k->want > 0)
 		need = 1;
 	if (need > in->max)
 		need = in->max;
-	if (k->want < 0 || need >= k->want) {
+	if (k->want < 0 || need >= k->want || (in->keep && !in->idle)) {
 		k->high_at = in->now;
-		return need;
+		return k->want < 0 || need > k->want ? need : k->want;
 	}
 	if (need == 0 || in->now - k->high_at >= in->cooldown_s) {
 		k->high_at = in->now;
@@ -176,6 +181,24 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 	};
 	if (in.target < 1)
 		in.target = 1;
+	if (now < u->prewarm_until && in.floor < 1) {
+		in.floor = 1;	/* a pre-warm (the keep-alive policy, the schedule): one pod until then */
+		in.idle = 0;
+	}
+	int ready = 0, up = 0;
+	for (int i = 0; i < u->nrep; i++) {
+		ready += u->rep[i].pod && u->rep[i].state == REPLICA_READY;
+		up += u->rep[i].pod && replica_in(&u->rep[i], RS_UP);
+	}
+	/* coming: pods on their way (bound, not READY), or asked for and not bound yet */
+	int coming = (up - ready) + (k->patched > up);
+	char why[160];
+	if (scale_p99_due(u, ready, coming, in.max, now, why, sizeof(why))) {
+		in.more = ready + 1;
+		u->p99_high_since = 0;
+		log_notice("upstream \"%s\": scale up: %s, asking the Deployment for %d", u->name, why, in.more);
+	}
+	in.keep = u->p99_high_since > 0;
 	int want = k8s_scale_decide(k, &in);
 	if (want != k->want && k->want >= 0)
 		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight "

@@ -90,13 +90,12 @@ static void fmt_ms(char *buf, size_t len, int64_t ms)
  * scale_p99: one more replica once the upstream's p99 (rules.c's window)
  * stayed above the threshold for the "for" time. While a replica is on its
  * way up beside a READY one, and for one window after, no decision: the
- * window must refill with latencies of the bigger set. Returns 1 when it
- * started one.
+ * window must refill with latencies of the bigger set.
  */
-static int scale_p99(struct upstream *u, int ready, int coming, int max, double now)
+int scale_p99_due(struct upstream *u, int ready, int coming, int max, double now, char *why, size_t whylen)
 {
 	const struct conf_upstream *cf = u->cf;
-	if (cf->scale_p99_ms <= 0 || ready < 1) {
+	if (!cf || cf->scale_p99_ms <= 0 || ready < 1) {
 		u->p99_high_since = 0;
 		return 0;
 	}
@@ -115,14 +114,23 @@ static int scale_p99(struct upstream *u, int ready, int coming, int max, double 
 		u->p99_high_since = now;
 	if ((now - u->p99_high_since) * 1000 < (double)cf->scale_p99_for_ms || ready >= max)
 		return 0;
-	struct replica *rep = scale_free_slot(u, max, now);
-	if (!rep)
-		return 0;
 	char thr[24], f[24];
 	fmt_ms(thr, sizeof(thr), cf->scale_p99_ms);
 	fmt_ms(f, sizeof(f), cf->scale_p99_for_ms);
-	log_notice("upstream \"%s\": scale up: p99 %lldms > %s for %s, %d ready, starting replica %d",
-		   u->name, (long long)st.p99_ms, thr, f, ready, rep->id);
+	snprintf(why, whylen, "p99 %lldms > %s for %s, %d ready", (long long)st.p99_ms, thr, f, ready);
+	return 1;
+}
+
+/* scale_p99 for process replicas: starts one in a free slot. Returns 1 when it started one. */
+static int scale_p99(struct upstream *u, int ready, int coming, int max, double now)
+{
+	char why[160];
+	if (!scale_p99_due(u, ready, coming, max, now, why, sizeof(why)))
+		return 0;
+	struct replica *rep = scale_free_slot(u, max, now);
+	if (!rep)
+		return 0;	/* still due: the next tick with a free slot starts one */
+	log_notice("upstream \"%s\": scale up: %s, starting replica %d", u->name, why, rep->id);
 	u->p99_high_since = 0;
 	replica_wake(rep, CAUSE_SCALE_UP);
 	scale_rule_scaled_up(&u->scale->rule, now);

@@ -64,6 +64,7 @@ struct upstream {
 	struct degrade_sig sig;		/* latency, errors, demand: the degrade rules' and scale_p99's window */
 	double p99_high_since;		/* scale.c: p99 above scale_p99 since (gw_now); 0: not */
 	double p99_quiet_until;		/* scale.c: no p99 decision before (the window refills) */
+	double prewarm_until;		/* keepalive.c: a pod upstream's pre-warm wants one pod until then (k8s_scale.c); 0: none */
 	struct cost_up *cost;		/* cost.c's */
 	struct ka_up *ka;		/* keepalive.c's */
 	struct sched_up *sched;		/* schedule.c's */

@@ -19,7 +19,7 @@ sub kube_skip_reason {
 	return undef;
 }
 
-# kube_start(pods => N ports, start_delay => S, term_delay => S) -> { pid, port, dir, ca, token_file, api }
+# kube_start(pods => N ports, start_delay => S, term_delay => S, worker => [argv with '$port']) -> { pid, port, dir, ca, token_file, api }
 sub kube_start {
 	my (%o) = @_;
 	my $dir = tmpdir() . '/kube-' . int(rand(1e9));
@@ -33,7 +33,7 @@ sub kube_start {
 		namespace => 'ml', deployment => 'digits', service => 'digits',
 		start_delay => $o{start_delay} // 1, term_delay => $o{term_delay} // 0.3,
 		pod_ports => [ map { free_port() } 1 .. ($o{pods} // 6) ],
-		worker => [ bin('wakegate-worker'), '--model', src('models/digits.safetensors'),
+		worker => $o{worker} // [ bin('wakegate-worker'), '--model', src('models/digits.safetensors'),
 			'--listen', '127.0.0.1:$port', '--name', 'digits' ] };
 	spew("$dir/kube.json", encode_json($cf));
 	my $pid = start_proc(name => "fake-kube-$port", cmd => ['perl', src('t/lib/fake-kube.pl'), "$dir/kube.json"],

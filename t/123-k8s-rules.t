@@ -1,0 +1,51 @@
+# launch kubernetes ... service=: the gateway's other scaling rules act on
+# the Deployment's count as they act on process replicas: scale_p99 asks for
+# one pod more than are READY once the p99 stayed above its threshold, and
+# min_warm keeps a floor without any traffic. The API server is a STAND-IN
+# (t/lib/fake-kube.pl); here its pods run t/lib/test-backend.pl (slow answers
+# on demand).
+use strict;
+use warnings;
+use Test::More;
+use WG;
+use WGGateway;
+use FakeKube;
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+
+if (my $why = kube_skip_reason()) { plan skip_all => $why }
+
+my $k = kube_start(pods => 6, start_delay => 0.3,
+	worker => [ 'perl', src('t/lib/test-backend.pl'), '$port' ]);
+sub gateway {
+	my ($ups) = @_;
+	my ($text, $port, $admin) = gw_conf(upstream => "$ups warmup off; stop_grace 2s; hold 100 timeout=60s;");
+	$text =~ s{launch exec "[^\n]*";}{launch kubernetes deployment=ml/digits service=digits api=$k->{api} token_file=$k->{token_file} ca=$k->{ca};} or die;
+	return gw_start(conf => $text, port => $port, admin => $admin);
+}
+sub patches { return [ map { "$_->[0]:$_->[1]" } @{ kube_patches($k) } ] }
+sub ready { my ($g) = @_; return scalar grep { $_->{state} eq 'READY' } @{ gw_status($g)->{upstreams}{digits}{replicas} } }
+
+# 1. scale_p99: slow answers one at a time (concurrency 1, far below target_concurrency)
+my $g = gateway('replicas min=1 max=2; target_concurrency 50; scale_p99 200ms for 1s; idle_timeout 60s; scale_down_cooldown 60s;');
+ok(wait_until(sub { ready($g) == 1 }, 15), 'replicas min=1: one pod, READY, without traffic');
+is_deeply(patches(), ['200:1'], 'after one PATCH to 1');
+my $two = wait_until(sub { http_get("$g->{url}/slow?ms=400", timeout => 30)->{status} == 200 && @{ patches() } >= 2 }, 20);
+ok($two, 'slow answers one at a time (p99 400ms > 200ms for 1s) make the gateway ask for one more pod');
+is_deeply(patches(), ['200:1', '200:2'], 'the count goes 1 -> 2');
+like(gw_log($g), qr/scale up: p99 \d+ms > 200ms for 1s, 1 ready, asking the Deployment for 2/, 'the log says why');
+ok(wait_until(sub { ready($g) == 2 }, 15), 'and the second pod becomes a READY replica');
+stop_proc($g->{pid}, 'TERM', 30);
+
+# 2. min_warm: a floor with no traffic at all, kept past idle_timeout
+my $n0 = @{ patches() };
+my $h = gateway('replicas min=0 max=2; min_warm 1; idle_timeout 1s;');
+ok(wait_until(sub { @{ patches() } > $n0 }, 10), 'a gateway with min_warm 1 PATCHes at start');
+is(patches()->[-1], '200:1', 'to 1');
+sleep 2.5;
+is(scalar(@{ patches() }), $n0 + 1, 'and not to 0 after idle_timeout: min_warm is a floor');
+is(ready($h), 1, 'its pod is READY');
+stop_proc($h->{pid}, 'TERM', 30);
+
+stop_proc($k->{pid}, 'TERM', 10);
+done_testing;
