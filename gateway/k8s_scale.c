@@ -198,7 +198,10 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		u->p99_high_since = 0;
 		log_notice("upstream \"%s\": scale up: %s, asking the Deployment for %d", u->name, why, in.more);
 	}
-	in.keep = u->p99_high_since > 0;
+	int keep_on = 0;
+	if (scale_on_due(u, ready, coming, in.max, now, &keep_on) && in.more < ready + 1)
+		in.more = ready + 1;
+	in.keep = u->p99_high_since > 0 || keep_on;
 	int want = k8s_scale_decide(k, &in);
 	if (want != k->want && k->want >= 0)
 		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight "

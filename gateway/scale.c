@@ -154,6 +154,41 @@ static int scale_on(struct upstream *u, const struct scale_rule_in *in, double n
 	return 1;
 }
 
+/* scale_on's input now: the READY replicas' fresh readings; shows their mean in /metrics. */
+static void scale_on_in(struct upstream *u, int ready, int coming, int max, double now, struct scale_rule_in *in)
+{
+	const struct conf_upstream *cf = u->cf;
+	*in = (struct scale_rule_in){ .now = now, .ready = ready, .coming = coming, .max = max,
+		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
+		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
+	if (cf->scale_on_gauge)
+		in->n = scale_gauge_sum(u, u->scale, now, &in->sum);
+	if (cf->scale_on_gauge || u->scale->shown) {	/* a reload that drops scale_on leaves 0, not the last mean */
+		u->scale->shown = 1;
+		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in->n ? in->sum / in->n : 0);
+		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in->n);
+	}
+}
+
+int scale_on_due(struct upstream *u, int ready, int coming, int max, double now, int *keep)
+{
+	*keep = 0;
+	if (!u->cf || !u->scale)
+		return 0;
+	struct scale_rule_in in;
+	scale_on_in(u, ready, coming, max, now, &in);
+	/* the hysteresis: one replica fewer would bring the mean above the threshold again */
+	*keep = in.above >= 0 && ready > 1 && !scale_rule_may_drop(&u->scale->rule, &in);
+	if (!scale_rule_up(&u->scale->rule, &in))
+		return 0;
+	char f[24];
+	fmt_ms(f, sizeof(f), u->cf->scale_on_for_ms);
+	log_notice("upstream \"%s\": scale up: %s mean %.3g > %g for %s over %d ready", u->name,
+		   u->cf->scale_on_gauge, in.sum / in.n, in.above, f, in.ready);
+	scale_rule_scaled_up(&u->scale->rule, now);
+	return 1;
+}
+
 json_t *scale_status_json(const struct upstream *u)
 {
 	json_t *o = json_object();
@@ -211,13 +246,15 @@ static void scale_min_warm_wake(struct upstream *u, double now)
 
 void scale_tick(struct upstream *u, double now)
 {
-	if (!u->cf || gw.stopping || u->cf->launch_service)
-		return;	/* pods: the same rules, as the Deployment's count (k8s_scale.c) */
+	if (!u->cf || gw.stopping)
+		return;
 	if (!u->scale && !(u->scale = calloc(1, sizeof(*u->scale)))) {
 		log_error("upstream \"%s\": out of memory, not scaling", u->name);
 		return;
 	}
 	scale_gauge_tick(u, u->scale, now);
+	if (u->cf->launch_service)
+		return;	/* pods: the same rules, as the Deployment's count (k8s_scale.c: scale_p99_due, scale_on_due) */
 	scale_min_warm_wake(u, now);
 	int max = u->cf->replicas_max < u->nrep ? u->cf->replicas_max : u->nrep;
 	int ready = 0, coming = 0, load = u->hold.n;
@@ -237,16 +274,8 @@ void scale_tick(struct upstream *u, double now)
 	if (scale_p99(u, ready, coming, max, now))
 		return;
 	const struct conf_upstream *cf = u->cf;
-	struct scale_rule_in in = { .now = now, .ready = ready, .coming = coming, .max = max,
-		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
-		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
-	if (cf->scale_on_gauge)
-		in.n = scale_gauge_sum(u, u->scale, now, &in.sum);
-	if (cf->scale_on_gauge || u->scale->shown) {	/* a reload that drops scale_on leaves 0, not the last mean */
-		u->scale->shown = 1;
-		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in.n ? in.sum / in.n : 0);
-		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in.n);
-	}
+	struct scale_rule_in in;
+	scale_on_in(u, ready, coming, max, now, &in);
 	if (scale_on(u, &in, now))
 		return;
 	int target = scale_rule_target(scale_target(u), cf->headroom_pct);

@@ -62,6 +62,13 @@ int scale_in_window(int m, int from, int to);
  * the log. The caller that acts on it sets u->p99_high_since to 0.
  */
 int scale_p99_due(struct upstream *u, int ready, int coming, int max, double now, char *why, size_t whylen);
+/*
+ * scale_on's decision alone, for kubernetes upstreams (the readings are
+ * fetched by scale_tick from each READY pod): 1 when one more is due now
+ * (logged); *keep: 1 while one fewer would bring the mean above the
+ * threshold again (the count must not go down).
+ */
+int scale_on_due(struct upstream *u, int ready, int coming, int max, double now, int *keep);
 /* Every tick, after the replicas' own: wakes for min_warm, scales up or down. */
 void scale_tick(struct upstream *u, double now);
 /* After a (re)configure: the number of replica slots follows replicas max=. */

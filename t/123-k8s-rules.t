@@ -1,7 +1,8 @@
 # launch kubernetes ... service=: the gateway's other scaling rules act on
 # the Deployment's count as they act on process replicas: scale_p99 asks for
-# one pod more than are READY once the p99 stayed above its threshold, and
-# min_warm keeps a floor without any traffic. The API server is a STAND-IN
+# one pod more than are READY once the p99 stayed above its threshold,
+# min_warm keeps a floor without any traffic, and scale_on reads the pods'
+# own gauge. The API server is a STAND-IN
 # (t/lib/fake-kube.pl); here its pods run t/lib/test-backend.pl (slow answers
 # on demand).
 use strict;
@@ -15,8 +16,10 @@ use Time::HiRes qw(time sleep);
 
 if (my $why = kube_skip_reason()) { plan skip_all => $why }
 
+my $gauge = tmpdir() . '/gauge.prom';
+spew($gauge, "wakegate_worker_busy_ratio 0.1\n");
 my $k = kube_start(pods => 6, start_delay => 0.3,
-	worker => [ 'perl', src('t/lib/test-backend.pl'), '$port' ]);
+	worker => [ 'perl', src('t/lib/test-backend.pl'), '$port', '--metrics', $gauge ]);
 sub gateway {
 	my ($ups) = @_;
 	my ($text, $port, $admin) = gw_conf(upstream => "$ups warmup off; stop_grace 2s; hold 100 timeout=60s;");
@@ -46,6 +49,26 @@ sleep 2.5;
 is(scalar(@{ patches() }), $n0 + 1, 'and not to 0 after idle_timeout: min_warm is a floor');
 is(ready($h), 1, 'its pod is READY');
 stop_proc($h->{pid}, 'TERM', 30);
+
+# 3. scale_on: the pods' own gauge (here a file each test-backend serves on /metrics)
+$n0 = @{ patches() };
+my $t0 = time;
+my $o = gateway('replicas min=1 max=2; scale_on gpu_util > 50% for 1s every=200ms; idle_timeout 60s; '
+	. 'scale_down_cooldown 1s;');
+ok(wait_until(sub { ready($o) == 1 }, 15), 'replicas min=1: one pod READY');
+sleep 1.5;
+is(scalar(@{ patches() }), $n0 + (patches()->[$n0] eq '200:1' ? 1 : 0), 'a low reading (10%) asks for nothing more');
+my $n1 = @{ patches() };
+spew($gauge, "wakegate_worker_busy_ratio 0.9\n");
+my $t1 = time;
+ok(wait_until(sub { @{ patches() } > $n1 }, 10), 'a reading of 90% > 50% makes the gateway PATCH');
+cmp_ok(time - $t1, '>=', 0.9, 'not before it stayed above for 1s');
+is(patches()->[-1], '200:2', 'for one pod more than READY');
+like(gw_log($o), qr/scale up: wakegate_worker_busy_ratio mean 0\.9 > 0\.5 for 1s over 1 ready/, 'the log says why');
+ok(wait_until(sub { ready($o) == 2 }, 15), 'the second pod becomes READY');
+sleep 2;
+is(patches()->[-1], '200:2', 'while the mean stays high the count stays, past scale_down_cooldown');
+stop_proc($o->{pid}, 'TERM', 30);
 
 stop_proc($k->{pid}, 'TERM', 10);
 done_testing;
