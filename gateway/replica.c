@@ -266,6 +266,8 @@ static void replica_fail(struct replica *rep, enum replica_cause cause, int cras
 	rep->retry_at = gw_now() + backoff;
 	rep->crashed_ready = crashed_ready;
 	replica_move(rep, REPLICA_FAILED, cause, "%s; next try in %gs", rep->reason, backoff);
+	if (rep->pod)	/* its run in the cost account ends here; a new bind starts another */
+		replica_tell_process(rep, REPLICA_EV_EXITED);
 	replica_sleep_call_free(rep);
 	replica_probe_free(rep);
 	replica_warm_free(rep);
@@ -701,6 +703,8 @@ void replica_tick(struct replica *rep, double now)
 			if (rep->in_flight && (now - rep->since) * 1000 < (double)u->p.stop_grace_ms)
 				break;
 			replica_pool_free(rep);
+			replica_acct_time(rep, now, 1);
+			replica_tell_process(rep, REPLICA_EV_EXITED);	/* the cost account's run ends: the pod left us */
 			rep->pod = 0;
 			replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "pod's endpoint unbound after %.1fs", now - rep->t_start);
 			break;
@@ -740,6 +744,9 @@ int replica_pod_bind(struct replica *rep, const char *url, const char *why)
 	rep->acct_at = now;
 	const char *path = u->cf->health_path ? u->cf->health_path : "/v2/health/ready";
 	rep->probe = probe_start(gw.base, u->cf, rep->url, path, replica_probe_cb, rep);
+	/* the cost account's run: from the endpoint bound to the slot drained (the pod's own start and end are
+	 * Kubernetes's; this bills what the gateway routes to) */
+	replica_tell_process(rep, REPLICA_EV_LAUNCHED);
 	replica_move(rep, REPLICA_BOOTING, CAUSE_ENDPOINT, "%s", why);
 	if (!rep->probe)
 		replica_fail(rep, CAUSE_BOOT, 0, "out of memory for the health probe");

@@ -93,6 +93,9 @@ is_deeply([ sort @term ], [ sort @made[1, 2] ], 'the stand-in, as a ReplicaSet, 
 ok(wait_until(sub { ok_patches()->[-1] == 0 }, 20), 'after idle_timeout the Deployment is scaled to 0');
 ok(wait_until(sub { !grep { $_->{state} ne 'STOPPED' } @{ gw_status($g)->{upstreams}{digits}{replicas} } }, 15),
 	'and every slot is STOPPED');
+my $cost = gw_status($g)->{upstreams}{digits}{cost};
+is($cost->{runs}, 3, 'the cost account has one run per pod, from its endpoint bound to its slot drained');
+cmp_ok($cost->{gpu_seconds}, '>', 0, "billed for the time they served ($cost->{gpu_seconds}s)");
 my @all = map { "$_->[0]:$_->[1]" } @{ patches() };
 is_deeply(\@all, [ map({ "200:$_" } @up), '409:1', '200:1', '200:0' ], 'the whole series of PATCHes: ' . join(' ', @all));
 ok(wait_until(sub { my %last; $last{ $_->{pod} } = $_->{what} for grep { $_->{pod} } @{ kube_events($k) };
