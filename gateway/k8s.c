@@ -52,6 +52,17 @@ void k8s_tick(struct upstream *u, double now)
 		k8s_scale_tick(u, k, now);
 }
 
+const char *k8s_refused(struct upstream *u)
+{
+	static char msg[sizeof(((struct k8s_up *)0)->refused)];
+	struct k8s_up *k = u->k8s;
+	if (!k || !k->refused[0])
+		return NULL;
+	snprintf(msg, sizeof(msg), "%s", k->refused);
+	k->refused[0] = 0;
+	return msg;
+}
+
 void k8s_free(struct upstream *u)
 {
 	struct k8s_up *k = u->k8s;

@@ -64,6 +64,7 @@ struct k8s_up {
 	int peers;			/* other gateways with a fresh entry */
 	int64_t peer_activity_ms;	/* their newest activity, wall clock; 0: none */
 	int warned_alone;
+	char refused[400];		/* the API server refused the last PATCH for good (4xx but 409/429); "" once told */
 	int restart;			/* the writer changed: k8s_scale.c starts afresh from taken_count */
 	int taken_count;		/* the count last accepted, as Redis had it when the lock was taken; -1: none */
 };
@@ -72,6 +73,12 @@ enum { K8S_WRITER_NOT, K8S_WRITER_LOCK, K8S_WRITER_ALONE };
 
 /* Every tick (upstream.c), for an upstream with service=: watch, bind and drain slots, scale. */
 void k8s_tick(struct upstream *u, double now);
+/*
+ * When the API server refused the count for good (401, 403, 404, 422 ...),
+ * its message, once (the next refusal is told again): upstream.c answers
+ * the held requests with it when nothing is up to take them. NULL: none.
+ */
+const char *k8s_refused(struct upstream *u);
 /* Frees u->k8s: calls in flight are dropped (the upstream is being freed). */
 void k8s_free(struct upstream *u);
 /* /status's "kubernetes" of u: the count wanted and accepted, patches, the resourceVersion; NULL when none. */

@@ -88,6 +88,7 @@ static void patch_done(int code, const char *err, const char *body, size_t len, 
 		log_notice("upstream \"%s\": kubernetes: deployment %s/%s scaled to %d (was %d%s)", u->name, ns, dep,
 			   k->sending, k->patched, k->patched < 0 ? ": not known" : "");
 		k->patched = k->sending;
+		k->refused[0] = 0;
 		k->patches++;
 		k8s_fleet_patched(k);
 		k->patch_fails = 0;
@@ -115,6 +116,8 @@ static void patch_done(int code, const char *err, const char *body, size_t len, 
 		snprintf(how, sizeof(how), "%s", err);
 	else
 		snprintf(how, sizeof(how), "HTTP %d%s", code, msg);
+	if (!err && code >= 400 && code < 500 && code != 409 && code != 429)	/* asking again will not help soon */
+		snprintf(k->refused, sizeof(k->refused), "kubernetes: PATCH deployments/%.60s/%.60s/scale: %.230s", ns, dep, how);
 	log_msg(code == 409 || code == 429 ? LOG_LVL_WARN : LOG_LVL_ERROR,
 		"upstream \"%s\": kubernetes: PATCH deployments/%s/%s/scale to %d: %s; again in %gs",
 		u->name, ns, dep, k->sending, how, wait);

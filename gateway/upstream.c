@@ -101,6 +101,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		keepalive_tick(u, now);
 		scale_tick(u, now);
 		k8s_tick(u, now);
+		const char *refused = k8s_refused(u);
+		if (refused && u->hold.n && !upstream_count(u, RS_UP))	/* no pod will come: say why now */
+			dispatch_fail_held(u, 503, refused, upstream_eta_s(u));
 		rollout_tick(u, now);
 		dispatch_tick(u, now);
 		cost_tick(u, now);

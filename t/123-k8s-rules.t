@@ -70,5 +70,20 @@ sleep 2;
 is(patches()->[-1], '200:2', 'while the mean stays high the count stays, past scale_down_cooldown');
 stop_proc($o->{pid}, 'TERM', 30);
 
+# 4. the API server refuses the PATCH (RBAC): held requests are answered 503 with its message at once
+kube_scale($k, 0);
+ok(wait_until(sub { !kube_pods($k) }, 15), '(the Deployment is at 0 and its pods are gone)');
+spew("$k->{dir}/forbid", '');
+my $f = gateway('replicas min=0 max=2; idle_timeout 1s;');
+my $t2 = time;
+my $r = http_get("$f->{url}/slow?ms=10", timeout => 60);
+is($r->{status}, 503, 'a 403 on the PATCH gets the held request a 503');
+cmp_ok(time - $t2, '<', 10, 'at once, not after the hold timeout');
+like($r->{content}, qr/kubernetes: PATCH deployments\/ml\/digits\/scale: HTTP 403: deployments\.apps \\"digits\\" is forbidden/,
+	'with the API server\'s message');
+like(gw_log($f), qr/kubernetes: PATCH deployments\/ml\/digits\/scale to 1: HTTP 403: .*; again in 1s/, 'the log says it and when it asks again');
+unlink "$k->{dir}/forbid";
+stop_proc($f->{pid}, 'TERM', 30);
+
 stop_proc($k->{pid}, 'TERM', 10);
 done_testing;

@@ -10,7 +10,7 @@ use WG;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(kube_start kube_requests kube_patches kube_events kube_control kube_skip_reason);
+our @EXPORT = qw(kube_start kube_requests kube_patches kube_events kube_control kube_skip_reason kube_scale kube_pods);
 
 # Why the stand-in cannot run here, or undef.
 sub kube_skip_reason {
@@ -50,6 +50,19 @@ sub kube_events { return lines("$_[0]{dir}/events") }
 # The PATCHes of the scale, as [code, replicas, t].
 sub kube_patches {
 	return [ map { [ $_->{code}, $_->{replicas}, $_->{t} ] } grep { $_->{method} eq 'PATCH' } @{ kube_requests($_[0]) } ];
+}
+# The test itself scales the Deployment (as kubectl scale would; the PATCH is in kube_patches too).
+sub kube_scale {
+	my ($k, $n) = @_;
+	system('curl', '-sf', '-o', '/dev/null', '--cacert', $k->{ca}, '-X', 'PATCH', '-H', 'Authorization: Bearer k8s-sa-token',
+		'-H', 'Content-Type: application/merge-patch+json', '--data', qq({"spec":{"replicas":$n}}),
+		"$k->{api}/apis/apps/v1/namespaces/ml/deployments/digits/scale") == 0 or die "kube_scale: curl failed";
+}
+# The pods that are not gone yet (their last event is not "deleted").
+sub kube_pods {
+	my %last;
+	$last{ $_->{pod} } = $_->{what} for grep { $_->{pod} } @{ kube_events($_[0]) };
+	return grep { $last{$_} ne 'deleted' } sort keys %last;
 }
 # kube_control($k, 'conflict', 1): see fake-kube.pl's control files.
 sub kube_control { my ($k, $name, $v) = @_; spew("$k->{dir}/$name", $v // '') }

@@ -25,6 +25,7 @@
 #   compact    the event history is dropped: a watch from an older version gets 410 Expired
 #   down       while it exists, the API server is away (its port closed)
 #   delete-pod the oldest ready pod is deleted (terminating, then gone); its ReplicaSet makes another
+#   forbid     while it exists, a PATCH gets 403 Forbidden (the RBAC lacks patch on deployments/scale)
 # It writes DIR/requests (one JSON line a request: t, method, path, query, code, replicas)
 # and DIR/events (one JSON line a pod change: t, pod, what).
 use strict;
@@ -200,7 +201,11 @@ sub handle {
 	if (($h{authorization} // '') ne "Bearer $cf->{token}") {
 		($code, $out) = status(401, 'Unauthorized', 'Unauthorized');
 	} elsif ($path eq $scale && $method eq 'PATCH') {
-		if (($h{'content-type'} // '') ne 'application/merge-patch+json') {
+		if (-e "$dir/forbid") {
+			($code, $out) = status(403, 'Forbidden', "deployments.apps \"$dep\" is forbidden: User "
+				. "\"system:serviceaccount:$ns:wakegate\" cannot patch resource \"deployments/scale\" in API group \"apps\" "
+				. "in the namespace \"$ns\"");
+		} elsif (($h{'content-type'} // '') ne 'application/merge-patch+json') {
 			($code, $out) = status(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format');
 		} elsif (!$j || join(',', sort keys %$j) ne 'spec' || ref $j->{spec} ne 'HASH'
 			|| join(',', keys %{ $j->{spec} }) ne 'replicas' || $j->{spec}{replicas} !~ /^\d+$/) {
