@@ -5,7 +5,7 @@ gateway_wakegate_SOURCES = \
 	gateway/log.h \
 	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
-	gateway/replica.c gateway/replica.h gateway/replica_acct.c gateway/replica_acct.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
+	gateway/replica.c gateway/replica.h gateway/replica_int.h gateway/replica_remote.c gateway/replica_acct.c gateway/replica_acct.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \

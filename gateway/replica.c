@@ -8,6 +8,7 @@
 #include "common/url.h"
 #include "gateway/replica.h"
 #include "gateway/replica_acct.h"
+#include "gateway/replica_int.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
@@ -229,7 +230,7 @@ static void replica_stop_process(struct replica *rep)
 	}
 }
 
-static void replica_pool_free(struct replica *rep)
+void replica_pool_free(struct replica *rep)
 {
 	struct proxy_pool *p = rep->pool;
 	rep->pool = NULL;
@@ -772,46 +773,4 @@ void replica_free(struct replica *rep)
 			*pp = rep->next_all;
 			break;
 		}
-}
-
-int replica_remote_ready(struct replica *rep, const char *url, struct proxy_pool *pool, const char *why)
-{
-	struct proxy_pool *old = rep->pool;
-	int was_remote = rep->remote;
-	rep->pool = pool;
-	rep->remote = 1;
-	snprintf(rep->url, sizeof(rep->url), "%s", url);
-	rep->t_ready = gw_now();
-	rep->busy_at = rep->t_ready;
-	if (replica_move(rep, REPLICA_READY, CAUSE_FLEET_PEER, "%s", why) < 0) {
-		rep->pool = old;
-		rep->remote = was_remote;
-		return -1;
-	}
-	if (old)
-		proxy_pool_free(old);
-	return 0;
-}
-
-int replica_remote_booting(struct replica *rep, const char *url, const char *why)
-{
-	rep->remote = 1;
-	snprintf(rep->url, sizeof(rep->url), "%s", url);
-	rep->t_start = gw_now();
-	return replica_move(rep, REPLICA_BOOTING, CAUSE_FLEET_PEER, "%s", why);
-}
-
-void replica_remote_end(struct replica *rep, const char *why)
-{
-	if (!rep->remote)
-		return;
-	if (rep->in_flight) {
-		if (rep->state != REPLICA_DRAINING)
-			replica_move(rep, REPLICA_DRAINING, CAUSE_FLEET_PEER, "%s", why);
-		return;
-	}
-	replica_pool_free(rep);
-	if (rep->state != REPLICA_STOPPED)
-		replica_move(rep, REPLICA_STOPPED, CAUSE_FLEET_PEER, "%s", why);	/* still remote: the holder's record stays */
-	rep->remote = 0;
 }
