@@ -116,12 +116,12 @@ static void list_done(int code, const char *err, const char *body, size_t len, d
 	struct k8s_up *k = u->k8s;
 	(void)retry_after;
 	k->list_call = NULL;
-	char how[400];
 	if (err || code != 200) {
-		char msg[300];
+		char how[400], msg[300];
 		status_message(body, len, msg, sizeof(msg));
-		snprintf(how, sizeof(how), "%s%s", err ? err : "", err ? "" : "HTTP ");
-		if (!err)
+		if (err)
+			snprintf(how, sizeof(how), "%s", err);
+		else
 			snprintf(how, sizeof(how), "HTTP %d%s", code, msg);
 		watch_failed(u, k, "list", how);
 		return;
