@@ -41,6 +41,7 @@ struct k8s_up {
 	char *line;			/* a watch event not complete yet */
 	size_t line_len;
 	int relist;			/* the watch said 410 Gone: list again */
+	int gone_streak;		/* 410s with no event between: the next list waits (a server that keeps saying it) */
 	int fails;			/* list or watch failures in a row, for the backoff */
 	double retry_at;		/* no list or watch before (gw_now) */
 	int synced;			/* a list succeeded once: the slices are known */

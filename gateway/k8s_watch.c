@@ -66,6 +66,7 @@ void k8s_watch_reset(struct k8s_up *k)
 	k->line = NULL;
 	k->line_len = 0;
 	k->relist = 0;
+	k->gone_streak = 0;
 	k->fails = 0;
 	k->retry_at = 0;
 	k->synced = 0;
@@ -181,6 +182,7 @@ static int watch_event(struct upstream *u, struct k8s_up *k, const char *line, s
 	const char *rv = json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 	if (rv && strlen(rv) < sizeof(k->rv))
 		snprintf(k->rv, sizeof(k->rv), "%s", rv);
+	k->gone_streak = 0;	/* the watch works */
 	const char *name = slice_name(obj);
 	if (name && (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0))
 		json_object_set(k->slices, name, obj);
@@ -230,8 +232,12 @@ static void watch_done(int code, const char *err, const char *body, size_t len, 
 	if (code == 410 || k->relist) {
 		k->relist = 1;
 		k->rv[0] = 0;
-		k->retry_at = 0;
-		log_notice("upstream \"%s\": kubernetes: resourceVersion too old (410 Gone): listing again", u->name);
+		/* at once; but a server that answers 410 to the version its own list gave is not asked in a loop */
+		k->gone_streak++;
+		double wait = k->gone_streak > 1 ? backoff_s(k->gone_streak - 1) : 0;
+		k->retry_at = gw_now() + wait;
+		log_notice("upstream \"%s\": kubernetes: resourceVersion too old (410 Gone): listing again%s", u->name,
+			   wait > 0 ? " after a pause" : "");
 		return;
 	}
 	if (code == 200 && !err) {

@@ -10,6 +10,7 @@ use WG;
 use WGGateway;
 use FakeKube;
 use JSON::PP;
+use POSIX ();
 use Time::HiRes qw(time sleep);
 
 if (my $why = kube_skip_reason()) { plan skip_all => $why }
@@ -47,7 +48,7 @@ for my $c (1 .. 4) {
 			print $f "$r->{status} ", ($p ? $best : -1), "\n";
 			sleep 0.02;	# a steady load, not a flood: the machine is shared
 		}
-		exit 0;
+		POSIX::_exit(0);	# not exit: the harness's END would stop the gateway and the stand-in
 	}
 	push @clients, [ $pid, $out ];
 }

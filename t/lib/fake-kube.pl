@@ -22,7 +22,7 @@
 # Files in DIR steer it (each is read, then removed):
 #   conflict   N: the next N PATCHes get 409 Conflict with Retry-After: 1
 #   break      every watch connection is closed (a broken watch)
-#   compact    the event history is dropped: a watch from an older version gets 410 Expired
+#   compact    the resourceVersion moves on and the history is dropped: a watch from before gets 410 Expired
 #   down       while it exists, the API server is away (its port closed)
 #   delete-pod the oldest ready pod is deleted (terminating, then gone); its ReplicaSet makes another
 #   forbid     while it exists, a PATCH gets 403 Forbidden (the RBAC lacks patch on deployments/scale)
@@ -299,7 +299,13 @@ for (;;) {
 		close $_->{sock} for @watchers;
 		@watchers = ();
 	}
-	if (control('compact')) { @history = (); $oldest = $rv + 1 }
+	if (control('compact')) {
+		# other objects' writes moved the cluster's resourceVersion on (it is global in etcd), and
+		# the history was compacted: a watch from before now is 410, one from now (a new list) is fine
+		$rv += 10;
+		@history = ();
+		$oldest = $rv;
+	}
 	if (control('delete-pod')) {
 		my ($p) = sort { $a->{created} <=> $b->{created} } grep { $_->{phase} eq 'ready' } values %pods;
 		if ($p) { terminate($p, 'deleted'); reconcile() }
