@@ -85,5 +85,25 @@ like(gw_log($f), qr/kubernetes: PATCH deployments\/ml\/digits\/scale to 1: HTTP 
 unlink "$k->{dir}/forbid";
 stop_proc($f->{pid}, 'TERM', 30);
 
+# 5. prewarm schedule: a busy stretch ahead (minute counts in Redis, as t/64) wants one pod before traffic
+SKIP: {
+	skip 'no redis-server', 4 unless system('redis-server --version >/dev/null 2>&1') == 0;
+	my ($rport) = start_redis();
+	my $now_min = int(time / 60);
+	my $x = $now_min + 1;	# a busy stretch starts at the next minute, every day: the wake is due now
+	system('redis-cli', '-p', $rport, 'HSET', 'wg123:minute:digits', map { ($x - $_ * 1440, 3, $x + 1 - $_ * 1440, 1) } 1 .. 5) == 0
+		or die 'redis-cli';
+	my $n2 = @{ patches() };
+	my ($text, $port, $admin) = gw_conf(upstream => 'replicas min=0 max=2; prewarm schedule; idle_timeout 5m; '
+		. 'warmup off; stop_grace 2s; hold 100 timeout=60s;', extra => "redis 127.0.0.1:$rport prefix=wg123:;");
+	$text =~ s{launch exec "[^\n]*";}{launch kubernetes deployment=ml/digits service=digits api=$k->{api} token_file=$k->{token_file} ca=$k->{ca};} or die;
+	my $p = gw_start(conf => $text, port => $port, admin => $admin);
+	ok(wait_until(sub { @{ patches() } > $n2 }, 20), 'prewarm schedule: the gateway PATCHes with no request');
+	is(patches()->[-1], '200:1', 'to 1 pod');
+	like(gw_log($p), qr/pre-warm: one pod for \d+s \(schedule: a busy stretch starts at/, 'the log says the schedule wanted it');
+	ok(wait_until(sub { ready($p) == 1 }, 15), 'and the pod is READY before any request');
+	stop_proc($p->{pid}, 'TERM', 30);
+}
+
 stop_proc($k->{pid}, 'TERM', 10);
 done_testing;
