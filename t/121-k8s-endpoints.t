@@ -79,6 +79,16 @@ kube_control($k, 'break');
 ok(wait_until(sub { $lists->() > $n0 }, 10), 'a watch from a compacted resourceVersion (410 Gone) makes the gateway list again');
 like(gw_log($g), qr/410 Gone\): listing again/, 'the log says why');
 
+# the same with an API server that answers the stale watch with HTTP 410 itself (a Status body)
+my $n1 = $lists->();
+kube_control($k, 'gone-status');
+kube_control($k, 'compact');
+sleep 0.2;
+kube_control($k, 'break');
+ok(wait_until(sub { $lists->() > $n1 }, 10), 'an HTTP 410 on the watch makes the gateway list again too');
+ok((grep { ($_->{code} // 0) == 410 } @{ kube_requests($k) }), 'after the stand-in answered 410');
+unlink "$k->{dir}/gone-status";
+
 # the API server goes away for 3s: the known pods keep serving
 my $a0 = answered();
 kube_control($k, 'down');

@@ -25,6 +25,7 @@
 #   compact    the resourceVersion moves on and the history is dropped: a watch from before gets 410 Expired
 #   down       while it exists, the API server is away (its port closed)
 #   delete-pod the oldest ready pod is deleted (terminating, then gone); its ReplicaSet makes another
+#   gone-status while it exists, a watch from a compacted version gets HTTP 410 (not a 200 and an ERROR event)
 #   forbid     while it exists, a PATCH gets 403 Forbidden (the RBAC lacks patch on deployments/scale)
 # It writes DIR/requests (one JSON line a request: t, method, path, query, code, replicas)
 # and DIR/events (one JSON line a pod change: t, pod, what).
@@ -227,6 +228,13 @@ sub handle {
 			($code, $out) = status(400, 'BadRequest', "unexpected labelSelector: " . ($q{labelSelector} // ''));
 		} elsif ($q{watch} && ($q{watch} eq '1' || $q{watch} eq 'true')) {
 			my $from = $q{resourceVersion} // '';
+			if (($from !~ /^\d+$/ || $from < $oldest) && -e "$dir/gone-status") {
+				# as older API servers did: the HTTP status itself is 410, with a Status body
+				my ($c410, $st) = status(410, 'Gone', "too old resource version: $from ($oldest)");
+				logline('requests', { method => $method, path => $path, query => $query, code => 410 });
+				reply($c, $c410, $st);
+				return;
+			}
 			logline('requests', { method => $method, path => $path, query => $query, code => 200, watch => $from });
 			print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
 			my $w = { sock => $c, until => time + ($q{timeoutSeconds} || 1800) };
@@ -263,8 +271,9 @@ sub scale_obj {
 }
 
 sub listen_api {
-	return IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => $cf->{port}, Listen => 64, ReuseAddr => 1,
+	my $s = IO::Socket::SSL->new(LocalAddr => '127.0.0.1', LocalPort => $cf->{port}, Listen => 64, ReuseAddr => 1,
 		Timeout => 5, SSL_cert_file => $cf->{cert}, SSL_key_file => $cf->{key}) or die "listen: $SSL_ERROR";
+	return $s;
 }
 
 sub control {
