@@ -154,9 +154,10 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		k8s_scale_reset(k);	/* the writer changed: what this gateway decided before no longer holds */
 		k->restart = 0;
 		if (k->writer == K8S_WRITER_LOCK && k->taken_count >= 0) {
-			/* the count in force: the cooldown starts now, nothing is sent until it must change */
+			/* the count in force: the cooldown and the idle timer start now, nothing is sent until it must change */
 			k->patched = k->want = k->taken_count;
 			k->high_at = now;
+			k->started = now;
 		}
 	}
 	if (k->writer == K8S_WRITER_NOT || k->patched_pending) {
