@@ -2,7 +2,8 @@
 # (the Redis lock) writes the Deployment's count, from the sum of both
 # gateways' held and in-flight requests; the series of PATCHes the API server
 # sees is one, as if there were one gateway; when the writer goes, the other
-# one takes over from the count last accepted. The API server is a STAND-IN
+# one takes over from the count last accepted, and its idle timer starts at
+# the takeover. The API server is a STAND-IN
 # (t/lib/fake-kube.pl), its pods real wakegate-worker processes.
 use strict;
 use warnings;
@@ -84,8 +85,20 @@ my $r = gw_predict($b, $body, timeout => 60);
 is($r->{status}, 200, 'a request at it is answered');
 is(patches()->[-1], '200:1', 'after it scaled the Deployment to 1');
 is(scaled($b), 1, 'itself');
+
+# a third gateway, with no traffic of its own, takes over a count of 1: it keeps it until idle_timeout
+my $c = gateway();
+ok(wait_until(sub { writer($c) eq 'another gateway' }, 10), 'a third gateway sees the second one writing');
+stop_proc($b->{pid}, 'TERM', 30);
+ok(wait_until(sub { writer($c) eq 'this gateway (lock)' }, 10), 'it takes the lock when that one stops');
+my $t_take = time;
+like(gw_log($c), qr/last accepted: 1\)/, 'knowing the count is 1');
+sleep 1.5;
+is(patches()->[-1], '200:1', 'its own quiet past is not read as idle: no 0 at once');
+ok(wait_until(sub { patches()->[-1] eq '200:0' }, 15), 'the count goes to 0 once idle_timeout passed');
+cmp_ok(time - $t_take, '>=', 4.5, 'idle_timeout (5s) counted from the takeover');
 diag('patch sequence: ' . join(' ', @{ patches() }));
 
-stop_proc($b->{pid}, 'TERM', 30);
+stop_proc($c->{pid}, 'TERM', 30);
 stop_proc($k->{pid}, 'TERM', 10);
 done_testing;
