@@ -82,7 +82,7 @@ json_t *k8s_status_json(const struct upstream *u)
 	if (!k)
 		return NULL;
 	json_t *o = json_object();
-	json_object_set_new(o, "replicas_wanted", json_integer(k->want));
+	json_object_set_new(o, "replicas_wanted", json_integer(k->rule.want));
 	json_object_set_new(o, "replicas_patched", k->patched >= 0 ? json_integer(k->patched) : json_null());
 	json_object_set_new(o, "patches", json_integer((json_int_t)k->patches));
 	json_object_set_new(o, "resource_version", json_string(k->rv));

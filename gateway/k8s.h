@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 
+#include "gateway/k8s_rule.h"
+
 struct upstream;
 struct cloop;
 struct k8s_call;
@@ -48,10 +50,9 @@ struct k8s_up {
 	int warned_full;		/* "more ready pods than slots" is logged */
 	/* k8s_scale.c */
 	struct k8s_call *patch_call;
-	int want;			/* the count decided; -1: none yet */
+	struct k8s_rule_state rule;	/* the count decided (rule.want; -1: none yet) and its cooldown */
 	int patched;			/* the count the API server last accepted; -1: not known */
 	int sending;			/* the count of the PATCH in flight */
-	double high_at;			/* the last tick whose rules wanted at least `want` (the cooldown) */
 	double started;			/* the first tick (gw_now): the idle timer counts from here at the latest */
 	double patch_retry_at;		/* no PATCH before (gw_now): Retry-After or backoff */
 	int patch_fails;

@@ -22,57 +22,14 @@
 
 #define K8S_PATCH_TIMEOUT_MS	30000L
 
-/* What the rule looks at, read from the upstream by the tick; the clock is an argument. */
-struct k8s_scale_in {
-	double now;
-	int load;		/* held + in flight */
-	int target;		/* target_concurrency after headroom */
-	int floor;		/* min_warm (its window) and replicas min= */
-	int max;		/* replicas max= */
-	int idle;		/* nothing held or in flight, no activity for idle_timeout */
-	double cooldown_s;	/* scale_down_cooldown */
-	int more;		/* scale_p99 wants one more than this (READY + 1); 0: no */
-	int keep;		/* scale_p99 is above its threshold now: the count does not go down */
-};
-
-/*
- * The count wanted now: enough pods for the load at target_concurrency
- * each, at least the floor (min_warm, replicas min=, a pre-warm), one more
- * than READY when scale_p99 says so, one while the upstream is not idle,
- * at most max; never lower while the p99 is above its threshold. Up at once; down only once no tick wanted the current count for
- * the cooldown (the stabilisation window), and to 0 once idle (the idle
- * timeout is that window). Pure: state in k->want and k->high_at.
- */
-static int k8s_scale_decide(struct k8s_up *k, const struct k8s_scale_in *in)
-{
-	int need = in->load > 0 ? (in->load + in->target - 1) / in->target : 0;
-	if (need < in->floor)
-		need = in->floor;
-	if (need < in->more)
-		need = in->more;
-	if (!in->idle && need < 1 && k->want > 0)
-		need = 1;
-	if (need > in->max)
-		need = in->max;
-	if (k->want < 0 || need >= k->want || (in->keep && !in->idle)) {
-		k->high_at = in->now;
-		return k->want < 0 || need > k->want ? need : k->want;
-	}
-	if (need == 0 || in->now - k->high_at >= in->cooldown_s) {
-		k->high_at = in->now;
-		return need;
-	}
-	return k->want;
-}
-
 void k8s_scale_reset(struct k8s_up *k)
 {
 	k8s_call_cancel(k->patch_call);
 	k->patch_call = NULL;
-	k->want = -1;
+	k->rule.want = -1;
 	k->patched = -1;
 	k->sending = -1;
-	k->high_at = 0;
+	k->rule.high_at = 0;
 	k->started = 0;
 	k->patch_retry_at = 0;
 	k->patch_fails = 0;
@@ -155,8 +112,8 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		k->restart = 0;
 		if (k->writer == K8S_WRITER_LOCK && k->taken_count >= 0) {
 			/* the count in force: the cooldown and the idle timer start now, nothing is sent until it must change */
-			k->patched = k->want = k->taken_count;
-			k->high_at = now;
+			k->patched = k->rule.want = k->taken_count;
+			k->rule.high_at = now;
 			k->started = now;
 		}
 	}
@@ -164,7 +121,7 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		metrics_set(gw.metrics, "wakegate_k8s_replicas_wanted", upstream_label(u, 0), 0);
 		return;		/* another gateway writes the count, from every gateway's load */
 	}
-	if (k->want < 0 && k->started <= 0)
+	if (k->rule.want < 0 && k->started <= 0)
 		k->started = now;	/* the first tick: nothing known, the idle timer starts now */
 	int load = own + k->peer_load;
 	double last = u->last_activity;
@@ -173,7 +130,7 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		if (peer > last)
 			last = peer;
 	}
-	struct k8s_scale_in in = {
+	struct k8s_rule_in in = {
 		.now = now,
 		.load = load,
 		.target = scale_rule_target(cf->target_concurrency, cf->headroom_pct),
@@ -183,8 +140,6 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 			(double)cf->idle_timeout_ms,
 		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000,
 	};
-	if (in.target < 1)
-		in.target = 1;
 	if (now < u->prewarm_until && in.floor < 1) {
 		in.floor = 1;	/* a pre-warm (the keep-alive policy, the schedule): one pod until then */
 		in.idle = 0;
@@ -206,13 +161,13 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 	if (scale_on_due(u, ready, coming, in.max, now, &keep_on) && in.more < ready + 1)
 		in.more = ready + 1;
 	in.keep = u->p99_high_since > 0 || keep_on;
-	int want = k8s_scale_decide(k, &in);
-	if (want != k->want && k->want >= 0)
+	int was = k->rule.want;
+	int want = k8s_rule_decide(&k->rule, &in);
+	if (want != was && was >= 0)
 		log_info("upstream \"%s\": kubernetes: %d replica%s wanted (was %d): %d request%s held or in flight "
 			 "(%d at %d other gateway%s), target_concurrency %d%s", u->name, want, want == 1 ? "" : "s",
-			 k->want, load, load == 1 ? "" : "s", k->peer_load, k->peers, k->peers == 1 ? "" : "s",
+			 was, load, load == 1 ? "" : "s", k->peer_load, k->peers, k->peers == 1 ? "" : "s",
 			 in.target, in.idle ? ", idle" : "");
-	k->want = want;
 	metrics_set(gw.metrics, "wakegate_k8s_replicas_wanted", upstream_label(u, 0), want);
 	/* at the first tick of an idle upstream nothing is sent: the Deployment keeps what it has until idle */
 	if (k->patch_call || now < k->patch_retry_at || want == k->patched || (k->patched < 0 && want == 0 && !in.idle))

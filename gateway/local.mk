@@ -14,7 +14,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch.h gateway/launch_exec.c gateway/launch_output.c gateway/launch_proc.c gateway/launch_proc.h gateway/launch_check.c gateway/launch_check.h \
 	gateway/header_set.c gateway/header_set.h gateway/start_check.c gateway/start_check.h \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
-	gateway/launch_http.c gateway/launch_k8s.c gateway/k8s_api.c gateway/k8s_api.h gateway/k8s.h gateway/k8s.c gateway/k8s_watch.c gateway/k8s_scale.c gateway/k8s_fleet.c \
+	gateway/launch_http.c gateway/launch_k8s.c gateway/k8s_api.c gateway/k8s_api.h gateway/k8s.h gateway/k8s.c gateway/k8s_watch.c gateway/k8s_scale.c gateway/k8s_fleet.c gateway/k8s_rule.c gateway/k8s_rule.h \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
@@ -72,6 +72,10 @@ gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS)
 # split-test: nginx's split_clients choice through gateway/split.c, for t/76-split.t.
 check_PROGRAMS += gateway/split-test
 gateway_split_test_SOURCES = gateway/split-test.c gateway/split.c gateway/split.h
+
+# k8s-rule-test: replays load series through gateway/k8s_rule.c, for t/124-k8s-rule.t.
+check_PROGRAMS += gateway/k8s-rule-test
+gateway_k8s_rule_test_SOURCES = gateway/k8s-rule-test.c gateway/k8s_rule.c gateway/k8s_rule.h
 
 # scale-test: replays gauge series through gateway/scale_rule.c, for t/77-scale-on.t.
 check_PROGRAMS += gateway/scale-test
