@@ -110,6 +110,25 @@ is(scalar(grep { $_ ne "200 $label" } @lines), 0, 'and every one was answered 20
 	or diag join(', ', grep { $_ ne "200 $label" } @lines), "\n", grep { /error|warn|503|502/ } split /^/, gw_log($g);
 is_deeply([ map { "$_->[0]:$_->[1]" } @{ kube_patches($k) } ], ['200:2'], 'the count never changed: no other PATCH');
 
+# a reload that keeps the API server, namespace, Service and Deployment keeps the watch and the count;
+# one that names another Service starts afresh (a new list)
+my $lists0 = $lists->();
+my $conf = slurp($g->{conf});
+spew($g->{conf}, $conf =~ s/hold 200 timeout=60s;/hold 300 timeout=60s;/r);
+kill 'HUP', $g->{pid};
+ok(wait_until(sub { gw_log($g) =~ /reload done/ }, 10), 'SIGHUP reloads the conf');
+sleep 0.5;
+is($lists->(), $lists0, 'a reload that keeps the kubernetes parameters keeps the watch (no new list)');
+is(scalar(my @u = ready_urls()), 2, 'and the 2 pods stay READY');
+is(scalar(@{ kube_patches($k) }), 1, 'and sends no PATCH');
+spew($g->{conf}, $conf =~ s/service=digits/service=other/r);
+kill 'HUP', $g->{pid};
+ok(wait_until(sub { (() = gw_log($g) =~ /reload done/g) >= 2 }, 10), 'a second reload names another Service');
+ok(wait_until(sub { gw_log($g) =~ /kubernetes: now \S+ ml other digits \(was \S+ ml digits digits\)/ }, 5),
+	'the log says the watch starts afresh');
+ok(wait_until(sub { (grep { ($_->{query} // '') =~ /service-name%3Dother/ } @{ kube_requests($k) }) }, 10),
+	'with a list for the new Service\'s label');
+
 stop_proc($g->{pid}, 'TERM', 30);
 stop_proc($k->{pid}, 'TERM', 10);
 done_testing;
