@@ -135,7 +135,8 @@ void k8s_scale_tick(struct upstream *u, struct k8s_up *k, double now)
 		.load = load,
 		.target = scale_rule_target(cf->target_concurrency, cf->headroom_pct),
 		.floor = scale_min_warm(u, now),
-		.max = cf->replicas_max,
+		/* a pod the gateway has no slot for would be paid for and never routed to */
+		.max = cf->replicas_max < u->nrep ? cf->replicas_max : u->nrep,
 		.idle = load == 0 && (now - (last > k->started ? last : k->started)) * 1000 >=
 			(double)cf->idle_timeout_ms,
 		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000,
