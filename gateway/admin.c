@@ -13,6 +13,7 @@
 #include "gateway/http_strict.h"
 #include "gateway/tenant.h"
 #include "gateway/keepalive.h"
+#include "gateway/k8s.h"
 #include "gateway/scale.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -111,6 +112,9 @@ static json_t *status_json(void)
 		json_object_set_new(o, "cost", cost_status_json(u));
 		json_object_set_new(o, "keepalive", keepalive_status_json(u));
 		json_object_set_new(o, "scale", scale_status_json(u));
+		json_t *kube = k8s_status_json(u);
+		if (kube)
+			json_object_set_new(o, "kubernetes", kube);
 		json_object_set_new(ups, u->name, o);
 	}
 	json_object_set_new(root, "upstreams", ups);

@@ -106,6 +106,7 @@ static void dump_upstream(const struct conf_upstream *u)
 	kv_str(K("launch_token_file"), u->launch_token_file);
 	kv_str(K("launch_namespace"), u->launch_namespace);
 	kv_str(K("launch_deployment"), u->launch_deployment);
+	kv_str(K("launch_service"), u->launch_service);
 	kv_str(K("launch_api"), u->launch_api);
 	kv_str(K("launch_ca"), u->launch_ca);
 	for (size_t i = 0; i < u->nenv; i++)

@@ -582,6 +582,7 @@ static void upstream_free(struct conf_upstream *u)
 	free(u->launch_token_file);
 	free(u->launch_namespace);
 	free(u->launch_deployment);
+	free(u->launch_service);
 	free(u->launch_api);
 	free(u->launch_ca);
 	free(u->currency);

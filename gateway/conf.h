@@ -143,6 +143,7 @@ struct conf_upstream {
 	char *launch_deployment;
 	char *launch_api;	/* kubernetes: api=, default https://kubernetes.default.svc */
 	char *launch_ca;	/* kubernetes: ca=, default the service account's ca.crt */
+	char *launch_service;	/* kubernetes: service=: its pods' EndpointSlices are the replicas (k8s_watch.c); NULL: url= */
 
 	/* issue 6: cost and keep-alive policy */
 	double price_per_hour;

@@ -196,6 +196,13 @@ static int launch_params(struct conf_parse *p, struct conf_upstream *u, const ch
 			if (!url_ok(v, 0))
 				return conf_error(p, "invalid url \"%s\" in \"launch\" directive (http:// or https://)", v);
 			set_str(&u->launch_api, v);
+		} else if (k8s && IS("service")) {
+			/* a DNS-1035 label: it goes into the labelSelector of the EndpointSlice URL as is */
+			if (strlen(v) > 63 || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v) ||
+			    v[0] == '-' || v[strlen(v) - 1] == '-')
+				return conf_error(p, "invalid service \"%s\" in \"launch\" directive "
+						  "(a Service name: lower-case letters, digits, \"-\")", v);
+			set_str(&u->launch_service, v);
 		} else if (k8s && IS("deployment")) {
 			const char *slash = strchr(v, '/');
 			if (!slash || slash == v || !slash[1] || strchr(slash + 1, '/'))
@@ -217,8 +224,11 @@ static int launch_params(struct conf_parse *p, struct conf_upstream *u, const ch
 		return conf_error(p, "\"launch %s\" must have \"stop\" parameter", kind);
 	if (k8s && !u->launch_deployment)
 		return conf_error(p, "\"launch %s\" must have \"deployment\" parameter", kind);
-	if (!u->launch_url)
+	if (!u->launch_url && !(k8s && u->launch_service))
 		return conf_error(p, "\"launch %s\" must have \"url\" parameter", kind);
+	if (k8s && u->launch_service && u->launch_url)
+		return conf_error(p, "\"launch %s\" takes \"url\" or \"service\", not both "
+				  "(with service= the gateway routes to the pods themselves)", kind);
 	if (k8s) {
 		if (!u->launch_api)
 			set_str(&u->launch_api, "https://kubernetes.default.svc");
@@ -233,7 +243,7 @@ static int launch_params(struct conf_parse *p, struct conf_upstream *u, const ch
 /*
  * launch exec "CMD" | launch command start="CMD" stop="CMD" url=http://HOST:PORT
  * | launch http start=URL stop=URL url=URL [token_file=F]
- * | launch kubernetes deployment=NS/NAME url=URL [api=URL] [token_file=F] [ca=F]
+ * | launch kubernetes deployment=NS/NAME (url=URL | service=NAME) [api=URL] [token_file=F] [ca=F]
  */
 int conf_set_launch(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac)
 {

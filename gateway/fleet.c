@@ -28,7 +28,7 @@
 static char fleet_token[24];	/* this gateway's id in lock values */
 
 /* A random id per process, made on first use. */
-static const char *fleet_id(void)
+const char *fleet_id(void)
 {
 	if (fleet_token[0])
 		return fleet_token;

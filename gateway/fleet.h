@@ -29,6 +29,8 @@ void fleet_init(void);
 int fleet_claim(struct replica *rep);
 /* Every tick: renews a held lock, polls a remote replica. 1: the replica is remote, skip its local tick. */
 int fleet_tick(struct replica *rep, double now);
+/* This gateway's random id in lock values and shared fields (16 hex digits, one per process). */
+const char *fleet_id(void);
 /* Before a replica is freed: cancels its pending calls, releases its lock. */
 void fleet_replica_free(struct replica *rep);
 

@@ -266,7 +266,8 @@ void keepalive_tick(struct upstream *u, double now)
 {
 	if (!u->cf)
 		return;
-	ka_idle_check(u, now);
+	if (!u->cf->launch_service)	/* pods: the Deployment goes to 0 after idle_timeout (k8s_scale.c) */
+		ka_idle_check(u, now);
 	struct ka_up *k = ka_get(u);
 	if (!k || now - k->last_second < KA_TICK_MS / 1000.0)
 		return;
@@ -299,6 +300,18 @@ int keepalive_prewarm(struct upstream *u, enum replica_cause cause, const char *
 	struct ka_up *k = ka_get(u);
 	if (!k || !u->cf || gw.stopping || upstream_count(u, RS_UP) || u->hold.n)
 		return -1;
+	if (u->cf->launch_service) {
+		/* pods: no replica is started here; the Deployment's count wants one until then (k8s_scale.c) */
+		double hold = hold_s > 0 ? hold_s : (double)u->p.idle_timeout_ms / 1000;
+		log_notice("upstream \"%s\": pre-warm: one pod for %.0fs (%s)", u->name, hold, why);
+		u->prewarm_until = gw_now() + hold;
+		k->prewarms++;
+		if (hold_s > 0)
+			k->hold_until = gw_now() + hold_s;
+		metrics_add(gw.metrics, "wakegate_prewarms_total", upstream_label(u, 0), 1);
+		store_add(gw.store, u->name, "prewarms", 1);
+		return 0;
+	}
 	struct replica *rep = upstream_pick_wake(u, gw_now());
 	if (rep) {
 		log_notice("upstream \"%s\": pre-warm: waking replica %d (%s)", u->name, rep->id, why);

@@ -81,7 +81,7 @@ static void remote_cancel(struct remote_launch *r)
 }
 
 /* The token file's text, trimmed; malloc'd for the caller, or NULL with err set. */
-static char *remote_token(const char *path, char *err, size_t errlen)
+char *launch_curl_token(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
@@ -219,7 +219,7 @@ static void remote_send(struct remote_launch *r)
 	r->tries++;
 	r->errbuf[0] = 0;
 	char *token = NULL;
-	if (r->token_file && !(token = remote_token(r->token_file, err, sizeof(err)))) {
+	if (r->token_file && !(token = launch_curl_token(r->token_file, err, sizeof(err)))) {
 		remote_finish(r, 0, err);
 		return;
 	}

@@ -33,4 +33,11 @@ struct launch_remote_spec {
 struct launch *launch_remote_new(struct event_base *base, const struct launch_remote_spec *s,
 				 char *err, size_t errlen);
 
+/*
+ * A bearer token file's one line, trimmed, re-read at each call (a
+ * projected service account token rotates); malloc'd for the caller, or
+ * NULL with the reason in err. Also k8s_api.c's.
+ */
+char *launch_curl_token(const char *path, char *err, size_t errlen);
+
 #endif

@@ -14,26 +14,11 @@
 #include "gateway/launch_proc.h"
 #include "gateway/launch_curl.h"
 #include "gateway/conf.h"
+#include "gateway/k8s_api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The conf's default api=, which in a pod means the env's KUBERNETES_SERVICE_HOST/PORT. */
-#define K8S_DEFAULT_API "https://kubernetes.default.svc"
-
-/* The API server's base URL, without a trailing "/". */
-static void k8s_api(const char *conf_api, char *out, size_t outlen)
-{
-	const char *h = getenv("KUBERNETES_SERVICE_HOST"), *p = getenv("KUBERNETES_SERVICE_PORT");
-	if ((!conf_api || strcmp(conf_api, K8S_DEFAULT_API) == 0) && h && *h)
-		snprintf(out, outlen, strchr(h, ':') ? "https://[%s]:%s" : "https://%s:%s", h, p && *p ? p : "443");
-	else
-		snprintf(out, outlen, "%s", conf_api ? conf_api : K8S_DEFAULT_API);
-	size_t n = strlen(out);
-	while (n && out[n - 1] == '/')
-		out[--n] = 0;
-}
 
 struct launch *launch_k8s_new(struct event_base *base, const struct conf_upstream *cf,
 			      char *err, size_t errlen)
@@ -45,7 +30,7 @@ struct launch *launch_k8s_new(struct event_base *base, const struct conf_upstrea
 		snprintf(err, errlen, "no deployment=NAMESPACE/NAME");
 		return NULL;
 	}
-	k8s_api(cf->launch_api, api, sizeof(api));
+	k8s_api_base(cf->launch_api, api, sizeof(api));
 	snprintf(scale, sizeof(scale), "%s/apis/apps/v1/namespaces/%s/deployments/%s/scale", api,
 		 cf->launch_namespace, cf->launch_deployment);
 	struct launch_remote_spec s = {

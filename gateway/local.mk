@@ -5,7 +5,7 @@ gateway_wakegate_SOURCES = \
 	gateway/log.h \
 	gateway/phase.c gateway/phase.h gateway/request.c gateway/request.h gateway/park.c gateway/park.h \
 	gateway/upstream.c gateway/upstream.h gateway/upstream_set.c gateway/dispatch.c gateway/dispatch.h \
-	gateway/replica.c gateway/replica.h gateway/replica_acct.c gateway/replica_acct.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
+	gateway/replica.c gateway/replica.h gateway/replica_int.h gateway/replica_remote.c gateway/replica_acct.c gateway/replica_acct.h gateway/port.c gateway/port.h gateway/probe.c gateway/probe.h gateway/sleepapi.c gateway/sleepapi.h \
 	gateway/hold.c gateway/hold.h gateway/client_conn.c gateway/client_conn.h gateway/clients.c gateway/clients.h \
 	gateway/cost.c gateway/cost.h gateway/keepalive.c gateway/keepalive.h gateway/evict.c gateway/evict.h gateway/gpu.c gateway/gpu.h gateway/policy.c gateway/policy.h gateway/policy_tod.c gateway/policy_tod.h \
 	gateway/schedule.c gateway/schedule.h \
@@ -16,6 +16,7 @@ gateway_wakegate_SOURCES = \
 	gateway/launch.c gateway/launch_command.c gateway/launch_curl.c gateway/launch_curl.h \
 	gateway/launch_http.c gateway/launch_k8s.c gateway/launch_server.c \
 	gateway/replica_health.c gateway/replica_health.h \
+	gateway/k8s_api.c gateway/k8s_api.h gateway/k8s.h gateway/k8s.c gateway/k8s_watch.c gateway/k8s_scale.c gateway/k8s_fleet.c gateway/k8s_rule.c gateway/k8s_rule.h \
 	gateway/server.c gateway/server.h gateway/admin.c gateway/admin.h gateway/model_route.c gateway/model_route.h gateway/auth.c gateway/auth.h gateway/tenant.c gateway/tenant.h gateway/progress.c gateway/progress.h \
 	gateway/accesslog.c gateway/accesslog.h gateway/sd_notify.c gateway/sd_notify.h \
 	gateway/status_page.c gateway/status_page.h \
@@ -73,6 +74,10 @@ gateway_conf_dump_LDADD = $(COMMON_LIBS) $(OPENSSL_LIBS) $(PCRE2_LIBS)
 # split-test: nginx's split_clients choice through gateway/split.c, for t/76-split.t.
 check_PROGRAMS += gateway/split-test
 gateway_split_test_SOURCES = gateway/split-test.c gateway/split.c gateway/split.h
+
+# k8s-rule-test: replays load series through gateway/k8s_rule.c, for t/124-k8s-rule.t.
+check_PROGRAMS += gateway/k8s-rule-test
+gateway_k8s_rule_test_SOURCES = gateway/k8s-rule-test.c gateway/k8s_rule.c gateway/k8s_rule.h
 
 # scale-test: replays gauge series through gateway/scale_rule.c, for t/77-scale-on.t.
 check_PROGRAMS += gateway/scale-test

@@ -8,6 +8,7 @@
 #include "common/url.h"
 #include "gateway/replica.h"
 #include "gateway/replica_acct.h"
+#include "gateway/replica_int.h"
 #include "gateway/upstream.h"
 #include "gateway/conf.h"
 #include "gateway/gw.h"
@@ -48,6 +49,7 @@ static const char *const cause_names[CAUSE_NCAUSES] = {
 	[CAUSE_HEALTH] = "health", [CAUSE_EXIT] = "exit", [CAUSE_FLEET_PEER] = "fleet_peer",
 	[CAUSE_SLEEP_API] = "sleep_api", [CAUSE_EVICT] = "evict", [CAUSE_BOOT_CANCEL] = "boot_cancel",
 	[CAUSE_ROLLOUT] = "rollout", [CAUSE_RECYCLE] = "recycle", [CAUSE_SERVER] = "server",
+	[CAUSE_ENDPOINT] = "endpoint",
 };
 
 /*
@@ -231,7 +233,7 @@ static void replica_stop_process(struct replica *rep)
 	}
 }
 
-static void replica_pool_free(struct replica *rep)
+void replica_pool_free(struct replica *rep)
 {
 	struct proxy_pool *p = rep->pool;
 	rep->pool = NULL;
@@ -268,6 +270,8 @@ static void replica_fail(struct replica *rep, enum replica_cause cause, int cras
 	rep->retry_at = gw_now() + backoff;
 	rep->crashed_ready = crashed_ready;
 	replica_move(rep, REPLICA_FAILED, cause, "%s; next try in %gs", rep->reason, backoff);
+	if (rep->pod)	/* its run in the cost account ends here; a new bind starts another */
+		replica_tell_process(rep, REPLICA_EV_EXITED);
 	replica_sleep_call_free(rep);
 	replica_probe_free(rep);
 	replica_warm_free(rep);
@@ -444,6 +448,8 @@ int replica_wake(struct replica *rep, enum replica_cause cause)
 		return -1;
 	if (rep->state == REPLICA_FAILED && gw_now() < rep->retry_at)
 		return -1;
+	if (u->cf->launch_service)
+		return 0;	/* not now: pods come from the Deployment's scale (k8s_scale.c), and bind as they get ready */
 	rep->wake_cause = cause;
 	/* a server line is not placed on a GPU nor claimed from the other gateways: every one sends to it */
 	int server = u->cf->nservers > 0;
@@ -717,6 +723,17 @@ void replica_tick(struct replica *rep, double now)
 				      gw.stopping ? "shutting down" : "upstream removed");
 		break;
 	case REPLICA_DRAINING:
+		if (rep->pod && !rep->launch) {
+			/* a pod's endpoint went: its requests finish (up to stop_grace); Kubernetes ends the pod */
+			if (rep->in_flight && (now - rep->since) * 1000 < (double)u->p.stop_grace_ms)
+				break;
+			replica_pool_free(rep);
+			replica_acct_time(rep, now, 1);
+			replica_tell_process(rep, REPLICA_EV_EXITED);	/* the cost account's run ends: the pod left us */
+			rep->pod = 0;
+			replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "pod's endpoint unbound after %.1fs", now - rep->t_start);
+			break;
+		}
 		if (!rep->launch) {
 			replica_pool_free(rep);
 			replica_move(rep, REPLICA_STOPPED, CAUSE_EXIT, "nothing was running");
@@ -728,6 +745,37 @@ void replica_tick(struct replica *rep, double now)
 	default:
 		break;
 	}
+}
+
+int replica_pod_bind(struct replica *rep, const char *url, const char *why)
+{
+	struct upstream *u = rep->up;
+	double now = gw_now();
+	if (!u->cf || gw.stopping || rep->launch || rep->remote || !replica_in(rep, RS_DOWN) ||
+	    (rep->state == REPLICA_FAILED && now < rep->retry_at) || strlen(url) >= sizeof(rep->url))
+		return -1;
+	rep->pod = 1;
+	rep->port = 0;
+	snprintf(rep->url, sizeof(rep->url), "%s", url);
+	rep->ver = u->ver;
+	rep->vgen = u->vgen;
+	rep->served = 0;
+	rep->recycle = 0;
+	rep->mem_bytes = -1;
+	rep->mem_reported = 0;
+	rep->stop_sent = 0;
+	rep->wake_cause = CAUSE_ENDPOINT;
+	rep->t_start = now;
+	rep->acct_at = now;
+	const char *path = u->cf->health_path ? u->cf->health_path : "/v2/health/ready";
+	rep->probe = probe_start(gw.base, u->cf, rep->url, path, replica_probe_cb, rep);
+	/* the cost account's run: from the endpoint bound to the slot drained (the pod's own start and end are
+	 * Kubernetes's; this bills what the gateway routes to) */
+	replica_tell_process(rep, REPLICA_EV_LAUNCHED);
+	replica_move(rep, REPLICA_BOOTING, CAUSE_ENDPOINT, "%s", why);
+	if (!rep->probe)
+		replica_fail(rep, CAUSE_BOOT, 0, "out of memory for the health probe");
+	return 0;
 }
 
 void replica_free(struct replica *rep)
@@ -749,46 +797,4 @@ void replica_free(struct replica *rep)
 			*pp = rep->next_all;
 			break;
 		}
-}
-
-int replica_remote_ready(struct replica *rep, const char *url, struct proxy_pool *pool, const char *why)
-{
-	struct proxy_pool *old = rep->pool;
-	int was_remote = rep->remote;
-	rep->pool = pool;
-	rep->remote = 1;
-	snprintf(rep->url, sizeof(rep->url), "%s", url);
-	rep->t_ready = gw_now();
-	rep->busy_at = rep->t_ready;
-	if (replica_move(rep, REPLICA_READY, CAUSE_FLEET_PEER, "%s", why) < 0) {
-		rep->pool = old;
-		rep->remote = was_remote;
-		return -1;
-	}
-	if (old)
-		proxy_pool_free(old);
-	return 0;
-}
-
-int replica_remote_booting(struct replica *rep, const char *url, const char *why)
-{
-	rep->remote = 1;
-	snprintf(rep->url, sizeof(rep->url), "%s", url);
-	rep->t_start = gw_now();
-	return replica_move(rep, REPLICA_BOOTING, CAUSE_FLEET_PEER, "%s", why);
-}
-
-void replica_remote_end(struct replica *rep, const char *why)
-{
-	if (!rep->remote)
-		return;
-	if (rep->in_flight) {
-		if (rep->state != REPLICA_DRAINING)
-			replica_move(rep, REPLICA_DRAINING, CAUSE_FLEET_PEER, "%s", why);
-		return;
-	}
-	replica_pool_free(rep);
-	if (rep->state != REPLICA_STOPPED)
-		replica_move(rep, REPLICA_STOPPED, CAUSE_FLEET_PEER, "%s", why);	/* still remote: the holder's record stays */
-	rep->remote = 0;
 }

@@ -79,6 +79,7 @@ enum replica_cause {
 	CAUSE_ROLLOUT,		/* started as the new version, or drained as an old one (rollout.c) */
 	CAUSE_RECYCLE,		/* started to replace, or drained as, a replica past its recycle line */
 	CAUSE_SERVER,		/* a "server" line: always up, its health polled (scale.c keeps it so) */
+	CAUSE_ENDPOINT,		/* a pod's endpoint became ready (bound), or not-ready, terminating or gone (k8s_watch.c) */
 	CAUSE_NCAUSES
 };
 
@@ -112,6 +113,7 @@ struct replica {
 	double gpu_s, idle_s;		/* not yet written to the store */
 	double pause_until;		/* dispatch.c: a forward just broke, none sent before (gw_now) */
 	int remote;			/* mirrors a replica another gateway runs: no launch, no stop */
+	int pod;			/* bound to a Kubernetes pod's endpoint (k8s_watch.c): no launch, no stop */
 	/* fleet.c's part */
 	int lock;			/* FLEET_LOCK_* */
 	int lock_pending;		/* a lock call is in flight */
@@ -218,5 +220,16 @@ int replica_remote_ready(struct replica *rep, const char *url, struct proxy_pool
 int replica_remote_booting(struct replica *rep, const char *url, const char *why);
 /* A mirror this gateway no longer routes to: DRAINING while requests are in flight, else STOPPED. */
 void replica_remote_end(struct replica *rep, const char *why);
+
+/*
+ * Pods as replicas (k8s_watch.c asks, replica.c writes). bind: a ready
+ * endpoint at url takes the slot, from STOPPED or FAILED past its backoff,
+ * and goes the way a started process goes (BOOTING: health, WARMING: the
+ * gateway's own warmup, READY); Kubernetes started it, so no launcher.
+ * 0, or -1 when the slot is not free. Unbinding is replica_drain(rep,
+ * CAUSE_ENDPOINT, why): in-flight requests finish (up to stop_grace), then
+ * STOPPED; nothing is stopped, the Deployment's scale decides that.
+ */
+int replica_pod_bind(struct replica *rep, const char *url, const char *why);
 
 #endif

@@ -29,7 +29,9 @@ void replica_acct_move(const struct replica *rep, const char *const *names, int 
 
 void replica_acct_time(struct replica *rep, double now, int flush)
 {
-	if (rep->acct_at > 0 && rep->launch && rep->launch->ops->running(rep->launch)) {
+	/* a pod counts while bound to its slot (k8s_watch.c): from its endpoint ready to its slot drained */
+	int running = rep->launch ? rep->launch->ops->running(rep->launch) : rep->pod && replica_in(rep, RS_RUNNING);
+	if (rep->acct_at > 0 && running) {
 		double dt = now - rep->acct_at;
 		int idle = rep->state == REPLICA_READY && rep->in_flight == 0;
 		rep->gpu_s += dt;

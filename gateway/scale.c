@@ -90,13 +90,12 @@ static void fmt_ms(char *buf, size_t len, int64_t ms)
  * scale_p99: one more replica once the upstream's p99 (rules.c's window)
  * stayed above the threshold for the "for" time. While a replica is on its
  * way up beside a READY one, and for one window after, no decision: the
- * window must refill with latencies of the bigger set. Returns 1 when it
- * started one.
+ * window must refill with latencies of the bigger set.
  */
-static int scale_p99(struct upstream *u, int ready, int coming, int max, double now)
+int scale_p99_due(struct upstream *u, int ready, int coming, int max, double now, char *why, size_t whylen)
 {
 	const struct conf_upstream *cf = u->cf;
-	if (cf->scale_p99_ms <= 0 || ready < 1) {
+	if (!cf || cf->scale_p99_ms <= 0 || ready < 1) {
 		u->p99_high_since = 0;
 		return 0;
 	}
@@ -115,14 +114,23 @@ static int scale_p99(struct upstream *u, int ready, int coming, int max, double 
 		u->p99_high_since = now;
 	if ((now - u->p99_high_since) * 1000 < (double)cf->scale_p99_for_ms || ready >= max)
 		return 0;
-	struct replica *rep = scale_free_slot(u, max, now);
-	if (!rep)
-		return 0;
 	char thr[24], f[24];
 	fmt_ms(thr, sizeof(thr), cf->scale_p99_ms);
 	fmt_ms(f, sizeof(f), cf->scale_p99_for_ms);
-	log_notice("upstream \"%s\": scale up: p99 %lldms > %s for %s, %d ready, starting replica %d",
-		   u->name, (long long)st.p99_ms, thr, f, ready, rep->id);
+	snprintf(why, whylen, "p99 %lldms > %s for %s, %d ready", (long long)st.p99_ms, thr, f, ready);
+	return 1;
+}
+
+/* scale_p99 for process replicas: starts one in a free slot. Returns 1 when it started one. */
+static int scale_p99(struct upstream *u, int ready, int coming, int max, double now)
+{
+	char why[160];
+	if (!scale_p99_due(u, ready, coming, max, now, why, sizeof(why)))
+		return 0;
+	struct replica *rep = scale_free_slot(u, max, now);
+	if (!rep)
+		return 0;	/* still due: the next tick with a free slot starts one */
+	log_notice("upstream \"%s\": scale up: %s, starting replica %d", u->name, why, rep->id);
 	u->p99_high_since = 0;
 	replica_wake(rep, CAUSE_SCALE_UP);
 	scale_rule_scaled_up(&u->scale->rule, now);
@@ -142,6 +150,41 @@ static int scale_on(struct upstream *u, const struct scale_rule_in *in, double n
 	log_notice("upstream \"%s\": scale up: %s mean %.3g > %g for %s over %d ready, starting replica %d",
 		   u->name, u->cf->scale_on_gauge, in->sum / in->n, in->above, f, in->ready, rep->id);
 	replica_wake(rep, CAUSE_SCALE_UP);
+	scale_rule_scaled_up(&u->scale->rule, now);
+	return 1;
+}
+
+/* scale_on's input now: the READY replicas' fresh readings; shows their mean in /metrics. */
+static void scale_on_in(struct upstream *u, int ready, int coming, int max, double now, struct scale_rule_in *in)
+{
+	const struct conf_upstream *cf = u->cf;
+	*in = (struct scale_rule_in){ .now = now, .ready = ready, .coming = coming, .max = max,
+		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
+		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
+	if (cf->scale_on_gauge)
+		in->n = scale_gauge_sum(u, u->scale, now, &in->sum);
+	if (cf->scale_on_gauge || u->scale->shown) {	/* a reload that drops scale_on leaves 0, not the last mean */
+		u->scale->shown = 1;
+		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in->n ? in->sum / in->n : 0);
+		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in->n);
+	}
+}
+
+int scale_on_due(struct upstream *u, int ready, int coming, int max, double now, int *keep)
+{
+	*keep = 0;
+	if (!u->cf || !u->scale)
+		return 0;
+	struct scale_rule_in in;
+	scale_on_in(u, ready, coming, max, now, &in);
+	/* the hysteresis: one replica fewer would bring the mean above the threshold again */
+	*keep = in.above >= 0 && ready > 1 && !scale_rule_may_drop(&u->scale->rule, &in);
+	if (!scale_rule_up(&u->scale->rule, &in))
+		return 0;
+	char f[24];
+	fmt_ms(f, sizeof(f), u->cf->scale_on_for_ms);
+	log_notice("upstream \"%s\": scale up: %s mean %.3g > %g for %s over %d ready", u->name,
+		   u->cf->scale_on_gauge, in.sum / in.n, in.above, f, in.ready);
 	scale_rule_scaled_up(&u->scale->rule, now);
 	return 1;
 }
@@ -216,6 +259,8 @@ void scale_tick(struct upstream *u, double now)
 		return;
 	}
 	scale_gauge_tick(u, u->scale, now);
+	if (u->cf->launch_service)
+		return;	/* pods: the same rules, as the Deployment's count (k8s_scale.c: scale_p99_due, scale_on_due) */
 	scale_min_warm_wake(u, now);
 	int max = u->cf->replicas_max < u->nrep ? u->cf->replicas_max : u->nrep;
 	int ready = 0, coming = 0, load = u->hold.n;
@@ -235,16 +280,8 @@ void scale_tick(struct upstream *u, double now)
 	if (scale_p99(u, ready, coming, max, now))
 		return;
 	const struct conf_upstream *cf = u->cf;
-	struct scale_rule_in in = { .now = now, .ready = ready, .coming = coming, .max = max,
-		.above = cf->scale_on_gauge ? cf->scale_on_above : -1, .for_s = (double)cf->scale_on_for_ms / 1000,
-		.cooldown_s = (double)cf->scale_down_cooldown_ms / 1000 };
-	if (cf->scale_on_gauge)
-		in.n = scale_gauge_sum(u, u->scale, now, &in.sum);
-	if (cf->scale_on_gauge || u->scale->shown) {	/* a reload that drops scale_on leaves 0, not the last mean */
-		u->scale->shown = 1;
-		metrics_set(gw.metrics, "wakegate_scale_on_mean", upstream_label(u, 0), in.n ? in.sum / in.n : 0);
-		metrics_set(gw.metrics, "wakegate_scale_on_readings", upstream_label(u, 0), in.n);
-	}
+	struct scale_rule_in in;
+	scale_on_in(u, ready, coming, max, now, &in);
 	if (scale_on(u, &in, now))
 		return;
 	int target = scale_rule_target(scale_target(u), cf->headroom_pct);

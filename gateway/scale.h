@@ -55,6 +55,20 @@ void scale_free(struct upstream *u);
 int scale_min_warm(const struct upstream *u, double now);
 /* 1 when minute-of-day m is in [from, to) (to < from wraps midnight). */
 int scale_in_window(int m, int from, int to);
+/*
+ * scale_p99's decision alone (kubernetes upstreams apply it to the
+ * Deployment's count, k8s_scale.c): 1 when one more replica is due now,
+ * with ready READY and coming on their way, at most max; why says so for
+ * the log. The caller that acts on it sets u->p99_high_since to 0.
+ */
+int scale_p99_due(struct upstream *u, int ready, int coming, int max, double now, char *why, size_t whylen);
+/*
+ * scale_on's decision alone, for kubernetes upstreams (the readings are
+ * fetched by scale_tick from each READY pod): 1 when one more is due now
+ * (logged); *keep: 1 while one fewer would bring the mean above the
+ * threshold again (the count must not go down).
+ */
+int scale_on_due(struct upstream *u, int ready, int coming, int max, double now, int *keep);
 /* Every tick, after the replicas' own: wakes for min_warm, scales up or down. */
 void scale_tick(struct upstream *u, double now);
 /* After a (re)configure: the number of replica slots follows replicas max=. */

@@ -561,6 +561,16 @@ void store_hsetnx(struct store *s, const char *key, const char *field, const cha
 	store_write(s, "HSETNX", 4, argv);
 }
 
+void store_hset(struct store *s, const char *key, const char *field, const char *value)
+{
+	if (!store_up_now(s))
+		return;
+	char k[512];
+	snprintf(k, sizeof(k), "%s%s", s->prefix, key);
+	const char *argv[] = { "HSET", k, field, value };
+	store_write(s, "HSET", 4, argv);
+}
+
 void store_hdel(struct store *s, const char *key, const char *field)
 {
 	if (!store_up_now(s))

@@ -14,6 +14,11 @@
  *   PREFIX minute:UPSTREAM      HASH minute of the week (UTC) -> requests, all weeks
  *   PREFIX lock:UPSTREAM[:N]    STRING "TOKEN STATE URL TTL" with PX expiry: the gateway that
  *                               runs replica N (":N" left out for replica 0); see fleet.h
+ *   PREFIX lock:UPSTREAM:scale  STRING "TOKEN scale" with PX expiry: the gateway that writes a
+ *                               kubernetes upstream's Deployment count (k8s_fleet.c)
+ *   PREFIX k8s:UPSTREAM         HASH gateway TOKEN -> "LOAD ACTIVITY_MS WALL_MS": each gateway's
+ *                               held + in-flight requests, newest activity, when written
+ *   PREFIX k8s:UPSTREAM:patched STRING the count the API server last accepted
  */
 #ifndef WG_STORE_H
 #define WG_STORE_H
@@ -61,6 +66,8 @@ int store_enabled(const struct store *s);
  * (at once when there is no connection), unless store_cancel(s, arg) came first.
  */
 typedef void (*store_lock_cb)(int status, const char *value, int64_t pttl_ms, void *arg);
+/* replica STORE_LOCK_SCALE: the lock of the Deployment count's writer (k8s_fleet.c), not a replica's. */
+#define STORE_LOCK_SCALE (-1)
 /* SET NX PX, atomically answering the holder's value when it is taken. */
 void store_lock_acquire(struct store *s, const char *upstream, int replica, const char *value,
 			int64_t ttl_ms, store_lock_cb cb, void *arg);
@@ -85,6 +92,7 @@ void store_set(struct store *s, const char *key, const char *value);
 void store_hincrby(struct store *s, const char *key, const char *field, long long n);
 void store_hsetnx(struct store *s, const char *key, const char *field, const char *value);
 void store_hdel(struct store *s, const char *key, const char *field);
+void store_hset(struct store *s, const char *key, const char *field, const char *value);
 /* HGETALL: cb(fields, values, n, arg); n 0 and NULL arrays when missing or away. Once, as store_get. */
 typedef void (*store_hash_cb)(const char *const *fields, const char *const *values, int n, void *arg);
 void store_hgetall(struct store *s, const char *key, store_hash_cb cb, void *arg);

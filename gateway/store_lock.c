@@ -37,7 +37,9 @@ static const char store_lua_get[] =
 
 static void store_lock_key(const struct store *s, const char *upstream, int replica, char *key, size_t len)
 {
-	if (replica == 0)
+	if (replica == STORE_LOCK_SCALE)
+		snprintf(key, len, "%slock:%s:scale", s->prefix, upstream);
+	else if (replica == 0)
 		snprintf(key, len, "%slock:%s", s->prefix, upstream);
 	else
 		snprintf(key, len, "%slock:%s:%d", s->prefix, upstream, replica);

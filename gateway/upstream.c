@@ -13,6 +13,7 @@
 #include "gateway/fleet.h"
 #include "gateway/gpu.h"
 #include "gateway/gw.h"
+#include "gateway/k8s.h"
 #include "gateway/keepalive.h"
 #include "gateway/launch.h"
 #include "gateway/replica_health.h"
@@ -57,6 +58,7 @@ void upstream_metrics_declare(struct metrics *m)
 	keepalive_metrics_declare(m);
 	scale_metrics_declare(m);
 	rollout_metrics_declare(m);
+	k8s_metrics_declare(m);
 }
 
 /* Frees a retired, quiet upstream and the modules' parts of it. */
@@ -71,6 +73,7 @@ static void upstream_free(struct upstream *u)
 	keepalive_free(u);
 	cost_free(u);
 	scale_free(u);
+	k8s_free(u);
 	free(u->name);
 	free(u);
 }
@@ -122,6 +125,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		replica_health_tick(u, now);
 		keepalive_tick(u, now);
 		scale_tick(u, now);
+		k8s_tick(u, now);
+		const char *refused = k8s_refused(u);
+		if (refused && u->hold.n && !upstream_count(u, RS_UP))	/* no pod will come: say why now */
+			dispatch_fail_held(u, 503, refused, upstream_eta_s(u));
 		rollout_tick(u, now);
 		dispatch_tick(u, now);
 		cost_tick(u, now);

@@ -33,6 +33,7 @@ struct cost_up;
 struct ka_up;
 struct sched_up;
 struct scale_up;
+struct k8s_up;
 
 #define UPSTREAM_MAX_REPLICAS 8
 #define UPSTREAM_DEFAULT_ETA_S 10
@@ -63,10 +64,12 @@ struct upstream {
 	struct degrade_sig sig;		/* latency, errors, demand: the degrade rules' and scale_p99's window */
 	double p99_high_since;		/* scale.c: p99 above scale_p99 since (gw_now); 0: not */
 	double p99_quiet_until;		/* scale.c: no p99 decision before (the window refills) */
+	double prewarm_until;		/* keepalive.c: a pod upstream's pre-warm wants one pod until then (k8s_scale.c); 0: none */
 	struct cost_up *cost;		/* cost.c's */
 	struct ka_up *ka;		/* keepalive.c's */
 	struct sched_up *sched;		/* schedule.c's */
 	struct scale_up *scale;		/* scale.c's: scale_on readings, the cooldown */
+	struct k8s_up *k8s;		/* k8s.c's: a kubernetes upstream with service=: its pods and scale */
 	double gpu_wait_since;		/* gpu.c: waiting for GPU memory since (gw_now); 0: not */
 	double gpu_wait_seen;		/* ... last asked (a wait nobody asks for any more is over) */
 	int64_t gpu_measured;		/* gpu.c: what its model takes, as its worker says; 0: not known */

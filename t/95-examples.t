@@ -167,6 +167,26 @@ SKIP: {
 	my $out = `${\ bin('wakegate')} -t -p $dir -c $dir/k8s.conf 2>&1`;
 	is($?, 0, 'the ConfigMap\'s conf passes wakegate -t') or diag $out;
 }
+# the pods as replicas (launch kubernetes ... service=), two gateways on one Redis
+SKIP: {
+	skip 'no YAML::XS (apt-get install libyaml-libyaml-perl)', 1 unless $yaml;
+	my @docs = map { YAML::XS::LoadFile("$ex/kubernetes/pods/$_") } qw(rbac.yaml gateway.yaml);
+	my %k = map { ("$_->{kind}/$_->{metadata}{name}" => $_) } @docs;
+	is_deeply($k{'Role/wakegate-pods'}{rules}, [
+		{ apiGroups => ['apps'], resources => ['deployments/scale'], resourceNames => ['digits'], verbs => ['patch'] },
+		{ apiGroups => ['discovery.k8s.io'], resources => ['endpointslices'], verbs => ['get', 'list', 'watch'] } ],
+		'pods/: the Role allows PATCH on deployments/digits/scale and get, list, watch on endpointslices, nothing else');
+	my $rb = $k{'RoleBinding/wakegate-pods'};
+	is_deeply([$rb->{roleRef}{name}, $rb->{subjects}[0]{name}], ['wakegate-pods', 'wakegate'], 'pods/: bound to the wakegate ServiceAccount');
+	my $cm = $k{'ConfigMap/wakegate-conf'}{data}{'wakegate.conf'};
+	like($cm, qr{launch kubernetes deployment=wakegate/digits service=digits;}, 'pods/: the conf takes the pods of Service digits');
+	like($cm, qr{^\s*redis \S+}m, 'pods/: with a redis line, for the two gateways');
+	is($k{'Deployment/wakegate'}{spec}{replicas}, 2, 'pods/: two gateways');
+	is($k{'Deployment/wakegate'}{spec}{template}{spec}{serviceAccountName}, 'wakegate', 'pods/: under the ServiceAccount');
+	spew("$dir/k8s-pods.conf", $cm);
+	my $out = `${\ bin('wakegate')} -t -p $dir -c $dir/k8s-pods.conf 2>&1`;
+	is($?, 0, 'pods/: the ConfigMap\'s conf passes wakegate -t') or diag $out;
+}
 SKIP: {
 	skip 'no kubectl', 1 unless $have->('kubectl');
 	skip 'kubectl has no cluster to ask (apply --dry-run=client needs API discovery)', 1

@@ -9,6 +9,7 @@
 #   GET  /headers           the request's header lines, as received
 #   GET  /die               the backend kills itself (SIGKILL) without answering
 #   --log FILE              /slow appends "start ID T" and "end ID T" lines (ID from ?id=)
+#   --metrics FILE          GET /metrics answers FILE's text (Prometheus gauges a test sets)
 #   anything else           200 "ok PATH"
 use strict;
 use warnings;
@@ -75,6 +76,9 @@ while (1) {
 		sleep(($q{ms} // 1000) / 1000);
 		note_log("end", $q{id});
 		reply($c, 200, "slow $q{id}\n");
+	} elsif ($path =~ m{^/metrics} && $o{'--metrics'}) {
+		open my $mf, '<', $o{'--metrics'};
+		reply($c, 200, $mf ? do { local $/; <$mf> } // '' : '');
 	} elsif ($path =~ m{^/die}) {
 		kill 'KILL', getppid();
 		sleep 0.5;
