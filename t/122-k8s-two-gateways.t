@@ -45,7 +45,7 @@ sub burst {
 	my $pid = fork // die;
 	if (!$pid) {
 		open STDOUT, '>', $out; open STDERR, '>', '/dev/null';
-		exec 'curl', '-s', '--parallel', '--parallel-immediate', '--parallel-max', scalar(@urls), @args;
+		{ exec 'curl', '-s', '--parallel', '--parallel-immediate', '--parallel-max', scalar(@urls), @args }
 		POSIX::_exit(127);
 	}
 	return sub { waitpid($pid, 0); return [ split ' ', slurp($out) ] };
