@@ -1,6 +1,8 @@
 /*
  * conf_redis: the trust parameters of the redis directive (password=FILE,
- * tls, tls_ca=FILE) and the fleet_peers directive. The password file is read
+ * tls, tls_ca=FILE, tls_name=NAME) and the fleet_peers directive. The CA
+ * file is checked here (readable, holds a PEM certificate) so that -t and
+ * a reload name its line; the relay (redis_tls.c) loads it when it starts. The password file is read
  * here, at load and at every reload, so that a rotated password takes effect
  * at the next SIGHUP; its content never reaches a log line or conf-dump.
  */
@@ -14,7 +16,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <hiredis/hiredis.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 /* Frees a secret so that it does not linger in freed memory. */
 void conf_redis_wipe(char *s)
@@ -85,15 +88,56 @@ static int conf_redis_password(struct conf_parse *p, const char *arg)
 	return rc;
 }
 
+void conf_redis_tls_reset(struct conf *c)
+{
+	c->redis_tls = 0;
+	free(c->redis_tls_ca);
+	free(c->redis_tls_name);
+	c->redis_tls_ca = c->redis_tls_name = NULL;
+}
+
+/* tls_ca=FILE: readable, and a PEM certificate in it. */
+static int conf_redis_ca(struct conf_parse *p, const char *arg)
+{
+	struct conf *c = &p->c->pub;
+	char *path = conf_path(p, arg);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		conf_error(p, "cannot read redis tls_ca file \"%s\" (%s)", path, strerror(e));
+		free(path);
+		return -1;
+	}
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		conf_error(p, "redis tls_ca file \"%s\" holds no PEM certificate", path);
+		free(path);
+		return -1;
+	}
+	X509_free(x);
+	free(c->redis_tls_ca);
+	c->redis_tls_ca = path;
+	return 0;
+}
+
 /* One parameter of the redis line after HOST[:PORT]; 1 when it is not one of these. */
 int conf_redis_param(struct conf_parse *p, const char *a)
 {
 	if (strncmp(a, "password=", 9) == 0 && a[9])
 		return conf_redis_password(p, a + 9);
-	if (strcmp(a, "tls") == 0 || strncmp(a, "tls_ca=", 7) == 0)
-		return conf_error(p, "\"%s\" in \"redis\" directive: this wakegate is built with hiredis %d.%d.%d, "
-				  "which has no TLS (hiredis_ssl came with hiredis 1.0.0)", a, HIREDIS_MAJOR,
-				  HIREDIS_MINOR, HIREDIS_PATCH);
+	struct conf *c = &p->c->pub;
+	if (strcmp(a, "tls") == 0) {
+		c->redis_tls = 1;
+		return 0;
+	}
+	if (strncmp(a, "tls_ca=", 7) == 0 && a[7])
+		return conf_redis_ca(p, a + 7);
+	if (strncmp(a, "tls_name=", 9) == 0 && a[9]) {
+		free(c->redis_tls_name);
+		c->redis_tls_name = conf_xstrdup(a + 9);
+		return 0;
+	}
 	return 1;
 }
 
