@@ -315,6 +315,9 @@ static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 	set_str(&c->redis_prefix, conf_xstrdup("wakegate:"));
 	conf_redis_free_auth(c);	/* a line kept at reload runs again: the password file is read again */
 	conf_redis_tls_reset(c);
+	for (int i = 1; i < ac; i++)
+		if (strcmp(av[i], "tls") == 0)
+			c->redis_tls = 1;	/* first: tls_ca= and tls_name= need it, wherever it is */
 	for (int i = 1; i < ac; i++) {
 		int rc = strncmp(av[i], "prefix=", 7) == 0 ? (set_str(&c->redis_prefix, conf_xstrdup(av[i] + 7)), 0) :
 			 conf_redis_param(p, av[i]);
@@ -323,9 +326,6 @@ static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 		if (rc > 0)
 			return conf_error(p, "invalid parameter \"%s\"", av[i]);
 	}
-	if (!c->redis_tls && (c->redis_tls_ca || c->redis_tls_name))
-		return conf_error(p, "\"%s\" in \"redis\" directive without \"tls\"",
-				  c->redis_tls_ca ? "tls_ca=" : "tls_name=");
 	if (strcmp(s, "off") == 0) {
 		set_str(&c->redis_host, NULL);
 		c->redis_port = port;

@@ -127,10 +127,10 @@ int conf_redis_param(struct conf_parse *p, const char *a)
 	if (strncmp(a, "password=", 9) == 0 && a[9])
 		return conf_redis_password(p, a + 9);
 	struct conf *c = &p->c->pub;
-	if (strcmp(a, "tls") == 0) {
-		c->redis_tls = 1;
-		return 0;
-	}
+	if (strcmp(a, "tls") == 0)
+		return 0;	/* set_redis saw it first */
+	if ((strncmp(a, "tls_ca=", 7) == 0 || strncmp(a, "tls_name=", 9) == 0) && !c->redis_tls)
+		return conf_error(p, "\"%.*s\" in \"redis\" directive without \"tls\"", (int)(strchr(a, '=') - a + 1), a);
 	if (strncmp(a, "tls_ca=", 7) == 0 && a[7])
 		return conf_redis_ca(p, a + 7);
 	if (strncmp(a, "tls_name=", 9) == 0 && a[9]) {

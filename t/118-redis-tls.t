@@ -75,6 +75,15 @@ sub conf_test {
 }
 my ($rc, $out) = conf_test("redis 127.0.0.1:$rport prefix=x: password=$dir/redis.pw tls tls_ca=$dir/ca.pem tls_name=localhost;");
 is($rc, 0, 'tls, tls_ca=, tls_name= and password= together pass -t') or diag $out;
+my $dump = ($ENV{WG_BUILD} // src('')) . '/gateway/conf-dump';
+SKIP: {
+	skip "no $dump: build it with make check", 2 unless -x $dump;
+	spew("$dir/d.conf", (gw_conf(extra => "redis 127.0.0.1:$rport tls tls_ca=ca.pem tls_name=localhost;"))[0]);
+	like(`$dump -p $dir $dir/d.conf 2>&1`, qr/^redis_tls ca=\Q$dir\E\/ca\.pem name=localhost$/m,
+		'conf-dump: tls_ca= resolves against the prefix, tls_name= is kept');
+	spew("$dir/d.conf", (gw_conf(extra => "redis 127.0.0.1:$rport tls;"))[0]);
+	like(`$dump $dir/d.conf 2>&1`, qr/^redis_tls ca=system name=host$/m, 'tls alone: the system store, the host\'s name');
+}
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport tls_ca=$dir/ca.pem;");
 like($out, qr/"tls_ca=" in "redis" directive without "tls" in \Q$dir\E\/t\.conf:6/, 'tls_ca= without tls is refused, naming file:line');
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport tls tls_ca=$dir/missing.pem;");

@@ -114,6 +114,15 @@ my @errors = (
 	[ "upstream u {\n launch exec x;\n warmup body=missing.json;\n}\n$SRV",
 		qq{cannot read warmup body "$dir/missing.json" (No such file or directory) in test.conf:3},
 		'a warmup body file that does not exist is refused' ],
+	[ "redis 127.0.0.1:6379 tls_ca=ca.pem;\n", '"tls_ca=" in "redis" directive without "tls" in test.conf:1',
+		'redis tls_ca= needs tls' ],
+	[ "redis 127.0.0.1:6379 tls_name=redis.example;\n", '"tls_name=" in "redis" directive without "tls" in test.conf:1',
+		'redis tls_name= needs tls' ],
+	[ "redis 127.0.0.1:6379 tls tls_ca=missing.pem;\n",
+		qq{cannot read redis tls_ca file "$dir/missing.pem" (No such file or directory) in test.conf:1},
+		'a redis tls_ca file that does not exist is refused' ],
+	[ "redis 127.0.0.1:6379 tls tls_ca=test.conf;\n", qq{redis tls_ca file "$dir/test.conf" holds no PEM certificate in test.conf:1},
+		'a redis tls_ca file without a certificate is refused' ],
 );
 for my $e (@errors) {
 	my ($text, $want, $name) = @$e;
@@ -311,6 +320,7 @@ SKIP: {
 		[ "$UPS\nserver {\n listen 18080;\n location / { proxy_pass u", 'a lexer error deep in blocks' ],
 		[ "$UPS\nserver {\n listen 18080;\n location / { proxy_pass nope; }\n}\n", 'an error found after parsing' ],
 		[ "upstream u { launch exec \"\$x\"; }\n", 'an error in a launch command' ],
+		[ "redis 127.0.0.1:6379 tls tls_name=r.example prefix=p: tls_ca=vg.conf;\n", 'a redis tls_ca= that is no certificate' ],
 	);
 	for my $b (@bad) {
 		spew("$dir/vg.conf", $b->[0]);
