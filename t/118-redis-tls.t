@@ -141,7 +141,31 @@ ok(scalar(() = gw_log($b) =~ /redis 127\.0\.0\.1:$rport: (?:cannot connect|recon
 stop_proc($_->{pid}) for $g, $b, $n, $p;
 is(scalar(relay_dirs($g)) + scalar(relay_dirs($b)) + scalar(relay_dirs($n)), 0, 'no relay directory is left after the gateways stop');
 
-# 7. Redis going away and coming back: the relay's close is a disconnect, and the reconnect path takes over
+# 7. the store's connection through the relay, under valgrind where it is installed: no leak,
+# no bad access, whether the handshake succeeds or fails
+my $st = ($ENV{WG_BUILD} // src('')) . '/gateway/store-test';
+SKIP: {
+	skip "no $st: build it with make check", 6 unless -x $st;
+	my @vg = system('sh', '-c', 'command -v valgrind >/dev/null') == 0 && !sanitized($st) ?
+		('valgrind', '-q', '--leak-check=full', '--show-leak-kinds=definite,indirect',
+		 '--errors-for-leak-kinds=definite,indirect', '--error-exitcode=99') : ();
+	my $vgs = @vg ? ' under valgrind (no leak, no error)' : '';
+	mkdir "$dir/tmp-st";
+	local $ENV{TMPDIR} = "$dir/tmp-st";
+	local $ENV{STORE_TEST_PASSWORD} = $pw;
+	local $ENV{STORE_TEST_TLS_CA} = "$dir/ca.pem";
+	my $o = `@vg $st 127.0.0.1 $rport wg118v: 'wait-connected 20000' 'activity up 1700000000000' 'newest up' quit 2>&1`;
+	is($? >> 8, 0, "store-test over TLS exits cleanly$vgs") or diag $o;
+	like($o, qr/connected 1.*newest up 1700000000000 /s, 'it connects through the relay and reads back what it wrote');
+	$ENV{STORE_TEST_TLS_CA} = "$dir/otherca.pem";
+	$o = `@vg $st 127.0.0.1 $rport wg118w: 'sleep 1500' connected quit 2>&1`;
+	is($? >> 8, 0, "store-test with the wrong CA exits cleanly$vgs") or diag $o;
+	like($o, qr/handshake failed: certificate verify failed/, 'it says why');
+	like($o, qr/connected 0/, 'and stays disconnected');
+	is(scalar(grep { -d } glob("$dir/tmp-st/wakegate-redis-*")), 0, 'store_free removed the relay directories');
+}
+
+# 8. Redis going away and coming back: the relay's close is a disconnect, and the reconnect path takes over
 my $h = gw_with('back', "redis 127.0.0.1:$rport prefix=wg118h: password=$dir/redis.pw tls tls_ca=$dir/ca.pem;");
 ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport: connected/ }, 20), 'another gateway connects');
 redis('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
