@@ -102,12 +102,8 @@ static void rc_down(struct redis_conn *c, const char *why)
 	c->up = 0;
 	c->ac = NULL;
 	c->inflight = 0;
-	char tlswhy[600];
-	if (c->relay && redis_tls_error(c->relay)[0]) {
-		/* hiredis saw the relay close its side; the TLS side knows why */
-		snprintf(tlswhy, sizeof(tlswhy), "TLS: %s", redis_tls_error(c->relay));
-		why = tlswhy;
-	}
+	if (c->relay && redis_tls_error(c->relay)[0])
+		why = redis_tls_error(c->relay);	/* hiredis saw the relay close its side; the TLS side knows why */
 	evtimer_del(c->watch);
 	struct timeval tv;
 	rc_tv(&tv, c->backoff);

@@ -105,28 +105,52 @@ static void rt_flushed(struct bufferevent *b, void *arg)
 	rt_pair_free(arg);
 }
 
-/* Why the TLS side failed, in OpenSSL's words where it has them. */
-static void rt_reason(struct rt_pair *p, char *buf, size_t len)
+/* Why the TLS side failed, in OpenSSL's words where it has them, into t->err
+ * ("TLS: ..." when TLS itself failed, the socket's error otherwise); 1 when TLS failed. */
+static int rt_reason(struct rt_pair *p)
 {
+	struct redis_tls *t = p->t;
 	long vr = p->ssl ? SSL_get_verify_result(p->ssl) : X509_V_OK;
 	unsigned long e = bufferevent_get_openssl_error(p->up);
 	int dns = bufferevent_socket_get_dns_error(p->up);
-	int se = EVUTIL_SOCKET_ERROR();
+	int se = EVUTIL_SOCKET_ERROR(), soe = 0;
+	socklen_t sl = sizeof(soe);
+	evutil_socket_t fd = bufferevent_getfd(p->up);
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soe, &sl) == 0 && soe)
+		se = soe;	/* the connect's own error, where the socket still has it */
+	int tls = 1;
 	if (!p->connected && vr != X509_V_OK) {
-		snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
-	} else if (e) {
+		snprintf(t->err, sizeof(t->err), "TLS: certificate verify failed: %s", X509_verify_cert_error_string(vr));
+	} else if (e && ERR_GET_LIB(e)) {	/* lib 0: libevent's SSL_ERROR_SYSCALL, the socket's error */
 		char es[256];
 		ERR_error_string_n(e, es, sizeof(es));
-		snprintf(buf, len, "TLS error: %s", es);
-	} else if (dns) {
-		snprintf(buf, len, "cannot resolve %s: %s", p->t->host, evutil_gai_strerror(dns));
-	} else if (se) {
-		snprintf(buf, len, "%s", evutil_socket_error_to_string(se));
+		snprintf(t->err, sizeof(t->err), "TLS: %s", es);
 	} else {
-		snprintf(buf, len, "connection closed");
+		tls = 0;
+		if (dns)
+			snprintf(t->err, sizeof(t->err), "cannot resolve %s: %s", t->host, evutil_gai_strerror(dns));
+		else if (se)
+			snprintf(t->err, sizeof(t->err), "%s", evutil_socket_error_to_string(se));
+		else if (!p->connected)
+			tls = 1, snprintf(t->err, sizeof(t->err), "TLS: closed during the handshake");
+		else
+			snprintf(t->err, sizeof(t->err), "connection closed");
 	}
 	while (bufferevent_get_openssl_error(p->up))
 		;	/* the rest of the queue belongs to this failure too */
+	return tls;
+}
+
+/* Logs a failure of the TLS side, once until a handshake succeeds again. */
+static void rt_failed(struct rt_pair *p)
+{
+	struct redis_tls *t = p->t;
+	int tls = rt_reason(p);
+	if (!t->failing)
+		log_warn("redis %s:%d over TLS: %s: %s", t->host, t->port,
+			 p->connected ? "connection failed" : tls ? "handshake failed" : "cannot connect",
+			 tls ? t->err + 5 : t->err);
+	t->failing = 1;
 }
 
 static void rt_event(struct bufferevent *b, short what, void *arg)
@@ -139,15 +163,8 @@ static void rt_event(struct bufferevent *b, short what, void *arg)
 		t->err[0] = 0;
 		return;
 	}
-	if (b == p->up && (what & BEV_EVENT_ERROR)) {
-		rt_reason(p, t->err, sizeof(t->err));
-		if (!t->failing)
-			log_warn("redis %s:%d over TLS: %s %s", t->host, t->port,
-				 p->connected ? "connection failed:" : "handshake failed:", t->err);
-		t->failing = 1;
-	} else if (b == p->up && !p->connected) {
-		snprintf(t->err, sizeof(t->err), "closed during the TLS handshake");
-	}
+	if (b == p->up && ((what & BEV_EVENT_ERROR) || !p->connected))
+		rt_failed(p);	/* libevent reports a refused connect as EOF during the handshake */
 	if (!(what & BEV_EVENT_EOF)) {
 		rt_pair_free(p);	/* an error: nothing more can be delivered */
 		return;
@@ -216,10 +233,7 @@ static void rt_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	bufferevent_enable(p->up, EV_READ | EV_WRITE);
 	/* NULL dns base: a blocking lookup, as hiredis's own TCP connect does */
 	if (bufferevent_socket_connect_hostname(p->up, NULL, AF_UNSPEC, t->host, t->port) < 0) {
-		rt_reason(p, t->err, sizeof(t->err));
-		if (!t->failing)
-			log_warn("redis %s:%d over TLS: cannot connect: %s", t->host, t->port, t->err);
-		t->failing = 1;
+		rt_failed(p);
 		rt_pair_free(p);
 	}
 }
@@ -266,6 +280,10 @@ struct redis_tls *redis_tls_new(struct event_base *base, const struct redis_tls_
 		return rt_fail(t, err, errlen, "%s", "SSL_CTX_new failed");
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	/* Redis (and a Redis that stops) closes without close_notify: OpenSSL 3 calls
+	 * that an error, which libevent 2.1's dirty-shutdown flag does not cover. A cut
+	 * cannot pass for a whole answer: RESP says its own lengths, hiredis sees EOF. */
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (cfg->ca ? SSL_CTX_load_verify_locations(t->ctx, cfg->ca, NULL) != 1 :
 		      SSL_CTX_set_default_verify_paths(t->ctx) != 1)
 		return rt_fail(t, err, errlen, "cannot load the CA certificates %s", cfg->ca ? cfg->ca : "of the system");

@@ -173,6 +173,19 @@ ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport: connection lost/ }
 	or diag gw_log($h);
 ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport: connection back|connected.*\n.*connected/s }, 20), 'and it reconnects')
 	or diag gw_log($h);
+# Redis stopped: the TCP side's own error, logged once; Redis back: connected again
+stop_proc($rpid);
+ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport over TLS: (?:connection failed|cannot connect): Connection refused/ }, 20),
+	'Redis stopped: the relay says the connection is refused') or diag gw_log($h);
+sleep 1;	# a few retries
+is(scalar(() = gw_log($h) =~ /over TLS: cannot connect: Connection refused/g), 1, 'once, not at every retry');
+my $before = () = gw_log($h) =~ /: connected|: connection back/g;
+$rpid = start_proc(name => "redis-tls-again-$rport", cmd => ['redis-server', '--port', 0, '--tls-port', $rport,
+	'--bind', '127.0.0.1', '--tls-cert-file', "$dir/redis.pem", '--tls-key-file', "$dir/redis.key",
+	'--tls-ca-cert-file', "$dir/ca.pem", '--tls-auth-clients', 'no', '--requirepass', $pw,
+	'--save', '', '--appendonly', 'no', '--dir', $dir]);
+ok(wait_until(sub { my $n = () = gw_log($h) =~ /: connected|: connection back/g; $n > $before }, 20),
+	'Redis back: the gateway reconnects through the relay') or diag gw_log($h);
 stop_proc($h->{pid});
 is(scalar(relay_dirs($h)), 0, 'and leaves no directory either');
 
