@@ -16,7 +16,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 /* Frees a secret so that it does not linger in freed memory. */
@@ -93,7 +95,38 @@ void conf_redis_tls_reset(struct conf *c)
 	c->redis_tls = 0;
 	free(c->redis_tls_ca);
 	free(c->redis_tls_name);
-	c->redis_tls_ca = c->redis_tls_name = NULL;
+	free(c->redis_tls_cert);
+	free(c->redis_tls_key);
+	c->redis_tls_ca = c->redis_tls_name = c->redis_tls_cert = c->redis_tls_key = NULL;
+}
+
+/* tls_cert= and tls_key= together: both load, and the key is the certificate's. */
+int conf_redis_tls_check(struct conf_parse *p)
+{
+	struct conf *c = &p->c->pub;
+	if (!c->redis_tls_cert != !c->redis_tls_key)
+		return conf_error(p, "\"%s\" in \"redis\" directive without \"%s\"",
+				  c->redis_tls_cert ? "tls_cert=" : "tls_key=", c->redis_tls_cert ? "tls_key=" : "tls_cert=");
+	if (!c->redis_tls_cert)
+		return 0;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	const char *bad = !ctx ? "SSL_CTX_new" :
+			  SSL_CTX_use_certificate_chain_file(ctx, c->redis_tls_cert) != 1 ? c->redis_tls_cert :
+			  SSL_CTX_use_PrivateKey_file(ctx, c->redis_tls_key, SSL_FILETYPE_PEM) != 1 ? c->redis_tls_key :
+			  SSL_CTX_check_private_key(ctx) != 1 ? "key" : NULL;
+	char es[256] = "";
+	unsigned long e = ERR_peek_last_error();
+	if (e)
+		ERR_error_string_n(e, es, sizeof(es));
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	if (!bad)
+		return 0;
+	if (strcmp(bad, "key") == 0)
+		return conf_error(p, "redis tls_key file \"%s\" is not the key of tls_cert file \"%s\"", c->redis_tls_key,
+				  c->redis_tls_cert);
+	return conf_error(p, "cannot load redis %s file \"%s\" (%s)", bad == c->redis_tls_cert ? "tls_cert" : "tls_key",
+			  bad, es);
 }
 
 /* tls_ca=FILE: readable, and a PEM certificate in it. */
@@ -129,13 +162,24 @@ int conf_redis_param(struct conf_parse *p, const char *a)
 	struct conf *c = &p->c->pub;
 	if (strcmp(a, "tls") == 0)
 		return 0;	/* set_redis saw it first */
-	if ((strncmp(a, "tls_ca=", 7) == 0 || strncmp(a, "tls_name=", 9) == 0) && !c->redis_tls)
+	if (strncmp(a, "tls_", 4) == 0 && strchr(a, '=') && !c->redis_tls)
 		return conf_error(p, "\"%.*s\" in \"redis\" directive without \"tls\"", (int)(strchr(a, '=') - a + 1), a);
 	if (strncmp(a, "tls_ca=", 7) == 0 && a[7])
 		return conf_redis_ca(p, a + 7);
 	if (strncmp(a, "tls_name=", 9) == 0 && a[9]) {
 		free(c->redis_tls_name);
 		c->redis_tls_name = conf_xstrdup(a + 9);
+		return 0;
+	}
+	/* read in conf_redis_tls_check, once both are known */
+	if (strncmp(a, "tls_cert=", 9) == 0 && a[9]) {
+		free(c->redis_tls_cert);
+		c->redis_tls_cert = conf_path(p, a + 9);
+		return 0;
+	}
+	if (strncmp(a, "tls_key=", 8) == 0 && a[8]) {
+		free(c->redis_tls_key);
+		c->redis_tls_key = conf_path(p, a + 8);
 		return 0;
 	}
 	return 1;

@@ -33,7 +33,7 @@ struct redis_conn {
 	int port;
 	char *user, *password;
 	int tls;
-	char *tls_ca, *tls_name;
+	char *tls_ca, *tls_name, *tls_cert, *tls_key;
 	struct redis_tls *relay;	/* with tls: made at the first connect, kept until freed */
 	char name[300];
 	int backoff_min, backoff_max, backoff;
@@ -213,7 +213,8 @@ static void rc_connect(struct redis_conn *c)
 		return;
 	if (c->tls && !c->relay) {
 		char err[512];
-		struct redis_tls_cfg tc = { .host = c->host, .port = c->port, .ca = c->tls_ca, .name = c->tls_name };
+		struct redis_tls_cfg tc = { .host = c->host, .port = c->port, .ca = c->tls_ca, .name = c->tls_name,
+					    .cert = c->tls_cert, .key = c->tls_key };
 		if (!(c->relay = redis_tls_new(c->base, &tc, err, sizeof(err)))) {
 			char why[600];
 			snprintf(why, sizeof(why), "TLS relay: %s", err);
@@ -288,7 +289,8 @@ struct redis_conn *redis_conn_new(struct event_base *base, const struct redis_co
 	c->watch = event_new(base, -1, EV_PERSIST, rc_watch_cb, c);
 	if (rc_dup(&c->host, cfg->host) < 0 || rc_dup(&c->user, cfg->user) < 0 ||
 	    rc_dup(&c->password, cfg->password) < 0 || rc_dup(&c->tls_ca, cfg->tls_ca) < 0 ||
-	    rc_dup(&c->tls_name, cfg->tls_name) < 0 || !c->retry || !c->watch) {
+	    rc_dup(&c->tls_name, cfg->tls_name) < 0 || rc_dup(&c->tls_cert, cfg->tls_cert) < 0 ||
+	    rc_dup(&c->tls_key, cfg->tls_key) < 0 || !c->retry || !c->watch) {
 		redis_conn_free(c);
 		return NULL;
 	}
@@ -315,6 +317,8 @@ void redis_conn_free(struct redis_conn *c)
 	redis_tls_free(c->relay);	/* after hiredis let go of its socket: removes the directory */
 	free(c->tls_ca);
 	free(c->tls_name);
+	free(c->tls_cert);
+	free(c->tls_key);
 	free(c->host);
 	rc_wipe(c->user);
 	rc_wipe(c->password);

@@ -43,6 +43,7 @@ struct redis_conn_cfg {
 	int tls;		/* through the TLS relay (redis_tls.h) */
 	const char *tls_ca;	/* NULL: the system store */
 	const char *tls_name;	/* NULL: host */
+	const char *tls_cert, *tls_key;	/* a client certificate and its key; NULL: none */
 	int backoff_min_ms;	/* 0: 100ms */
 	int backoff_max_ms;	/* 0: 5s */
 };

@@ -50,7 +50,7 @@ struct redis_tls {
 	SSL_CTX *ctx;
 	struct evconnlistener *lev;
 	struct rt_pair *pairs;
-	int failing;		/* a failure was logged; quiet until a handshake succeeds */
+	int failing;		/* a failure was logged; quiet until Redis answers again */
 	char err[512];
 };
 
@@ -90,6 +90,8 @@ static void rt_read(struct bufferevent *src, void *arg)
 {
 	struct rt_pair *p = arg;
 	struct bufferevent *dst = rt_other(p, src);
+	if (src == p->up)
+		p->t->failing = 0;	/* Redis answered: a later failure is a new streak */
 	struct evbuffer *out = bufferevent_get_output(dst);
 	evbuffer_add_buffer(out, bufferevent_get_input(src));
 	if (evbuffer_get_length(out) >= RT_MAX) {
@@ -159,8 +161,8 @@ static void rt_event(struct bufferevent *b, short what, void *arg)
 	struct redis_tls *t = p->t;
 	if (b == p->up && (what & BEV_EVENT_CONNECTED)) {
 		p->connected = 1;
-		t->failing = 0;
-		t->err[0] = 0;
+		t->err[0] = 0;	/* a failure streak ends at the first answer (rt_read), not here: with
+				 * TLS 1.3 the server refuses a client certificate after the handshake */
 		return;
 	}
 	if (b == p->up && ((what & BEV_EVENT_ERROR) || !p->connected))
@@ -287,6 +289,11 @@ struct redis_tls *redis_tls_new(struct event_base *base, const struct redis_tls_
 	if (cfg->ca ? SSL_CTX_load_verify_locations(t->ctx, cfg->ca, NULL) != 1 :
 		      SSL_CTX_set_default_verify_paths(t->ctx) != 1)
 		return rt_fail(t, err, errlen, "cannot load the CA certificates %s", cfg->ca ? cfg->ca : "of the system");
+
+	if (cfg->cert && (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->cert) != 1 ||
+			  SSL_CTX_use_PrivateKey_file(t->ctx, cfg->key, SSL_FILETYPE_PEM) != 1 ||
+			  SSL_CTX_check_private_key(t->ctx) != 1))
+		return rt_fail(t, err, errlen, "cannot load the client certificate %s with its key %s", cfg->cert, cfg->key);
 
 	/* a private directory: only this user can connect to the plain-text side */
 	const char *tmp = getenv("TMPDIR");

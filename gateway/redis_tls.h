@@ -27,6 +27,7 @@ struct redis_tls_cfg {
 	int port;
 	const char *ca;		/* PEM file of trusted CAs; NULL: the system store */
 	const char *name;	/* checked against the certificate; NULL: host */
+	const char *cert, *key;	/* PEM client certificate (chain) and key; NULL: none */
 };
 
 /* NULL with the reason in err when the directory, the listener or the CA file fails. */

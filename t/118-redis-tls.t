@@ -29,6 +29,9 @@ make_ca('ca') && make_ca('otherca') &&
 	sh("openssl req $ec -subj /CN=redis -keyout $dir/redis.key -out $dir/redis.csr") &&
 	sh("openssl x509 -req -in $dir/redis.csr -CA $dir/ca.pem -CAkey $dir/ca.key -set_serial 4242 -days 2 " .
 		"-extfile $dir/ext.cnf -out $dir/redis.pem")
+	&& sh("openssl req $ec -subj /CN=wakegate -keyout $dir/client.key -out $dir/client.csr")
+	&& sh("openssl x509 -req -in $dir/client.csr -CA $dir/ca.pem -CAkey $dir/ca.key -set_serial 4343 -days 2 " .
+		"-out $dir/client.pem")
 	or plan skip_all => 'openssl cannot make test certificates';
 
 # A redis-server with a TLS port only (--port 0) and a password.
@@ -140,6 +143,32 @@ ok(scalar(() = gw_log($b) =~ /redis 127\.0\.0\.1:$rport: (?:cannot connect|recon
 # 6. the relay directories are removed when the gateway stops
 stop_proc($_->{pid}) for $g, $b, $n, $p;
 is(scalar(relay_dirs($g)) + scalar(relay_dirs($b)) + scalar(relay_dirs($n)), 0, 'no relay directory is left after the gateways stop');
+
+# 6b. a Redis that wants client certificates (tls-auth-clients yes)
+my $cport = free_port();
+start_proc(name => "redis-tlsauth-$cport", cmd => ['redis-server', '--port', 0, '--tls-port', $cport,
+	'--bind', '127.0.0.1', '--tls-cert-file', "$dir/redis.pem", '--tls-key-file', "$dir/redis.key",
+	'--tls-ca-cert-file', "$dir/ca.pem", '--tls-auth-clients', 'yes', '--save', '', '--appendonly', 'no', '--dir', $dir]);
+sub credis { my $o = `redis-cli --tls --cacert $dir/ca.pem --cert $dir/client.pem --key $dir/client.key -h 127.0.0.1 -p $cport @_ 2>&1`; chomp $o; return $o }
+ok(wait_until(sub { credis('PING') eq 'PONG' }, 15), 'a redis-server with tls-auth-clients yes answers redis-cli with a client certificate');
+my $cc = gw_with('client', "redis 127.0.0.1:$cport prefix=wg118c: tls tls_ca=$dir/ca.pem tls_cert=$dir/client.pem tls_key=$dir/client.key;");
+my $nc = gw_with('noclient', "redis 127.0.0.1:$cport prefix=wg118d: tls tls_ca=$dir/ca.pem;");
+ok(wait_until(sub { gw_log($cc) =~ /redis 127\.0\.0\.1:$cport: connected/ }, 20), 'with tls_cert= and tls_key= the gateway connects')
+	or diag gw_log($cc);
+is(gw_predict($cc, $body, timeout => 60)->{status}, 200, 'and answers');
+like(credis('GET', 'wg118c:lock:digits'), qr/^\w+ READY /, 'its lock is in Redis');
+ok(wait_until(sub { gw_log($nc) =~ /redis 127\.0\.0\.1:$cport: cannot connect: TLS: .*alert certificate required/ }, 20),
+	'without a client certificate it cannot, and says Redis asked for one') or diag gw_log($nc);
+is(gw_predict($nc, $body, timeout => 60)->{status}, 200, 'and serves from memory');
+sleep 1;	# retries
+is(scalar(() = gw_log($nc) =~ /over TLS: /g), 1, 'the refusal is logged once, not at every retry') or diag gw_log($nc);
+is(credis('--scan', '--pattern', "'wg118d:*'"), '', 'writing nothing');
+stop_proc($_->{pid}) for $cc, $nc;
+($rc, $out) = conf_test("redis 127.0.0.1:$cport tls tls_cert=$dir/client.pem tls_key=$dir/redis.key;");
+like($out, qr/cannot load redis tls_key file "\Q$dir\E\/redis\.key" \(.*key values mismatch\) in \Q$dir\E\/t\.conf:6/,
+	'a tls_key= that is not the certificate\'s key is refused at -t');
+($rc, $out) = conf_test("redis 127.0.0.1:$cport tls tls_cert=$dir/client.pem;");
+like($out, qr/"tls_cert=" in "redis" directive without "tls_key="/, 'tls_cert= needs tls_key=');
 
 # 7. the store's connection through the relay, under valgrind where it is installed: no leak,
 # no bad access, whether the handshake succeeds or fails
