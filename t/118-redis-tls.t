@@ -202,6 +202,17 @@ ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport: connection lost/ }
 	or diag gw_log($h);
 ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport: connection back|connected.*\n.*connected/s }, 20), 'and it reconnects')
 	or diag gw_log($h);
+# a reload with another tls_ca: the redis line takes effect at the next start, as its other parameters
+my $conf = slurp($h->{conf});
+$conf =~ s/tls_ca=\S+ca\.pem;/tls_ca=$dir\/otherca.pem;/ or die 'no tls_ca in the conf';
+spew($h->{conf}, $conf);
+kill 'HUP', $h->{pid};
+ok(wait_until(sub { gw_log($h) =~ /the "redis" line changed in [^;]*; it takes effect at the next start, this gateway stays on "redis [^"]*tls_ca=\Q$dir\E\/ca\.pem/ }, 20),
+	'a reload with another tls_ca keeps the running redis line, and says so') or diag gw_log($h);
+redis('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+ok(wait_until(sub { my @c = gw_log($h) =~ /: connection back/g; @c >= 2 }, 20), 'and reconnects with the CA it runs with')
+	or diag gw_log($h);
+
 # Redis stopped: the TCP side's own error, logged once; Redis back: connected again
 stop_proc($rpid);
 ok(wait_until(sub { gw_log($h) =~ /redis 127\.0\.0\.1:$rport over TLS: (?:connection failed|cannot connect): Connection refused/ }, 20),
