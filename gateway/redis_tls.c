@@ -143,7 +143,7 @@ static int rt_reason(struct rt_pair *p)
 	return tls;
 }
 
-/* Logs a failure of the TLS side, once until a handshake succeeds again. */
+/* Logs a failure of the TLS side, once until Redis answers again (rt_read). */
 static void rt_failed(struct rt_pair *p)
 {
 	struct redis_tls *t = p->t;
