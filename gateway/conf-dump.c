@@ -264,6 +264,11 @@ static void dump(const struct conf *c)
 	else
 		kv_str("redis", "off");
 	kv_str("redis_prefix", c->redis_prefix);
+	if (c->redis_tls)
+		printf("redis_tls ca=%s name=%s\n", c->redis_tls_ca ? c->redis_tls_ca : "system",
+		       c->redis_tls_name ? c->redis_tls_name : "host");
+	if (c->redis_tls_cert)
+		printf("redis_tls_client cert=%s key=%s\n", c->redis_tls_cert, c->redis_tls_key);
 	/* who the gateway authenticates as, never the password */
 	if (c->redis_password)
 		printf("redis_auth %s\n", c->redis_user ? c->redis_user : "password");

@@ -660,6 +660,10 @@ void conf_free(struct conf *c)
 	free(c->access_log_path);
 	free(c->redis_host);
 	free(c->redis_prefix);
+	free(c->redis_tls_ca);
+	free(c->redis_tls_name);
+	free(c->redis_tls_cert);
+	free(c->redis_tls_key);
 	conf_redis_free_auth(c);
 	free(c->fleet_peers);
 	free(c->admin_addr);

@@ -315,6 +315,11 @@ struct conf {
 	char *redis_prefix;
 	char *redis_user;	/* redis password=FILE holding "USER PASSWORD" (a Redis 6 ACL user); NULL: none */
 	char *redis_password;	/* redis password=FILE; NULL: no AUTH. A secret: never logged or dumped */
+	int redis_tls;		/* redis ... tls: through the TLS relay (redis_tls.h) */
+	char *redis_tls_ca;	/* tls_ca=FILE, a full path; NULL: the system store */
+	char *redis_tls_name;	/* tls_name=NAME; NULL: the host is checked */
+	char *redis_tls_cert;	/* tls_cert=FILE: a client certificate (Redis's tls-auth-clients); NULL: none */
+	char *redis_tls_key;	/* tls_key=FILE: its key; set with redis_tls_cert */
 	struct conf_peer *fleet_peers;	/* NULL: every replica URL read from Redis is used */
 	int nfleet_peers;
 	char *admin_addr;	/* admin_listen; NULL when off */
@@ -353,6 +358,8 @@ struct conf *conf_load(const char *path, const char *prefix, char *err, size_t e
 void conf_free(struct conf *c);
 /* Wipes and frees redis_user and redis_password (the reload keeps the old Redis's). */
 void conf_redis_free_auth(struct conf *c);
+/* Clears redis_tls and its tls_* parameters (a redis line sets them again). */
+void conf_redis_tls_reset(struct conf *c);
 
 /*
  * For a reload, before c replaces old: a directive that takes effect only

@@ -300,7 +300,9 @@ static int set_admin_listen(struct conf_parse *p, const struct conf_cmd *cmd, ch
 }
 
 /*
- * redis HOST[:PORT] [prefix=P] [password=FILE] | redis off [prefix=P]; HOST may be a name.
+ * redis HOST[:PORT] [prefix=P] [password=FILE] [tls [tls_ca=FILE] [tls_name=NAME]
+ *	[tls_cert=FILE tls_key=FILE]]
+ * | redis off [prefix=P]; HOST may be a name.
  * The parameters' defaults (port 6379, prefix "wakegate:") are here alone;
  * "off" keeps state in memory, and its prefix still names the keys that
  * the memory store mirrors.
@@ -313,6 +315,10 @@ static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 
 	set_str(&c->redis_prefix, conf_xstrdup("wakegate:"));
 	conf_redis_free_auth(c);	/* a line kept at reload runs again: the password file is read again */
+	conf_redis_tls_reset(c);
+	for (int i = 1; i < ac; i++)
+		if (strcmp(av[i], "tls") == 0)
+			c->redis_tls = 1;	/* first: tls_ca= and tls_name= need it, wherever it is */
 	for (int i = 1; i < ac; i++) {
 		int rc = strncmp(av[i], "prefix=", 7) == 0 ? (set_str(&c->redis_prefix, conf_xstrdup(av[i] + 7)), 0) :
 			 conf_redis_param(p, av[i]);
@@ -321,6 +327,8 @@ static int set_redis(struct conf_parse *p, const struct conf_cmd *cmd, char **av
 		if (rc > 0)
 			return conf_error(p, "invalid parameter \"%s\"", av[i]);
 	}
+	if (conf_redis_tls_check(p) < 0)
+		return -1;
 	if (strcmp(s, "off") == 0) {
 		set_str(&c->redis_host, NULL);
 		c->redis_port = port;
@@ -619,7 +627,7 @@ const struct conf_cmd conf_cmds[] = {
 	{ "pid", CONF_MAIN, RST, 1, 1, set_pid, 0, "wakegate.pid" },
 	{ "error_log", CONF_MAIN, 0, 1, 2, set_error_log, 0, "stderr notice" },
 	{ "access_log", CONF_MAIN, 0, 1, 1, set_access_log, 0, "stdout" },	/* beside error_log's stderr */
-	{ "redis", CONF_MAIN, RST, 1, 5, set_redis, 0, "off" },
+	{ "redis", CONF_MAIN, RST, 1, 10, set_redis, 0, "off" },
 	{ "fleet_peers", CONF_MAIN, CONF_MULTI, 1, -1, conf_set_fleet_peers, 0, NULL },
 	{ "admin_listen", CONF_MAIN, 0, 1, 1, set_admin_listen, 0, "127.0.0.1:8081" },	/* metrics and status, loopback */
 	{ "client_max_body_size", INH, 0, 1, 1, set_inherit_size, INH_BODY_SIZE, "1m" },

@@ -212,6 +212,8 @@ int conf_set_min_warm(struct conf_parse *p, const struct conf_cmd *cmd, char **a
 
 /* conf_redis.c: the redis line's trust parameters, fleet_peers */
 int conf_redis_param(struct conf_parse *p, const char *a);
+/* tls_cert= and tls_key= of the redis line: both or neither, and they load together. */
+int conf_redis_tls_check(struct conf_parse *p);
 int conf_set_fleet_peers(struct conf_parse *p, const struct conf_cmd *cmd, char **av, int ac);
 void conf_redis_wipe(char *s);
 /*

@@ -1,6 +1,8 @@
 /*
  * conf_redis: the trust parameters of the redis directive (password=FILE,
- * tls, tls_ca=FILE) and the fleet_peers directive. The password file is read
+ * tls, tls_ca=FILE, tls_name=NAME) and the fleet_peers directive. The CA
+ * file is checked here (readable, holds a PEM certificate) so that -t and
+ * a reload name its line; the relay (redis_tls.c) loads it when it starts. The password file is read
  * here, at load and at every reload, so that a rotated password takes effect
  * at the next SIGHUP; its content never reaches a log line or conf-dump.
  */
@@ -14,7 +16,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 /* Frees a secret so that it does not linger in freed memory. */
 void conf_redis_wipe(char *s)
@@ -85,15 +89,110 @@ static int conf_redis_password(struct conf_parse *p, const char *arg)
 	return rc;
 }
 
+void conf_redis_tls_reset(struct conf *c)
+{
+	c->redis_tls = 0;
+	free(c->redis_tls_ca);
+	free(c->redis_tls_name);
+	free(c->redis_tls_cert);
+	free(c->redis_tls_key);
+	c->redis_tls_ca = c->redis_tls_name = c->redis_tls_cert = c->redis_tls_key = NULL;
+}
+
+/* tls_cert= and tls_key= together: both load, and the key is the certificate's. */
+int conf_redis_tls_check(struct conf_parse *p)
+{
+	struct conf *c = &p->c->pub;
+	if (!c->redis_tls_cert != !c->redis_tls_key)
+		return conf_error(p, "\"%s\" in \"redis\" directive without \"%s\"",
+				  c->redis_tls_cert ? "tls_cert=" : "tls_key=", c->redis_tls_cert ? "tls_key=" : "tls_cert=");
+	if (!c->redis_tls_cert)
+		return 0;
+	/* libcrypto alone (the conf fuzzer links no libssl); the relay loads them again with libssl */
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	FILE *f = fopen(c->redis_tls_cert, "r");
+	if (f) {
+		x = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (x && (f = fopen(c->redis_tls_key, "r"))) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	int e = errno;
+	const char *bad = !x ? c->redis_tls_cert : !k ? c->redis_tls_key : X509_check_private_key(x, k) != 1 ? "key" : NULL;
+	char es[256] = "";
+	unsigned long oe = ERR_peek_last_error();
+	if (oe && ERR_GET_LIB(oe) != ERR_LIB_SYS)
+		ERR_error_string_n(oe, es, sizeof(es));
+	else
+		snprintf(es, sizeof(es), "%s", strerror(e));
+	ERR_clear_error();
+	X509_free(x);
+	EVP_PKEY_free(k);
+	if (!bad)
+		return 0;
+	if (strcmp(bad, "key") == 0)
+		return conf_error(p, "redis tls_key file \"%s\" is not the key of tls_cert file \"%s\"", c->redis_tls_key,
+				  c->redis_tls_cert);
+	return conf_error(p, "cannot load redis %s file \"%s\" (%s)", bad == c->redis_tls_cert ? "tls_cert" : "tls_key",
+			  bad, es);
+}
+
+/* tls_ca=FILE: readable, and a PEM certificate in it. */
+static int conf_redis_ca(struct conf_parse *p, const char *arg)
+{
+	struct conf *c = &p->c->pub;
+	char *path = conf_path(p, arg);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		conf_error(p, "cannot read redis tls_ca file \"%s\" (%s)", path, strerror(e));
+		free(path);
+		return -1;
+	}
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		conf_error(p, "redis tls_ca file \"%s\" holds no PEM certificate", path);
+		free(path);
+		return -1;
+	}
+	X509_free(x);
+	free(c->redis_tls_ca);
+	c->redis_tls_ca = path;
+	return 0;
+}
+
 /* One parameter of the redis line after HOST[:PORT]; 1 when it is not one of these. */
 int conf_redis_param(struct conf_parse *p, const char *a)
 {
 	if (strncmp(a, "password=", 9) == 0 && a[9])
 		return conf_redis_password(p, a + 9);
-	if (strcmp(a, "tls") == 0 || strncmp(a, "tls_ca=", 7) == 0)
-		return conf_error(p, "\"%s\" in \"redis\" directive: this wakegate is built with hiredis %d.%d.%d, "
-				  "which has no TLS (hiredis_ssl came with hiredis 1.0.0)", a, HIREDIS_MAJOR,
-				  HIREDIS_MINOR, HIREDIS_PATCH);
+	struct conf *c = &p->c->pub;
+	if (strcmp(a, "tls") == 0)
+		return 0;	/* set_redis saw it first */
+	if (strncmp(a, "tls_", 4) == 0 && strchr(a, '=') && !c->redis_tls)
+		return conf_error(p, "\"%.*s\" in \"redis\" directive without \"tls\"", (int)(strchr(a, '=') - a + 1), a);
+	if (strncmp(a, "tls_ca=", 7) == 0 && a[7])
+		return conf_redis_ca(p, a + 7);
+	if (strncmp(a, "tls_name=", 9) == 0 && a[9]) {
+		free(c->redis_tls_name);
+		c->redis_tls_name = conf_xstrdup(a + 9);
+		return 0;
+	}
+	/* read in conf_redis_tls_check, once both are known */
+	if (strncmp(a, "tls_cert=", 9) == 0 && a[9]) {
+		free(c->redis_tls_cert);
+		c->redis_tls_cert = conf_path(p, a + 9);
+		return 0;
+	}
+	if (strncmp(a, "tls_key=", 8) == 0 && a[8]) {
+		free(c->redis_tls_key);
+		c->redis_tls_key = conf_path(p, a + 8);
+		return 0;
+	}
 	return 1;
 }
 

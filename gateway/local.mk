@@ -32,7 +32,7 @@ gateway_wakegate_SOURCES = \
 	gateway/rules.c gateway/rules.h \
 	gateway/metrics.c gateway/metrics.h \
 	gateway/store.c gateway/store.h gateway/store_int.h gateway/store_lock.c \
-	gateway/redis_conn.c gateway/redis_conn.h gateway/fleet_peers.c gateway/fleet_peers.h \
+	gateway/redis_conn.c gateway/redis_conn.h gateway/redis_tls.c gateway/redis_tls.h gateway/fleet_peers.c gateway/fleet_peers.h \
 	gateway/proxy.c gateway/proxy.h gateway/proxy_int.h gateway/proxy_pool.c gateway/proxy_1xx.c gateway/proxy_hdr.c gateway/proxy_hdr.h \
 	gateway/tls.c gateway/tls.h \
 	gateway/version.c gateway/version.h gateway/rollout.c gateway/rollout.h
@@ -55,9 +55,9 @@ gateway_metrics_test_SOURCES = gateway/metrics-test.c gateway/metrics.c gateway/
 gateway_metrics_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 gateway_metrics_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) -lm
 gateway_store_test_SOURCES = gateway/store-test.c gateway/store.c gateway/store.h gateway/store_int.h \
-	gateway/store_lock.c gateway/redis_conn.c gateway/redis_conn.h
-gateway_store_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(HIREDIS_CFLAGS)
-gateway_store_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(HIREDIS_LIBS)
+	gateway/store_lock.c gateway/redis_conn.c gateway/redis_conn.h gateway/redis_tls.c gateway/redis_tls.h
+gateway_store_test_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(HIREDIS_CFLAGS)
+gateway_store_test_LDADD = $(COMMON_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(HIREDIS_LIBS)
 
 # conf-dump: prints a parsed conf as text, for t/30-conf.t.
 check_PROGRAMS += gateway/conf-dump

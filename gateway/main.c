@@ -353,7 +353,10 @@ static int run(void)
 	if (!gw.conf->redis_host)
 		log_warn("no redis in %s: state is kept in memory only, for this gateway alone", gw.conf->file);
 	struct redis_conn_cfg rc = { .host = gw.conf->redis_host, .port = gw.conf->redis_port,
-				     .user = gw.conf->redis_user, .password = gw.conf->redis_password };
+				     .user = gw.conf->redis_user, .password = gw.conf->redis_password,
+				     .tls = gw.conf->redis_tls, .tls_ca = gw.conf->redis_tls_ca,
+				     .tls_name = gw.conf->redis_tls_name, .tls_cert = gw.conf->redis_tls_cert,
+				     .tls_key = gw.conf->redis_tls_key };
 	gw.store = store_new(gw.base, &rc, gw.conf->redis_prefix);
 	fleet_peers_start(gw.conf);
 	if (gw.conf->pid_path && write_pid(gw.conf->pid_path) < 0) {

@@ -132,7 +132,8 @@ void rlr_configure(const struct conf *c, struct event_base *base)
 	R.host = strdup(c->redis_host);
 	R.port = c->redis_port;
 	struct redis_conn_cfg rc = { .host = c->redis_host, .port = R.port, .user = c->redis_user,
-				     .password = c->redis_password,
+				     .password = c->redis_password, .tls = c->redis_tls, .tls_ca = c->redis_tls_ca,
+				     .tls_name = c->redis_tls_name, .tls_cert = c->redis_tls_cert, .tls_key = c->redis_tls_key,
 				     .backoff_min_ms = RLR_RETRY_MS, .backoff_max_ms = RLR_RETRY_MS };
 	if (R.host)
 		R.conn = redis_conn_new(base, &rc, &rlr_ops, NULL);

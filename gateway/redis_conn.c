@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "gateway/redis_conn.h"
+#include "gateway/redis_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,9 @@ struct redis_conn {
 	char *host;
 	int port;
 	char *user, *password;
+	int tls;
+	char *tls_ca, *tls_name, *tls_cert, *tls_key;
+	struct redis_tls *relay;	/* with tls: made at the first connect, kept until freed */
 	char name[300];
 	int backoff_min, backoff_max, backoff;
 	struct redis_conn_ops ops;
@@ -98,6 +102,8 @@ static void rc_down(struct redis_conn *c, const char *why)
 	c->up = 0;
 	c->ac = NULL;
 	c->inflight = 0;
+	if (c->relay && redis_tls_error(c->relay)[0])
+		why = redis_tls_error(c->relay);	/* hiredis saw the relay close its side; the TLS side knows why */
 	evtimer_del(c->watch);
 	struct timeval tv;
 	rc_tv(&tv, c->backoff);
@@ -205,7 +211,19 @@ static void rc_connect(struct redis_conn *c)
 {
 	if (c->ac)
 		return;
-	redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
+	if (c->tls && !c->relay) {
+		char err[512];
+		struct redis_tls_cfg tc = { .host = c->host, .port = c->port, .ca = c->tls_ca, .name = c->tls_name,
+					    .cert = c->tls_cert, .key = c->tls_key };
+		if (!(c->relay = redis_tls_new(c->base, &tc, err, sizeof(err)))) {
+			char why[600];
+			snprintf(why, sizeof(why), "TLS relay: %s", err);
+			rc_down(c, why);
+			return;
+		}
+	}
+	redisAsyncContext *ac = c->relay ? redisAsyncConnectUnix(redis_tls_path(c->relay)) :
+					   redisAsyncConnect(c->host, c->port);
 	if (!ac) {
 		rc_down(c, "out of memory");
 		return;
@@ -258,6 +276,7 @@ struct redis_conn *redis_conn_new(struct event_base *base, const struct redis_co
 		return NULL;
 	c->base = base;
 	c->port = cfg->port;
+	c->tls = cfg->tls;
 	c->ops = *ops;
 	c->arg = arg;
 	c->backoff_min = cfg->backoff_min_ms > 0 ? cfg->backoff_min_ms : RC_BACKOFF_MIN_MS;
@@ -269,7 +288,9 @@ struct redis_conn *redis_conn_new(struct event_base *base, const struct redis_co
 	c->retry = evtimer_new(base, rc_retry_cb, c);
 	c->watch = event_new(base, -1, EV_PERSIST, rc_watch_cb, c);
 	if (rc_dup(&c->host, cfg->host) < 0 || rc_dup(&c->user, cfg->user) < 0 ||
-	    rc_dup(&c->password, cfg->password) < 0 || !c->retry || !c->watch) {
+	    rc_dup(&c->password, cfg->password) < 0 || rc_dup(&c->tls_ca, cfg->tls_ca) < 0 ||
+	    rc_dup(&c->tls_name, cfg->tls_name) < 0 || rc_dup(&c->tls_cert, cfg->tls_cert) < 0 ||
+	    rc_dup(&c->tls_key, cfg->tls_key) < 0 || !c->retry || !c->watch) {
 		redis_conn_free(c);
 		return NULL;
 	}
@@ -293,6 +314,11 @@ void redis_conn_free(struct redis_conn *c)
 		event_free(c->retry);
 	if (c->watch)
 		event_free(c->watch);
+	redis_tls_free(c->relay);	/* after hiredis let go of its socket: removes the directory */
+	free(c->tls_ca);
+	free(c->tls_name);
+	free(c->tls_cert);
+	free(c->tls_key);
 	free(c->host);
 	rc_wipe(c->user);
 	rc_wipe(c->password);

@@ -19,8 +19,10 @@
  * or redis_conn_free), so a callback that needs its owner must not reach it
  * through c then.
  *
- * TLS: not here. hiredis 0.14.1, the version Debian 12 ships (libhiredis-dev
- * 0.14.1-3), has no TLS; hiredis_ssl came with hiredis 1.0.0.
+ * TLS: hiredis 0.14.1, the version Debian 12 ships (libhiredis-dev 0.14.1-3),
+ * has no TLS (hiredis_ssl came with hiredis 1.0.0). With cfg->tls the struct
+ * owns a redis_tls relay (redis_tls.h) and hiredis connects to its Unix
+ * socket; the relay speaks TLS to Redis. Without it, plain TCP.
  */
 #ifndef WG_REDIS_CONN_H
 #define WG_REDIS_CONN_H
@@ -38,6 +40,10 @@ struct redis_conn_cfg {
 	int port;
 	const char *user;	/* NULL: AUTH with the password alone (requirepass) */
 	const char *password;	/* NULL: no AUTH */
+	int tls;		/* through the TLS relay (redis_tls.h) */
+	const char *tls_ca;	/* NULL: the system store */
+	const char *tls_name;	/* NULL: host */
+	const char *tls_cert, *tls_key;	/* a client certificate and its key; NULL: none */
 	int backoff_min_ms;	/* 0: 100ms */
 	int backoff_max_ms;	/* 0: 5s */
 };

@@ -19,6 +19,8 @@
  *   quit                           store_free (pending answers print) and exit
  * The environment's STORE_TEST_PASSWORD (and STORE_TEST_USER) are the
  * credentials, as the redis line's password=FILE gives them.
+ * STORE_TEST_TLS_CA=FILE connects through the TLS relay, as "redis ... tls
+ * tls_ca=FILE" does.
  * Every command prints one line ("ok" for the synchronous ones). Log lines go
  * to stderr. A callback answered twice prints "DOUBLE ANSWER".
  */
@@ -250,7 +252,8 @@ int main(int argc, char **argv)
 	next_ev = event_new(base, -1, 0, next_cb, NULL);
 	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	struct redis_conn_cfg rc = { .host = strcmp(argv[1], "-") == 0 ? NULL : argv[1], .port = atoi(argv[2]),
-				     .user = getenv("STORE_TEST_USER"), .password = getenv("STORE_TEST_PASSWORD") };
+				     .user = getenv("STORE_TEST_USER"), .password = getenv("STORE_TEST_PASSWORD"),
+				     .tls = getenv("STORE_TEST_TLS_CA") != NULL, .tls_ca = getenv("STORE_TEST_TLS_CA") };
 	store = store_new(base, &rc, argv[3]);
 	if (!store)
 		return 1;

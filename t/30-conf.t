@@ -114,12 +114,28 @@ my @errors = (
 	[ "upstream u {\n launch exec x;\n warmup body=missing.json;\n}\n$SRV",
 		qq{cannot read warmup body "$dir/missing.json" (No such file or directory) in test.conf:3},
 		'a warmup body file that does not exist is refused' ],
+	[ "redis 127.0.0.1:6379 tls_ca=ca.pem;\n", '"tls_ca=" in "redis" directive without "tls" in test.conf:1',
+		'redis tls_ca= needs tls' ],
+	[ "redis 127.0.0.1:6379 tls_name=redis.example;\n", '"tls_name=" in "redis" directive without "tls" in test.conf:1',
+		'redis tls_name= needs tls' ],
+	[ "redis 127.0.0.1:6379 tls tls_ca=missing.pem;\n",
+		qq{cannot read redis tls_ca file "$dir/missing.pem" (No such file or directory) in test.conf:1},
+		'a redis tls_ca file that does not exist is refused' ],
+	[ "redis 127.0.0.1:6379 tls_cert=c.pem tls_key=k.pem;\n", '"tls_cert=" in "redis" directive without "tls" in test.conf:1',
+		'redis tls_cert= needs tls' ],
+	[ "redis 127.0.0.1:6379 tls tls_key=k.pem;\n", '"tls_key=" in "redis" directive without "tls_cert=" in test.conf:1',
+		'redis tls_key= needs tls_cert=' ],
+	[ "redis 127.0.0.1:6379 tls tls_cert=missing.pem tls_key=k.pem;\n",
+		qr{^cannot load redis tls_cert file "\Q$dir\E/missing\.pem" \(.+\) in test\.conf:1$},
+		'a redis tls_cert file that cannot be loaded is refused' ],
+	[ "redis 127.0.0.1:6379 tls tls_ca=test.conf;\n", qq{redis tls_ca file "$dir/test.conf" holds no PEM certificate in test.conf:1},
+		'a redis tls_ca file without a certificate is refused' ],
 );
 for my $e (@errors) {
 	my ($text, $want, $name) = @$e;
 	$r = conf($text);
 	ok($r->{code} == 1 && $r->{signal} == 0 && $r->{out} eq '', "$name (exit 1, nothing parsed)");
-	is($r->{err}, $want, "$name: the message says so");
+	ref $want ? like($r->{err}, $want, "$name: the message says so") : is($r->{err}, $want, "$name: the message says so");
 }
 
 # --- include -------------------------------------------------------------------
@@ -311,6 +327,7 @@ SKIP: {
 		[ "$UPS\nserver {\n listen 18080;\n location / { proxy_pass u", 'a lexer error deep in blocks' ],
 		[ "$UPS\nserver {\n listen 18080;\n location / { proxy_pass nope; }\n}\n", 'an error found after parsing' ],
 		[ "upstream u { launch exec \"\$x\"; }\n", 'an error in a launch command' ],
+		[ "redis 127.0.0.1:6379 tls tls_name=r.example prefix=p: tls_ca=vg.conf;\n", 'a redis tls_ca= that is no certificate' ],
 	);
 	for my $b (@bad) {
 		spew("$dir/vg.conf", $b->[0]);

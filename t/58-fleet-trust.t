@@ -71,9 +71,9 @@ spew("$dir/empty.pw", "\n");
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport password=$dir/empty.pw;");
 like($out, qr/redis password file "\Q$dir\E\/empty\.pw": the first line must be/, 'an empty password file is refused');
 unlike($out, qr/\Q$pw\E/, 'no password in any -t output');
-($rc, $out) = conf_test("redis 127.0.0.1:$rport tls;");
-like($out, qr/"tls" in "redis" directive: this wakegate is built with hiredis \d+\.\d+\.\d+, which has no TLS/,
-	'tls is refused with the reason (this hiredis has no TLS), not accepted and ignored');
+($rc, $out) = conf_test("redis 127.0.0.1:$rport tls_name=localhost;");
+like($out, qr/"tls_name=" in "redis" directive without "tls"/,
+	'tls_name= without tls is refused (redis over TLS itself: t/118-redis-tls.t)');
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport;\nfleet_peers 127.0.0.1/33;");
 like($out, qr/invalid network "127\.0\.0\.1\/33" in "fleet_peers" directive/, 'fleet_peers refuses a bad prefix length');
 ($rc, $out) = conf_test("redis 127.0.0.1:$rport;\nfleet_peers 10.1.2.3/8;");
