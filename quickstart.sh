@@ -37,12 +37,13 @@ test-sanitizers)
 	# The subset: the worker's loader and API, the conf parser, limits, policy and
 	# replay, the fuzz corpus, the proxy, a cold start, streaming, the faults, the
 	# client-socket watch, the HTTP scanner and checks, max_clients, the
-	# Kubernetes watch's stream parser, regex locations and server lines.
+	# Kubernetes watch's stream parser, regex locations, server lines and the
+	# Redis TLS relay.
 	tests="11-safetensors 20-worker-api 30-conf 31-conf-rules 38-proxy 41-cold-start
 	       46-stream 50-limit 60-policy 61-replay 70-fuzz-corpus 80-faults-worker
 	       81-faults-redis 82-faults-reload 83-faults-clients 84-faults-backend 85-many-held
 	       90-client-watch 111-http-strict 112-upstream-framing 117-max-clients 120-k8s-pods
-	       121-k8s-endpoints 131-regex-location 132-server-upstream"
+	       121-k8s-endpoints 131-regex-location 132-server-upstream 118-redis-tls"
 	rm -rf wakegate-asan
 	make -s distdir distdir=wakegate-asan
 	cd wakegate-asan
