@@ -157,7 +157,10 @@ ok(wait_until(sub { gw_log($cc) =~ /redis 127\.0\.0\.1:$cport: connected/ }, 20)
 	or diag gw_log($cc);
 is(gw_predict($cc, $body, timeout => 60)->{status}, 200, 'and answers');
 like(credis('GET', 'wg118c:lock:digits'), qr/^\w+ READY /, 'its lock is in Redis');
-ok(wait_until(sub { gw_log($nc) =~ /redis 127\.0\.0\.1:$cport: cannot connect: TLS: .*alert certificate required/ }, 20),
+# TLS 1.3 refuses a missing client certificate after the handshake: hiredis may
+# see the close before the relay has OpenSSL's reason, so the reason is in the
+# cannot-connect line or in the relay's own line, whichever came first
+ok(wait_until(sub { gw_log($nc) =~ /redis 127\.0\.0\.1:$cport(?:: cannot connect: TLS:| over TLS: connection failed:) .*alert certificate required/ }, 20),
 	'without a client certificate it cannot, and says Redis asked for one') or diag gw_log($nc);
 is(gw_predict($nc, $body, timeout => 60)->{status}, 200, 'and serves from memory');
 sleep 1;	# retries
