@@ -190,7 +190,8 @@ SKIP: {
 	is($? >> 8, 0, "store-test over TLS exits cleanly$vgs") or diag $o;
 	like($o, qr/connected 1.*newest up 1700000000000 /s, 'it connects through the relay and reads back what it wrote');
 	$ENV{STORE_TEST_TLS_CA} = "$dir/otherca.pem";
-	$o = `@vg $st 127.0.0.1 $rport wg118w: 'sleep 1500' connected quit 2>&1`;
+	# long enough for a failed handshake under valgrind on a loaded machine
+	$o = `@vg $st 127.0.0.1 $rport wg118w: 'sleep 5000' connected quit 2>&1`;
 	is($? >> 8, 0, "store-test with the wrong CA exits cleanly$vgs") or diag $o;
 	like($o, qr/handshake failed: certificate verify failed/, 'it says why');
 	like($o, qr/connected 0/, 'and stays disconnected');

@@ -41,14 +41,16 @@ sub tmpdir { $tmp //= tempdir('wg-test-XXXXXX', TMPDIR => 1, CLEANUP => 1); retu
 # A port nobody listens on right now, below the kernel's ephemeral range:
 # a port from that range can be taken as the source port of any outgoing
 # connection between this check and the bind of the program under test.
-# Ports are handed out from a per-process start so that two tests running
-# at once rarely collide.
+# Ports are handed out one after another from a random start, so that tests
+# running at once (make check runs three) rarely collide: a start made from
+# the pid put tests started together a few ports apart, with overlapping
+# runs of ports (t/118 lost a bind that way).
 my ($port_lo, $port_hi) = (20000, 32767);
 if (open my $r, '<', '/proc/sys/net/ipv4/ip_local_port_range') {
 	my ($lo) = split ' ', scalar <$r>;
 	$port_hi = $lo - 1 if $lo && $lo - 1 > $port_lo + 2000;
 }
-my $next_port = $port_lo + ($$ * 7) % ($port_hi - $port_lo);
+my $next_port = $port_lo + int(rand($port_hi - $port_lo));
 sub free_port {
 	for (1 .. 1000) {
 		my $p = $next_port++;
