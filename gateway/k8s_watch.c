@@ -106,6 +106,19 @@ static void watch_failed(struct upstream *u, struct k8s_up *k, const char *what,
 		 k->rv[0] && !k->relist ? "resuming the watch" : "listing again", wait);
 }
 
+/* A list or watch call that failed (err) or answered another status: why, then watch_failed. */
+static void call_failed(struct upstream *u, struct k8s_up *k, const char *what, const char *err, int code,
+			const char *body, size_t len)
+{
+	char how[400], msg[300];
+	status_message(body, len, msg, sizeof(msg));
+	if (err)
+		snprintf(how, sizeof(how), "%s", err);
+	else
+		snprintf(how, sizeof(how), "HTTP %d%s", code, msg);
+	watch_failed(u, k, what, how);
+}
+
 static const char *slice_name(json_t *o)
 {
 	return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
@@ -118,13 +131,7 @@ static void list_done(int code, const char *err, const char *body, size_t len, d
 	(void)retry_after;
 	k->list_call = NULL;
 	if (err || code != 200) {
-		char how[400], msg[300];
-		status_message(body, len, msg, sizeof(msg));
-		if (err)
-			snprintf(how, sizeof(how), "%s", err);
-		else
-			snprintf(how, sizeof(how), "HTTP %d%s", code, msg);
-		watch_failed(u, k, "list", how);
+		call_failed(u, k, "list", err, code, body, len);
 		return;
 	}
 	json_error_t je;
@@ -244,13 +251,7 @@ static void watch_done(int code, const char *err, const char *body, size_t len, 
 		k->retry_at = gw_now() + 0.1;	/* the server ended it (timeoutSeconds): resume */
 		return;
 	}
-	char how[400], msg[300];
-	status_message(body, len, msg, sizeof(msg));
-	if (err)
-		snprintf(how, sizeof(how), "%s", err);
-	else
-		snprintf(how, sizeof(how), "HTTP %d%s", code, msg);
-	watch_failed(u, k, "watch", how);
+	call_failed(u, k, "watch", err, code, body, len);
 }
 
 static void watch_start(struct upstream *u, struct k8s_up *k)
