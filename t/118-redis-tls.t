@@ -13,25 +13,13 @@ use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use WG;
 use WGGateway;
+use WGCerts;
 
 plan skip_all => 'no redis-server' unless system('sh', '-c', 'command -v redis-server >/dev/null') == 0;
 
 my $dir = tmpdir();
-my $ec = '-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';
-sub sh { my ($cmd) = @_; return system("$cmd >/dev/null 2>&1") == 0 }
-sub make_ca {
-	my ($name) = @_;
-	return sh("openssl req -x509 $ec -days 2 -subj /CN=$name -keyout $dir/$name.key -out $dir/$name.pem " .
-		"-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign");
-}
-spew("$dir/ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n");
-make_ca('ca') && make_ca('otherca') &&
-	sh("openssl req $ec -subj /CN=redis -keyout $dir/redis.key -out $dir/redis.csr") &&
-	sh("openssl x509 -req -in $dir/redis.csr -CA $dir/ca.pem -CAkey $dir/ca.key -set_serial 4242 -days 2 " .
-		"-extfile $dir/ext.cnf -out $dir/redis.pem")
-	&& sh("openssl req $ec -subj /CN=wakegate -keyout $dir/client.key -out $dir/client.csr")
-	&& sh("openssl x509 -req -in $dir/client.csr -CA $dir/ca.pem -CAkey $dir/ca.key -set_serial 4343 -days 2 " .
-		"-out $dir/client.pem")
+cert_ca($dir, 'ca') && cert_ca($dir, 'otherca') && cert_signed($dir, 'redis', 4242, 'ca') &&
+	cert_signed($dir, 'client', 4343, 'ca', client => 1)
 	or plan skip_all => 'openssl cannot make test certificates';
 
 # A redis-server with a TLS port only (--port 0) and a password.

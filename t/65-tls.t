@@ -10,25 +10,12 @@ use Test::More;
 use IO::Socket::SSL;
 use WG;
 use WGGateway;
+use WGCerts;
 
 my $dir = tmpdir();
-my $ec = '-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';
 sub sh { my ($cmd) = @_; return system("$cmd >/dev/null 2>&1") == 0 }
-sub make_ca {
-	my ($name) = @_;
-	return sh("openssl req -x509 $ec -days 2 -subj /CN=$name -keyout $dir/$name.key -out $dir/$name.pem " .
-		"-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign");
-}
-sub make_cert {
-	my ($name, $serial, $ca) = @_;
-	$ca //= 'ca';
-	spew("$dir/ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n");
-	return sh("openssl req $ec -subj /CN=$name -keyout $dir/$name.key -out $dir/$name.csr") &&
-		sh("openssl x509 -req -in $dir/$name.csr -CA $dir/$ca.pem -CAkey $dir/$ca.key -set_serial $serial " .
-		"-days 2 -extfile $dir/ext.cnf -out $dir/$name.pem");
-}
-make_ca('ca') && make_ca('otherca') && make_cert('wakegate-one', 4097) && make_cert('wakegate-two', 8193) &&
-	make_cert('wakegate-other', 12289, 'otherca')
+cert_ca($dir, 'ca') && cert_ca($dir, 'otherca') && cert_signed($dir, 'wakegate-one', 4097, 'ca') &&
+	cert_signed($dir, 'wakegate-two', 8193, 'ca') && cert_signed($dir, 'wakegate-other', 12289, 'otherca')
 	or plan skip_all => 'openssl cannot make test certificates';
 sh("cp $dir/wakegate-one.pem $dir/cert.pem && cp $dir/wakegate-one.key $dir/key.pem") or die;
 
